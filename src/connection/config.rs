@@ -1,0 +1,73 @@
+//! Settings of one connection.
+
+use std::time::Duration;
+
+use crate::service::policy::Policy;
+
+/// Settings of a connection; each side has its own.
+///
+/// Start from `Config::default()` and change what you need; the defaults may
+/// change between versions.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = tether::Config::default()
+///     .call_timeout(Duration::from_secs(5))
+///     .max_frame_len(1 << 20);
+/// assert_eq!(config.call_timeout, Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Deadline of each call made on this connection unless the netref says
+    /// otherwise ([`NetRef::with_timeout`](crate::NetRef::with_timeout)).
+    /// Default: 30 s.
+    pub call_timeout: Duration,
+    /// Largest frame accepted or sent, in bytes of payload. A peer sending a
+    /// larger one is disconnected; a call whose request or reply would be
+    /// larger fails with [`ErrorKind::LimitExceeded`](crate::ErrorKind).
+    /// Default: 64 MiB. At most 4 GiB − 1.
+    pub max_frame_len: usize,
+    /// How long the handshake may take. Default: 10 s.
+    pub handshake_timeout: Duration,
+    /// What the peer may do to this side's objects. Default: deny setattr
+    /// and delattr.
+    pub policy: Policy,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            call_timeout: Duration::from_secs(30),
+            max_frame_len: 64 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            policy: Policy::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Set [`call_timeout`](Config::call_timeout).
+    pub fn call_timeout(mut self, timeout: Duration) -> Config {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Set [`max_frame_len`](Config::max_frame_len) (clamped to 4 GiB − 1).
+    pub fn max_frame_len(mut self, bytes: usize) -> Config {
+        self.max_frame_len = bytes.min(u32::MAX as usize);
+        self
+    }
+
+    /// Set [`handshake_timeout`](Config::handshake_timeout).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Config {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Set [`policy`](Config::policy).
+    pub fn policy(mut self, policy: Policy) -> Config {
+        self.policy = policy;
+        self
+    }
+}

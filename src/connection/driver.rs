@@ -1,0 +1,147 @@
+//! The two tasks that move bytes: one reads and routes frames, one writes.
+//!
+//! The reader never waits on anything but the socket: replies complete a
+//! pending call, requests are each served by a task of their own, so a
+//! side blocked in a call still serves the peer's callbacks, to any depth.
+//! The writer takes everything queued since its last write and sends it in
+//! one `write_all`, so many small frames (replies, releases) cost one
+//! system call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+
+use super::incoming;
+use super::shared::{Outbound, Shared};
+use crate::error::raise;
+use crate::protocol::frame::Message;
+use crate::{Error, ErrorKind};
+
+/// Stop gathering frames into one write beyond this many bytes.
+const MAX_COALESCE: usize = 256 * 1024;
+
+/// Releases per frame (at most 20 bytes each).
+const RELEASES_PER_FRAME: usize = 1024;
+
+/// How long a closing writer may spend flushing its last frames.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+pub(crate) async fn read_loop<R>(shared: Arc<Shared>, io: R)
+where
+    R: AsyncRead + Unpin,
+{
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(shared.config.max_frame_len)
+        .new_codec();
+    let mut frames = FramedRead::new(io, codec);
+    let reason = loop {
+        let next = tokio::select! {
+            biased;
+            _ = shared.shutdown.cancelled() => return,
+            next = frames.next() => next,
+        };
+        match next {
+            None => break raise::closed("the peer closed the connection"),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                break raise::protocol(format!(
+                    "protocol violation: the peer sent a frame over the limit of {} bytes",
+                    shared.config.max_frame_len
+                ))
+            }
+            Some(Err(e)) => {
+                break Error::with_source(ErrorKind::Transport, format!("read failed: {e}"), e)
+            }
+            Some(Ok(payload)) => {
+                if let Err(err) = incoming::handle_frame(&shared, &payload) {
+                    break err;
+                }
+            }
+        }
+    };
+    if reason.kind() == ErrorKind::Protocol {
+        tracing::warn!(connection = shared.number, %reason, "closing connection");
+    }
+    shared.terminate(reason);
+}
+
+pub(crate) async fn write_loop<W>(
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    mut io: W,
+) where
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    loop {
+        let first = tokio::select! {
+            biased;
+            msg = rx.recv() => msg,
+            _ = shared.shutdown.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        gather(&shared, first, &mut buf);
+        while buf.len() < MAX_COALESCE {
+            match rx.try_recv() {
+                Ok(msg) => gather(&shared, msg, &mut buf),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = io.write_all(&buf).await {
+            shared.terminate(Error::with_source(
+                ErrorKind::Transport,
+                format!("write failed: {e}"),
+                e,
+            ));
+            break;
+        }
+        buf.clear();
+    }
+
+    // Closing: send what is still queued and a Close saying why, within a
+    // bounded time (the peer may not be reading any more).
+    buf.clear();
+    while let Ok(msg) = rx.try_recv() {
+        if let Outbound::Frame(frame) = msg {
+            buf.extend_from_slice(&frame);
+        }
+    }
+    let reason = shared
+        .close_reason()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    if let Ok(frame) = shared.encode(&Message::Close(reason)) {
+        buf.extend_from_slice(&frame);
+    }
+    let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+        let _ = io.write_all(&buf).await;
+        let _ = io.shutdown().await;
+    })
+    .await;
+    shared.writer_done.cancel();
+}
+
+fn gather(shared: &Arc<Shared>, msg: Outbound, buf: &mut BytesMut) {
+    match msg {
+        Outbound::Frame(frame) => buf.extend_from_slice(&frame),
+        Outbound::Releases => {
+            let pairs = shared.take_releases();
+            if pairs.is_empty() {
+                return;
+            }
+            // Chunked so a burst of releases never exceeds a small frame limit.
+            for chunk in pairs.chunks(RELEASES_PER_FRAME) {
+                match shared.encode(&Message::Release(chunk.to_vec())) {
+                    Ok(frame) => buf.extend_from_slice(&frame),
+                    Err(err) => {
+                        tracing::warn!(connection = shared.number, %err, "cannot send releases")
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! What the reader does with each frame, and how a peer's request is served.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::shared::Shared;
+use super::Connection;
+use crate::error::raise;
+use crate::protocol::codec;
+use crate::protocol::frame::{Message, Op};
+use crate::service::object::CallContext;
+use crate::{Error, ErrorKind, Result, Value};
+
+/// Route one frame. An error is a protocol violation that ends the
+/// connection; anything wrong with a single request is answered instead.
+pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
+    let decoded = codec::decode(payload, &super::shared::Refs(shared))
+        .map_err(|e| raise::protocol(format!("protocol violation: {}", e.message())))?;
+    match decoded.message {
+        Message::Request {
+            seq,
+            target,
+            timeout_ms,
+            op,
+        } => serve(
+            shared,
+            seq,
+            target,
+            Duration::from_millis(timeout_ms),
+            op,
+            decoded.bad_ref,
+        ),
+        Message::Reply { seq, result } => {
+            let result = match (result, decoded.bad_ref) {
+                (Ok(_), Some(bad)) => Err(bad),
+                (Ok(value), None) => Ok(value),
+                (Err(remote), _) => Err(Error::from_remote(remote)),
+            };
+            // No entry: the caller gave up (timeout, cancel). Dropping the
+            // value releases any reference it carried.
+            if let Some((_, reply)) = shared.in_flight.remove(&seq) {
+                let _ = reply.send(result);
+            }
+            Ok(())
+        }
+        Message::Release(pairs) => {
+            shared.release_exports(pairs);
+            Ok(())
+        }
+        Message::Cancel(seq) => {
+            if let Some((_, token)) = shared.serving.remove(&seq) {
+                token.cancel();
+            }
+            Ok(())
+        }
+        Message::Ping(n) => shared.send(&Message::Pong(n)),
+        Message::Pong(n) => {
+            if let Some((_, reply)) = shared.in_flight.remove(&n) {
+                let _ = reply.send(Ok(Value::None));
+            }
+            Ok(())
+        }
+        Message::Close(reason) => Err(raise::closed(format!(
+            "the peer closed the connection ({reason})"
+        ))),
+    }
+}
+
+/// Serve the peer's request `seq` in a task of its own, so the reader goes
+/// on reading (and a nested callback can be served while this one waits).
+fn serve(
+    shared: &Arc<Shared>,
+    seq: u64,
+    target: u64,
+    timeout: Duration,
+    op: Op,
+    bad_ref: Option<Error>,
+) -> Result<()> {
+    // The token is registered before the task starts, so a Cancel that
+    // arrives at once still finds it.
+    let token = shared.shutdown.child_token();
+    if shared.serving.insert(seq, token.clone()).is_some() {
+        return Err(raise::protocol(format!(
+            "protocol violation: the peer reused request number {seq} while it was running"
+        )));
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let work = run(&shared, target, op, bad_ref);
+        let outcome = tokio::select! {
+            result = tokio::time::timeout(timeout, work) => Some(result.unwrap_or_else(|_| {
+                let err = Error::new(ErrorKind::Timeout, format!("the call ran past its deadline of {timeout:?}"));
+                Err((err, format!("service '{}'", shared.local_service)))
+            })),
+            _ = token.cancelled() => None,
+        };
+        shared.serving.remove(&seq);
+        if let Some(result) = outcome {
+            reply(&shared, seq, result);
+        }
+    });
+    Ok(())
+}
+
+async fn run(
+    shared: &Arc<Shared>,
+    target: u64,
+    op: Op,
+    bad_ref: Option<Error>,
+) -> Result<Value, (Error, String)> {
+    let here = |what: &str| format!("{what} (service '{}')", shared.local_service);
+    if let Some(err) = bad_ref {
+        return Err((err, here("decoding the arguments")));
+    }
+    if op == Op::GetRoot {
+        return Ok(Value::Ref(shared.root.clone()));
+    }
+    let object = shared
+        .exported_object(target)
+        .map_err(|e| (e, here(&op.describe())))?;
+    let location = op.describe();
+    let cx = CallContext {
+        connection: Some(Connection::from_shared(shared.clone())),
+    };
+    object
+        .serve(op, &shared.config.policy, &cx)
+        .await
+        .map_err(|e| (e, here(&format!("in {location} on {object:?}"))))
+}
+
+/// Send the outcome of request `seq`. A reply that cannot be encoded (too
+/// large, say) is replaced by an error reply, so the caller never hangs.
+fn reply(shared: &Arc<Shared>, seq: u64, result: Result<Value, (Error, String)>) {
+    let result = result.map_err(|(err, location)| err.to_remote(&location));
+    let frame = shared
+        .encode(&Message::Reply { seq, result })
+        .or_else(|err| {
+            shared.encode(&Message::Reply {
+                seq,
+                result: Err(err.to_remote(&format!(
+                    "sending the reply (service '{}')",
+                    shared.local_service
+                ))),
+            })
+        });
+    match frame {
+        Ok(frame) => {
+            let _ = shared.send_frame(frame);
+        }
+        Err(err) => tracing::warn!(connection = shared.number, %err, "cannot send a reply"),
+    }
+}

@@ -1,0 +1,288 @@
+//! One symmetric connection between two peers.
+//!
+//! After the handshake the two sides are equal: each can get the other's
+//! root object and call anything it was given. Inside:
+//!
+//! - `shared`: the state both tasks and every handle share (tables, pending
+//!   calls, the writer queue) and the teardown that ends it all at once;
+//! - `driver`: the reader task (routes frames) and the writer task
+//!   (coalesces queued frames into few writes);
+//! - `incoming`: frames from the peer, and serving its requests, each in a
+//!   task of its own with its deadline and cancellation;
+//! - `call`: our requests, with deadline and cancel-on-drop.
+//!
+//! A connection lives until either side closes it, the transport fails, the
+//! peer breaks the protocol, or every [`Connection`] handle and every remote
+//! [`NetRef`] of it is dropped.
+
+mod call;
+mod config;
+mod driver;
+mod incoming;
+pub(crate) mod shared;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::ToSocketAddrs;
+use tokio::sync::mpsc;
+
+pub use self::config::Config;
+pub(crate) use self::shared::Shared;
+use crate::error::raise;
+use crate::protocol::frame::Op;
+use crate::protocol::handshake::{self, Refusal};
+use crate::service::builtin::empty::Empty;
+use crate::{transport, NetRef, Object, Result};
+
+/// A handle to a connection; clones share it.
+///
+/// ```no_run
+/// # async fn demo() -> tether::Result<()> {
+/// let conn = tether::connect("127.0.0.1:18861").await?;
+/// let root = conn.root().await?;
+/// let n: i64 = root.call_method("add", (1, 2)).await?.try_into()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Connection {
+    handle: Arc<Handle>,
+}
+
+/// Counts as one user reference; the last one to go closes the connection.
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.user_ref_dropped();
+    }
+}
+
+/// Object counts of one connection, to see leaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Our objects the peer holds references to.
+    pub exported: usize,
+    /// The peer's objects we hold proxies for.
+    pub imported: usize,
+    /// Our calls waiting for replies.
+    pub in_flight: usize,
+    /// The peer's calls we are running.
+    pub serving: usize,
+}
+
+impl Connection {
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Connection {
+        shared.user_ref_added();
+        Connection {
+            handle: Arc::new(Handle { shared }),
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.handle.shared
+    }
+
+    /// Options for a new connection: the root this side serves, limits,
+    /// policy.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The peer's root object.
+    pub async fn root(&self) -> Result<NetRef> {
+        let value = self.shared().request(0, Op::GetRoot, None).await?;
+        NetRef::try_from(value)
+    }
+
+    /// The name of the peer's root service, from the handshake.
+    pub fn peer_service(&self) -> &str {
+        &self.shared().peer_service
+    }
+
+    /// The peer's address, when the transport has one.
+    pub fn peer_addr(&self) -> Option<&str> {
+        self.shared().peer_addr.as_deref()
+    }
+
+    /// Object and call counts right now.
+    pub fn stats(&self) -> Stats {
+        let s = self.shared();
+        Stats {
+            exported: s.exported(),
+            imported: s.imports.len(),
+            in_flight: s.in_flight.len(),
+            serving: s.serving.len(),
+        }
+    }
+
+    /// One round trip to the peer and back.
+    pub async fn ping(&self) -> Result<Duration> {
+        self.shared().ping().await
+    }
+
+    /// True once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.shared().is_closed()
+    }
+
+    /// Close the connection: pending calls fail with
+    /// [`ErrorKind::Closed`](crate::ErrorKind), the peer is told, and
+    /// everything it held of ours is released. Returns once the last frame
+    /// is written (or could not be).
+    pub async fn close(&self) {
+        self.shared()
+            .terminate(raise::closed("closed by this side"));
+        self.shared().writer_done.cancelled().await;
+    }
+
+    /// Wait until the connection ends, and say why.
+    pub async fn closed(&self) -> crate::Error {
+        self.shared().shutdown.cancelled().await;
+        self.shared()
+            .close_reason()
+            .unwrap_or_else(|| raise::closed("the connection is closed"))
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.shared();
+        f.debug_struct("Connection")
+            .field("number", &s.number)
+            .field("peer_service", &s.peer_service)
+            .field("peer_addr", &s.peer_addr)
+            .field("closed", &s.is_closed())
+            .finish()
+    }
+}
+
+/// Connect over TCP with default settings, serving nothing to the server
+/// but the callbacks passed to it.
+pub async fn connect(addr: impl ToSocketAddrs) -> Result<Connection> {
+    Connection::builder().connect(addr).await
+}
+
+/// How to set up a connection: the root object this side serves and its
+/// [`Config`].
+#[derive(Default)]
+pub struct Builder {
+    root: Option<NetRef>,
+    config: Config,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("root", &self.root)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Builder {
+    /// The object the peer gets from `root()` (default: an object with no
+    /// members).
+    pub fn root<O: Object>(self, root: O) -> Builder {
+        self.root_ref(NetRef::new(root))
+    }
+
+    /// Like [`root`](Builder::root), for an object already in a `NetRef`.
+    pub fn root_ref(mut self, root: NetRef) -> Builder {
+        self.root = Some(root);
+        self
+    }
+
+    /// The connection's settings.
+    pub fn config(mut self, config: Config) -> Builder {
+        self.config = config;
+        self
+    }
+
+    /// Connect over TCP.
+    pub async fn connect(self, addr: impl ToSocketAddrs) -> Result<Connection> {
+        let (stream, peer) = transport::tcp::connect(addr).await?;
+        self.connect_io(stream, Some(peer)).await
+    }
+
+    /// Connect over a Unix socket.
+    #[cfg(unix)]
+    pub async fn connect_unix(self, path: impl AsRef<std::path::Path>) -> Result<Connection> {
+        let path = path.as_ref();
+        let stream = transport::unix::connect(path).await?;
+        self.connect_io(stream, Some(path.display().to_string()))
+            .await
+    }
+
+    /// Run the connecting side of the protocol over any byte stream.
+    pub async fn connect_io<IO>(self, io: IO, peer_addr: Option<String>) -> Result<Connection>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        establish(io, Side::Connecting, self, peer_addr).await
+    }
+
+    /// Run the accepting side of the protocol over any byte stream.
+    pub async fn accept_io<IO>(self, io: IO, peer_addr: Option<String>) -> Result<Connection>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        establish(io, Side::Accepting(None), self, peer_addr).await
+    }
+
+    pub(crate) async fn refuse_io<IO>(self, io: IO, reason: String) -> Result<Connection>
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        establish(io, Side::Accepting(Some(Refusal(reason))), self, None).await
+    }
+}
+
+enum Side {
+    Connecting,
+    Accepting(Option<Refusal>),
+}
+
+async fn establish<IO>(
+    mut io: IO,
+    side: Side,
+    builder: Builder,
+    peer_addr: Option<String>,
+) -> Result<Connection>
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let root = builder.root.unwrap_or_else(|| NetRef::new(Empty));
+    let local_service = match &root.target {
+        crate::netref::Target::Local(local) => local.object.type_name().to_string(),
+        crate::netref::Target::Remote(_) => "proxy".to_string(),
+    };
+    let config = builder.config;
+    let peer = match side {
+        Side::Connecting => {
+            handshake::client(&mut io, &local_service, config.handshake_timeout).await?
+        }
+        Side::Accepting(refusal) => {
+            handshake::server(&mut io, &local_service, refusal, config.handshake_timeout).await?
+        }
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared::new(
+        config,
+        root,
+        local_service,
+        peer.service,
+        peer_addr,
+        tx,
+    ));
+    let conn = Connection::from_shared(shared.clone());
+    let (read_half, write_half) = tokio::io::split(io);
+    tokio::spawn(driver::read_loop(shared.clone(), read_half));
+    tokio::spawn(driver::write_loop(shared, rx, write_half));
+    Ok(conn)
+}

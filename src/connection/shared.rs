@@ -1,0 +1,267 @@
+//! The state both halves of a connection share.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::config::Config;
+use crate::error::raise;
+use crate::netref::{ImportTable, NetRef, Proxy, Target};
+use crate::protocol::codec::{self, RefCodec};
+use crate::protocol::frame::{Message, WireRef};
+use crate::service::table::{ExportTable, Released};
+use crate::{Error, ErrorKind, Result, Value};
+
+/// What the writer task is asked to send.
+pub(crate) enum Outbound {
+    /// An encoded frame, length prefix included.
+    Frame(Bytes),
+    /// Releases were queued; send them (batched) with the next write.
+    Releases,
+}
+
+/// Everything about one connection, shared by its reader and writer tasks,
+/// the tasks serving the peer's requests, and every handle and proxy.
+pub(crate) struct Shared {
+    /// A process-wide number for logs and `Debug`.
+    pub(crate) number: u64,
+    pub(crate) config: Config,
+    /// The peer's root service name, from the handshake.
+    pub(crate) peer_service: String,
+    /// Our root service name.
+    pub(crate) local_service: String,
+    /// The object the peer gets from `root()`.
+    pub(crate) root: NetRef,
+    pub(crate) peer_addr: Option<String>,
+
+    pub(crate) out: mpsc::UnboundedSender<Outbound>,
+    /// Our requests awaiting replies (pings too), by sequence number.
+    pub(crate) in_flight: DashMap<u64, oneshot::Sender<Result<Value>>>,
+    pub(crate) next_seq: AtomicU64,
+    /// The peer's requests being served, by its sequence number.
+    pub(crate) serving: DashMap<u64, CancellationToken>,
+
+    exports: Mutex<ExportTable>,
+    pub(crate) imports: ImportTable,
+    releases: Mutex<Vec<(u64, u64)>>,
+
+    /// Cancelled when the connection ends; the serving tasks' tokens are
+    /// its children, so they stop with it.
+    pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the writer has flushed its last frame.
+    pub(crate) writer_done: CancellationToken,
+    closed: AtomicBool,
+    close_reason: Mutex<Option<Error>>,
+    /// `Connection` handles plus live proxies; reaching zero closes.
+    user_refs: AtomicUsize,
+}
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the data
+    // inconsistent (each critical section is a single table operation).
+    m.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(
+        config: Config,
+        root: NetRef,
+        local_service: String,
+        peer_service: String,
+        peer_addr: Option<String>,
+        out: mpsc::UnboundedSender<Outbound>,
+    ) -> Shared {
+        Shared {
+            number: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+            config,
+            peer_service,
+            local_service,
+            root,
+            peer_addr,
+            out,
+            in_flight: DashMap::new(),
+            next_seq: AtomicU64::new(1),
+            serving: DashMap::new(),
+            exports: Mutex::new(ExportTable::default()),
+            imports: ImportTable::default(),
+            releases: Mutex::new(Vec::new()),
+            shutdown: CancellationToken::new(),
+            writer_done: CancellationToken::new(),
+            closed: AtomicBool::new(false),
+            close_reason: Mutex::new(None),
+            user_refs: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The error for operations attempted after the connection ended.
+    pub(crate) fn closed_error(&self) -> Error {
+        match lock(&self.close_reason).as_ref() {
+            Some(reason) if reason.kind() == ErrorKind::Closed => reason.clone(),
+            Some(reason) => raise::closed(reason),
+            None => raise::closed("the connection is closed"),
+        }
+    }
+
+    /// Encode `message` for this connection.
+    pub(crate) fn encode(self: &Arc<Self>, message: &Message) -> Result<Bytes> {
+        codec::encode(message, &Refs(self), self.config.max_frame_len)
+    }
+
+    /// Queue an encoded frame for the writer.
+    pub(crate) fn send_frame(&self, frame: Bytes) -> Result<()> {
+        self.out
+            .send(Outbound::Frame(frame))
+            .map_err(|_| self.closed_error())
+    }
+
+    /// Encode and queue a message that carries no references.
+    pub(crate) fn send(self: &Arc<Self>, message: &Message) -> Result<()> {
+        let frame = self.encode(message)?;
+        self.send_frame(frame)
+    }
+
+    /// Take the queued releases (the writer batches them into one frame).
+    pub(crate) fn take_releases(&self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut *lock(&self.releases))
+    }
+
+    /// A proxy's last clone dropped: forget it and queue its release.
+    pub(crate) fn proxy_dropped(&self, id: u64, ptr: *const Proxy, received: u64) {
+        self.imports.forget(id, ptr);
+        if !self.is_closed() {
+            let first = {
+                let mut queue = lock(&self.releases);
+                queue.push((id, received));
+                queue.len() == 1
+            };
+            if first {
+                let _ = self.out.send(Outbound::Releases);
+            }
+        }
+        self.user_ref_dropped();
+    }
+
+    /// The peer released objects it received.
+    pub(crate) fn release_exports(&self, pairs: Vec<(u64, u64)>) {
+        let mut dropped = Vec::new();
+        {
+            let mut table = lock(&self.exports);
+            for (id, count) in pairs {
+                match table.release(id, count) {
+                    Released::Kept => {}
+                    Released::Removed(netref) => dropped.push(netref),
+                    Released::TooMany(netref) => {
+                        tracing::warn!(
+                            connection = self.number,
+                            id,
+                            count,
+                            "peer released an object more times than it was sent"
+                        );
+                        dropped.push(netref);
+                    }
+                    // Harmless: a stale or forged id releases nothing.
+                    Released::Unknown => {
+                        tracing::debug!(connection = self.number, id, "release of an unknown id")
+                    }
+                }
+            }
+        }
+        // Objects are dropped here, outside the lock: their destructors may
+        // come back into the table.
+        drop(dropped);
+    }
+
+    /// Export-table size, for [`Stats`](super::Stats).
+    pub(crate) fn exported(&self) -> usize {
+        lock(&self.exports).len()
+    }
+
+    /// The exported object `id`, for serving a request on it.
+    pub(crate) fn exported_object(&self, id: u64) -> Result<NetRef> {
+        lock(&self.exports)
+            .get(id)
+            .ok_or_else(|| raise::unknown_object(id))
+    }
+
+    pub(crate) fn user_ref_added(&self) {
+        self.user_refs.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A handle or proxy went away; when none is left nobody can use the
+    /// connection any more, so close it.
+    pub(crate) fn user_ref_dropped(&self) {
+        if self.user_refs.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.terminate(raise::closed("every handle to the connection was dropped"));
+        }
+    }
+
+    /// End the connection (once): stop the tasks, fail every pending call
+    /// with `reason`, release everything the peer held. The writer still
+    /// sends what was queued, then a `Close` saying why.
+    pub(crate) fn terminate(&self, reason: Error) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::debug!(connection = self.number, %reason, "connection ends");
+        *lock(&self.close_reason) = Some(reason);
+        self.shutdown.cancel();
+
+        // A call registered after this drain sees `closed` and fails itself.
+        let seqs: Vec<u64> = self.in_flight.iter().map(|e| *e.key()).collect();
+        for seq in seqs {
+            if let Some((_, reply)) = self.in_flight.remove(&seq) {
+                let _ = reply.send(Err(self.closed_error()));
+            }
+        }
+        // Take the objects out first, drop them after the lock is released.
+        let exported = lock(&self.exports).drain();
+        drop(exported);
+        lock(&self.releases).clear();
+    }
+
+    /// The reason the connection ended, once it has.
+    pub(crate) fn close_reason(&self) -> Option<Error> {
+        lock(&self.close_reason).clone()
+    }
+}
+
+/// The connection's reference codec: our objects get ids in the export
+/// table, the peer's come back as its ids, and proxies of other connections
+/// are exported as forwarders.
+pub(crate) struct Refs<'a>(pub(crate) &'a Arc<Shared>);
+
+impl RefCodec for Refs<'_> {
+    fn export(&self, netref: &NetRef) -> Result<WireRef> {
+        if let Target::Remote(proxy) = &netref.target {
+            if Arc::ptr_eq(&proxy.conn, self.0) {
+                return Ok(WireRef::Yours(proxy.id));
+            }
+        }
+        let mut table = lock(&self.0.exports);
+        // Checked under the lock `terminate` drains: nothing is exported
+        // into a table that will never be drained again.
+        if self.0.is_closed() {
+            return Err(self.0.closed_error());
+        }
+        Ok(WireRef::Mine(table.export(netref)))
+    }
+
+    fn import(&self, wire: WireRef) -> Result<NetRef> {
+        match wire {
+            WireRef::Yours(id) => self.0.exported_object(id),
+            WireRef::Mine(id) => Ok(NetRef::from_target(Target::Remote(
+                self.0.imports.import(id, self.0),
+            ))),
+        }
+    }
+}

@@ -1,0 +1,749 @@
+//! Messages to bytes and back, with bincode.
+//!
+//! A frame is a 4-byte big-endian payload length followed by the payload,
+//! the layout of tokio-util's `LengthDelimitedCodec`, which reads them. The
+//! payload is bincode (standard config: little-endian varints) written by
+//! hand-coded `Encode`/`BorrowDecode` impls, so that:
+//!
+//! - references are resolved while encoding and decoding, through
+//!   [`RefCodec`], without an intermediate tree;
+//! - no length the peer declares is trusted: text and bytes are borrowed
+//!   from the received frame (so a claimed length larger than the frame fails
+//!   before any allocation), and lists reserve at most what the frame could
+//!   hold;
+//! - nesting is bounded by [`MAX_DEPTH`], so a hostile frame cannot overflow
+//!   the stack.
+//!
+//! This is the only module that knows the encoding; swapping bincode means
+//! rewriting this file alone.
+
+use std::cell::RefCell;
+
+use bincode::de::read::{BorrowReader, Reader};
+use bincode::de::BorrowDecoder;
+use bincode::enc::write::Writer;
+use bincode::enc::Encoder;
+use bincode::error::{DecodeError, EncodeError};
+use bincode::{BorrowDecode, Decode, Encode};
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::frame::{Message, Op, WireRef};
+use crate::error::{raise, RemoteError};
+use crate::netref::NetRef;
+use crate::{Args, Error, ErrorKind, Result, Value};
+
+/// How deep values (lists in lists, error causes) may nest in one frame.
+pub const MAX_DEPTH: u32 = 128;
+
+/// Bytes of the length prefix in front of every frame.
+pub(crate) const HEADER_LEN: usize = 4;
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Turns references into wire ids and back; implemented by a connection.
+pub(crate) trait RefCodec {
+    /// The wire form of `netref` for this connection, counting a send when
+    /// the object is ours.
+    fn export(&self, netref: &NetRef) -> Result<WireRef>;
+    /// The reference a wire id names, counting a receipt when it is the peer's.
+    fn import(&self, wire: WireRef) -> Result<NetRef>;
+}
+
+/// Encode `message` into a complete frame (length prefix included).
+///
+/// Fails with [`ErrorKind::LimitExceeded`] when the payload would exceed
+/// `max_payload`, and with the exporter's error when a reference cannot be
+/// sent.
+pub(crate) fn encode(message: &Message, refs: &dyn RefCodec, max_payload: usize) -> Result<Bytes> {
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_u32(0);
+    let out = Outgoing {
+        message,
+        refs,
+        failure: RefCell::new(None),
+    };
+    let written = bincode::encode_into_writer(&out, FrameWriter(&mut buf), config());
+    if let Some(err) = out.failure.into_inner() {
+        return Err(err);
+    }
+    written.map_err(|e| raise::protocol(format!("cannot encode message: {e}")))?;
+    let payload = buf.len() - HEADER_LEN;
+    if payload > max_payload {
+        return Err(raise::limit(format!(
+            "message of {payload} bytes exceeds the frame limit of {max_payload} bytes"
+        )));
+    }
+    let len = u32::try_from(payload)
+        .map_err(|_| raise::limit(format!("message of {payload} bytes is too large")))?;
+    buf[..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// A decoded message, plus the first reference in it that could not be
+/// resolved (the message is still complete; that value reads as `None`).
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub(crate) message: Message,
+    pub(crate) bad_ref: Option<Error>,
+}
+
+/// Decode one frame's payload (without the length prefix).
+///
+/// A malformed payload is a protocol error: the connection cannot trust
+/// anything after it.
+pub(crate) fn decode(payload: &[u8], refs: &dyn RefCodec) -> Result<Decoded> {
+    let mut cx = DecodeCx {
+        refs,
+        bad_ref: None,
+    };
+    let (message, used): (Incoming, usize) =
+        bincode::borrow_decode_from_slice_with_context(payload, config(), &mut cx)
+            .map_err(|e| raise::protocol(format!("malformed message: {e}")))?;
+    if used != payload.len() {
+        return Err(raise::protocol(format!(
+            "malformed message: {} trailing bytes",
+            payload.len() - used
+        )));
+    }
+    Ok(Decoded {
+        message: message.0,
+        bad_ref: cx.bad_ref,
+    })
+}
+
+struct FrameWriter<'a>(&'a mut BytesMut);
+
+impl Writer for FrameWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+// Tags. Append only: they are the protocol.
+const MSG_REQUEST: u8 = 0;
+const MSG_REPLY_OK: u8 = 1;
+const MSG_REPLY_ERR: u8 = 2;
+const MSG_RELEASE: u8 = 3;
+const MSG_CANCEL: u8 = 4;
+const MSG_PING: u8 = 5;
+const MSG_PONG: u8 = 6;
+const MSG_CLOSE: u8 = 7;
+
+const OP_GETROOT: u8 = 0;
+const OP_GETATTR: u8 = 1;
+const OP_SETATTR: u8 = 2;
+const OP_DELATTR: u8 = 3;
+const OP_CALL: u8 = 4;
+const OP_CALLMETHOD: u8 = 5;
+const OP_DIR: u8 = 6;
+const OP_REPR: u8 = 7;
+const OP_STR: u8 = 8;
+const OP_HASH: u8 = 9;
+const OP_EQ: u8 = 10;
+const OP_INSPECT: u8 = 11;
+const OP_NEXT: u8 = 12;
+const OP_CLOSE: u8 = 13;
+
+const VAL_NONE: u8 = 0;
+const VAL_FALSE: u8 = 1;
+const VAL_TRUE: u8 = 2;
+const VAL_INT: u8 = 3;
+const VAL_FLOAT: u8 = 4;
+const VAL_STR: u8 = 5;
+const VAL_BYTES: u8 = 6;
+const VAL_LIST: u8 = 7;
+const VAL_MAP: u8 = 8;
+const VAL_YOURS: u8 = 9;
+const VAL_MINE: u8 = 10;
+
+// ---------------------------------------------------------------- encoding
+
+struct Outgoing<'a> {
+    message: &'a Message,
+    refs: &'a dyn RefCodec,
+    /// An export failure, kept with its kind (bincode errors are strings).
+    failure: RefCell<Option<Error>>,
+}
+
+impl Encode for Outgoing<'_> {
+    fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
+        match self.message {
+            Message::Request {
+                seq,
+                target,
+                timeout_ms,
+                op,
+            } => {
+                MSG_REQUEST.encode(e)?;
+                seq.encode(e)?;
+                target.encode(e)?;
+                timeout_ms.encode(e)?;
+                self.op(e, op)
+            }
+            Message::Reply { seq, result } => match result {
+                Ok(value) => {
+                    MSG_REPLY_OK.encode(e)?;
+                    seq.encode(e)?;
+                    self.value(e, value)
+                }
+                Err(err) => {
+                    MSG_REPLY_ERR.encode(e)?;
+                    seq.encode(e)?;
+                    remote_error(e, err, 0)
+                }
+            },
+            Message::Release(pairs) => {
+                MSG_RELEASE.encode(e)?;
+                (pairs.len() as u64).encode(e)?;
+                for (id, count) in pairs {
+                    id.encode(e)?;
+                    count.encode(e)?;
+                }
+                Ok(())
+            }
+            Message::Cancel(seq) => {
+                MSG_CANCEL.encode(e)?;
+                seq.encode(e)
+            }
+            Message::Ping(n) => {
+                MSG_PING.encode(e)?;
+                n.encode(e)
+            }
+            Message::Pong(n) => {
+                MSG_PONG.encode(e)?;
+                n.encode(e)
+            }
+            Message::Close(reason) => {
+                MSG_CLOSE.encode(e)?;
+                text(e, reason)
+            }
+        }
+    }
+}
+
+impl Outgoing<'_> {
+    fn op<E: Encoder>(&self, e: &mut E, op: &Op) -> Result<(), EncodeError> {
+        match op {
+            Op::GetRoot => OP_GETROOT.encode(e),
+            Op::GetAttr(name) => {
+                OP_GETATTR.encode(e)?;
+                text(e, name)
+            }
+            Op::SetAttr(name, value) => {
+                OP_SETATTR.encode(e)?;
+                text(e, name)?;
+                self.value(e, value)
+            }
+            Op::DelAttr(name) => {
+                OP_DELATTR.encode(e)?;
+                text(e, name)
+            }
+            Op::Call(args) => {
+                OP_CALL.encode(e)?;
+                self.args(e, args)
+            }
+            Op::CallMethod(name, args) => {
+                OP_CALLMETHOD.encode(e)?;
+                text(e, name)?;
+                self.args(e, args)
+            }
+            Op::Dir => OP_DIR.encode(e),
+            Op::Repr => OP_REPR.encode(e),
+            Op::Str => OP_STR.encode(e),
+            Op::Hash => OP_HASH.encode(e),
+            Op::Eq(other) => {
+                OP_EQ.encode(e)?;
+                self.value(e, other)
+            }
+            Op::Inspect => OP_INSPECT.encode(e),
+            Op::Next(max) => {
+                OP_NEXT.encode(e)?;
+                max.encode(e)
+            }
+            Op::Close => OP_CLOSE.encode(e),
+        }
+    }
+
+    fn args<E: Encoder>(&self, e: &mut E, args: &Args) -> Result<(), EncodeError> {
+        (args.positional.len() as u64).encode(e)?;
+        for v in &args.positional {
+            self.value(e, v)?;
+        }
+        (args.named.len() as u64).encode(e)?;
+        for (name, v) in &args.named {
+            text(e, name)?;
+            self.value(e, v)?;
+        }
+        Ok(())
+    }
+
+    fn value<E: Encoder>(&self, e: &mut E, value: &Value) -> Result<(), EncodeError> {
+        self.value_at(e, value, 0)
+    }
+
+    fn value_at<E: Encoder>(
+        &self,
+        e: &mut E,
+        value: &Value,
+        depth: u32,
+    ) -> Result<(), EncodeError> {
+        if depth > MAX_DEPTH {
+            return Err(self.fail(raise::limit(format!(
+                "value nests deeper than {MAX_DEPTH} levels"
+            ))));
+        }
+        match value {
+            Value::None => VAL_NONE.encode(e),
+            Value::Bool(false) => VAL_FALSE.encode(e),
+            Value::Bool(true) => VAL_TRUE.encode(e),
+            Value::Int(n) => {
+                VAL_INT.encode(e)?;
+                n.encode(e)
+            }
+            Value::Float(x) => {
+                VAL_FLOAT.encode(e)?;
+                x.encode(e)
+            }
+            Value::Str(s) => {
+                VAL_STR.encode(e)?;
+                text(e, s)
+            }
+            Value::Bytes(b) => {
+                VAL_BYTES.encode(e)?;
+                (b.len() as u64).encode(e)?;
+                e.writer().write(b)
+            }
+            Value::List(items) => {
+                VAL_LIST.encode(e)?;
+                (items.len() as u64).encode(e)?;
+                for item in items {
+                    self.value_at(e, item, depth + 1)?;
+                }
+                Ok(())
+            }
+            Value::Map(pairs) => {
+                VAL_MAP.encode(e)?;
+                (pairs.len() as u64).encode(e)?;
+                for (k, v) in pairs {
+                    self.value_at(e, k, depth + 1)?;
+                    self.value_at(e, v, depth + 1)?;
+                }
+                Ok(())
+            }
+            Value::Ref(r) => match self.refs.export(r) {
+                Ok(WireRef::Yours(id)) => {
+                    VAL_YOURS.encode(e)?;
+                    id.encode(e)
+                }
+                Ok(WireRef::Mine(id)) => {
+                    VAL_MINE.encode(e)?;
+                    id.encode(e)
+                }
+                Err(err) => Err(self.fail(err)),
+            },
+        }
+    }
+
+    fn fail(&self, err: Error) -> EncodeError {
+        let text = err.to_string();
+        self.failure.borrow_mut().get_or_insert(err);
+        EncodeError::OtherString(text)
+    }
+}
+
+fn text<E: Encoder>(e: &mut E, s: &str) -> Result<(), EncodeError> {
+    (s.len() as u64).encode(e)?;
+    e.writer().write(s.as_bytes())
+}
+
+fn remote_error<E: Encoder>(e: &mut E, err: &RemoteError, depth: u32) -> Result<(), EncodeError> {
+    err.kind.to_wire().encode(e)?;
+    text(e, &err.type_name)?;
+    text(e, &err.message)?;
+    (err.trace.len() as u64).encode(e)?;
+    for line in &err.trace {
+        text(e, line)?;
+    }
+    match &err.cause {
+        // Causes beyond the depth limit are cut rather than failing the reply.
+        Some(cause) if depth < MAX_DEPTH => {
+            1u8.encode(e)?;
+            remote_error(e, cause, depth + 1)
+        }
+        _ => 0u8.encode(e),
+    }
+}
+
+// ---------------------------------------------------------------- decoding
+
+pub(crate) struct DecodeCx<'r> {
+    refs: &'r dyn RefCodec,
+    bad_ref: Option<Error>,
+}
+
+struct Incoming(Message);
+
+/// Shorthand for the decoders these functions accept.
+trait Dec<'de, 'x, 'r: 'x>: BorrowDecoder<'de, Context = &'x mut DecodeCx<'r>> {}
+impl<'de, 'x, 'r: 'x, D: BorrowDecoder<'de, Context = &'x mut DecodeCx<'r>>> Dec<'de, 'x, 'r>
+    for D
+{
+}
+
+impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
+    fn borrow_decode<D: BorrowDecoder<'de, Context = &'x mut DecodeCx<'r>>>(
+        d: &mut D,
+    ) -> Result<Self, DecodeError> {
+        let message = match u8::decode(d)? {
+            MSG_REQUEST => {
+                let seq = u64::decode(d)?;
+                let target = u64::decode(d)?;
+                let timeout_ms = u64::decode(d)?;
+                let op = op(d)?;
+                Message::Request {
+                    seq,
+                    target,
+                    timeout_ms,
+                    op,
+                }
+            }
+            MSG_REPLY_OK => {
+                let seq = u64::decode(d)?;
+                Message::Reply {
+                    seq,
+                    result: Ok(value(d, 0)?),
+                }
+            }
+            MSG_REPLY_ERR => {
+                let seq = u64::decode(d)?;
+                Message::Reply {
+                    seq,
+                    result: Err(decode_remote_error(d, 0)?),
+                }
+            }
+            MSG_RELEASE => {
+                let n = len(d, 2)?;
+                let mut pairs = Vec::with_capacity(n);
+                for _ in 0..n {
+                    pairs.push((u64::decode(d)?, u64::decode(d)?));
+                }
+                Message::Release(pairs)
+            }
+            MSG_CANCEL => Message::Cancel(u64::decode(d)?),
+            MSG_PING => Message::Ping(u64::decode(d)?),
+            MSG_PONG => Message::Pong(u64::decode(d)?),
+            MSG_CLOSE => Message::Close(string(d)?),
+            tag => {
+                return Err(DecodeError::OtherString(format!(
+                    "unknown message tag {tag}"
+                )))
+            }
+        };
+        Ok(Incoming(message))
+    }
+}
+
+/// A declared count of items, each at least `min_item_bytes` long: refused
+/// when the rest of the frame could not hold that many, so capacity reserved
+/// from it is bounded by the frame size.
+fn len<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
+    d: &mut D,
+    min_item_bytes: usize,
+) -> Result<usize, DecodeError> {
+    let n = u64::decode(d)?;
+    let n =
+        usize::try_from(n).map_err(|_| DecodeError::OtherString(format!("count {n} too large")))?;
+    let needed = n.saturating_mul(min_item_bytes);
+    if needed > 0 && d.reader().peek_read(needed).is_none() {
+        return Err(DecodeError::OtherString(format!(
+            "declared {n} items but the frame is shorter"
+        )));
+    }
+    Ok(n)
+}
+
+fn borrowed_bytes<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
+    d: &mut D,
+) -> Result<&'de [u8], DecodeError> {
+    let n = u64::decode(d)?;
+    let n = usize::try_from(n)
+        .map_err(|_| DecodeError::OtherString(format!("length {n} too large")))?;
+    d.borrow_reader().take_bytes(n)
+}
+
+fn string<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(d: &mut D) -> Result<String, DecodeError> {
+    let bytes = borrowed_bytes(d)?;
+    std::str::from_utf8(bytes)
+        .map(str::to_string)
+        .map_err(|e| DecodeError::OtherString(format!("invalid UTF-8 in text: {e}")))
+}
+
+fn op<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(d: &mut D) -> Result<Op, DecodeError> {
+    Ok(match u8::decode(d)? {
+        OP_GETROOT => Op::GetRoot,
+        OP_GETATTR => Op::GetAttr(string(d)?),
+        OP_SETATTR => {
+            let name = string(d)?;
+            Op::SetAttr(name, value(d, 0)?)
+        }
+        OP_DELATTR => Op::DelAttr(string(d)?),
+        OP_CALL => Op::Call(args(d)?),
+        OP_CALLMETHOD => {
+            let name = string(d)?;
+            Op::CallMethod(name, args(d)?)
+        }
+        OP_DIR => Op::Dir,
+        OP_REPR => Op::Repr,
+        OP_STR => Op::Str,
+        OP_HASH => Op::Hash,
+        OP_EQ => Op::Eq(value(d, 0)?),
+        OP_INSPECT => Op::Inspect,
+        OP_NEXT => Op::Next(u32::decode(d)?),
+        OP_CLOSE => Op::Close,
+        tag => {
+            return Err(DecodeError::OtherString(format!(
+                "unknown operation tag {tag}"
+            )))
+        }
+    })
+}
+
+fn args<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(d: &mut D) -> Result<Args, DecodeError> {
+    let n = len(d, 1)?;
+    let mut positional = Vec::with_capacity(n);
+    for _ in 0..n {
+        positional.push(value(d, 0)?);
+    }
+    let n = len(d, 2)?;
+    let mut named = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = string(d)?;
+        named.push((name, value(d, 0)?));
+    }
+    Ok(Args { positional, named })
+}
+
+fn value<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
+    d: &mut D,
+    depth: u32,
+) -> Result<Value, DecodeError> {
+    if depth > MAX_DEPTH {
+        return Err(DecodeError::OtherString(format!(
+            "value nests deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    Ok(match u8::decode(d)? {
+        VAL_NONE => Value::None,
+        VAL_FALSE => Value::Bool(false),
+        VAL_TRUE => Value::Bool(true),
+        VAL_INT => Value::Int(i64::decode(d)?),
+        VAL_FLOAT => Value::Float(f64::decode(d)?),
+        VAL_STR => Value::Str(string(d)?),
+        VAL_BYTES => Value::Bytes(borrowed_bytes(d)?.to_vec()),
+        VAL_LIST => {
+            let n = len(d, 1)?;
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                items.push(value(d, depth + 1)?);
+            }
+            Value::List(items)
+        }
+        VAL_MAP => {
+            let n = len(d, 2)?;
+            let mut pairs = Vec::with_capacity(n);
+            for _ in 0..n {
+                let k = value(d, depth + 1)?;
+                pairs.push((k, value(d, depth + 1)?));
+            }
+            Value::Map(pairs)
+        }
+        tag @ (VAL_YOURS | VAL_MINE) => {
+            let id = u64::decode(d)?;
+            let wire = if tag == VAL_YOURS {
+                WireRef::Yours(id)
+            } else {
+                WireRef::Mine(id)
+            };
+            let cx = d.context();
+            match cx.refs.import(wire) {
+                Ok(netref) => Value::Ref(netref),
+                Err(err) => {
+                    // Keep decoding so every "mine" id in the frame is still
+                    // counted (and later released); the caller fails the
+                    // message with this error.
+                    cx.bad_ref.get_or_insert(err);
+                    Value::None
+                }
+            }
+        }
+        tag => return Err(DecodeError::OtherString(format!("unknown value tag {tag}"))),
+    })
+}
+
+fn decode_remote_error<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
+    d: &mut D,
+    depth: u32,
+) -> Result<RemoteError, DecodeError> {
+    if depth > MAX_DEPTH {
+        return Err(DecodeError::OtherString(format!(
+            "error causes nest deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    let kind = ErrorKind::from_wire(u8::decode(d)?);
+    let type_name = string(d)?;
+    let message = string(d)?;
+    let n = len(d, 1)?;
+    let mut trace = Vec::with_capacity(n);
+    for _ in 0..n {
+        trace.push(string(d)?);
+    }
+    let cause = match u8::decode(d)? {
+        0 => None,
+        1 => Some(Box::new(decode_remote_error(d, depth + 1)?)),
+        other => return Err(DecodeError::OtherString(format!("bad cause flag {other}"))),
+    };
+    Ok(RemoteError {
+        kind,
+        type_name,
+        message,
+        trace,
+        cause,
+    })
+}
+
+/// A [`RefCodec`] with no objects: every reference is refused. For decoding
+/// frames outside a connection (fuzzing, tests).
+pub(crate) struct NoRefs;
+
+impl RefCodec for NoRefs {
+    fn export(&self, _: &NetRef) -> Result<WireRef> {
+        Err(raise::protocol("references cannot be sent here"))
+    }
+    fn import(&self, wire: WireRef) -> Result<NetRef> {
+        let (WireRef::Yours(id) | WireRef::Mine(id)) = wire;
+        Err(raise::unknown_object(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(message: &Message) -> Message {
+        let frame = encode(message, &NoRefs, usize::MAX).unwrap();
+        let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(len, frame.len() - HEADER_LEN);
+        let decoded = decode(&frame[HEADER_LEN..], &NoRefs).unwrap();
+        assert!(decoded.bad_ref.is_none());
+        decoded.message
+    }
+
+    #[test]
+    fn request_round_trips() {
+        let op = Op::CallMethod(
+            "add".into(),
+            Args::new()
+                .arg(1)
+                .arg(Value::map([(
+                    "k",
+                    vec![Value::from(2.5), Value::Bytes(vec![0, 255])],
+                )]))
+                .named("scale", "x"),
+        );
+        let msg = Message::Request {
+            seq: 7,
+            target: u64::MAX,
+            timeout_ms: 30_000,
+            op: op.clone(),
+        };
+        match round_trip(&msg) {
+            Message::Request {
+                seq: 7,
+                target: u64::MAX,
+                timeout_ms: 30_000,
+                op: got,
+            } => assert_eq!(got, op),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_reply_keeps_the_cause_chain() {
+        let inner = RemoteError {
+            kind: ErrorKind::Application,
+            type_name: "ValueError".into(),
+            message: "bad line".into(),
+            trace: vec!["in callback".into()],
+            cause: None,
+        };
+        let outer = RemoteError {
+            cause: Some(Box::new(inner.clone())),
+            trace: vec!["in line_counter()".into()],
+            ..inner.clone()
+        };
+        match round_trip(&Message::Reply {
+            seq: 1,
+            result: Err(outer.clone()),
+        }) {
+            Message::Reply { result: Err(e), .. } => assert_eq!(e, outer),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn oversized_message_is_refused_before_sending() {
+        let msg = Message::Close("x".repeat(100));
+        let err = encode(&msg, &NoRefs, 50).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::LimitExceeded);
+    }
+
+    #[test]
+    fn claimed_lengths_beyond_the_frame_are_refused() {
+        // A Str value claiming u64::MAX bytes; a list claiming 2^40 items.
+        for payload in [
+            vec![
+                MSG_REPLY_OK,
+                1,
+                VAL_STR,
+                0xfd,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+                0xff,
+            ],
+            vec![MSG_REPLY_OK, 1, VAL_LIST, 0xfd, 0, 0, 0, 0, 0, 1, 0, 0],
+        ] {
+            let err = decode(&payload, &NoRefs).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let mut payload = vec![MSG_REPLY_OK, 1];
+        payload.extend(std::iter::repeat_n([VAL_LIST, 1], 100_000).flatten());
+        payload.push(VAL_NONE);
+        let err = decode(&payload, &NoRefs).unwrap_err();
+        assert!(err.message().contains("nests deeper"), "{err}");
+    }
+
+    #[test]
+    fn unknown_reference_is_reported_without_failing_the_frame() {
+        let payload = [MSG_REPLY_OK, 1, VAL_YOURS, 5];
+        let decoded = decode(&payload, &NoRefs).unwrap();
+        assert_eq!(decoded.bad_ref.unwrap().kind(), ErrorKind::UnknownObject);
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let err = decode(&[MSG_PING, 1, 0], &NoRefs).unwrap_err();
+        assert!(err.message().contains("trailing"), "{err}");
+    }
+}

@@ -1,0 +1,102 @@
+//! The messages two peers exchange after the handshake.
+//!
+//! Seven kinds, as few as RPyC's: a request names a target object and one
+//! [`Op`]; a reply answers it by sequence number; releases, cancels, pings
+//! and close need no reply. Bytes are in [`codec`](super::codec).
+
+use crate::error::RemoteError;
+use crate::{Args, Value};
+
+/// One message on the wire.
+#[derive(Debug)]
+pub(crate) enum Message {
+    /// Run `op` on the receiver's object `target` (unused for `GetRoot`);
+    /// the caller gives up after `timeout_ms` (a relative deadline, so clock
+    /// skew between peers does not matter).
+    Request {
+        seq: u64,
+        target: u64,
+        timeout_ms: u64,
+        op: Op,
+    },
+    /// The outcome of the request numbered `seq`.
+    Reply {
+        seq: u64,
+        result: Result<Value, RemoteError>,
+    },
+    /// The sender dropped its proxies for these ids; each pair is
+    /// `(id, number of times the sender received the id)`.
+    Release(Vec<(u64, u64)>),
+    /// The sender no longer waits for request `seq`; abort it.
+    Cancel(u64),
+    /// Liveness probe; answered with `Pong` carrying the same number.
+    Ping(u64),
+    /// Answer to `Ping`.
+    Pong(u64),
+    /// The sender is closing the connection, and says why.
+    Close(String),
+}
+
+/// One operation on an object, mirroring RPyC's handler set.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Op {
+    /// The root object of the receiver's side of the connection.
+    GetRoot,
+    /// Read an attribute (a method name yields a bound method).
+    GetAttr(String),
+    /// Write a writable attribute.
+    SetAttr(String, Value),
+    /// Delete a writable attribute.
+    DelAttr(String),
+    /// Call the object itself.
+    Call(Args),
+    /// Call one of its methods.
+    CallMethod(String, Args),
+    /// The names of its exposed members.
+    Dir,
+    /// Its `repr`.
+    Repr,
+    /// Its `str`.
+    Str,
+    /// Its hash.
+    Hash,
+    /// Equality with a value.
+    Eq(Value),
+    /// Its exposed members with kinds, signatures and docs.
+    Inspect,
+    /// Up to `max` next items (a reply shorter than `max` means exhausted).
+    Next(u32),
+    /// Release the resource it holds.
+    Close,
+}
+
+impl Op {
+    /// A short name for traces and logs.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Op::GetRoot => "get root".into(),
+            Op::GetAttr(n) => format!("getattr '{n}'"),
+            Op::SetAttr(n, _) => format!("setattr '{n}'"),
+            Op::DelAttr(n) => format!("delattr '{n}'"),
+            Op::Call(_) => "call".into(),
+            Op::CallMethod(n, _) => format!("{n}()"),
+            Op::Dir => "dir".into(),
+            Op::Repr => "repr".into(),
+            Op::Str => "str".into(),
+            Op::Hash => "hash".into(),
+            Op::Eq(_) => "eq".into(),
+            Op::Inspect => "inspect".into(),
+            Op::Next(_) => "next".into(),
+            Op::Close => "close".into(),
+        }
+    }
+}
+
+/// How a reference travels, named from the receiver's side (as RPyC does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WireRef {
+    /// "This is yours": an object the receiver owns, coming back.
+    Yours(u64),
+    /// "This is mine": the sender owns it and counted one more send.
+    Mine(u64),
+}

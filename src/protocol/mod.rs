@@ -1,0 +1,17 @@
+//! The wire format: handshake, frames, and the codec between them.
+//!
+//! - [`handshake`]: raw magic/version/service-name exchange, first bytes on
+//!   every connection;
+//! - [`frame`](self::frame): the message kinds and the operations a request carries;
+//! - [`codec`](self::codec): messages to length-prefixed bincode frames and back,
+//!   resolving object references on the way.
+//!
+//! Nothing here touches sockets beyond the handshake; the connection module
+//! drives the frames.
+
+pub(crate) mod codec;
+pub(crate) mod frame;
+pub(crate) mod handshake;
+
+pub use self::codec::MAX_DEPTH;
+pub use self::handshake::{MAGIC, PROTOCOL_VERSION};

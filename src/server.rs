@@ -1,0 +1,275 @@
+//! Accepting connections: one root object per connection, a connection
+//! limit, graceful shutdown.
+//!
+//! The accept loop hands each stream to a task of its own; a connection
+//! that fails its handshake or breaks the protocol ends alone. Shutdown
+//! stops accepting, closes every connection (their pending calls fail with
+//! `Closed`) and returns once all are gone.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::{transport, Builder, Config, Connection, Error, ErrorKind, NetRef, Object, Result};
+
+type OnConnect = Arc<dyn Fn(&Connection) + Send + Sync>;
+
+/// A listening tether server.
+///
+/// ```no_run
+/// # #[derive(Clone)] struct MyService;
+/// # impl tether::Object for MyService { fn type_name(&self) -> &str { "MyService" } }
+/// # async fn demo() -> tether::Result<()> {
+/// let server = tether::Server::bind("127.0.0.1:0").await?;
+/// let addr = server.local_addr()?;
+/// tokio::spawn(server.serve(MyService));
+/// let conn = tether::connect(addr).await?;
+/// # Ok(()) }
+/// ```
+pub struct Server {
+    listener: Listener,
+    config: Config,
+    max_connections: usize,
+    on_connect: Option<OnConnect>,
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addr = match &self.listener {
+            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            #[cfg(unix)]
+            Listener::Unix(_, path) => path.display().to_string(),
+        };
+        f.debug_struct("Server")
+            .field("addr", &addr)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// Settings of a [`Server`] before it binds.
+#[derive(Clone)]
+pub struct ServerBuilder {
+    config: Config,
+    max_connections: usize,
+    on_connect: Option<OnConnect>,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> ServerBuilder {
+        ServerBuilder {
+            config: Config::default(),
+            max_connections: 1024,
+            on_connect: None,
+        }
+    }
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder")
+            .field("config", &self.config)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+impl ServerBuilder {
+    /// Settings of every accepted connection.
+    pub fn config(mut self, config: Config) -> ServerBuilder {
+        self.config = config;
+        self
+    }
+
+    /// Most connections open at once (default 1024). Past it, a new client
+    /// is refused in the handshake with a clear error.
+    pub fn max_connections(mut self, n: usize) -> ServerBuilder {
+        self.max_connections = n;
+        self
+    }
+
+    /// Run `f` for every connection once its handshake succeeded (to log it,
+    /// or keep the handle to inspect its [`Stats`](crate::Stats)).
+    pub fn on_connect(mut self, f: impl Fn(&Connection) + Send + Sync + 'static) -> ServerBuilder {
+        self.on_connect = Some(Arc::new(f));
+        self
+    }
+
+    /// Listen on a TCP address.
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Server> {
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            Error::with_source(ErrorKind::Transport, format!("cannot bind: {e}"), e)
+        })?;
+        Ok(self.into_server(Listener::Tcp(listener)))
+    }
+
+    /// Listen on a Unix socket at `path` (which must not exist yet).
+    #[cfg(unix)]
+    pub async fn bind_unix(self, path: impl AsRef<std::path::Path>) -> Result<Server> {
+        let path = path.as_ref().to_path_buf();
+        let listener = tokio::net::UnixListener::bind(&path).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Transport,
+                format!("cannot bind {}: {e}", path.display()),
+                e,
+            )
+        })?;
+        Ok(self.into_server(Listener::Unix(listener, path)))
+    }
+
+    fn into_server(self, listener: Listener) -> Server {
+        Server {
+            listener,
+            config: self.config,
+            max_connections: self.max_connections,
+            on_connect: self.on_connect,
+        }
+    }
+}
+
+impl Server {
+    /// Settings before binding.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// Listen on a TCP address with default settings.
+    pub async fn bind(addr: impl ToSocketAddrs) -> Result<Server> {
+        Server::builder().bind(addr).await
+    }
+
+    /// Listen on a Unix socket with default settings.
+    #[cfg(unix)]
+    pub async fn bind_unix(path: impl AsRef<std::path::Path>) -> Result<Server> {
+        Server::builder().bind_unix(path).await
+    }
+
+    /// The TCP address bound (useful after binding port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        match &self.listener {
+            Listener::Tcp(l) => l
+                .local_addr()
+                .map_err(|e| Error::with_source(ErrorKind::Transport, "no local address", e)),
+            #[cfg(unix)]
+            Listener::Unix(..) => Err(Error::new(
+                ErrorKind::Unsupported,
+                "a Unix socket server has no TCP address",
+            )),
+        }
+    }
+
+    /// Serve a clone of `service` as the root of each connection, forever.
+    pub async fn serve<O: Object + Clone>(self, service: O) -> Result<()> {
+        self.serve_until(service, std::future::pending()).await
+    }
+
+    /// Serve until `shutdown` completes, then close every connection and
+    /// return once they are gone.
+    pub async fn serve_until<O: Object + Clone>(
+        self,
+        service: O,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        self.serve_fn(move || NetRef::new(service.clone()), shutdown)
+            .await
+    }
+
+    /// Serve the object `make_root` returns as the root of each connection.
+    pub async fn serve_fn(
+        self,
+        make_root: impl Fn() -> NetRef + Send + Sync + 'static,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let limit = Arc::new(Semaphore::new(self.max_connections));
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut backoff = Duration::from_millis(10);
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                accepted = accept(&self.listener) => accepted,
+            };
+            while tasks.try_join_next().is_some() {}
+            match accepted {
+                Ok((io, peer)) => {
+                    backoff = Duration::from_millis(10);
+                    let builder = Builder::default()
+                        .config(self.config.clone())
+                        .root_ref(make_root());
+                    let permit = limit.clone().try_acquire_owned().ok();
+                    let max = self.max_connections;
+                    let stop = stop.clone();
+                    let on_connect = self.on_connect.clone();
+                    tasks.spawn(async move {
+                        let Some(_permit) = permit else {
+                            let why = format!("the server is at its limit of {max} connections");
+                            tracing::info!(%peer, "refused: {why}");
+                            let _ = builder.refuse_io(io, why).await;
+                            return;
+                        };
+                        match builder.accept_io(io, Some(peer.clone())).await {
+                            Ok(conn) => {
+                                if let Some(f) = &on_connect {
+                                    f(&conn);
+                                }
+                                tokio::select! {
+                                    _ = conn.closed() => {}
+                                    _ = stop.cancelled() => conn.close().await,
+                                }
+                            }
+                            Err(err) => tracing::info!(%peer, %err, "handshake failed"),
+                        }
+                    });
+                }
+                Err(err) => {
+                    // Out of file descriptors and the like: back off rather
+                    // than spin, and keep serving the connections we have.
+                    tracing::warn!(%err, "accept failed; retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        stop.cancel();
+        while tasks.join_next().await.is_some() {}
+        #[cfg(unix)]
+        if let Listener::Unix(_, path) = &self.listener {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+async fn accept(listener: &Listener) -> std::io::Result<(Box<dyn Stream>, String)> {
+    match listener {
+        Listener::Tcp(l) => {
+            let (stream, addr) = l.accept().await?;
+            transport::tcp::prepare(&stream);
+            Ok((Box::new(stream), addr.to_string()))
+        }
+        #[cfg(unix)]
+        Listener::Unix(l, path) => {
+            let (stream, _) = l.accept().await?;
+            Ok((Box::new(stream), path.display().to_string()))
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Small objects tether provides: callbacks, bound methods, restricted views
+//! and the empty root of a side that serves nothing.
+
+pub(crate) mod bound_method;
+pub(crate) mod callback;
+pub(crate) mod empty;
+pub(crate) mod restricted;

@@ -1,0 +1,76 @@
+//! A view of an object exposing a subset of its members.
+
+use crate::error::raise;
+use crate::netref::LocalRef;
+use crate::service::object::{BoxFuture, CallContext, Member, Object};
+use crate::{Args, Result, Value};
+
+/// Built by [`restrict`](crate::restrict). The dispatcher only lets through
+/// names in `members`; the checks here repeat that, so the view stays
+/// narrow even when called in-process.
+pub(crate) struct Restricted {
+    pub(crate) inner: LocalRef,
+    pub(crate) members: Vec<Member>,
+}
+
+impl Restricted {
+    fn check(&self, name: &str) -> Result<()> {
+        if self.members.iter().any(|m| m.name == name) {
+            Ok(())
+        } else {
+            Err(raise::no_member(self.type_name(), name))
+        }
+    }
+}
+
+impl Object for Restricted {
+    fn type_name(&self) -> &str {
+        self.inner.object.type_name()
+    }
+
+    fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    fn call_method<'a>(
+        &'a self,
+        name: &'a str,
+        args: Args,
+        cx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Value>> {
+        match self.check(name) {
+            Ok(()) => self.inner.object.call_method(name, args, cx),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn get_attr<'a>(&'a self, name: &'a str, cx: &'a CallContext) -> BoxFuture<'a, Result<Value>> {
+        match self.check(name) {
+            Ok(()) => self.inner.object.get_attr(name, cx),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn set_attr<'a>(
+        &'a self,
+        name: &'a str,
+        value: Value,
+        cx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<()>> {
+        match self.check(name) {
+            Ok(()) => self.inner.object.set_attr(name, value, cx),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn del_attr<'a>(&'a self, name: &'a str, cx: &'a CallContext) -> BoxFuture<'a, Result<()>> {
+        match self.check(name) {
+            Ok(()) => self.inner.object.del_attr(name, cx),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+
+    fn repr(&self) -> String {
+        format!("<restricted view of {}>", self.inner.object.repr())
+    }
+}

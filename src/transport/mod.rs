@@ -1,0 +1,14 @@
+//! Byte streams a connection can run over.
+//!
+//! All share one shape: something that yields an `AsyncRead + AsyncWrite`
+//! stream, handed to [`Builder::connect_io`](crate::Builder::connect_io) or
+//! [`Builder::accept_io`](crate::Builder::accept_io).
+//!
+//! - `tcp`: TCP with `TCP_NODELAY` (small frames must not wait);
+//! - `unix`: Unix domain sockets;
+//! - [`memory`]: an in-process pair, for tests and examples.
+
+pub mod memory;
+pub(crate) mod tcp;
+#[cfg(unix)]
+pub(crate) mod unix;
