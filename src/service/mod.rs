@@ -16,5 +16,6 @@ pub(crate) mod policy;
 pub(crate) mod table;
 
 pub use self::builtin::callback::{callback, callback_sync};
+pub use self::builtin::file::LocalFile;
 pub use self::object::{BoxFuture, CallContext, Member, MemberKind, Object};
 pub use self::policy::{restrict, Policy};

@@ -4,4 +4,5 @@
 pub(crate) mod bound_method;
 pub(crate) mod callback;
 pub(crate) mod empty;
+pub(crate) mod file;
 pub(crate) mod restricted;
