@@ -28,12 +28,13 @@ impl Shared {
         }
         let timeout = timeout.unwrap_or(self.config.call_timeout);
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let frame = self.encode(&Message::Request {
+        let request = Message::Request {
             seq,
             target,
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             op,
-        })?;
+        };
+        let frame = self.encode(&request)?;
         let rx = self.expect_reply(seq)?;
         // Armed before the frame is queued: from here on, dropping this
         // future (or timing out) removes the entry and cancels on the peer.
@@ -43,6 +44,10 @@ impl Shared {
             settled: false,
         };
         self.send_frame(frame)?;
+        // Only now may the references in the request be dropped: a release
+        // queued before the request would reach the owner first, and the
+        // request would name an object it no longer has.
+        drop(request);
         let result = tokio::time::timeout(timeout, rx).await;
         match result {
             Ok(Ok(reply)) => {

@@ -76,7 +76,7 @@ pub(crate) async fn write_loop<W>(
 ) where
     W: AsyncWrite + Unpin,
 {
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut batch = Batch::new(shared.clone());
     loop {
         let first = tokio::select! {
             biased;
@@ -84,14 +84,15 @@ pub(crate) async fn write_loop<W>(
             _ = shared.shutdown.cancelled() => None,
         };
         let Some(first) = first else { break };
-        gather(&shared, first, &mut buf);
-        while buf.len() < MAX_COALESCE {
+        batch.add(first);
+        while batch.buf.len() < MAX_COALESCE {
             match rx.try_recv() {
-                Ok(msg) => gather(&shared, msg, &mut buf),
+                Ok(msg) => batch.add(msg),
                 Err(_) => break,
             }
         }
-        if let Err(e) = io.write_all(&buf).await {
+        batch.flush_releases();
+        if let Err(e) = io.write_all(&batch.buf).await {
             shared.terminate(Error::with_source(
                 ErrorKind::Transport,
                 format!("write failed: {e}"),
@@ -99,15 +100,15 @@ pub(crate) async fn write_loop<W>(
             ));
             break;
         }
-        buf.clear();
+        batch.buf.clear();
     }
 
-    // Closing: send what is still queued and a Close saying why, within a
-    // bounded time (the peer may not be reading any more).
-    buf.clear();
+    // Closing: send what is still queued (releases are moot now) and a
+    // Close saying why, within a bounded time (the peer may not be reading).
+    batch.buf.clear();
     while let Ok(msg) = rx.try_recv() {
         if let Outbound::Frame(frame) = msg {
-            buf.extend_from_slice(&frame);
+            batch.buf.extend_from_slice(&frame);
         }
     }
     let reason = shared
@@ -115,32 +116,57 @@ pub(crate) async fn write_loop<W>(
         .map(|e| e.to_string())
         .unwrap_or_default();
     if let Ok(frame) = shared.encode(&Message::Close(reason)) {
-        buf.extend_from_slice(&frame);
+        batch.buf.extend_from_slice(&frame);
     }
     let _ = tokio::time::timeout(CLOSE_FLUSH, async {
-        let _ = io.write_all(&buf).await;
+        let _ = io.write_all(&batch.buf).await;
         let _ = io.shutdown().await;
     })
     .await;
     shared.writer_done.cancel();
 }
 
-fn gather(shared: &Arc<Shared>, msg: Outbound, buf: &mut BytesMut) {
-    match msg {
-        Outbound::Frame(frame) => buf.extend_from_slice(&frame),
-        Outbound::Releases => {
-            let pairs = shared.take_releases();
-            if pairs.is_empty() {
-                return;
+/// The bytes of one write, with consecutive releases gathered into one
+/// frame placed where the first of them was queued.
+struct Batch {
+    shared: Arc<Shared>,
+    buf: BytesMut,
+    releases: Vec<(u64, u64)>,
+}
+
+impl Batch {
+    fn new(shared: Arc<Shared>) -> Batch {
+        Batch {
+            shared,
+            buf: BytesMut::with_capacity(8 * 1024),
+            releases: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, msg: Outbound) {
+        match msg {
+            Outbound::Frame(frame) => {
+                self.flush_releases();
+                self.buf.extend_from_slice(&frame);
             }
-            // Chunked so a burst of releases never exceeds a small frame limit.
-            for chunk in pairs.chunks(RELEASES_PER_FRAME) {
-                match shared.encode(&Message::Release(chunk.to_vec())) {
-                    Ok(frame) => buf.extend_from_slice(&frame),
-                    Err(err) => {
-                        tracing::warn!(connection = shared.number, %err, "cannot send releases")
-                    }
+            Outbound::Release(id, count) => {
+                self.releases.push((id, count));
+                if self.releases.len() == RELEASES_PER_FRAME {
+                    self.flush_releases();
                 }
+            }
+        }
+    }
+
+    fn flush_releases(&mut self) {
+        if self.releases.is_empty() {
+            return;
+        }
+        let pairs = std::mem::take(&mut self.releases);
+        match self.shared.encode(&Message::Release(pairs)) {
+            Ok(frame) => self.buf.extend_from_slice(&frame),
+            Err(err) => {
+                tracing::warn!(connection = self.shared.number, %err, "cannot send releases")
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::{Error, ErrorKind, Result, Value};
 /// Route one frame. An error is a protocol violation that ends the
 /// connection; anything wrong with a single request is answered instead.
 pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
-    let decoded = codec::decode(payload, &super::shared::Refs(shared))
+    let decoded = codec::decode(payload, &super::shared::Refs::new(shared))
         .map_err(|e| raise::protocol(format!("protocol violation: {}", e.message())))?;
     match decoded.message {
         Message::Request {
@@ -132,21 +132,23 @@ async fn run(
 /// large, say) is replaced by an error reply, so the caller never hangs.
 fn reply(shared: &Arc<Shared>, seq: u64, result: Result<Value, (Error, String)>) {
     let result = result.map_err(|(err, location)| err.to_remote(&location));
-    let frame = shared
-        .encode(&Message::Reply { seq, result })
-        .or_else(|err| {
-            shared.encode(&Message::Reply {
-                seq,
-                result: Err(err.to_remote(&format!(
-                    "sending the reply (service '{}')",
-                    shared.local_service
-                ))),
-            })
-        });
+    // The reply (and the references in it) must outlive the queueing of its
+    // frame: see `Shared::request`.
+    let message = Message::Reply { seq, result };
+    let frame = shared.encode(&message).or_else(|err| {
+        shared.encode(&Message::Reply {
+            seq,
+            result: Err(err.to_remote(&format!(
+                "sending the reply (service '{}')",
+                shared.local_service
+            ))),
+        })
+    });
     match frame {
         Ok(frame) => {
             let _ = shared.send_frame(frame);
         }
         Err(err) => tracing::warn!(connection = shared.number, %err, "cannot send a reply"),
     }
+    drop(message);
 }

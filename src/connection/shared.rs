@@ -1,5 +1,6 @@
 //! The state both halves of a connection share.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -20,8 +21,11 @@ use crate::{Error, ErrorKind, Result, Value};
 pub(crate) enum Outbound {
     /// An encoded frame, length prefix included.
     Frame(Bytes),
-    /// Releases were queued; send them (batched) with the next write.
-    Releases,
+    /// Release of one of the peer's objects; the writer batches consecutive
+    /// ones into one frame. They travel through the same queue as frames,
+    /// so a release never overtakes a frame queued before it that still
+    /// names the object.
+    Release(u64, u64),
 }
 
 /// Everything about one connection, shared by its reader and writer tasks,
@@ -47,7 +51,6 @@ pub(crate) struct Shared {
 
     exports: Mutex<ExportTable>,
     pub(crate) imports: ImportTable,
-    releases: Mutex<Vec<(u64, u64)>>,
 
     /// Cancelled when the connection ends; the serving tasks' tokens are
     /// its children, so they stop with it.
@@ -90,7 +93,6 @@ impl Shared {
             serving: DashMap::new(),
             exports: Mutex::new(ExportTable::default()),
             imports: ImportTable::default(),
-            releases: Mutex::new(Vec::new()),
             shutdown: CancellationToken::new(),
             writer_done: CancellationToken::new(),
             closed: AtomicBool::new(false),
@@ -112,9 +114,21 @@ impl Shared {
         }
     }
 
-    /// Encode `message` for this connection.
+    /// Encode `message` for this connection. If encoding fails after some
+    /// of our objects were counted as sent, those sends are taken back.
     pub(crate) fn encode(self: &Arc<Self>, message: &Message) -> Result<Bytes> {
-        codec::encode(message, &Refs(self), self.config.max_frame_len)
+        let refs = Refs {
+            shared: self,
+            exported: RefCell::new(Vec::new()),
+        };
+        let result = codec::encode(message, &refs, self.config.max_frame_len);
+        if result.is_err() {
+            let sent = refs.exported.into_inner();
+            if !sent.is_empty() {
+                self.release_exports(sent.into_iter().map(|id| (id, 1)).collect());
+            }
+        }
+        result
     }
 
     /// Queue an encoded frame for the writer.
@@ -130,23 +144,11 @@ impl Shared {
         self.send_frame(frame)
     }
 
-    /// Take the queued releases (the writer batches them into one frame).
-    pub(crate) fn take_releases(&self) -> Vec<(u64, u64)> {
-        std::mem::take(&mut *lock(&self.releases))
-    }
-
     /// A proxy's last clone dropped: forget it and queue its release.
     pub(crate) fn proxy_dropped(&self, id: u64, ptr: *const Proxy, received: u64) {
         self.imports.forget(id, ptr);
         if !self.is_closed() {
-            let first = {
-                let mut queue = lock(&self.releases);
-                queue.push((id, received));
-                queue.len() == 1
-            };
-            if first {
-                let _ = self.out.send(Outbound::Releases);
-            }
+            let _ = self.out.send(Outbound::Release(id, received));
         }
         self.user_ref_dropped();
     }
@@ -226,7 +228,6 @@ impl Shared {
         // Take the objects out first, drop them after the lock is released.
         let exported = lock(&self.exports).drain();
         drop(exported);
-        lock(&self.releases).clear();
     }
 
     /// The reason the connection ended, once it has.
@@ -238,29 +239,47 @@ impl Shared {
 /// The connection's reference codec: our objects get ids in the export
 /// table, the peer's come back as its ids, and proxies of other connections
 /// are exported as forwarders.
-pub(crate) struct Refs<'a>(pub(crate) &'a Arc<Shared>);
+pub(crate) struct Refs<'a> {
+    pub(crate) shared: &'a Arc<Shared>,
+    /// Ids counted as sent while encoding, to take back if encoding fails.
+    pub(crate) exported: RefCell<Vec<u64>>,
+}
+
+impl<'a> Refs<'a> {
+    /// A codec for decoding (nothing is exported while decoding).
+    pub(crate) fn new(shared: &'a Arc<Shared>) -> Refs<'a> {
+        Refs {
+            shared,
+            exported: RefCell::new(Vec::new()),
+        }
+    }
+}
 
 impl RefCodec for Refs<'_> {
     fn export(&self, netref: &NetRef) -> Result<WireRef> {
         if let Target::Remote(proxy) = &netref.target {
-            if Arc::ptr_eq(&proxy.conn, self.0) {
+            if Arc::ptr_eq(&proxy.conn, self.shared) {
                 return Ok(WireRef::Yours(proxy.id));
             }
         }
-        let mut table = lock(&self.0.exports);
-        // Checked under the lock `terminate` drains: nothing is exported
-        // into a table that will never be drained again.
-        if self.0.is_closed() {
-            return Err(self.0.closed_error());
-        }
-        Ok(WireRef::Mine(table.export(netref)))
+        let id = {
+            let mut table = lock(&self.shared.exports);
+            // Checked under the lock `terminate` drains: nothing is exported
+            // into a table that will never be drained again.
+            if self.shared.is_closed() {
+                return Err(self.shared.closed_error());
+            }
+            table.export(netref)
+        };
+        self.exported.borrow_mut().push(id);
+        Ok(WireRef::Mine(id))
     }
 
     fn import(&self, wire: WireRef) -> Result<NetRef> {
         match wire {
-            WireRef::Yours(id) => self.0.exported_object(id),
+            WireRef::Yours(id) => self.shared.exported_object(id),
             WireRef::Mine(id) => Ok(NetRef::from_target(Target::Remote(
-                self.0.imports.import(id, self.0),
+                self.shared.imports.import(id, self.shared),
             ))),
         }
     }

@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tether::{
-    Args, BoxFuture, Builder, CallContext, Connection, Error, Member, NetRef, Object, Result,
-    Value,
+    Args, BoxFuture, Builder, CallContext, Connection, Error, Member, NetRef, Object, Result, Value,
 };
 
 /// What a test can observe of the service from outside.
@@ -34,18 +33,44 @@ pub struct TestService {
 const MEMBERS: &[Member] = &[
     Member::method("add", "(a: int, b: int) -> int", "Add two integers."),
     Member::method("echo", "(value: any) -> any", "Return the argument."),
-    Member::method("fail", "(type_name: str, message: str)", "Raise an application error."),
+    Member::method(
+        "fail",
+        "(type_name: str, message: str)",
+        "Raise an application error.",
+    ),
     Member::method("slow", "(ms: int) -> int", "Sleep, then return ms."),
-    Member::method("call_back", "(function: callable, arg: any) -> any", "Call function(arg) and return its result."),
+    Member::method(
+        "call_back",
+        "(function: callable, arg: any) -> any",
+        "Call function(arg) and return its result.",
+    ),
     Member::method(
         "ping_pong",
         "(peer: object, depth: int) -> int",
         "Call peer.ping_pong(self, depth - 1) until depth is 0; returns the depth reached.",
     ),
     Member::method("make_counter", "() -> Counter", "A new Counter object."),
-    Member::method("same", "(a: object, b: object) -> bool", "Whether both arguments are the same object."),
-    Member::method("kwargs", "(*args, **kwargs) -> map", "Return the named arguments as a map."),
-    Member::attribute("label", "str", "A label tests can write when the policy allows.").writable(),
+    Member::method(
+        "same",
+        "(a: object, b: object) -> bool",
+        "Whether both arguments are the same object.",
+    ),
+    Member::method(
+        "invoke",
+        "(obj: object, name: str) -> any",
+        "Return obj.name().",
+    ),
+    Member::method(
+        "kwargs",
+        "(*args, **kwargs) -> map",
+        "Return the named arguments as a map.",
+    ),
+    Member::attribute(
+        "label",
+        "str",
+        "A label tests can write when the policy allows.",
+    )
+    .writable(),
     Member::attribute("version", "int", "A read-only attribute."),
 ];
 
@@ -106,6 +131,10 @@ impl Object for TestService {
                     let (a, b): (NetRef, NetRef) = args.parse()?;
                     Ok(Value::from(a == b))
                 }
+                "invoke" => {
+                    let (obj, method): (NetRef, String) = args.parse()?;
+                    obj.call_method(&method, ()).await
+                }
                 "kwargs" => Ok(Value::Map(
                     args.named
                         .into_iter()
@@ -127,7 +156,12 @@ impl Object for TestService {
         })
     }
 
-    fn set_attr<'a>(&'a self, name: &'a str, value: Value, _cx: &'a CallContext) -> BoxFuture<'a, Result<()>> {
+    fn set_attr<'a>(
+        &'a self,
+        name: &'a str,
+        value: Value,
+        _cx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             assert_eq!(name, "label");
             *self.label.lock().unwrap() = value.try_into()?;
@@ -190,14 +224,23 @@ impl Object for Counter {
         M
     }
 
-    fn call_method<'a>(&'a self, _name: &'a str, args: Args, _cx: &'a CallContext) -> BoxFuture<'a, Result<Value>> {
+    fn call_method<'a>(
+        &'a self,
+        _name: &'a str,
+        args: Args,
+        _cx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Value>> {
         Box::pin(async move {
             args.parse::<()>()?;
             Ok(Value::from(self.value.fetch_add(1, Ordering::SeqCst) + 1))
         })
     }
 
-    fn get_attr<'a>(&'a self, _name: &'a str, _cx: &'a CallContext) -> BoxFuture<'a, Result<Value>> {
+    fn get_attr<'a>(
+        &'a self,
+        _name: &'a str,
+        _cx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Value>> {
         Box::pin(async move { Ok(Value::from(self.value.load(Ordering::SeqCst))) })
     }
 }

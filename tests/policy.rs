@@ -1,0 +1,129 @@
+//! Deny by default: only declared members are reachable, setattr/delattr
+//! are off unless enabled, restricted views narrow further, hidden names
+//! never leak, and each side's policy protects its own objects.
+
+mod support;
+
+use support::{memory_pair, memory_pair_with, TestService};
+use tether::{Builder, Config, ErrorKind, NetRef, Policy, Value};
+
+#[tokio::test]
+async fn undeclared_members_are_denied_for_every_operation() {
+    let (client, _server) = memory_pair(TestService::default()).await;
+    let root = client.root().await.unwrap();
+    for name in ["secret", "__class__", "drop", ""] {
+        let err = root.getattr(name).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "getattr {name}");
+        let err = root.call_method(name, ()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "call_method {name}");
+        let err = root.setattr(name, 1).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "setattr {name}");
+        let err = root.delattr(name).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "delattr {name}");
+    }
+}
+
+#[tokio::test]
+async fn a_hidden_member_and_a_missing_one_look_the_same() {
+    let service = NetRef::new(TestService::default());
+    let view = tether::restrict(&service, &["add"]).unwrap();
+    let (client, _server) =
+        memory_pair_with(Builder::default(), Builder::default().root_ref(view)).await;
+    let root = client.root().await.unwrap();
+    let hidden = root.call_method("echo", (1,)).await.unwrap_err();
+    let missing = root.call_method("nonesuch", (1,)).await.unwrap_err();
+    assert_eq!(hidden.kind(), missing.kind());
+    assert_eq!(
+        hidden.message().replace("echo", "X"),
+        missing.message().replace("nonesuch", "X")
+    );
+}
+
+#[tokio::test]
+async fn setattr_and_delattr_are_off_by_default() {
+    let (client, _server) = memory_pair(TestService::default()).await;
+    let root = client.root().await.unwrap();
+    let err = root.setattr("label", "x").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied);
+    assert!(err.message().contains("setattr is not allowed"), "{err}");
+    let err = root.delattr("label").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied);
+}
+
+#[tokio::test]
+async fn an_enabled_setattr_reaches_writable_attributes_only() {
+    let policy = Policy::default().allow_setattr(true).allow_delattr(true);
+    let (client, _server) = memory_pair_with(
+        Builder::default(),
+        Builder::default()
+            .root(TestService::default())
+            .config(Config::default().policy(policy)),
+    )
+    .await;
+    let root = client.root().await.unwrap();
+    root.setattr("label", "hello").await.unwrap();
+    assert_eq!(root.getattr("label").await.unwrap(), Value::from("hello"));
+    root.delattr("label").await.unwrap();
+    assert_eq!(root.getattr("label").await.unwrap(), Value::from(""));
+    let err = root.setattr("version", 4).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied);
+    assert!(err.message().contains("read-only"), "{err}");
+    let err = root.setattr("add", 4).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied, "a method is not writable");
+}
+
+#[tokio::test]
+async fn a_restricted_view_exposes_only_the_named_members() {
+    let service = NetRef::new(TestService::default());
+    let view = tether::restrict(&service, &["add", "version", "nonexistent"]).unwrap();
+    let (client, _server) =
+        memory_pair_with(Builder::default(), Builder::default().root_ref(view)).await;
+    let root = client.root().await.unwrap();
+    assert_eq!(
+        root.call_method("add", (1, 2)).await.unwrap(),
+        Value::from(3)
+    );
+    assert_eq!(root.getattr("version").await.unwrap(), Value::from(3));
+    assert_eq!(root.dir().await.unwrap(), vec!["add", "version"]);
+    let names: Vec<_> = root
+        .inspect()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, vec!["add", "version"]);
+    let err = root.call_method("echo", (1,)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied);
+    // The hidden name does not leak through any listing or message.
+    assert!(!format!("{err}").contains("make_counter"));
+}
+
+#[tokio::test]
+async fn a_remote_object_cannot_be_restricted_by_a_non_owner() {
+    let (client, _server) = memory_pair(TestService::default()).await;
+    let root = client.root().await.unwrap();
+    let err = tether::restrict(&root, &["add"]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+}
+
+#[tokio::test]
+async fn a_clients_callback_is_protected_by_the_clients_policy() {
+    // The server's `invoke(obj, name)` calls `obj.name()` on what it was
+    // given: on a client callback, the client denies it.
+    let (client, _server) = memory_pair(TestService::default()).await;
+    let root = client.root().await.unwrap();
+    let cb = tether::callback_sync(|x: Value| Ok(x));
+    let err = root
+        .call_method("invoke", (cb.clone(), "secret"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
+    let cause = err.remote().unwrap().cause().expect("denied by the client");
+    assert_eq!(cause.kind(), ErrorKind::Denied);
+    // Calling it is what it is for.
+    assert_eq!(
+        root.call_method("call_back", (cb, 7)).await.unwrap(),
+        Value::from(7)
+    );
+}
