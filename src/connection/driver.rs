@@ -92,7 +92,12 @@ pub(crate) async fn write_loop<W>(
             }
         }
         batch.flush_releases();
-        if let Err(e) = io.write_all(&batch.buf).await {
+        // Flush too: free on TCP, needed by buffering transports.
+        let written = match io.write_all(&batch.buf).await {
+            Ok(()) => io.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             shared.terminate(Error::with_source(
                 ErrorKind::Transport,
                 format!("write failed: {e}"),
