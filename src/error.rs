@@ -64,7 +64,7 @@ impl ErrorKind {
             ErrorKind::BadArguments => "bad arguments",
             ErrorKind::Type => "type",
             ErrorKind::LimitExceeded => "limit exceeded",
-            ErrorKind::Closed => "closed",
+            ErrorKind::Closed => "connection closed",
             ErrorKind::Application => "application",
             ErrorKind::Remote => "remote",
         }
@@ -439,7 +439,7 @@ pub(crate) mod raise {
     use super::{Error, ErrorKind};
 
     pub(crate) fn closed(why: impl std::fmt::Display) -> Error {
-        Error::new(ErrorKind::Closed, format!("connection closed: {why}"))
+        Error::new(ErrorKind::Closed, why.to_string())
     }
 
     pub(crate) fn protocol(why: impl std::fmt::Display) -> Error {

@@ -118,7 +118,7 @@ pub(crate) async fn write_loop<W>(
     }
     let reason = shared
         .close_reason()
-        .map(|e| e.to_string())
+        .map(|e| e.message().to_string())
         .unwrap_or_default();
     if let Ok(frame) = shared.encode(&Message::Close(reason)) {
         batch.buf.extend_from_slice(&frame);

@@ -11,6 +11,9 @@ use crate::protocol::frame::{Message, Op};
 use crate::service::object::CallContext;
 use crate::{Error, ErrorKind, Result, Value};
 
+/// How much longer than the caller the owner lets a call run.
+const OWNER_GRACE: Duration = Duration::from_millis(250);
+
 /// Route one frame. An error is a protocol violation that ends the
 /// connection; anything wrong with a single request is answered instead.
 pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
@@ -26,7 +29,10 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
             shared,
             seq,
             target,
-            Duration::from_millis(timeout_ms),
+            // The caller's own timer fires first and cancels; the owner's
+            // deadline, a little later, is the backstop should the cancel
+            // never come (so the caller sees one kind of timeout error).
+            Duration::from_millis(timeout_ms).saturating_add(OWNER_GRACE),
             op,
             decoded.bad_ref,
         ),
@@ -61,7 +67,7 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
             Ok(())
         }
         Message::Close(reason) => Err(raise::closed(format!(
-            "the peer closed the connection ({reason})"
+            "the peer closed the connection: {reason}"
         ))),
     }
 }
@@ -125,7 +131,7 @@ async fn run(
     object
         .serve(op, &shared.config.policy, &cx)
         .await
-        .map_err(|e| (e, here(&format!("in {location} on {object:?}"))))
+        .map_err(|e| (e, here(&format!("in {location} on {}", object.describe()))))
 }
 
 /// Send the outcome of request `seq`. A reply that cannot be encoded (too

@@ -109,7 +109,7 @@ impl Shared {
     pub(crate) fn closed_error(&self) -> Error {
         match lock(&self.close_reason).as_ref() {
             Some(reason) if reason.kind() == ErrorKind::Closed => reason.clone(),
-            Some(reason) => raise::closed(reason),
+            Some(reason) => raise::closed(format!("{} ({})", reason.kind(), reason.message())),
             None => raise::closed("the connection is closed"),
         }
     }

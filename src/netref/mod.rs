@@ -68,7 +68,11 @@ pub(crate) enum Target {
 /// gone and with [`ErrorKind::Timeout`](crate::ErrorKind) after the deadline
 /// (see [`with_timeout`](NetRef::with_timeout)).
 ///
-/// See the [module docs](self) for what happens on drop.
+/// # Drop behavior
+///
+/// Clones share one proxy; when the last clone of a remote reference drops,
+/// a release is queued for the owner (batched with others, and never ahead
+/// of a frame that still names the object).
 #[derive(Clone)]
 pub struct NetRef {
     pub(crate) target: Target,
@@ -128,6 +132,17 @@ impl NetRef {
         NetRef {
             target: self.target.clone(),
             timeout: Some(timeout),
+        }
+    }
+
+    /// What the object is, for traces: its type name if local.
+    pub(crate) fn describe(&self) -> String {
+        match &self.target {
+            Target::Local(local) => format!("a {} object", local.object.type_name()),
+            Target::Remote(proxy) => format!(
+                "object {:#x} of peer '{}'",
+                proxy.id, proxy.conn.peer_service
+            ),
         }
     }
 

@@ -1,10 +1,10 @@
 //! The wire format: handshake, frames, and the codec between them.
 //!
-//! - [`handshake`]: raw magic/version/service-name exchange, first bytes on
-//!   every connection;
-//! - [`frame`](self::frame): the message kinds and the operations a request carries;
-//! - [`codec`](self::codec): messages to length-prefixed bincode frames and back,
-//!   resolving object references on the way.
+//! - `handshake`: raw magic/version/service-name exchange, first bytes on
+//!   every connection ([`MAGIC`], [`PROTOCOL_VERSION`]);
+//! - `frame`: the message kinds and the operations a request carries;
+//! - `codec`: messages to length-prefixed bincode frames and back,
+//!   resolving object references on the way ([`MAX_DEPTH`]).
 //!
 //! Nothing here touches sockets beyond the handshake; the connection module
 //! drives the frames.

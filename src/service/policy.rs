@@ -65,7 +65,9 @@ impl Policy {
 
 /// A view of a local object that exposes only the members named in `allowed`.
 ///
-/// The view is a separate object with its own identity; the original keeps
+/// Operations that name no member (call, iterate, close, repr, str, hash,
+/// eq) pass through to the object. The view is a separate object with its
+/// own identity; the original keeps
 /// all its members for whoever holds it. Names in `allowed` that the object
 /// does not expose are ignored. A remote reference cannot be restricted
 /// here (its owner's policy governs it): that is an

@@ -70,7 +70,42 @@ impl Object for Restricted {
         }
     }
 
+    // Operations that name no member pass through: the view narrows what
+    // can be named, not what the object is (callable, iterable, closable).
+
+    fn call<'a>(&'a self, args: Args, cx: &'a CallContext) -> BoxFuture<'a, Result<Value>> {
+        self.inner.object.call(args, cx)
+    }
+
+    fn next<'a>(&'a self, cx: &'a CallContext) -> BoxFuture<'a, Result<Option<Value>>> {
+        self.inner.object.next(cx)
+    }
+
+    fn next_batch<'a>(
+        &'a self,
+        max: usize,
+        cx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Vec<Value>>> {
+        self.inner.object.next_batch(max, cx)
+    }
+
+    fn close<'a>(&'a self, cx: &'a CallContext) -> BoxFuture<'a, Result<()>> {
+        self.inner.object.close(cx)
+    }
+
     fn repr(&self) -> String {
         format!("<restricted view of {}>", self.inner.object.repr())
+    }
+
+    fn str(&self) -> String {
+        self.inner.object.str()
+    }
+
+    fn hash(&self) -> Option<i64> {
+        self.inner.object.hash()
+    }
+
+    fn eq(&self, other: &Value) -> Option<bool> {
+        self.inner.object.eq(other)
     }
 }
