@@ -198,5 +198,5 @@ async fn ping_measures_a_round_trip() {
     client.ping().await.unwrap();
     server.ping().await.unwrap();
     assert_eq!(client.peer_service(), "TestService");
-    assert_eq!(server.peer_service(), "Nothing");
+    assert_eq!(server.peer_service(), "Empty");
 }

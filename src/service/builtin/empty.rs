@@ -7,6 +7,6 @@ pub(crate) struct Empty;
 
 impl Object for Empty {
     fn type_name(&self) -> &str {
-        "Nothing"
+        "Empty"
     }
 }
