@@ -130,12 +130,85 @@ pub use crate::service::{
 pub use crate::value::convert::ListOf;
 pub use crate::value::{from_value, to_value, Args, FromArgs, FromValue, IntoArgs, Value};
 
-/// Items for tether's own tools (fuzz targets, benchmarks); not a stable API.
+/// Turn an inherent `impl` block into an [`Object`].
+///
+/// Methods marked `#[method]` become remote methods, `#[getter]` and
+/// `#[setter]` methods become a remote attribute (the setter's name without
+/// its `set_` prefix, or given: `#[setter(name)]`); every other method stays
+/// private to Rust. Methods take `&self` and may be `async`; they may return
+/// a plain value or a `Result` whose error converts into [`Error`].
+/// Arguments and results convert through serde ([`to_value`]/[`from_value`]),
+/// so any serde type works, and so do [`NetRef`] (objects by reference),
+/// `Option` (may be left out), `Vec`, maps and tuples. A last `#[rest]
+/// things: Vec<T>` parameter takes every remaining positional argument; a
+/// `&CallContext` parameter receives the call's context. Doc comments become
+/// help text and parameter names and types the signature, as
+/// [`NetRef::inspect`] shows. Wrong argument counts or types reach the
+/// caller as [`ErrorKind::BadArguments`] naming the method, the parameter
+/// and the expected type. `#[expose(name = "Calc")]` sets the type name.
+///
+/// ```
+/// struct Calculator;
+///
+/// #[tether::expose]
+/// impl Calculator {
+///     /// Add two integers.
+///     #[method]
+///     fn add(&self, a: i64, b: i64) -> i64 { a + b }
+///
+///     /// Sum any number of floats.
+///     #[method]
+///     async fn total(&self, #[rest] things: Vec<f64>) -> f64 { things.iter().sum() }
+///
+///     fn helper(&self) {}   // not reachable by a peer
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let calc = tether::NetRef::new(Calculator);
+/// assert_eq!(calc.call_method("add", (1, 2)).await.unwrap(), tether::Value::from(3));
+/// assert_eq!(calc.call_method("total", (1.5, 2, 3)).await.unwrap(), tether::Value::from(6.5));
+/// let add = &calc.inspect().await.unwrap()[0];
+/// assert_eq!(add.signature, "(a: int, b: int) -> int");
+/// assert_eq!(add.doc, "Add two integers.");
+/// # });
+/// ```
+pub use tether_macros::expose;
+
+/// Define a service as a trait: typed clients and any number of servers.
+///
+/// On a trait of `async fn`s taking `&self` and returning
+/// `tether::Result<T>`, generates:
+///
+/// - the trait, its methods returning `impl Future + Send` (implementations
+///   may still write `async fn`);
+/// - `{Trait}Proxy`, a client over a [`NetRef`] implementing the trait, so
+///   calls type-check: `calc.add(1, 2).await?`;
+/// - `{Trait}Object<T>`, which serves any implementation as an [`Object`]
+///   with the same members, signatures and docs as `#[expose]` would give.
+///
+/// ```
+/// #[tether::service]
+/// pub trait Calc {
+///     /// Add two integers.
+///     async fn add(&self, a: i64, b: i64) -> tether::Result<i64>;
+/// }
+///
+/// struct MyCalc;
+/// impl Calc for MyCalc {
+///     async fn add(&self, a: i64, b: i64) -> tether::Result<i64> { Ok(a + b) }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let (client, _server) = tether::transport::memory::pair(
+///     tether::Builder::default(),
+///     tether::Builder::default().root(CalcObject(MyCalc)),
+/// ).await.unwrap();
+/// let calc = CalcProxy::new(client.root().await.unwrap());
+/// assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+/// # });
+/// ```
+pub use tether_macros::service;
+
 #[doc(hidden)]
-pub mod __private {
-    /// Decode one frame payload with no connection behind it, as the reader
-    /// would; for fuzzing the decoder. Never panics.
-    pub fn decode_frame(payload: &[u8]) -> Result<(), crate::Error> {
-        crate::protocol::codec::decode(payload, &crate::protocol::codec::NoRefs).map(drop)
-    }
-}
+#[path = "macro_support.rs"]
+pub mod __private;

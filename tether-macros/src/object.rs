@@ -1,0 +1,283 @@
+//! Generating `impl tether::Object` from parsed methods; shared by
+//! `#[expose]` (calls `self.method(..)`) and `#[service]` (calls the trait
+//! method on the wrapped value).
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::{Error, Ident};
+
+use crate::model::{is_byte_vec, Kind, Method, Ret, Take};
+
+/// Everything needed to write the impl.
+pub(crate) struct ObjectImpl<'a> {
+    /// `impl<..> ::tether::Object for #self_ty #where`
+    pub(crate) header: TokenStream,
+    pub(crate) type_name: String,
+    pub(crate) methods: &'a [Method],
+    /// Builds the call of `method` on the served value from the argument
+    /// expressions.
+    pub(crate) call: &'a dyn Fn(&Method, Vec<TokenStream>) -> TokenStream,
+}
+
+/// Refuse two members with one name, and setters without getters.
+pub(crate) fn check_names(methods: &[Method], errors: &mut Vec<Error>) {
+    let mut seen: Vec<(String, &Kind)> = Vec::new();
+    for m in methods {
+        let name = m.remote_name();
+        for (other, kind) in &seen {
+            let clash = *other == name
+                && !matches!(
+                    (kind, &m.kind),
+                    (Kind::Getter(_), Kind::Setter(_)) | (Kind::Setter(_), Kind::Getter(_))
+                );
+            if clash {
+                errors.push(Error::new_spanned(
+                    &m.ident,
+                    format!("duplicate exposed name '{name}': every member needs its own name"),
+                ));
+            }
+        }
+        seen.push((name, &m.kind));
+    }
+    for m in methods {
+        if let Kind::Setter(name) = &m.kind {
+            let has_getter = methods
+                .iter()
+                .any(|g| matches!(&g.kind, Kind::Getter(n) if n == name));
+            if !has_getter {
+                errors.push(Error::new_spanned(
+                    &m.ident,
+                    format!("setter for '{name}' has no `#[getter]`: a peer could write it but never read it"),
+                ));
+            }
+        }
+    }
+}
+
+pub(crate) fn generate(obj: &ObjectImpl<'_>) -> TokenStream {
+    let header = &obj.header;
+    let type_name = &obj.type_name;
+    let members = members(obj.methods);
+    let method_arms: Vec<TokenStream> = obj
+        .methods
+        .iter()
+        .filter(|m| m.kind == Kind::Method)
+        .map(|m| method_arm(obj, m))
+        .collect();
+    let getter_arms: Vec<TokenStream> = obj
+        .methods
+        .iter()
+        .filter(|m| matches!(m.kind, Kind::Getter(_)))
+        .map(|m| getter_arm(obj, m))
+        .collect();
+    let setter_arms: Vec<TokenStream> = obj
+        .methods
+        .iter()
+        .filter(|m| matches!(m.kind, Kind::Setter(_)))
+        .map(|m| setter_arm(obj, m))
+        .collect();
+    quote! {
+        #header {
+            fn type_name(&self) -> &str {
+                #type_name
+            }
+
+            fn members(&self) -> &[::tether::Member] {
+                const MEMBERS: &[::tether::Member] = &[#(#members),*];
+                MEMBERS
+            }
+
+            fn call_method<'__a>(
+                &'__a self,
+                __name: &'__a str,
+                __args: ::tether::Args,
+                __cx: &'__a ::tether::CallContext,
+            ) -> ::tether::BoxFuture<'__a, ::tether::Result<::tether::Value>> {
+                let _ = (&__args, __cx);
+                ::std::boxed::Box::pin(async move {
+                    match __name {
+                        #(#method_arms)*
+                        _ => ::std::result::Result::Err(::tether::__private::no_member(#type_name, __name)),
+                    }
+                })
+            }
+
+            fn get_attr<'__a>(
+                &'__a self,
+                __name: &'__a str,
+                __cx: &'__a ::tether::CallContext,
+            ) -> ::tether::BoxFuture<'__a, ::tether::Result<::tether::Value>> {
+                let _ = __cx;
+                ::std::boxed::Box::pin(async move {
+                    match __name {
+                        #(#getter_arms)*
+                        _ => ::std::result::Result::Err(::tether::__private::no_member(#type_name, __name)),
+                    }
+                })
+            }
+
+            fn set_attr<'__a>(
+                &'__a self,
+                __name: &'__a str,
+                __value: ::tether::Value,
+                __cx: &'__a ::tether::CallContext,
+            ) -> ::tether::BoxFuture<'__a, ::tether::Result<()>> {
+                let _ = (&__value, __cx);
+                ::std::boxed::Box::pin(async move {
+                    match __name {
+                        #(#setter_arms)*
+                        _ => ::std::result::Result::Err(::tether::__private::no_member(#type_name, __name)),
+                    }
+                })
+            }
+        }
+    }
+}
+
+fn members(methods: &[Method]) -> Vec<TokenStream> {
+    methods
+        .iter()
+        .filter_map(|m| {
+            let name = m.remote_name();
+            let sig = m.signature();
+            let doc = &m.doc;
+            match &m.kind {
+                Kind::Method => Some(quote!(::tether::Member::method(#name, #sig, #doc))),
+                Kind::Getter(attr) => {
+                    let writable = methods
+                        .iter()
+                        .any(|s| matches!(&s.kind, Kind::Setter(n) if n == attr));
+                    Some(if writable {
+                        quote!(::tether::Member::attribute(#name, #sig, #doc).writable())
+                    } else {
+                        quote!(::tether::Member::attribute(#name, #sig, #doc))
+                    })
+                }
+                Kind::Setter(_) => None,
+            }
+        })
+        .collect()
+}
+
+/// Read the arguments into locals; returns the statements and the
+/// expressions to pass to the method.
+fn take_args(m: &Method, reader: &Ident) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let mut lets = Vec::new();
+    let mut pass = Vec::new();
+    for p in &m.params {
+        let ident = format_ident!("__arg_{}", p.ident);
+        let pname = p.ident.to_string();
+        let optional = p.optional;
+        let ty = &p.ty;
+        match p.take {
+            Take::One => {
+                lets.push(quote!(let #ident: #ty = #reader.one(#pname, #optional)?;));
+                pass.push(quote!(#ident));
+            }
+            Take::Str => {
+                lets.push(quote!(let #ident: ::std::string::String = #reader.one(#pname, false)?;));
+                pass.push(quote!(&#ident));
+            }
+            Take::Bytes => {
+                lets.push(quote!(let #ident: ::std::vec::Vec<u8> = #reader.one(#pname, false)?;));
+                pass.push(quote!(&#ident));
+            }
+            Take::Rest => {
+                lets.push(quote!(let #ident: #ty = #reader.rest()?;));
+                pass.push(quote!(#ident));
+            }
+            Take::Context => pass.push(quote!(__cx)),
+        }
+    }
+    (lets, pass)
+}
+
+/// `call` then `.await`, `?` and conversion of the result to a `Value`.
+fn finish_call(m: &Method, call: TokenStream) -> TokenStream {
+    let awaited = if m.is_async {
+        quote!(#call.await)
+    } else {
+        call
+    };
+    match &m.ret {
+        Ret::Unit => quote! {
+            #awaited;
+            ::std::result::Result::Ok(::tether::Value::None)
+        },
+        Ret::Plain(ty) | Ret::Result(ty) => {
+            let value = if matches!(m.ret, Ret::Result(_)) {
+                quote!(#awaited?)
+            } else {
+                awaited
+            };
+            if is_byte_vec(ty) {
+                quote!(::std::result::Result::Ok(::tether::Value::Bytes(#value)))
+            } else {
+                quote! {
+                    let __out = #value;
+                    ::tether::__private::to_return(&__out)
+                }
+            }
+        }
+    }
+}
+
+fn method_arm(obj: &ObjectImpl<'_>, m: &Method) -> TokenStream {
+    let name = m.remote_name();
+    let reader = format_ident!("__reader");
+    let (lets, pass) = take_args(m, &reader);
+    let call = (obj.call)(m, pass);
+    let body = finish_call(m, call);
+    quote! {
+        #name => {
+            let mut #reader = ::tether::__private::ArgReader::new(__args);
+            #(#lets)*
+            #reader.finish()?;
+            #body
+        }
+    }
+}
+
+fn getter_arm(obj: &ObjectImpl<'_>, m: &Method) -> TokenStream {
+    let name = m.remote_name();
+    let pass = m.params.iter().map(|_| quote!(__cx)).collect();
+    let body = finish_call(m, (obj.call)(m, pass));
+    quote!(#name => { #body })
+}
+
+fn setter_arm(obj: &ObjectImpl<'_>, m: &Method) -> TokenStream {
+    let name = m.remote_name();
+    let mut lets = Vec::new();
+    let mut pass = Vec::new();
+    for p in &m.params {
+        let ty = &p.ty;
+        match p.take {
+            Take::Context => pass.push(quote!(__cx)),
+            Take::Str => {
+                lets.push(quote!(let __new: ::std::string::String = ::tether::__private::setter_value(__value)?;));
+                pass.push(quote!(&__new));
+            }
+            _ => {
+                lets.push(quote!(let __new: #ty = ::tether::__private::setter_value(__value)?;));
+                pass.push(quote!(__new));
+            }
+        }
+    }
+    let call = (obj.call)(m, pass);
+    let awaited = if m.is_async {
+        quote!(#call.await)
+    } else {
+        call
+    };
+    let done = match m.ret {
+        Ret::Result(_) => quote!(#awaited?;),
+        _ => quote!(#awaited;),
+    };
+    quote! {
+        #name => {
+            #(#lets)*
+            #done
+            ::std::result::Result::Ok(())
+        }
+    }
+}

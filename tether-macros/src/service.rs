@@ -1,0 +1,195 @@
+//! `#[tether::service]` on a trait: the trait itself (made object-safe for
+//! async and `Send`), a typed client proxy over a `NetRef`, and an
+//! `Object` wrapper that serves any implementation.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::{Error, ItemTrait, TraitItem};
+
+use crate::model::{is_byte_vec, parse_method, Kind, Method, Ret, Take};
+use crate::object::{self, ObjectImpl};
+
+pub(crate) fn expand(mut item: ItemTrait) -> syn::Result<TokenStream> {
+    let mut errors = Vec::new();
+    let mut methods = Vec::new();
+    for trait_item in &mut item.items {
+        let TraitItem::Fn(f) = trait_item else {
+            continue;
+        };
+        if f.sig.asyncness.is_none() {
+            errors.push(Error::new_spanned(
+                &f.sig,
+                "service trait methods must be `async fn`: a proxy's call crosses the network",
+            ));
+            continue;
+        }
+        let Some(m) = parse_method(&f.sig, &f.attrs, Kind::Method, &mut errors) else {
+            continue;
+        };
+        if !matches!(m.ret, Ret::Result(_)) {
+            errors.push(Error::new_spanned(
+                &f.sig.output,
+                "service trait methods must return `tether::Result<T>`: a remote call can fail",
+            ));
+            continue;
+        }
+        // `async fn` in the trait becomes `fn -> impl Future + Send`, so the
+        // served object's futures can be boxed as `Send`; implementations
+        // may still write `async fn`.
+        let output = match &f.sig.output {
+            syn::ReturnType::Type(_, ty) => ty.clone(),
+            syn::ReturnType::Default => unreachable!("checked above"),
+        };
+        f.sig.asyncness = None;
+        f.sig.output = syn::parse_quote! {
+            -> impl ::std::future::Future<Output = #output> + ::std::marker::Send
+        };
+        for input in f.sig.inputs.iter_mut() {
+            if let syn::FnArg::Typed(pt) = input {
+                pt.attrs.retain(|a| !a.path().is_ident("rest"));
+            }
+        }
+        methods.push(m);
+    }
+    object::check_names(&methods, &mut errors);
+    if let Some(first) = errors.pop() {
+        let mut all = first;
+        for e in errors {
+            all.combine(e);
+        }
+        return Err(all);
+    }
+
+    let vis = &item.vis;
+    let trait_ident = &item.ident;
+    let trait_name = trait_ident.to_string();
+    let proxy = format_ident!("{}Proxy", trait_ident);
+    let served = format_ident!("{}Object", trait_ident);
+    item.supertraits
+        .push(syn::parse_quote!(::std::marker::Send));
+    item.supertraits
+        .push(syn::parse_quote!(::std::marker::Sync));
+    item.supertraits.push(syn::parse_quote!('static));
+    if item.colon_token.is_none() {
+        item.colon_token = Some(Default::default());
+    }
+
+    let proxy_methods = methods.iter().map(proxy_method);
+    let call = |m: &Method, args: Vec<TokenStream>| {
+        let ident = &m.ident;
+        quote!(<__T as #trait_ident>::#ident(&self.0, #(#args),*))
+    };
+    let object_impl = object::generate(&ObjectImpl {
+        header: quote!(impl<__T: #trait_ident> ::tether::Object for #served<__T>),
+        type_name: trait_name.clone(),
+        methods: &methods,
+        call: &call,
+    });
+    let proxy_doc = format!(
+        "A client for a remote [`{trait_name}`]: each method is a call on the wrapped `NetRef`."
+    );
+    let served_doc = format!(
+        "Serves any [`{trait_name}`] implementation as a tether object: `NetRef::new({served}(my_impl))`."
+    );
+    Ok(quote! {
+        #item
+
+        #[doc = #proxy_doc]
+        #[derive(::std::clone::Clone, ::std::fmt::Debug)]
+        #vis struct #proxy {
+            netref: ::tether::NetRef,
+        }
+
+        impl #proxy {
+            /// Wrap a reference to a remote object serving this trait.
+            #vis fn new(netref: ::tether::NetRef) -> Self {
+                Self { netref }
+            }
+
+            /// The reference the proxy calls.
+            #vis fn netref(&self) -> &::tether::NetRef {
+                &self.netref
+            }
+        }
+
+        impl ::std::convert::From<::tether::NetRef> for #proxy {
+            fn from(netref: ::tether::NetRef) -> Self {
+                Self { netref }
+            }
+        }
+
+        impl ::std::convert::TryFrom<::tether::Value> for #proxy {
+            type Error = ::tether::Error;
+            fn try_from(value: ::tether::Value) -> ::tether::Result<Self> {
+                ::std::result::Result::Ok(Self { netref: ::tether::NetRef::try_from(value)? })
+            }
+        }
+
+        impl #trait_ident for #proxy {
+            #(#proxy_methods)*
+        }
+
+        #[doc = #served_doc]
+        #vis struct #served<__T>(pub __T);
+
+        #object_impl
+    })
+}
+
+fn proxy_method(m: &Method) -> TokenStream {
+    let ident = &m.ident;
+    let name = m.remote_name();
+    let params = m.params.iter().map(|p| {
+        let pident = &p.ident;
+        let ty = &p.ty;
+        quote!(#pident: #ty)
+    });
+    let mut pushes = Vec::new();
+    for p in &m.params {
+        let pident = &p.ident;
+        match p.take {
+            Take::Context => {}
+            Take::Rest => pushes.push(quote! {
+                for __item in &#pident {
+                    __positional.push(::tether::__private::to_arg(__item)?);
+                }
+            }),
+            Take::Bytes => pushes.push(quote! {
+                __positional.push(::tether::Value::Bytes(::std::vec::Vec::from(#pident)));
+            }),
+            Take::One if is_byte_vec(&p.ty) => pushes.push(quote! {
+                __positional.push(::tether::Value::Bytes(::std::clone::Clone::clone(&#pident)));
+            }),
+            Take::One | Take::Str => pushes.push(quote! {
+                __positional.push(::tether::__private::to_arg(&#pident)?);
+            }),
+        }
+    }
+    let Ret::Result(ok) = &m.ret else {
+        unreachable!("service methods return Result")
+    };
+    let unused: Vec<_> = m
+        .params
+        .iter()
+        .filter(|p| p.take == Take::Context)
+        .map(|p| &p.ident)
+        .collect();
+    quote! {
+        fn #ident(&self, #(#params),*)
+            -> impl ::std::future::Future<Output = ::tether::Result<#ok>> + ::std::marker::Send
+        {
+            let _ = (#(&#unused,)*);
+            // Arguments are converted now, so the future borrows nothing.
+            let __args = (|| -> ::tether::Result<::tether::Args> {
+                let mut __positional = ::std::vec::Vec::new();
+                #(#pushes)*
+                ::std::result::Result::Ok(::tether::Args { positional: __positional, named: ::std::vec::Vec::new() })
+            })();
+            let __netref = ::std::clone::Clone::clone(&self.netref);
+            async move {
+                let __value = __netref.call_method(#name, __args?).await?;
+                ::tether::__private::from_return::<#ok>(__value)
+            }
+        }
+    }
+}
