@@ -119,7 +119,7 @@ mod service;
 pub mod transport;
 mod value;
 
-pub use crate::connection::{connect, Builder, Config, Connection, Stats};
+pub use crate::connection::{connect, Batch, Builder, Config, Connection, Stats};
 pub use crate::error::{Error, ErrorKind, RemoteError, Result};
 pub use crate::netref::{NetRef, RemoteIter};
 pub use crate::server::{Server, ServerBuilder};

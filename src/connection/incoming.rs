@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::shared::Shared;
+use super::shared::{Reply, Shared};
 use super::Connection;
 use crate::error::raise;
 use crate::protocol::codec;
@@ -45,10 +45,35 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
             // No entry: the caller gave up (timeout, cancel). Dropping the
             // value releases any reference it carried.
             if let Some((_, reply)) = shared.in_flight.remove(&seq) {
-                let _ = reply.send(result);
+                let _ = reply.send(Reply::One(result));
             }
             Ok(())
         }
+        Message::BatchReply { seq, results } => {
+            let results = results
+                .into_iter()
+                .map(|r| match (&decoded.bad_ref, r) {
+                    (Some(bad), Ok(_)) => Err(bad.clone()),
+                    (None, Ok(value)) => Ok(value),
+                    (_, Err(remote)) => Err(Error::from_remote(remote)),
+                })
+                .collect();
+            if let Some((_, reply)) = shared.in_flight.remove(&seq) {
+                let _ = reply.send(Reply::Many(results));
+            }
+            Ok(())
+        }
+        Message::Batch {
+            seq,
+            timeout_ms,
+            calls,
+        } => serve_batch(
+            shared,
+            seq,
+            Duration::from_millis(timeout_ms).saturating_add(OWNER_GRACE),
+            calls,
+            decoded.bad_ref,
+        ),
         Message::Release(pairs) => {
             shared.release_exports(pairs);
             Ok(())
@@ -62,7 +87,7 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
         Message::Ping(n) => shared.send(&Message::Pong(n)),
         Message::Pong(n) => {
             if let Some((_, reply)) = shared.in_flight.remove(&n) {
-                let _ = reply.send(Ok(Value::None));
+                let _ = reply.send(Reply::One(Ok(Value::None)));
             }
             Ok(())
         }
@@ -82,6 +107,47 @@ fn serve(
     op: Op,
     bad_ref: Option<Error>,
 ) -> Result<()> {
+    spawn_serving(shared, seq, timeout, move |shared| async move {
+        let result = match bad_ref {
+            Some(err) => Err((err, here(&shared, "decoding the arguments"))),
+            None => run(&shared, target, op).await,
+        };
+        Message::Reply {
+            seq,
+            result: result.map_err(|(err, location)| err.to_remote(&location)),
+        }
+    })
+}
+
+/// Serve a batch: its calls run in order, each outcome recorded, one
+/// failure not stopping the rest; the whole batch shares one deadline.
+fn serve_batch(
+    shared: &Arc<Shared>,
+    seq: u64,
+    timeout: Duration,
+    calls: Vec<(u64, Op)>,
+    bad_ref: Option<Error>,
+) -> Result<()> {
+    spawn_serving(shared, seq, timeout, move |shared| async move {
+        let mut results = Vec::with_capacity(calls.len());
+        for (target, op) in calls {
+            let result = match &bad_ref {
+                Some(err) => Err((err.clone(), here(&shared, "decoding the arguments"))),
+                None => run(&shared, target, op).await,
+            };
+            results.push(result.map_err(|(err, location)| err.to_remote(&location)));
+        }
+        Message::BatchReply { seq, results }
+    })
+}
+
+/// Run `work` for request `seq` under its deadline and cancellation, then
+/// send the reply it produced.
+fn spawn_serving<F, Fut>(shared: &Arc<Shared>, seq: u64, timeout: Duration, work: F) -> Result<()>
+where
+    F: FnOnce(Arc<Shared>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Message> + Send + 'static,
+{
     // The token is registered before the task starts, so a Cancel that
     // arrives at once still finds it.
     let token = shared.shutdown.child_token();
@@ -92,63 +158,59 @@ fn serve(
     }
     let shared = shared.clone();
     tokio::spawn(async move {
-        let work = run(&shared, target, op, bad_ref);
+        let work = work(shared.clone());
         let outcome = tokio::select! {
-            result = tokio::time::timeout(timeout, work) => Some(result.unwrap_or_else(|_| {
-                let err = Error::new(ErrorKind::Timeout, format!("the call ran past its deadline of {timeout:?}"));
-                Err((err, format!("service '{}'", shared.local_service)))
+            reply = tokio::time::timeout(timeout, work) => Some(reply.unwrap_or_else(|_| {
+                let err = Error::new(
+                    ErrorKind::Timeout,
+                    format!("the call ran past its deadline of {timeout:?}"),
+                );
+                Message::Reply { seq, result: Err(err.to_remote(&here(&shared, "waiting for the work"))) }
             })),
             _ = token.cancelled() => None,
         };
         shared.serving.remove(&seq);
-        if let Some(result) = outcome {
-            reply(&shared, seq, result);
+        if let Some(message) = outcome {
+            reply(&shared, seq, message);
         }
     });
     Ok(())
 }
 
-async fn run(
-    shared: &Arc<Shared>,
-    target: u64,
-    op: Op,
-    bad_ref: Option<Error>,
-) -> Result<Value, (Error, String)> {
-    let here = |what: &str| format!("{what} (service '{}')", shared.local_service);
-    if let Some(err) = bad_ref {
-        return Err((err, here("decoding the arguments")));
-    }
+fn here(shared: &Shared, what: &str) -> String {
+    format!("{what} (service '{}')", shared.local_service)
+}
+
+async fn run(shared: &Arc<Shared>, target: u64, op: Op) -> Result<Value, (Error, String)> {
     if op == Op::GetRoot {
         return Ok(Value::Ref(shared.root.clone()));
     }
+    let location = op.describe();
     let object = shared
         .exported_object(target)
-        .map_err(|e| (e, here(&op.describe())))?;
-    let location = op.describe();
+        .map_err(|e| (e, here(shared, &location)))?;
     let cx = CallContext {
         connection: Some(Connection::from_shared(shared.clone())),
     };
     object
         .serve(op, &shared.config.policy, &cx)
         .await
-        .map_err(|e| (e, here(&format!("in {location} on {}", object.describe()))))
+        .map_err(|e| {
+            (
+                e,
+                here(shared, &format!("in {location} on {}", object.describe())),
+            )
+        })
 }
 
-/// Send the outcome of request `seq`. A reply that cannot be encoded (too
+/// Send the reply to request `seq`. A reply that cannot be encoded (too
 /// large, say) is replaced by an error reply, so the caller never hangs.
-fn reply(shared: &Arc<Shared>, seq: u64, result: Result<Value, (Error, String)>) {
-    let result = result.map_err(|(err, location)| err.to_remote(&location));
+fn reply(shared: &Arc<Shared>, seq: u64, message: Message) {
     // The reply (and the references in it) must outlive the queueing of its
     // frame: see `Shared::request`.
-    let message = Message::Reply { seq, result };
     let frame = shared.encode(&message).or_else(|err| {
-        shared.encode(&Message::Reply {
-            seq,
-            result: Err(err.to_remote(&format!(
-                "sending the reply (service '{}')",
-                shared.local_service
-            ))),
-        })
+        let result = Err(err.to_remote(&here(shared, "sending the reply")));
+        shared.encode(&Message::Reply { seq, result })
     });
     match frame {
         Ok(frame) => {

@@ -9,12 +9,14 @@
 //!   (coalesces queued frames into few writes);
 //! - `incoming`: frames from the peer, and serving its requests, each in a
 //!   task of its own with its deadline and cancellation;
-//! - `call`: our requests, with deadline and cancel-on-drop.
+//! - `call`: our requests, with deadline and cancel-on-drop;
+//! - `batch`: several calls in one frame ([`Batch`]).
 //!
 //! A connection lives until either side closes it, the transport fails, the
 //! peer breaks the protocol, or every [`Connection`] handle and every remote
 //! [`NetRef`] of it is dropped.
 
+mod batch;
 mod call;
 mod config;
 mod driver;
@@ -29,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::ToSocketAddrs;
 use tokio::sync::mpsc;
 
+pub use self::batch::Batch;
 pub use self::config::Config;
 pub(crate) use self::shared::Shared;
 use crate::error::raise;

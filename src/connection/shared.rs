@@ -28,6 +28,16 @@ pub(crate) enum Outbound {
     Release(u64, u64),
 }
 
+/// What completes one of our requests.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// The outcome of a request (or a ping's pong, as `Ok(None)`); also how
+    /// a whole batch fails when the connection ends.
+    One(Result<Value>),
+    /// The outcomes of a batch, in order.
+    Many(Vec<Result<Value>>),
+}
+
 /// Everything about one connection, shared by its reader and writer tasks,
 /// the tasks serving the peer's requests, and every handle and proxy.
 pub(crate) struct Shared {
@@ -44,7 +54,7 @@ pub(crate) struct Shared {
 
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
     /// Our requests awaiting replies (pings too), by sequence number.
-    pub(crate) in_flight: DashMap<u64, oneshot::Sender<Result<Value>>>,
+    pub(crate) in_flight: DashMap<u64, oneshot::Sender<Reply>>,
     pub(crate) next_seq: AtomicU64,
     /// The peer's requests being served, by its sequence number.
     pub(crate) serving: DashMap<u64, CancellationToken>,
@@ -222,7 +232,7 @@ impl Shared {
         let seqs: Vec<u64> = self.in_flight.iter().map(|e| *e.key()).collect();
         for seq in seqs {
             if let Some((_, reply)) = self.in_flight.remove(&seq) {
-                let _ = reply.send(Err(self.closed_error()));
+                let _ = reply.send(Reply::One(Err(self.closed_error())));
             }
         }
         // Take the objects out first, drop them after the lock is released.

@@ -131,6 +131,8 @@ const MSG_CANCEL: u8 = 4;
 const MSG_PING: u8 = 5;
 const MSG_PONG: u8 = 6;
 const MSG_CLOSE: u8 = 7;
+const MSG_BATCH: u8 = 8;
+const MSG_BATCH_REPLY: u8 = 9;
 
 const OP_GETROOT: u8 = 0;
 const OP_GETATTR: u8 = 1;
@@ -220,6 +222,30 @@ impl Encode for Outgoing<'_> {
                 MSG_CLOSE.encode(e)?;
                 text(e, reason)
             }
+            Message::Batch {
+                seq,
+                timeout_ms,
+                calls,
+            } => {
+                MSG_BATCH.encode(e)?;
+                seq.encode(e)?;
+                timeout_ms.encode(e)?;
+                (calls.len() as u64).encode(e)?;
+                for (target, op) in calls {
+                    target.encode(e)?;
+                    self.op(e, op)?;
+                }
+                Ok(())
+            }
+            Message::BatchReply { seq, results } => {
+                MSG_BATCH_REPLY.encode(e)?;
+                seq.encode(e)?;
+                (results.len() as u64).encode(e)?;
+                for result in results {
+                    self.result(e, result)?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -264,6 +290,24 @@ impl Outgoing<'_> {
                 max.encode(e)
             }
             Op::Close => OP_CLOSE.encode(e),
+        }
+    }
+
+    /// One outcome in a batch reply: 0 and a value, or 1 and an error.
+    fn result<E: Encoder>(
+        &self,
+        e: &mut E,
+        result: &Result<Value, RemoteError>,
+    ) -> Result<(), EncodeError> {
+        match result {
+            Ok(value) => {
+                0u8.encode(e)?;
+                self.value(e, value)
+            }
+            Err(err) => {
+                1u8.encode(e)?;
+                remote_error(e, err, 0)
+            }
         }
     }
 
@@ -436,6 +480,38 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
             MSG_PING => Message::Ping(u64::decode(d)?),
             MSG_PONG => Message::Pong(u64::decode(d)?),
             MSG_CLOSE => Message::Close(string(d)?),
+            MSG_BATCH => {
+                let seq = u64::decode(d)?;
+                let timeout_ms = u64::decode(d)?;
+                let n = len(d, 2)?;
+                let mut calls = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let target = u64::decode(d)?;
+                    calls.push((target, op(d)?));
+                }
+                Message::Batch {
+                    seq,
+                    timeout_ms,
+                    calls,
+                }
+            }
+            MSG_BATCH_REPLY => {
+                let seq = u64::decode(d)?;
+                let n = len(d, 2)?;
+                let mut results = Vec::with_capacity(n);
+                for _ in 0..n {
+                    results.push(match u8::decode(d)? {
+                        0 => Ok(value(d, 0)?),
+                        1 => Err(decode_remote_error(d, 0)?),
+                        other => {
+                            return Err(DecodeError::OtherString(format!(
+                                "bad outcome flag {other}"
+                            )))
+                        }
+                    });
+                }
+                Message::BatchReply { seq, results }
+            }
             tag => {
                 return Err(DecodeError::OtherString(format!(
                     "unknown message tag {tag}"
@@ -689,6 +765,44 @@ mod tests {
             result: Err(outer.clone()),
         }) {
             Message::Reply { result: Err(e), .. } => assert_eq!(e, outer),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn batch_and_batch_reply_round_trip() {
+        let calls = vec![
+            (3, Op::CallMethod("add".into(), Args::new().arg(1).arg(2))),
+            (4, Op::GetAttr("x".into())),
+        ];
+        match round_trip(&Message::Batch {
+            seq: 9,
+            timeout_ms: 5,
+            calls: calls.clone(),
+        }) {
+            Message::Batch {
+                seq: 9,
+                timeout_ms: 5,
+                calls: got,
+            } => assert_eq!(got, calls),
+            other => panic!("unexpected {other:?}"),
+        }
+        let err = RemoteError {
+            kind: ErrorKind::Application,
+            type_name: "ValueError".into(),
+            message: "no".into(),
+            trace: vec![],
+            cause: None,
+        };
+        let results = vec![Ok(Value::from(3)), Err(err)];
+        match round_trip(&Message::BatchReply {
+            seq: 9,
+            results: results.clone(),
+        }) {
+            Message::BatchReply {
+                seq: 9,
+                results: got,
+            } => assert_eq!(got, results),
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -1,8 +1,9 @@
 //! The messages two peers exchange after the handshake.
 //!
-//! Seven kinds, as few as RPyC's: a request names a target object and one
-//! [`Op`]; a reply answers it by sequence number; releases, cancels, pings
-//! and close need no reply. Bytes are in [`codec`](super::codec).
+//! A handful of kinds, as in RPyC: a request names a target object and one
+//! [`Op`]; a reply answers it by sequence number; a batch carries several
+//! requests answered in one frame; releases, cancels, pings and close need
+//! no reply. Bytes are in [`codec`](super::codec).
 
 use crate::error::RemoteError;
 use crate::{Args, Value};
@@ -35,6 +36,18 @@ pub(crate) enum Message {
     Pong(u64),
     /// The sender is closing the connection, and says why.
     Close(String),
+    /// Several operations, run in order by the receiver, answered by one
+    /// `BatchReply`; one failing does not stop the others.
+    Batch {
+        seq: u64,
+        timeout_ms: u64,
+        calls: Vec<(u64, Op)>,
+    },
+    /// The outcomes of a `Batch`, in its order.
+    BatchReply {
+        seq: u64,
+        results: Vec<Result<Value, RemoteError>>,
+    },
 }
 
 /// One operation on an object, mirroring RPyC's handler set.
