@@ -2,6 +2,7 @@
 //! and the empty root of a side that serves nothing.
 
 pub(crate) mod bound_method;
+pub(crate) mod by_ref;
 pub(crate) mod callback;
 pub(crate) mod empty;
 pub(crate) mod file;
