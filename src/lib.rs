@@ -124,8 +124,8 @@ pub use crate::error::{Error, ErrorKind, RemoteError, Result};
 pub use crate::netref::{NetRef, RemoteIter};
 pub use crate::server::{Server, ServerBuilder};
 pub use crate::service::{
-    by_ref, callback, callback_sync, restrict, BoxFuture, CallContext, LocalFile, Member, MemberKind,
-    Object, Policy,
+    by_ref, callback, callback_sync, restrict, BoxFuture, CallContext, LocalFile, Member,
+    MemberKind, Object, Policy,
 };
 pub use crate::value::convert::ListOf;
 pub use crate::value::{from_value, to_value, Args, FromArgs, FromValue, IntoArgs, Value};

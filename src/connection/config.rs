@@ -30,6 +30,13 @@ pub struct Config {
     pub max_frame_len: usize,
     /// How long the handshake may take. Default: 10 s.
     pub handshake_timeout: Duration,
+    /// Most bytes waiting to be sent to a peer that is not reading them.
+    /// Past it the connection is closed with
+    /// [`ErrorKind::LimitExceeded`](crate::ErrorKind), so a peer that
+    /// sends requests but never reads the replies cannot make this side
+    /// buffer without bound. A frame is always accepted while the backlog
+    /// is below the limit. Default: 64 MiB.
+    pub max_queued_bytes: usize,
     /// What the peer may do to this side's objects. Default: deny setattr
     /// and delattr.
     pub policy: Policy,
@@ -41,6 +48,7 @@ impl Default for Config {
             call_timeout: Duration::from_secs(30),
             max_frame_len: 64 << 20,
             handshake_timeout: Duration::from_secs(10),
+            max_queued_bytes: 64 << 20,
             policy: Policy::default(),
         }
     }
@@ -62,6 +70,12 @@ impl Config {
     /// Set [`handshake_timeout`](Config::handshake_timeout).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Config {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Set [`max_queued_bytes`](Config::max_queued_bytes).
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Config {
+        self.max_queued_bytes = bytes;
         self
     }
 

@@ -14,12 +14,13 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::FramedRead;
 
 use super::incoming;
 use super::shared::{Outbound, Shared};
 use crate::error::raise;
 use crate::protocol::frame::Message;
+use crate::protocol::framing::{FrameDecoder, FrameError};
 use crate::{Error, ErrorKind};
 
 /// Stop gathering frames into one write beyond this many bytes.
@@ -35,10 +36,7 @@ pub(crate) async fn read_loop<R>(shared: Arc<Shared>, io: R)
 where
     R: AsyncRead + Unpin,
 {
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(shared.config.max_frame_len)
-        .new_codec();
-    let mut frames = FramedRead::new(io, codec);
+    let mut frames = FramedRead::new(io, FrameDecoder::new(shared.config.max_frame_len));
     let reason = loop {
         let next = tokio::select! {
             biased;
@@ -47,13 +45,12 @@ where
         };
         match next {
             None => break raise::closed("the peer closed the connection"),
-            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Some(Err(FrameError::TooLarge { len, max })) => {
                 break raise::protocol(format!(
-                    "protocol violation: the peer sent a frame over the limit of {} bytes",
-                    shared.config.max_frame_len
+                    "protocol violation: the peer sent a frame of {len} bytes, over the limit of {max} bytes"
                 ))
             }
-            Some(Err(e)) => {
+            Some(Err(FrameError::Io(e))) => {
                 break Error::with_source(ErrorKind::Transport, format!("read failed: {e}"), e)
             }
             Some(Ok(payload)) => {
@@ -153,6 +150,7 @@ impl Batch {
             Outbound::Frame(frame) => {
                 self.flush_releases();
                 self.buf.extend_from_slice(&frame);
+                self.shared.frame_written(&frame);
             }
             Outbound::Release(id, count) => {
                 self.releases.push((id, count));

@@ -79,7 +79,7 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
             Ok(())
         }
         Message::Cancel(seq) => {
-            if let Some((_, token)) = shared.serving.remove(&seq) {
+            if let Some((_, (_, token))) = shared.serving.remove(&seq) {
                 token.cancel();
             }
             Ok(())
@@ -151,7 +151,10 @@ where
     // The token is registered before the task starts, so a Cancel that
     // arrives at once still finds it.
     let token = shared.shutdown.child_token();
-    if shared.serving.insert(seq, token.clone()).is_some() {
+    let nonce = shared
+        .next_nonce
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if shared.serving.insert(seq, (nonce, token.clone())).is_some() {
         return Err(raise::protocol(format!(
             "protocol violation: the peer reused request number {seq} while it was running"
         )));
@@ -169,7 +172,7 @@ where
             })),
             _ = token.cancelled() => None,
         };
-        shared.serving.remove(&seq);
+        shared.serving.remove_if(&seq, |_, (n, _)| *n == nonce);
         if let Some(message) = outcome {
             reply(&shared, seq, message);
         }

@@ -57,7 +57,12 @@ pub(crate) struct Shared {
     pub(crate) in_flight: DashMap<u64, oneshot::Sender<Reply>>,
     pub(crate) next_seq: AtomicU64,
     /// The peer's requests being served, by its sequence number.
-    pub(crate) serving: DashMap<u64, CancellationToken>,
+    /// Each entry carries a nonce so a finished task removes only its own
+    /// entry, not a newer request that reused the number after a cancel.
+    pub(crate) serving: DashMap<u64, (u64, CancellationToken)>,
+    pub(crate) next_nonce: AtomicU64,
+    /// Bytes queued for the writer and not yet written.
+    queued: AtomicUsize,
 
     exports: Mutex<ExportTable>,
     pub(crate) imports: ImportTable,
@@ -74,6 +79,11 @@ pub(crate) struct Shared {
 }
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// What a queued frame costs: its bytes plus the bookkeeping around them.
+fn queued_cost(frame: &Bytes) -> usize {
+    frame.len() + 64
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data
@@ -101,6 +111,8 @@ impl Shared {
             in_flight: DashMap::new(),
             next_seq: AtomicU64::new(1),
             serving: DashMap::new(),
+            next_nonce: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
             exports: Mutex::new(ExportTable::default()),
             imports: ImportTable::default(),
             shutdown: CancellationToken::new(),
@@ -142,10 +154,31 @@ impl Shared {
     }
 
     /// Queue an encoded frame for the writer.
+    ///
+    /// A peer that does not read what we send would make this queue grow
+    /// without bound; past [`Config::max_queued_bytes`] of backlog the
+    /// connection is closed instead (a frame is always accepted onto a
+    /// backlog below the limit, so one maximal frame always fits).
     pub(crate) fn send_frame(&self, frame: Bytes) -> Result<()> {
+        let cost = queued_cost(&frame);
+        let backlog = self.queued.fetch_add(cost, Ordering::AcqRel);
+        if backlog > self.config.max_queued_bytes {
+            self.queued.fetch_sub(cost, Ordering::AcqRel);
+            let err = raise::limit(format!(
+                "the peer is not reading: more than {} bytes are waiting to be sent to it",
+                self.config.max_queued_bytes
+            ));
+            self.terminate(err.clone());
+            return Err(err);
+        }
         self.out
             .send(Outbound::Frame(frame))
             .map_err(|_| self.closed_error())
+    }
+
+    /// The writer wrote `frame`.
+    pub(crate) fn frame_written(&self, frame: &Bytes) {
+        self.queued.fetch_sub(queued_cost(frame), Ordering::AcqRel);
     }
 
     /// Encode and queue a message that carries no references.

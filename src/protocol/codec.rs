@@ -35,6 +35,12 @@ use crate::{Args, Error, ErrorKind, Result, Value};
 /// How deep values (lists in lists, error causes) may nest in one frame.
 pub const MAX_DEPTH: u32 = 128;
 
+/// Most items reserved ahead of decoding them. A declared count is checked
+/// against the bytes left, but an item may decode to many times its encoded
+/// size (and lists nest), so vectors grow with the items that actually
+/// decode rather than with the count.
+const PREALLOC: usize = 1024;
+
 /// Bytes of the length prefix in front of every frame.
 pub(crate) const HEADER_LEN: usize = 4;
 
@@ -470,7 +476,7 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
             }
             MSG_RELEASE => {
                 let n = len(d, 2)?;
-                let mut pairs = Vec::with_capacity(n);
+                let mut pairs = Vec::with_capacity(n.min(PREALLOC));
                 for _ in 0..n {
                     pairs.push((u64::decode(d)?, u64::decode(d)?));
                 }
@@ -484,7 +490,7 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
                 let seq = u64::decode(d)?;
                 let timeout_ms = u64::decode(d)?;
                 let n = len(d, 2)?;
-                let mut calls = Vec::with_capacity(n);
+                let mut calls = Vec::with_capacity(n.min(PREALLOC));
                 for _ in 0..n {
                     let target = u64::decode(d)?;
                     calls.push((target, op(d)?));
@@ -498,7 +504,7 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
             MSG_BATCH_REPLY => {
                 let seq = u64::decode(d)?;
                 let n = len(d, 2)?;
-                let mut results = Vec::with_capacity(n);
+                let mut results = Vec::with_capacity(n.min(PREALLOC));
                 for _ in 0..n {
                     results.push(match u8::decode(d)? {
                         0 => Ok(value(d, 0)?),
@@ -523,8 +529,7 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
 }
 
 /// A declared count of items, each at least `min_item_bytes` long: refused
-/// when the rest of the frame could not hold that many, so capacity reserved
-/// from it is bounded by the frame size.
+/// when the rest of the frame could not hold that many.
 fn len<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
     d: &mut D,
     min_item_bytes: usize,
@@ -589,12 +594,12 @@ fn op<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(d: &mut D) -> Result<Op, DecodeError
 
 fn args<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(d: &mut D) -> Result<Args, DecodeError> {
     let n = len(d, 1)?;
-    let mut positional = Vec::with_capacity(n);
+    let mut positional = Vec::with_capacity(n.min(PREALLOC));
     for _ in 0..n {
         positional.push(value(d, 0)?);
     }
     let n = len(d, 2)?;
-    let mut named = Vec::with_capacity(n);
+    let mut named = Vec::with_capacity(n.min(PREALLOC));
     for _ in 0..n {
         let name = string(d)?;
         named.push((name, value(d, 0)?));
@@ -621,7 +626,7 @@ fn value<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
         VAL_BYTES => Value::Bytes(borrowed_bytes(d)?.to_vec()),
         VAL_LIST => {
             let n = len(d, 1)?;
-            let mut items = Vec::with_capacity(n);
+            let mut items = Vec::with_capacity(n.min(PREALLOC));
             for _ in 0..n {
                 items.push(value(d, depth + 1)?);
             }
@@ -629,7 +634,7 @@ fn value<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
         }
         VAL_MAP => {
             let n = len(d, 2)?;
-            let mut pairs = Vec::with_capacity(n);
+            let mut pairs = Vec::with_capacity(n.min(PREALLOC));
             for _ in 0..n {
                 let k = value(d, depth + 1)?;
                 pairs.push((k, value(d, depth + 1)?));
@@ -672,7 +677,7 @@ fn decode_remote_error<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
     let type_name = string(d)?;
     let message = string(d)?;
     let n = len(d, 1)?;
-    let mut trace = Vec::with_capacity(n);
+    let mut trace = Vec::with_capacity(n.min(PREALLOC));
     for _ in 0..n {
         trace.push(string(d)?);
     }

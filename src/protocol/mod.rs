@@ -2,6 +2,8 @@
 //!
 //! - `handshake`: raw magic/version/service-name exchange, first bytes on
 //!   every connection ([`MAGIC`], [`PROTOCOL_VERSION`]);
+//! - `framing`: the byte stream cut into length-prefixed frames, memory
+//!   following the bytes that arrive rather than the lengths declared;
 //! - `frame`: the message kinds and the operations a request carries;
 //! - `codec`: messages to length-prefixed bincode frames and back,
 //!   resolving object references on the way ([`MAX_DEPTH`]).
@@ -11,6 +13,7 @@
 
 pub(crate) mod codec;
 pub(crate) mod frame;
+pub(crate) mod framing;
 pub(crate) mod handshake;
 
 pub use self::codec::MAX_DEPTH;

@@ -4,22 +4,67 @@
 //! The reverse of [`to_value`](super::to_value), and strict: an `Int` becomes
 //! any integer type it fits in (or a float), but a `Float` never becomes an
 //! integer; `Bytes` also reads as a sequence of `u8`; an enum comes from a
-//! variant name (`Str`) or a one-entry `Map` `{name: content}`. A `Value::Ref`
-//! cannot be converted by value and is an error wherever it is read.
+//! variant name (`Str`) or a one-entry `Map` `{name: content}`.
+//!
+//! Object references are preserved: a `Value::Ref` becomes the same
+//! [`NetRef`](crate::NetRef) wherever the target type has a `NetRef` (a field,
+//! a `Vec<NetRef>`, an `Option<NetRef>`, a map value) and stays a `Value::Ref`
+//! wherever it has a `Value`. Read as any other type, a reference is an error
+//! ("an object reference cannot be converted by value"), and so it is inside
+//! input that serde buffers (untagged and internally tagged enums, flattened
+//! fields), which cannot hold one; see `refs` for the mechanism.
 
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, Visitor};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, Expected, Visitor};
 use serde::Deserialize;
 
+use super::refs;
 use super::ser::SerdeError;
 use crate::value::Value;
 use crate::Result;
 
 /// Convert a [`Value`] to any deserializable type.
 ///
+/// References are kept: a `Value::Ref` becomes the very same
+/// [`NetRef`](crate::NetRef) where `T` has a `NetRef`, and stays a
+/// `Value::Ref` where `T` has a `Value` (so `from_value::<Value>(v)` is `v`).
+///
 /// Fails (kind `Type`) when the value does not have the expected shape; the
-/// message names what was expected and what was found.
+/// message names what was expected and what was found ("expected object, got
+/// int" for data where a `NetRef` belongs, "an object reference cannot be
+/// converted by value" for a reference where data belongs). A reference inside
+/// an untagged or internally tagged enum, or a `#[serde(flatten)]` field, is
+/// an error too: serde buffers those as plain data first.
+///
+/// ```
+/// use serde::Deserialize;
+/// use tether::{from_value, NetRef, Object, Value};
+///
+/// struct Printer;
+/// impl Object for Printer { fn type_name(&self) -> &str { "Printer" } }
+///
+/// #[derive(Debug, Deserialize)]
+/// struct Job {
+///     copies: u32,
+///     printers: Vec<NetRef>,
+/// }
+///
+/// let printer = NetRef::new(Printer);
+/// let value = Value::map([
+///     ("copies", Value::Int(2)),
+///     ("printers", Value::List(vec![Value::Ref(printer.clone())])),
+/// ]);
+/// let job: Job = from_value(value.clone()).unwrap();
+/// assert_eq!(job.printers, [printer]); // the same object, not a copy
+/// assert_eq!(from_value::<Value>(value.clone()).unwrap(), value);
+///
+/// let err = from_value::<Job>(Value::map([
+///     ("copies", Value::Int(2)),
+///     ("printers", Value::List(vec![Value::Int(7)])),
+/// ])).unwrap_err();
+/// assert_eq!(err.message(), "expected object, got int");
+/// ```
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T> {
     T::deserialize(ValueDeserializer(value)).map_err(SerdeError::into_error)
 }
@@ -118,7 +163,8 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
             Value::Bytes(b) => visitor.visit_byte_buf(b),
             Value::List(items) => visit_list(items, visitor),
             Value::Map(pairs) => visit_pairs(pairs, visitor),
-            other @ Value::Ref(_) => Err(SerdeError::mismatch("a value", &other)),
+            // `Value`'s visitor takes the reference; others refuse it.
+            Value::Ref(r) => refs::hand_over(r, || visitor.visit_newtype_struct(RefHandOff::FIRST)),
         }
     }
 
@@ -221,9 +267,18 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, SerdeError> {
+        if name == refs::TOKEN {
+            // A NetRef: it takes the reference out of the slot.
+            return match self.0 {
+                Value::Ref(r) => {
+                    refs::hand_over(r, || visitor.visit_newtype_struct(RefHandOff::FIRST))
+                }
+                other => Err(SerdeError::mismatch("object", &other)),
+            };
+        }
         visitor.visit_newtype_struct(self)
     }
 
@@ -312,6 +367,66 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
         visitor.visit_unit()
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+/// What a visitor is given, as the inside of a newtype, while a reference is
+/// in the hand-over slot (see `refs`): `NetRef`'s and `Value`'s visitors take
+/// the slot and ignore it. A visitor that reads it with `deserialize_any` (to
+/// read the newtype's inside as a `Value`, say) is offered the reference once
+/// more; any other read is an error, since a reference is no data. That
+/// includes serde's buffering of untagged and internally tagged enums and of
+/// flattened fields, which is why the error mentions them.
+struct RefHandOff {
+    /// Whether `deserialize_any` may offer the reference again. Only once:
+    /// serde's buffering reads a newtype's inside with `deserialize_any`, and
+    /// would go round forever.
+    reoffer: bool,
+}
+
+impl RefHandOff {
+    const FIRST: RefHandOff = RefHandOff { reoffer: true };
+}
+
+impl<'de> Deserializer<'de> for RefHandOff {
+    type Error = SerdeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        if self.reoffer && refs::handing_over() {
+            return visitor.visit_newtype_struct(RefHandOff { reoffer: false });
+        }
+        Err(SerdeError::msg(format!(
+            "an object reference cannot be converted by value (expected {}): serde's buffered \
+             content (untagged or internally tagged enums, flattened fields) cannot hold \
+             object references",
+            &visitor as &dyn Expected
+        )))
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, SerdeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple
+        tuple_struct map struct enum identifier
     }
 
     fn is_human_readable(&self) -> bool {
@@ -449,7 +564,8 @@ impl<'de> de::VariantAccess<'de> for VariantAccess {
 }
 
 /// Any self-describing data as a `Value`: integers must fit in an `i64`,
-/// sequences become `List`, maps `Map`, `None`/unit `None`.
+/// sequences become `List`, maps `Map`, `None`/unit `None`; in
+/// [`from_value`], a `Value::Ref` stays the same `Value::Ref`.
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
         deserializer.deserialize_any(ValueVisitor)
@@ -516,7 +632,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
         self,
         deserializer: D,
     ) -> Result<Value, D::Error> {
-        Value::deserialize(deserializer)
+        // Tether's deserializer hands a `Value::Ref` over this way.
+        match refs::take() {
+            Some(r) => Ok(Value::Ref(r)),
+            None => Value::deserialize(deserializer),
+        }
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
@@ -914,9 +1034,73 @@ mod tests {
             "an object reference cannot be converted by value (expected str)"
         );
         assert_eq!(
-            fails::<Value>(Value::List(vec![object()])),
-            "an object reference cannot be converted by value (expected a value)"
+            fails::<Point>(object()),
+            "an object reference cannot be converted by value (expected map for struct Point)"
         );
+        // A self-describing type (deserialize_any) that wants a number.
+        #[derive(Debug)]
+        struct Number;
+        impl<'de> Deserialize<'de> for Number {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Number, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Number;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a number")
+                    }
+                    fn visit_i64<E>(self, _: i64) -> Result<Number, E> {
+                        Ok(Number)
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+        from_value::<Number>(Value::Int(1)).unwrap();
+        // One that reads a newtype's inside as a Value gets the reference.
+        #[derive(Debug)]
+        struct Inside(Value);
+        impl<'de> Deserialize<'de> for Inside {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Inside, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Inside;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("anything")
+                    }
+                    fn visit_newtype_struct<D: serde::Deserializer<'de>>(
+                        self,
+                        d: D,
+                    ) -> Result<Inside, D::Error> {
+                        Ok(Inside(Value::deserialize(d)?))
+                    }
+                }
+                d.deserialize_any(V)
+            }
+        }
+        let thing = object();
+        assert_eq!(from_value::<Inside>(thing.clone()).unwrap().0, thing);
+        assert_eq!(
+            fails::<Number>(object()),
+            "an object reference cannot be converted by value (expected a number)"
+        );
+        // Skipped fields and ignored values may hold references.
+        let value = map(vec![
+            ("x", Value::Int(1)),
+            ("y", Value::Int(2)),
+            ("r", object()),
+        ]);
+        assert_eq!(from_value::<Point>(value).unwrap(), Point { x: 1, y: 2 });
+        from_value::<serde::de::IgnoredAny>(object()).unwrap();
+    }
+
+    #[test]
+    fn refs_stay_refs_in_values() {
+        let value = Value::List(vec![object(), map(vec![("k", object())])]);
+        assert_eq!(from_value::<Value>(value.clone()).unwrap(), value);
+        let items: Vec<Value> = from_value(value.clone()).unwrap();
+        assert_eq!(Value::List(items), value);
+        let refs: Vec<NetRef> = from_value(Value::List(vec![object()])).unwrap();
+        assert_eq!(refs.len(), 1);
     }
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@
 pub(crate) mod args;
 pub(crate) mod convert;
 mod de;
+mod refs;
 mod ser;
 
 use std::fmt;

@@ -6,21 +6,57 @@
 //! structs become `Map`s keyed by field name, `None`/`()` become `None`, and
 //! enums are externally tagged like `serde_json` (a unit variant is its name,
 //! any other variant a one-entry map `{name: content}`).
+//!
+//! Object references are preserved: a [`NetRef`](crate::NetRef) anywhere in
+//! the value (a field, an item of a `Vec`, an `Option`, a map value, a
+//! `Value::Ref`) becomes `Value::Ref` holding the same reference. `NetRef`'s
+//! `Serialize` announces itself with a private newtype name that only this
+//! serializer understands; every other serializer gets an error instead of a
+//! meaningless number (see `refs` for the mechanism and its limits).
 
 use std::fmt;
 
 use serde::de::{Expected, Unexpected};
 use serde::ser::{self, Serialize};
 
+use super::refs;
 use crate::error::raise;
 use crate::value::Value;
 use crate::{Error, ErrorKind, Result};
 
 /// Convert any serializable value to a [`Value`].
 ///
+/// Data is copied; object references are kept: every [`NetRef`](crate::NetRef)
+/// in `value` (and every `Value::Ref`) becomes a `Value::Ref` holding the same
+/// reference, so it still names the same object, and
+/// [`from_value`](crate::from_value) gives it back.
+///
 /// Fails (kind `Type`) on an integer that does not fit in an `i64`, and when
-/// the value's own `Serialize` fails (as it does for a `Value::Ref`): this
-/// never produces a `Value::Ref`.
+/// the value's own `Serialize` fails. `NetRef`s only convert this way: other
+/// serde formats (bincode, JSON) refuse them, since a reference is not data.
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use tether::{from_value, to_value, NetRef, Object, Value};
+///
+/// struct Printer;
+/// impl Object for Printer { fn type_name(&self) -> &str { "Printer" } }
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Job {
+///     copies: u32,
+///     printer: NetRef,
+/// }
+///
+/// let printer = NetRef::new(Printer);
+/// let job = Job { copies: 2, printer: printer.clone() };
+/// let value = to_value(&job).unwrap();
+/// assert_eq!(value.get("copies"), Some(&Value::Int(2)));
+/// assert_eq!(value.get("printer"), Some(&Value::Ref(printer.clone())));
+///
+/// let back: Job = from_value(value).unwrap();
+/// assert_eq!(back.printer, printer); // the same object, not a copy
+/// ```
 pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
     value
         .serialize(ValueSerializer)
@@ -37,6 +73,7 @@ impl SerdeError {
     }
 
     /// "expected X, got Y", or the by-reference error when `got` is a `Ref`.
+    /// (A `Ref` read as data: references only convert to `NetRef` or `Value`.)
     pub(super) fn mismatch(expected: &str, got: &Value) -> SerdeError {
         match got {
             Value::Ref(_) => SerdeError::msg(format!(
@@ -79,7 +116,14 @@ impl serde::de::Error for SerdeError {
 
     // The crate's "expected X, got Y" wording, for errors raised by visitors.
     fn invalid_type(got: Unexpected<'_>, expected: &dyn Expected) -> SerdeError {
-        SerdeError::msg(format!("expected {expected}, got {got}"))
+        match got {
+            // The deserializer shows a reference being handed over as a
+            // newtype; a visitor that did not want one refuses it this way.
+            Unexpected::NewtypeStruct if refs::handing_over() => SerdeError::msg(format!(
+                "an object reference cannot be converted by value (expected {expected})"
+            )),
+            got => SerdeError::msg(format!("expected {expected}, got {got}")),
+        }
     }
 
     fn invalid_value(got: Unexpected<'_>, expected: &dyn Expected) -> SerdeError {
@@ -186,9 +230,18 @@ impl ser::Serializer for ValueSerializer {
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
-        _name: &'static str,
+        name: &'static str,
         value: &T,
     ) -> Result<Value, SerdeError> {
+        if name == refs::TOKEN {
+            // A NetRef: it deposits itself while we serialize its handle.
+            return match refs::catch(|| value.serialize(ValueSerializer))? {
+                Some(r) => Ok(Value::Ref(r)),
+                None => Err(SerdeError::msg(format!(
+                    "the newtype name {name:?} is reserved for tether's NetRef"
+                ))),
+            };
+        }
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -375,7 +428,8 @@ impl ser::SerializeStructVariant for MapBuilder {
 }
 
 /// Plain data serializes as itself (`Bytes` as serde bytes, `Map` as a serde
-/// map); a `Ref` is an error, since an object cannot travel by value.
+/// map); a `Ref` serializes as its `NetRef`: kept by [`to_value`], an error
+/// with any other serializer, since an object cannot travel by value.
 impl Serialize for Value {
     fn serialize<S: ser::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -387,9 +441,7 @@ impl Serialize for Value {
             Value::Bytes(b) => serializer.serialize_bytes(b),
             Value::List(items) => serializer.collect_seq(items),
             Value::Map(pairs) => serializer.collect_map(pairs.iter().map(|(k, v)| (k, v))),
-            Value::Ref(_) => Err(ser::Error::custom(
-                "an object reference cannot be serialized by value",
-            )),
+            Value::Ref(r) => r.serialize(serializer),
         }
     }
 }
@@ -607,13 +659,14 @@ mod tests {
     }
 
     #[test]
-    fn refs_are_not_serialized_by_value() {
-        let value = Value::List(vec![Value::Int(1), Value::Ref(NetRef::new(Thing))]);
-        let err = to_value(&value).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Type);
+    fn refs_are_kept_by_reference() {
+        let thing = NetRef::new(Thing);
+        let value = Value::List(vec![Value::Int(1), Value::Ref(thing.clone())]);
+        assert_eq!(to_value(&value).unwrap(), value);
+        assert_eq!(to_value(&thing).unwrap(), Value::Ref(thing.clone()));
         assert_eq!(
-            err.message(),
-            "an object reference cannot be serialized by value"
+            to_value(&vec![Some(thing.clone()), None]).unwrap(),
+            Value::List(vec![Value::Ref(thing), Value::None])
         );
     }
 }
