@@ -89,20 +89,39 @@ pub(crate) async fn write_loop<W>(
             }
         }
         batch.flush_releases();
-        // Flush too: free on TCP, needed by buffering transports.
-        let written = match io.write_all(&batch.buf).await {
-            Ok(()) => io.flush().await,
-            Err(e) => Err(e),
+        let outcome = {
+            let write = write_and_flush(&mut io, &batch.buf);
+            tokio::pin!(write);
+            tokio::select! {
+                result = &mut write => Written::Done(result),
+                // Closing while a write is blocked: finish it if the peer
+                // takes it soon (so the Close frame lands on a frame
+                // boundary); a peer that stopped reading cannot hold up
+                // the close.
+                _ = shared.shutdown.cancelled() => {
+                    match tokio::time::timeout(CLOSE_FLUSH, &mut write).await {
+                        Ok(_) => Written::Closing,
+                        Err(_) => Written::Stuck,
+                    }
+                }
+            }
         };
-        if let Err(e) = written {
-            shared.terminate(Error::with_source(
-                ErrorKind::Transport,
-                format!("write failed: {e}"),
-                e,
-            ));
-            break;
+        match outcome {
+            Written::Done(Ok(())) => batch.buf.clear(),
+            Written::Done(Err(e)) => {
+                shared.terminate(Error::with_source(
+                    ErrorKind::Transport,
+                    format!("write failed: {e}"),
+                    e,
+                ));
+                break;
+            }
+            Written::Closing => break,
+            Written::Stuck => {
+                shared.writer_done.cancel();
+                return;
+            }
         }
-        batch.buf.clear();
     }
 
     // Closing: send what is still queued (releases are moot now) and a
@@ -126,6 +145,18 @@ pub(crate) async fn write_loop<W>(
     })
     .await;
     shared.writer_done.cancel();
+}
+
+enum Written {
+    Done(std::io::Result<()>),
+    Closing,
+    Stuck,
+}
+
+/// Write and flush (free on TCP, needed by buffering transports).
+async fn write_and_flush<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
 }
 
 /// The bytes of one write, with consecutive releases gathered into one

@@ -1,6 +1,9 @@
 //! What the reader does with each frame, and how a peer's request is served.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures_util::FutureExt;
 use std::time::Duration;
 
 use super::shared::{Reply, Shared};
@@ -161,7 +164,11 @@ where
     }
     let shared = shared.clone();
     tokio::spawn(async move {
-        let work = work(shared.clone());
+        // A panic in object code becomes an error reply: the caller must not
+        // wait for a reply that will never come.
+        let work = AssertUnwindSafe(work(shared.clone()))
+            .catch_unwind()
+            .map(|outcome| outcome.unwrap_or_else(|panic| panicked(&shared, seq, panic)));
         let outcome = tokio::select! {
             reply = tokio::time::timeout(timeout, work) => Some(reply.unwrap_or_else(|_| {
                 let err = Error::new(
@@ -178,6 +185,21 @@ where
         }
     });
     Ok(())
+}
+
+/// The reply for request `seq` whose work panicked.
+fn panicked(shared: &Shared, seq: u64, panic: Box<dyn std::any::Any + Send>) -> Message {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string());
+    tracing::error!(connection = shared.number, seq, panic = %text, "object code panicked");
+    let err = Error::app("Panic", format!("the method panicked: {text}"));
+    Message::Reply {
+        seq,
+        result: Err(err.to_remote(&here(shared, "running the call"))),
+    }
 }
 
 fn here(shared: &Shared, what: &str) -> String {
