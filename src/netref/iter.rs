@@ -43,9 +43,10 @@ impl RemoteIter {
     }
 
     /// Fetch exactly `n` items per round trip instead of growing batches
-    /// (`n` of 1 asks for one item at a time).
+    /// (`n` of 1 asks for one item at a time; at most
+    /// [`MAX_NEXT_BATCH`](crate::protocol::MAX_NEXT_BATCH)).
     pub fn batch_size(mut self, n: u32) -> RemoteIter {
-        self.batch = n.max(1);
+        self.batch = n.clamp(1, crate::service::dispatch::MAX_NEXT_BATCH);
         self.grow = false;
         self
     }

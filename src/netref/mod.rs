@@ -241,7 +241,10 @@ impl NetRef {
     }
 
     /// Up to `max` next items in one round trip; fewer means exhausted.
+    /// `max` is capped at [`MAX_NEXT_BATCH`](crate::protocol::MAX_NEXT_BATCH),
+    /// the most an owner hands out at once.
     pub async fn next_batch(&self, max: u32) -> Result<Vec<Value>> {
+        let max = max.min(dispatch::MAX_NEXT_BATCH);
         let items = Vec::<Value>::from_value(self.perform(Op::Next(max)).await?)?;
         if items.len() > max as usize {
             return Err(raise::protocol(format!(

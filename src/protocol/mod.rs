@@ -17,4 +17,8 @@ pub(crate) mod framing;
 pub(crate) mod handshake;
 
 pub use self::codec::MAX_DEPTH;
+
+/// Most items one `next` request may return: owners cap a batch here, and
+/// callers ask for no more, so a short batch always means "exhausted".
+pub const MAX_NEXT_BATCH: u32 = 65_536;
 pub use self::handshake::{MAGIC, PROTOCOL_VERSION};

@@ -15,8 +15,7 @@ use crate::service::object::{CallContext, Member, MemberKind, Object};
 use crate::service::policy::Policy;
 use crate::{Error, ErrorKind, Result, Value};
 
-/// Most items one `next` request may ask for.
-pub(crate) const MAX_NEXT_BATCH: u32 = 65_536;
+pub(crate) use crate::protocol::MAX_NEXT_BATCH;
 
 /// Run `op` on `local` for a caller governed by `policy`.
 pub(crate) async fn dispatch(
