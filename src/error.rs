@@ -266,17 +266,26 @@ impl Error {
     /// newest line of the trace. An error that itself came from a peer (for
     /// example raised in a client's callback) keeps its type and message and
     /// is nested as the cause, so the chain stays intact across hops.
+    ///
+    /// A timeout or cancellation of a call the owner made in turn is not the
+    /// caller's own deadline passing, so it travels as `Remote` (the
+    /// original kind stays in the cause); the owner's own deadline error is
+    /// built with [`RemoteError::deadline`].
     pub(crate) fn to_remote(&self, location: &str) -> RemoteError {
+        let outer_kind = |kind: ErrorKind| match kind {
+            ErrorKind::Timeout | ErrorKind::Cancelled => ErrorKind::Remote,
+            other => other,
+        };
         match &self.inner.remote {
             Some(inner) => RemoteError {
-                kind: inner.kind,
+                kind: outer_kind(inner.kind),
                 type_name: inner.type_name.clone(),
                 message: inner.message.clone(),
                 trace: vec![location.to_string()],
                 cause: Some(Box::new(inner.clone())),
             },
             None => RemoteError {
-                kind: self.inner.kind,
+                kind: outer_kind(self.inner.kind),
                 type_name: self
                     .inner
                     .type_name
@@ -354,11 +363,17 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {
+    /// A local cause (an I/O error, say), or for a remote failure the error
+    /// it wraps, so a callback's error shows up in `anyhow`-style chains.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        if let Some(source) = self.inner.source.as_deref() {
+            return Some(source as &(dyn std::error::Error + 'static));
+        }
         self.inner
-            .source
-            .as_deref()
-            .map(|s| s as &(dyn std::error::Error + 'static))
+            .remote
+            .as_ref()
+            .and_then(|r| r.cause())
+            .map(|c| c as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -383,6 +398,17 @@ pub struct RemoteError {
 }
 
 impl RemoteError {
+    /// The owner's report that the call itself ran past its deadline.
+    pub(crate) fn deadline(message: String, location: &str) -> RemoteError {
+        RemoteError {
+            kind: ErrorKind::Timeout,
+            type_name: "tether::TimeoutError".into(),
+            message,
+            trace: vec![location.to_string()],
+            cause: None,
+        }
+    }
+
     /// The kind the owner gave the failure.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -425,6 +451,14 @@ impl RemoteError {
             cur = err.cause.as_deref();
         }
         out
+    }
+}
+
+impl std::error::Error for RemoteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -124,7 +124,7 @@ pub use crate::error::{Error, ErrorKind, RemoteError, Result};
 pub use crate::netref::{NetRef, RemoteIter};
 pub use crate::server::{Server, ServerBuilder};
 pub use crate::service::{
-    by_ref, callback, callback_sync, restrict, BoxFuture, CallContext, LocalFile, Member,
+    by_ref, callback, callback_sync, restrict, BoxFuture, CallContext, Callback, LocalFile, Member,
     MemberKind, Object, Policy,
 };
 pub use crate::value::convert::ListOf;

@@ -119,6 +119,8 @@ fn hello(version: u16, name: &str) -> Vec<u8> {
     body.extend_from_slice(&version.to_be_bytes());
     body.extend_from_slice(&(name.len() as u16).to_be_bytes());
     body.extend_from_slice(name.as_bytes());
+    // The largest frame this peer accepts.
+    body.extend_from_slice(&(64u32 << 20).to_be_bytes());
     frame(&body)
 }
 

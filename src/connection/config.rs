@@ -23,13 +23,19 @@ pub struct Config {
     /// otherwise ([`NetRef::with_timeout`](crate::NetRef::with_timeout)).
     /// Default: 30 s.
     pub call_timeout: Duration,
-    /// Largest frame accepted or sent, in bytes of payload. A peer sending a
-    /// larger one is disconnected; a call whose request or reply would be
-    /// larger fails with [`ErrorKind::LimitExceeded`](crate::ErrorKind).
+    /// Largest frame accepted, in bytes of payload. Both sides announce
+    /// their limit in the handshake and never send the other more, so a
+    /// call whose request or reply would be larger fails alone with
+    /// [`ErrorKind::LimitExceeded`](crate::ErrorKind); a peer that sends a
+    /// larger frame anyway is disconnected.
     /// Default: 64 MiB. At most 4 GiB − 1.
     pub max_frame_len: usize,
     /// How long the handshake may take. Default: 10 s.
     pub handshake_timeout: Duration,
+    /// Most of the peer's calls this side runs at once; past it a call is
+    /// answered at once with [`ErrorKind::LimitExceeded`](crate::ErrorKind).
+    /// Default: 10 000.
+    pub max_serving: usize,
     /// Most bytes waiting to be sent to a peer that is not reading them.
     /// Past it the connection is closed with
     /// [`ErrorKind::LimitExceeded`](crate::ErrorKind), so a peer that
@@ -42,6 +48,9 @@ pub struct Config {
     pub policy: Policy,
 }
 
+/// The smallest frame limit: room for a release batch and an error reply.
+pub(crate) const MIN_FRAME_LEN: usize = 1024;
+
 impl Default for Config {
     fn default() -> Config {
         Config {
@@ -49,6 +58,7 @@ impl Default for Config {
             max_frame_len: 64 << 20,
             handshake_timeout: Duration::from_secs(10),
             max_queued_bytes: 64 << 20,
+            max_serving: 10_000,
             policy: Policy::default(),
         }
     }
@@ -61,15 +71,22 @@ impl Config {
         self
     }
 
-    /// Set [`max_frame_len`](Config::max_frame_len) (clamped to 4 GiB − 1).
+    /// Set [`max_frame_len`](Config::max_frame_len) (clamped to 1 KiB ..
+    /// 4 GiB − 1).
     pub fn max_frame_len(mut self, bytes: usize) -> Config {
-        self.max_frame_len = bytes.min(u32::MAX as usize);
+        self.max_frame_len = bytes.clamp(MIN_FRAME_LEN, u32::MAX as usize);
         self
     }
 
     /// Set [`handshake_timeout`](Config::handshake_timeout).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Config {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Set [`max_serving`](Config::max_serving).
+    pub fn max_serving(mut self, calls: usize) -> Config {
+        self.max_serving = calls;
         self
     }
 

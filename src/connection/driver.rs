@@ -26,7 +26,7 @@ use crate::{Error, ErrorKind};
 /// Stop gathering frames into one write beyond this many bytes.
 const MAX_COALESCE: usize = 256 * 1024;
 
-/// Releases per frame (at most 20 bytes each).
+/// Most releases per frame (each at most 20 bytes encoded).
 const RELEASES_PER_FRAME: usize = 1024;
 
 /// How long a closing writer may spend flushing its last frames.
@@ -165,14 +165,18 @@ struct Batch {
     shared: Arc<Shared>,
     buf: BytesMut,
     releases: Vec<(u64, u64)>,
+    /// Releases that fit in one frame the peer accepts.
+    per_frame: usize,
 }
 
 impl Batch {
     fn new(shared: Arc<Shared>) -> Batch {
+        let per_frame = (shared.send_limit.saturating_sub(16) / 20).clamp(1, RELEASES_PER_FRAME);
         Batch {
             shared,
             buf: BytesMut::with_capacity(8 * 1024),
             releases: Vec::new(),
+            per_frame,
         }
     }
 
@@ -185,7 +189,7 @@ impl Batch {
             }
             Outbound::Release(id, count) => {
                 self.releases.push((id, count));
-                if self.releases.len() == RELEASES_PER_FRAME {
+                if self.releases.len() == self.per_frame {
                     self.flush_releases();
                 }
             }

@@ -9,10 +9,11 @@ use std::time::Duration;
 use super::shared::{Reply, Shared};
 use super::Connection;
 use crate::error::raise;
+use crate::error::RemoteError;
 use crate::protocol::codec;
 use crate::protocol::frame::{Message, Op};
 use crate::service::object::CallContext;
-use crate::{Error, ErrorKind, Result, Value};
+use crate::{Error, Result, Value};
 
 /// How much longer than the caller the owner lets a call run.
 const OWNER_GRACE: Duration = Duration::from_millis(250);
@@ -153,6 +154,20 @@ where
 {
     // The token is registered before the task starts, so a Cancel that
     // arrives at once still finds it.
+    if shared.serving.len() >= shared.config.max_serving {
+        // Answered at once rather than queued: queueing would grow without
+        // bound, and pausing the reader could deadlock nested callbacks.
+        let err = raise::limit(format!(
+            "too many calls in progress on this connection (limit {})",
+            shared.config.max_serving
+        ));
+        let message = Message::Reply {
+            seq,
+            result: Err(err.to_remote(&here(shared, "accepting the call"))),
+        };
+        reply(shared, seq, message);
+        return Ok(());
+    }
     let token = shared.shutdown.child_token();
     let nonce = shared
         .next_nonce
@@ -162,6 +177,9 @@ where
             "protocol violation: the peer reused request number {seq} while it was running"
         )));
     }
+    // A user reference held until the reply is queued: a side whose last
+    // handle went away while serving must still answer this call.
+    let hold = Connection::from_shared(shared.clone());
     let shared = shared.clone();
     tokio::spawn(async move {
         // A panic in object code becomes an error reply: the caller must not
@@ -171,11 +189,11 @@ where
             .map(|outcome| outcome.unwrap_or_else(|panic| panicked(&shared, seq, panic)));
         let outcome = tokio::select! {
             reply = tokio::time::timeout(timeout, work) => Some(reply.unwrap_or_else(|_| {
-                let err = Error::new(
-                    ErrorKind::Timeout,
+                let err = RemoteError::deadline(
                     format!("the call ran past its deadline of {timeout:?}"),
+                    &here(&shared, "waiting for the work"),
                 );
-                Message::Reply { seq, result: Err(err.to_remote(&here(&shared, "waiting for the work"))) }
+                Message::Reply { seq, result: Err(err) }
             })),
             _ = token.cancelled() => None,
         };
@@ -183,6 +201,7 @@ where
         if let Some(message) = outcome {
             reply(&shared, seq, message);
         }
+        drop(hold);
     });
     Ok(())
 }

@@ -268,10 +268,23 @@ where
     let config = builder.config;
     let peer = match side {
         Side::Connecting => {
-            handshake::client(&mut io, &local_service, config.handshake_timeout).await?
+            handshake::client(
+                &mut io,
+                &local_service,
+                config.max_frame_len,
+                config.handshake_timeout,
+            )
+            .await?
         }
         Side::Accepting(refusal) => {
-            handshake::server(&mut io, &local_service, refusal, config.handshake_timeout).await?
+            handshake::server(
+                &mut io,
+                &local_service,
+                config.max_frame_len,
+                refusal,
+                config.handshake_timeout,
+            )
+            .await?
         }
     };
     let (tx, rx) = mpsc::unbounded_channel();
@@ -279,7 +292,7 @@ where
         config,
         root,
         local_service,
-        peer.service,
+        peer,
         peer_addr,
         tx,
     ));

@@ -9,11 +9,12 @@ use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::config::Config;
+use super::config::{Config, MIN_FRAME_LEN};
 use crate::error::raise;
 use crate::netref::{ImportTable, NetRef, Proxy, Target};
 use crate::protocol::codec::{self, RefCodec};
 use crate::protocol::frame::{Message, WireRef};
+use crate::protocol::handshake::PeerHello;
 use crate::service::table::{ExportTable, Released};
 use crate::{Error, ErrorKind, Result, Value};
 
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     /// The peer's root service name, from the handshake.
     pub(crate) peer_service: String,
+    /// The largest frame we send: the smaller of our limit and the peer's.
+    pub(crate) send_limit: usize,
     /// Our root service name.
     pub(crate) local_service: String,
     /// The object the peer gets from `root()`.
@@ -80,6 +83,19 @@ pub(crate) struct Shared {
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
+/// Drop released objects; a destructor that panics is logged, not allowed
+/// to take down the reader task (and with it the whole connection).
+fn drop_objects(connection: u64, objects: Vec<NetRef>) {
+    for object in objects {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(object))).is_err() {
+            tracing::error!(
+                connection,
+                "an object's destructor panicked while being released"
+            );
+        }
+    }
+}
+
 /// What a queued frame costs: its bytes plus the bookkeeping around them.
 fn queued_cost(frame: &Bytes) -> usize {
     frame.len() + 64
@@ -96,11 +112,13 @@ impl Shared {
         config: Config,
         root: NetRef,
         local_service: String,
-        peer_service: String,
+        peer: PeerHello,
         peer_addr: Option<String>,
         out: mpsc::UnboundedSender<Outbound>,
     ) -> Shared {
+        let peer_service = peer.service;
         Shared {
+            send_limit: config.max_frame_len.min(peer.max_frame.max(MIN_FRAME_LEN)),
             number: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             config,
             peer_service,
@@ -143,7 +161,7 @@ impl Shared {
             shared: self,
             exported: RefCell::new(Vec::new()),
         };
-        let result = codec::encode(message, &refs, self.config.max_frame_len);
+        let result = codec::encode(message, &refs, self.send_limit);
         if result.is_err() {
             let sent = refs.exported.into_inner();
             if !sent.is_empty() {
@@ -223,7 +241,7 @@ impl Shared {
         }
         // Objects are dropped here, outside the lock: their destructors may
         // come back into the table.
-        drop(dropped);
+        drop_objects(self.number, dropped);
     }
 
     /// Export-table size, for [`Stats`](super::Stats).
@@ -270,7 +288,7 @@ impl Shared {
         }
         // Take the objects out first, drop them after the lock is released.
         let exported = lock(&self.exports).drain();
-        drop(exported);
+        drop_objects(self.number, exported);
     }
 
     /// The reason the connection ended, once it has.

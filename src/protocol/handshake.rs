@@ -4,13 +4,14 @@
 //! bytes what it is talking to:
 //!
 //! ```text
-//! hello  = len:u32be "TETHER" version:u16be name_len:u16be name
-//! answer = len:u32be "TETHER" version:u16be status:u8 text_len:u16be text
+//! hello  = len:u32be "TETHER" version:u16be name_len:u16be name max_frame:u32be
+//! answer = len:u32be "TETHER" version:u16be status:u8 text_len:u16be text max_frame:u32be
 //! ```
 //!
 //! `status` 0 accepts (`text` is the server's root service name); anything
 //! else refuses and `text` says why (another version, too many
-//! connections). Both sides then close or go on to framed [messages]. Raw
+//! connections). `max_frame` is the largest frame payload the sender
+//! accepts; neither side sends the other a larger one. Both sides then close or go on to framed [messages]. Raw
 //! bytes rather than bincode, so a peer of any version, or no tether at all,
 //! is recognised before anything is trusted.
 //!
@@ -39,6 +40,8 @@ const STATUS_REFUSE: u8 = 1;
 #[derive(Debug, Clone)]
 pub(crate) struct PeerHello {
     pub(crate) service: String,
+    /// The largest frame the peer accepts.
+    pub(crate) max_frame: usize,
 }
 
 /// A refusal the server decided on before accepting.
@@ -98,19 +101,37 @@ async fn read_hello<R: AsyncRead + Unpin>(io: &mut R, who: &str) -> Result<(u16,
     Ok((version, rest.split_off(2)))
 }
 
-fn take_text(body: &[u8], at: usize) -> Option<String> {
+/// A length-prefixed text at `at`, and the offset after it.
+fn take_text(body: &[u8], at: usize) -> Option<(String, usize)> {
     let len = u16::from_be_bytes(body.get(at..at + 2)?.try_into().ok()?) as usize;
     let bytes = body.get(at + 2..at + 2 + len)?;
-    Some(String::from_utf8_lossy(bytes).into_owned())
+    Some((String::from_utf8_lossy(bytes).into_owned(), at + 2 + len))
+}
+
+/// A text followed by the sender's frame limit.
+fn take_text_and_limit(body: &[u8], at: usize) -> Option<(String, usize)> {
+    let (text, end) = take_text(body, at)?;
+    let limit = u32::from_be_bytes(body.get(end..end + 4)?.try_into().ok()?);
+    Some((text, limit as usize))
+}
+
+fn with_limit(mut body: Vec<u8>, max_frame: usize) -> Vec<u8> {
+    body.extend_from_slice(&(max_frame.min(u32::MAX as usize) as u32).to_be_bytes());
+    body
 }
 
 /// The connecting side: send our hello, read the server's answer.
-pub(crate) async fn client<IO>(io: &mut IO, service: &str, timeout: Duration) -> Result<PeerHello>
+pub(crate) async fn client<IO>(
+    io: &mut IO,
+    service: &str,
+    max_frame: usize,
+    timeout: Duration,
+) -> Result<PeerHello>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let exchange = async {
-        io.write_all(&hello_frame(&short_text(service)))
+        io.write_all(&hello_frame(&with_limit(short_text(service), max_frame)))
             .await
             .map_err(|e| {
                 Error::with_source(ErrorKind::Transport, "cannot send the handshake", e)
@@ -122,7 +143,7 @@ where
         let status = *body
             .first()
             .ok_or_else(|| raise::protocol("the server sent an empty handshake answer"))?;
-        let text = take_text(&body, 1)
+        let (text, _) = take_text(&body, 1)
             .ok_or_else(|| raise::protocol("the server sent a truncated handshake answer"))?;
         if status != STATUS_ACCEPT {
             return Err(raise::closed(format!(
@@ -134,7 +155,9 @@ where
                 "the server speaks tether protocol version {version}, this client speaks {PROTOCOL_VERSION}"
             )));
         }
-        Ok(PeerHello { service: text })
+        let (service, max_frame) = take_text_and_limit(&body, 1)
+            .ok_or_else(|| raise::protocol("the server sent a truncated handshake answer"))?;
+        Ok(PeerHello { service, max_frame })
     };
     tokio::time::timeout(timeout, exchange).await.map_err(|_| {
         Error::new(
@@ -149,6 +172,7 @@ where
 pub(crate) async fn server<IO>(
     io: &mut IO,
     service: &str,
+    max_frame: usize,
     refusal: Option<Refusal>,
     timeout: Duration,
 ) -> Result<PeerHello>
@@ -157,21 +181,24 @@ where
 {
     let exchange = async {
         let (version, body) = read_hello(io, "the client").await?;
-        let peer_service = take_text(&body, 0)
-            .ok_or_else(|| raise::protocol("the client sent a truncated handshake"))?;
-        let refusal = match refusal {
-            Some(r) => Some(r.0),
-            None if version != PROTOCOL_VERSION => Some(format!(
+        let peer = take_text_and_limit(&body, 0);
+        let refusal = match (refusal, &peer) {
+            (Some(r), _) => Some(r.0),
+            (None, _) if version != PROTOCOL_VERSION => Some(format!(
                 "protocol version mismatch: the server speaks {PROTOCOL_VERSION}, the client {version}"
             )),
-            None => None,
+            (None, None) => Some("truncated handshake".to_string()),
+            (None, Some(_)) => None,
         };
         let mut answer = vec![if refusal.is_some() {
             STATUS_REFUSE
         } else {
             STATUS_ACCEPT
         }];
-        answer.extend(short_text(refusal.as_deref().unwrap_or(service)));
+        answer.extend(with_limit(
+            short_text(refusal.as_deref().unwrap_or(service)),
+            max_frame,
+        ));
         io.write_all(&hello_frame(&answer)).await.map_err(|e| {
             Error::with_source(ErrorKind::Transport, "cannot answer the handshake", e)
         })?;
@@ -180,9 +207,10 @@ where
         })?;
         match refusal {
             Some(reason) => Err(raise::protocol(format!("refused the client: {reason}"))),
-            None => Ok(PeerHello {
-                service: peer_service,
-            }),
+            None => {
+                let (service, max_frame) = peer.expect("refused above when missing");
+                Ok(PeerHello { service, max_frame })
+            }
         }
     };
     tokio::time::timeout(timeout, exchange).await.map_err(|_| {
@@ -201,31 +229,35 @@ mod tests {
     async fn both_sides_learn_each_others_service() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         let t = Duration::from_secs(5);
-        let (c, s) = tokio::join!(client(&mut a, "Client", t), server(&mut b, "Calc", None, t));
-        assert_eq!(c.unwrap().service, "Calc");
-        assert_eq!(s.unwrap().service, "Client");
+        let (c, s) = tokio::join!(
+            client(&mut a, "Client", 5000, t),
+            server(&mut b, "Calc", 7000, None, t)
+        );
+        let (c, s) = (c.unwrap(), s.unwrap());
+        assert_eq!((c.service.as_str(), c.max_frame), ("Calc", 7000));
+        assert_eq!((s.service.as_str(), s.max_frame), ("Client", 5000));
     }
 
     #[tokio::test]
     async fn another_version_is_refused_with_a_reason() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        let mut hello = hello_frame(&short_text("x"));
+        let mut hello = hello_frame(&with_limit(short_text("x"), 1024));
         hello[10..12].copy_from_slice(&9u16.to_be_bytes());
         a.write_all(&hello).await.unwrap();
-        let err = server(&mut b, "Calc", None, Duration::from_secs(5))
+        let err = server(&mut b, "Calc", 1024, None, Duration::from_secs(5))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);
         let (_, body) = read_hello(&mut a, "the server").await.unwrap();
         assert_eq!(body[0], STATUS_REFUSE);
-        assert!(take_text(&body, 1).unwrap().contains("version mismatch"));
+        assert!(take_text(&body, 1).unwrap().0.contains("version mismatch"));
     }
 
     #[tokio::test]
     async fn a_stranger_is_recognised_from_its_first_bytes() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         a.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        let err = server(&mut b, "Calc", None, Duration::from_secs(5))
+        let err = server(&mut b, "Calc", 1024, None, Duration::from_secs(5))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);

@@ -16,7 +16,7 @@ pub(crate) mod policy;
 pub(crate) mod table;
 
 pub use self::builtin::by_ref::by_ref;
-pub use self::builtin::callback::{callback, callback_sync};
+pub use self::builtin::callback::{callback, callback_sync, Callback};
 pub use self::builtin::file::LocalFile;
 pub use self::object::{BoxFuture, CallContext, Member, MemberKind, Object};
 pub use self::policy::{restrict, Policy};

@@ -65,8 +65,9 @@ impl Policy {
 
 /// A view of a local object that exposes only the members named in `allowed`.
 ///
-/// Operations that name no member (call, iterate, close, repr, str, hash,
-/// eq) pass through to the object. The view is a separate object with its
+/// Operations that name no member (call, iterate, repr, str, hash, eq) pass
+/// through to the object; `close` passes only if `"close"` is among the
+/// allowed names. The view is a separate object with its
 /// own identity; the original keeps
 /// all its members for whoever holds it. Names in `allowed` that the object
 /// does not expose are ignored. A remote reference cannot be restricted
@@ -105,8 +106,10 @@ pub fn restrict(object: &NetRef, allowed: &[&str]) -> Result<NetRef> {
         .filter(|m| allowed.contains(&m.name.as_ref()))
         .cloned()
         .collect();
+    let allow_close = allowed.contains(&"close");
     Ok(NetRef::new(super::builtin::restricted::Restricted {
         inner,
         members,
+        allow_close,
     }))
 }

@@ -11,6 +11,9 @@ use crate::{Args, Result, Value};
 pub(crate) struct Restricted {
     pub(crate) inner: LocalRef,
     pub(crate) members: Vec<Member>,
+    /// Whether `close` was among the allowed names: closing a resource is
+    /// a power a narrowed view must be given explicitly.
+    pub(crate) allow_close: bool,
 }
 
 impl Restricted {
@@ -71,7 +74,8 @@ impl Object for Restricted {
     }
 
     // Operations that name no member pass through: the view narrows what
-    // can be named, not what the object is (callable, iterable, closable).
+    // can be named, not what the object is (callable, iterable). Close
+    // passes only when "close" was allowed.
 
     fn call<'a>(&'a self, args: Args, cx: &'a CallContext) -> BoxFuture<'a, Result<Value>> {
         self.inner.object.call(args, cx)
@@ -90,7 +94,16 @@ impl Object for Restricted {
     }
 
     fn close<'a>(&'a self, cx: &'a CallContext) -> BoxFuture<'a, Result<()>> {
-        self.inner.object.close(cx)
+        if self.allow_close {
+            self.inner.object.close(cx)
+        } else {
+            Box::pin(async move {
+                Err(raise::denied(format!(
+                    "this view of '{}' does not allow close",
+                    self.type_name()
+                )))
+            })
+        }
     }
 
     fn repr(&self) -> String {

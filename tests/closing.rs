@@ -1,0 +1,219 @@
+//! Review: things that must never hang at close or on a failing call.
+//!
+//! - `close()` (and `Server` graceful shutdown) wait for the writer task,
+//!   which can be stuck forever in `write_all` when the peer stops reading
+//!   (src/connection/driver.rs, main loop `io.write_all(&batch.buf).await`
+//!   has no timeout and does not watch `shutdown`).
+//! - A panic in object code kills the serving task: no reply is ever sent,
+//!   the caller waits for its whole deadline, and `serving` keeps the entry
+//!   (src/connection/incoming.rs, `spawn_serving`).
+
+mod support;
+
+use std::time::Duration;
+
+use support::{memory_pair_with, TestService};
+use tether::{Args, BoxFuture, Builder, CallContext, Member, Object, Result, Server, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn varint(out: &mut Vec<u8>, n: u64) {
+    if n < 251 {
+        out.push(n as u8);
+    } else if n <= u16::MAX as u64 {
+        out.push(251);
+        out.extend_from_slice(&(n as u16).to_le_bytes());
+    } else if n <= u32::MAX as u64 {
+        out.push(252);
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+    } else {
+        out.push(253);
+        out.extend_from_slice(&n.to_le_bytes());
+    }
+}
+
+fn read_varint(buf: &[u8], pos: &mut usize) -> u64 {
+    let b = buf[*pos];
+    *pos += 1;
+    let (n, len) = match b {
+        0..=250 => return b as u64,
+        251 => (
+            u16::from_le_bytes(buf[*pos..*pos + 2].try_into().unwrap()) as u64,
+            2,
+        ),
+        252 => (
+            u32::from_le_bytes(buf[*pos..*pos + 4].try_into().unwrap()) as u64,
+            4,
+        ),
+        _ => (
+            u64::from_le_bytes(buf[*pos..*pos + 8].try_into().unwrap()),
+            8,
+        ),
+    };
+    *pos += len;
+    n
+}
+
+/// The accepting half of the handshake, by hand.
+async fn raw_accept<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
+    let len = io.read_u32().await.unwrap() as usize;
+    let mut hello = vec![0; len];
+    io.read_exact(&mut hello).await.unwrap();
+    let mut body = tether::protocol::MAGIC.to_vec();
+    body.extend_from_slice(&tether::protocol::PROTOCOL_VERSION.to_be_bytes());
+    body.push(0); // accept
+    body.extend_from_slice(&3u16.to_be_bytes());
+    body.extend_from_slice(b"Raw");
+    body.extend_from_slice(&(64u32 << 20).to_be_bytes());
+    io.write_all(&frame(&body)).await.unwrap();
+}
+
+/// The connecting half of the handshake, by hand.
+async fn raw_connect<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
+    let mut body = tether::protocol::MAGIC.to_vec();
+    body.extend_from_slice(&tether::protocol::PROTOCOL_VERSION.to_be_bytes());
+    body.extend_from_slice(&3u16.to_be_bytes());
+    body.extend_from_slice(b"Raw");
+    body.extend_from_slice(&(64u32 << 20).to_be_bytes());
+    io.write_all(&frame(&body)).await.unwrap();
+    let len = io.read_u32().await.unwrap() as usize;
+    let mut answer = vec![0; len];
+    io.read_exact(&mut answer).await.unwrap();
+    assert_eq!(answer[8], 0, "refused");
+}
+
+/// A peer that stops reading must not make `Connection::close` wait forever.
+#[tokio::test]
+async fn close_returns_even_when_the_peer_stopped_reading() {
+    let (a, mut b) = tokio::io::duplex(4096);
+    let (client, ()) = tokio::join!(
+        async { Builder::default().connect_io(a, None).await.unwrap() },
+        raw_accept(&mut b)
+    );
+    // Flood the client with pings and never read its pongs: the client's
+    // writer fills the 4 KiB pipe and blocks inside write_all.
+    let ping = frame(&[5, 0]);
+    let flood: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 20_000)
+        .collect();
+    b.write_all(&flood).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let closed = tokio::time::timeout(Duration::from_secs(5), client.close()).await;
+    assert!(client.is_closed());
+    assert!(
+        closed.is_ok(),
+        "Connection::close() did not return within 5 s: the writer is stuck in write_all"
+    );
+    drop(b);
+}
+
+/// A hostile client that never reads must not block graceful shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_shutdown_finishes_even_when_a_peer_stopped_reading() {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve_until(TestService::default(), async move {
+        let _ = stopped.await;
+    }));
+
+    let mut peer = tokio::net::TcpStream::connect(addr).await.unwrap();
+    raw_connect(&mut peer).await;
+    // get root
+    let mut req = vec![0u8];
+    varint(&mut req, 1); // seq
+    varint(&mut req, 0); // target
+    varint(&mut req, 60_000); // timeout ms
+    req.push(0); // OP_GETROOT
+    peer.write_all(&frame(&req)).await.unwrap();
+    let len = peer.read_u32().await.unwrap() as usize;
+    let mut reply = vec![0; len];
+    peer.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply[0], 1, "reply ok");
+    let mut pos = 1;
+    let _seq = read_varint(&reply, &mut pos);
+    assert_eq!(reply[pos], 10, "a reference");
+    pos += 1;
+    let root = read_varint(&reply, &mut pos);
+
+    // Three 16 MiB echoes, and never read the replies.
+    let blob = vec![0xabu8; 16 << 20];
+    for seq in 2..5u64 {
+        let mut req = vec![0u8];
+        varint(&mut req, seq);
+        varint(&mut req, root);
+        varint(&mut req, 60_000);
+        req.push(5); // OP_CALLMETHOD
+        varint(&mut req, 4);
+        req.extend_from_slice(b"echo");
+        varint(&mut req, 1); // one positional
+        req.push(6); // VAL_BYTES
+        varint(&mut req, blob.len() as u64);
+        req.extend_from_slice(&blob);
+        varint(&mut req, 0); // no named
+        peer.write_all(&frame(&req)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    stop.send(()).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(10), serving).await;
+    assert!(
+        done.is_ok(),
+        "serve_until did not return within 10 s of shutdown: a connection's close() waits on a writer blocked in write_all"
+    );
+    drop(peer);
+}
+
+struct Boom;
+
+impl Object for Boom {
+    fn type_name(&self) -> &str {
+        "Boom"
+    }
+    fn members(&self) -> &[Member] {
+        const M: &[Member] = &[Member::method("boom", "()", "Panics.")];
+        M
+    }
+    fn call_method<'a>(
+        &'a self,
+        _name: &'a str,
+        _args: Args,
+        _cx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<Value>> {
+        Box::pin(async move {
+            let v: Vec<i64> = Vec::new();
+            Ok(Value::from(v[3])) // a bug in object code, reachable by the peer
+        })
+    }
+}
+
+/// A panic in object code should come back as an error reply at once, not
+/// leave the caller waiting for its deadline and the request in `serving`.
+#[tokio::test]
+async fn a_panicking_method_answers_with_an_error_instead_of_hanging_the_caller() {
+    let (client, server) =
+        memory_pair_with(Builder::default(), Builder::default().root(Boom)).await;
+    let root = client.root().await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(3), root.call_method("boom", ())).await;
+    let stats = server.stats();
+    assert!(
+        outcome.is_ok(),
+        "no reply within 3 s (the caller would wait its full 30 s deadline); server still lists {} serving",
+        stats.serving
+    );
+    assert!(outcome.unwrap().is_err());
+    assert_eq!(
+        server.stats().serving,
+        0,
+        "the panicked request stays in `serving` forever"
+    );
+}

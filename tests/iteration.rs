@@ -1,0 +1,49 @@
+//! Review: `RemoteIter::batch_size(n)` with n > 65 536 ends the iteration
+//! after the first batch. The owner clamps `Next(max)` to MAX_NEXT_BATCH
+//! (src/service/dispatch.rs), and RemoteIter / `NetRef::next_batch` read a
+//! short batch as "exhausted" (src/netref/iter.rs).
+
+mod support;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use support::memory_pair_with;
+use tether::{BoxFuture, Builder, CallContext, NetRef, Object, Result, Value};
+
+struct Count(AtomicI64, i64);
+
+impl Object for Count {
+    fn type_name(&self) -> &str {
+        "Count"
+    }
+    fn next<'a>(&'a self, _cx: &'a CallContext) -> BoxFuture<'a, Result<Option<Value>>> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok((n < self.1).then(|| Value::from(n))) })
+    }
+}
+
+const N: i64 = 100_000;
+
+#[tokio::test]
+async fn a_large_batch_size_does_not_truncate_a_local_iteration() {
+    let it = NetRef::new(Count(AtomicI64::new(0), N));
+    let all = it.iter().batch_size(N as u32).collect_all().await.unwrap();
+    assert_eq!(all.len(), N as usize);
+}
+
+#[tokio::test]
+async fn a_large_batch_size_does_not_truncate_a_remote_iteration() {
+    let (client, _server) = memory_pair_with(
+        Builder::default(),
+        Builder::default().root(Count(AtomicI64::new(0), N)),
+    )
+    .await;
+    let root = client.root().await.unwrap();
+    let all = root
+        .iter()
+        .batch_size(N as u32)
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), N as usize);
+}
