@@ -9,41 +9,20 @@
 //!         return linenum + 1
 //! ```
 
-use tether::{Args, BoxFuture, CallContext, ErrorKind, Member, NetRef, Object, Result, Value};
+use tether::{ErrorKind, NetRef, Result, Value};
 
 /// Counts the lines of a file object that lives on the *client*, calling
 /// the client's callback once per line.
 #[derive(Clone, Debug, Default)]
 pub struct LineCounterService;
 
-const MEMBERS: &[Member] = &[Member::method(
-    "line_counter",
-    "(fileobj: file, function: callable) -> int",
-    "Call function(line) for each line of fileobj (iterated, or read with readline \
-     until '') and return the number of lines.",
-)];
-
-impl Object for LineCounterService {
-    fn type_name(&self) -> &str {
-        "LineCounterService"
-    }
-
-    fn members(&self) -> &[Member] {
-        MEMBERS
-    }
-
-    fn call_method<'a>(
-        &'a self,
-        name: &'a str,
-        args: Args,
-        _cx: &'a CallContext,
-    ) -> BoxFuture<'a, Result<Value>> {
-        Box::pin(async move {
-            debug_assert_eq!(name, "line_counter");
-            let (fileobj, function): (NetRef, NetRef) = args.parse()?;
-            let count = line_counter(&fileobj, &function).await?;
-            Ok(Value::from(count))
-        })
+#[tether::expose]
+impl LineCounterService {
+    /// Call function(line) for each line of fileobj (iterated, or read with
+    /// readline until '') and return the number of lines.
+    #[method]
+    async fn line_counter(&self, fileobj: NetRef, function: NetRef) -> Result<i64> {
+        line_counter(&fileobj, &function).await
     }
 }
 
