@@ -8,58 +8,77 @@
 //! server calls it, the call travels back over the same connection, even
 //! while the client's own call is still waiting.
 //!
-//! ```
-//! use tether::{Args, BoxFuture, CallContext, Member, NetRef, Object, Result, Value};
+//! # Defining a service
 //!
-//! /// Counts the lines a client's reader object yields, reporting each to a callback.
+//! Put [`expose`] on an ordinary `impl` block. Marked methods become remote
+//! methods (sync or async); doc comments become help text, parameter names
+//! and types the signature. Anything else stays private to Rust.
+//!
+//! ```
+//! use tether::{NetRef, Result};
+//!
+//! #[derive(Clone)]
 //! struct LineCounter;
 //!
-//! impl Object for LineCounter {
-//!     fn type_name(&self) -> &str { "LineCounter" }
-//!     fn members(&self) -> &[Member] {
-//!         const M: &[Member] = &[Member::method(
-//!             "line_counter", "(lines: iterable, function: callable) -> int", "Count lines.")];
-//!         M
-//!     }
-//!     fn call_method<'a>(&'a self, _name: &'a str, args: Args, _cx: &'a CallContext)
-//!         -> BoxFuture<'a, Result<Value>> {
-//!         Box::pin(async move {
-//!             let (lines, function): (NetRef, NetRef) = args.parse()?;
-//!             let mut count = 0;
-//!             let mut iter = lines.iter();
-//!             while let Some(line) = iter.next().await {
-//!                 function.call((line?,)).await?;   // back to the client
-//!                 count += 1;
-//!             }
-//!             Ok(Value::from(count))
-//!         })
+//! #[tether::expose]
+//! impl LineCounter {
+//!     /// Call `function(line)` for each line of `fileobj`; return the count.
+//!     #[method]
+//!     async fn line_counter(&self, fileobj: NetRef, function: NetRef) -> Result<i64> {
+//!         let mut count = 0;
+//!         let mut lines = fileobj.iter();            // batched: few round trips
+//!         while let Some(line) = lines.next().await {
+//!             function.call((line?,)).await?;        // back to the client
+//!             count += 1;
+//!         }
+//!         Ok(count)
 //!     }
 //! }
+//! # async fn demo() -> tether::Result<()> {
+//! # let dir = std::env::temp_dir().join(format!("tether-doc-{}", std::process::id()));
+//! # std::fs::write(&dir, "a\nb\n").unwrap();
+//! # let path = dir.clone();
 //!
-//! # struct Lines(std::sync::Mutex<std::vec::IntoIter<&'static str>>);
-//! # impl Object for Lines {
-//! #     fn type_name(&self) -> &str { "Lines" }
-//! #     fn next<'a>(&'a self, _: &'a CallContext) -> BoxFuture<'a, Result<Option<Value>>> {
-//! #         let item = self.0.lock().unwrap().next().map(Value::from);
-//! #         Box::pin(async move { Ok(item) })
-//! #     }
-//! # }
-//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! let (client, _server) = tether::transport::memory::pair(
-//!     tether::Builder::default(),
-//!     tether::Builder::default().root(LineCounter),
-//! ).await.unwrap();
+//! // Serve it: a clone of the service is the root of every connection.
+//! let server = tether::Server::bind("127.0.0.1:0").await?;
+//! let addr = server.local_addr()?;
+//! tokio::spawn(server.serve(LineCounter));
 //!
-//! let file = NetRef::new(Lines(std::sync::Mutex::new(vec!["a", "b"].into_iter())));
+//! // Call it dynamically, passing a local file and a closure by reference.
+//! let conn = tether::connect(addr).await?;
+//! let root = conn.root().await?;
+//! let file = NetRef::new(tether::LocalFile::open(&path).await?);
 //! let noisy = tether::callback(|line: String| async move {
 //!     println!("Noisy: {line:?}");
 //!     Ok(())
 //! });
-//! let root = client.root().await.unwrap();
-//! let n: i64 = root.call_method("line_counter", (file, noisy)).await.unwrap().try_into().unwrap();
+//! let n: i64 = root.call_method("line_counter", (file, noisy)).await?.try_into()?;
 //! assert_eq!(n, 2);
-//! # });
+//!
+//! // Introspect it, as XML-RPC's system.listMethods / methodHelp do.
+//! for member in root.inspect().await? {
+//!     println!("{}{}: {}", member.name, member.signature, member.doc);
+//! }
+//!
+//! // Batch calls: one frame out, one frame back, failures per call.
+//! let mut batch = conn.batch();
+//! batch.getattr(&root, "line_counter")?;
+//! batch.call_method(&root, "no_such_method", ())?;
+//! let results = batch.send().await?;
+//! assert!(results[0].is_ok() && results[1].is_err());
+//! # std::fs::remove_file(&dir).ok();
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 //! ```
+//!
+//! For a typed client, define the service as a trait with [`service`]: it
+//! generates a proxy implementing the trait (`calc.add(1, 2).await?`
+//! type-checks) and a wrapper serving any implementation. Data that derives
+//! serde travels by value; [`by_ref`] sends it by reference instead, and
+//! [`Callback`] types a callback parameter.
+//!
+//! An [`Object`] can also be written by hand, for full control (iteration,
+//! computed member lists); see its docs.
 //!
 //! # Layout
 //!
