@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::{Error, ImplItem, ItemImpl, LitStr, Type};
 
-use crate::model::{last_ident, parse_method, Kind, Method};
+use crate::model::{last_ident, name_of, parse_method, Kind, Method};
 use crate::object::{self, ObjectImpl};
 
 /// Options of the attribute: `#[expose]` or `#[expose(name = "Calc")]`.
@@ -34,11 +34,17 @@ fn marker(item: &syn::ImplItemFn, errors: &mut Vec<Error>) -> Option<Kind> {
     let mut found = None;
     for attr in &item.attrs {
         let kind = if attr.path().is_ident("method") {
+            if !matches!(attr.meta, syn::Meta::Path(_)) {
+                errors.push(Error::new_spanned(
+                    &attr.meta,
+                    "#[method] takes no arguments: the remote name is the method's name",
+                ));
+            }
             Kind::Method
         } else if attr.path().is_ident("getter") || attr.path().is_ident("setter") {
             let explicit = match &attr.meta {
                 syn::Meta::List(list) => match list.parse_args::<syn::Ident>() {
-                    Ok(ident) => Some(ident.to_string()),
+                    Ok(ident) => Some(name_of(&ident)),
                     Err(e) => {
                         errors.push(e);
                         continue;
@@ -46,7 +52,7 @@ fn marker(item: &syn::ImplItemFn, errors: &mut Vec<Error>) -> Option<Kind> {
                 },
                 _ => None,
             };
-            let ident = item.sig.ident.to_string();
+            let ident = name_of(&item.sig.ident);
             if attr.path().is_ident("getter") {
                 Kind::Getter(explicit.unwrap_or(ident))
             } else {
@@ -99,11 +105,11 @@ pub(crate) fn expand(options: Options, mut item: ItemImpl) -> syn::Result<TokenS
         }
     }
     object::check_names(&methods, &mut errors);
-    if let Some(first) = errors.pop() {
-        let mut all = first;
-        for e in errors {
-            all.combine(e);
-        }
+    // Report every problem at once, in source order.
+    if let Some(all) = errors.into_iter().reduce(|mut all, e| {
+        all.combine(e);
+        all
+    }) {
         return Err(all);
     }
 

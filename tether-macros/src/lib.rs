@@ -33,8 +33,8 @@ pub fn expose(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
     if !attr.is_empty() {
-        return syn::Error::new(
-            proc_macro2::Span::call_site(),
+        return syn::Error::new_spanned(
+            proc_macro2::TokenStream::from(attr),
             "#[tether::service] takes no options",
         )
         .to_compile_error()

@@ -66,7 +66,7 @@ impl Method {
     /// The remote name: the method's or the attribute's.
     pub(crate) fn remote_name(&self) -> String {
         match &self.kind {
-            Kind::Method => self.ident.to_string(),
+            Kind::Method => name_of(&self.ident),
             Kind::Getter(name) | Kind::Setter(name) => name.clone(),
         }
     }
@@ -87,9 +87,11 @@ impl Method {
                     .iter()
                     .filter(|p| p.take != Take::Context)
                     .map(|p| match p.take {
-                        Take::Rest => format!("*{}", p.ident),
-                        _ if p.optional => format!("{}: {} = None", p.ident, p.shown),
-                        _ => format!("{}: {}", p.ident, p.shown),
+                        Take::Rest => format!("*{}", name_of(&p.ident)),
+                        _ if p.optional => {
+                            format!("{}: {} = None", name_of(&p.ident), p.shown)
+                        }
+                        _ => format!("{}: {}", name_of(&p.ident), p.shown),
                     })
                     .collect();
                 format!("({}) -> {}", params.join(", "), self.ret_shown())
@@ -264,6 +266,11 @@ pub(crate) fn parse_method(
         ret,
         doc: doc_of(attrs),
     })
+}
+
+/// The name a peer uses for a Rust identifier: `r#type` is `type`.
+pub(crate) fn name_of(ident: &Ident) -> String {
+    syn::ext::IdentExt::unraw(ident).to_string()
 }
 
 pub(crate) fn last_ident(path: &syn::Path) -> Option<String> {

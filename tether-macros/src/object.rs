@@ -3,10 +3,11 @@
 //! method on the wrapped value).
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
 use syn::{Error, Ident};
 
-use crate::model::{is_byte_vec, Kind, Method, Ret, Take};
+use crate::model::{is_byte_vec, is_unit, name_of, vec_inner, Kind, Method, Ret, Take};
 
 /// Everything needed to write the impl.
 pub(crate) struct ObjectImpl<'a> {
@@ -166,12 +167,16 @@ fn take_args(m: &Method, reader: &Ident) -> (Vec<TokenStream>, Vec<TokenStream>)
     let mut pass = Vec::new();
     for p in &m.params {
         let ident = format_ident!("__arg_{}", p.ident);
-        let pname = p.ident.to_string();
+        let pname = name_of(&p.ident);
         let optional = p.optional;
         let ty = &p.ty;
         match p.take {
+            // The reading function is spanned at the type, so a type that
+            // does not deserialize is reported at the parameter rather than
+            // at the attribute (the rest stays macro code, out of lints).
             Take::One => {
-                lets.push(quote!(let #ident: #ty = #reader.one(#pname, #optional)?;));
+                let one = quote_spanned!(ty.span()=> ::tether::__private::ArgReader::one::<#ty>);
+                lets.push(quote!(let #ident: #ty = #one(&mut #reader, #pname, #optional)?;));
                 pass.push(quote!(#ident));
             }
             Take::Str => {
@@ -183,7 +188,13 @@ fn take_args(m: &Method, reader: &Ident) -> (Vec<TokenStream>, Vec<TokenStream>)
                 pass.push(quote!(&#ident));
             }
             Take::Rest => {
-                lets.push(quote!(let #ident: #ty = #reader.rest()?;));
+                let rest = match vec_inner(ty) {
+                    Some(item) => {
+                        quote_spanned!(ty.span()=> ::tether::__private::ArgReader::rest::<#item>)
+                    }
+                    None => quote!(::tether::__private::ArgReader::rest),
+                };
+                lets.push(quote!(let #ident: #ty = #rest(&mut #reader)?;));
                 pass.push(quote!(#ident));
             }
             Take::Context => pass.push(quote!(__cx)),
@@ -204,6 +215,10 @@ fn finish_call(m: &Method, call: TokenStream) -> TokenStream {
             #awaited;
             ::std::result::Result::Ok(::tether::Value::None)
         },
+        Ret::Result(ty) if is_unit(ty) => quote! {
+            #awaited?;
+            ::std::result::Result::Ok(::tether::Value::None)
+        },
         Ret::Plain(ty) | Ret::Result(ty) => {
             let value = if matches!(m.ret, Ret::Result(_)) {
                 quote!(#awaited?)
@@ -213,9 +228,16 @@ fn finish_call(m: &Method, call: TokenStream) -> TokenStream {
             if is_byte_vec(ty) {
                 quote!(::std::result::Result::Ok(::tether::Value::Bytes(#value)))
             } else {
+                // Spanned at the type, as in `take_args`; an `impl Trait`
+                // cannot be named there, so it is left to inference.
+                let to_return = if mentions_impl(ty.to_token_stream()) {
+                    quote!(::tether::__private::to_return)
+                } else {
+                    quote_spanned!(ty.span()=> ::tether::__private::to_return::<#ty>)
+                };
                 quote! {
                     let __out = #value;
-                    ::tether::__private::to_return(&__out)
+                    #to_return(&__out)
                 }
             }
         }
@@ -257,6 +279,10 @@ fn setter_arm(obj: &ObjectImpl<'_>, m: &Method) -> TokenStream {
                 lets.push(quote!(let __new: ::std::string::String = ::tether::__private::setter_value(__value)?;));
                 pass.push(quote!(&__new));
             }
+            Take::Bytes => {
+                lets.push(quote!(let __new: ::std::vec::Vec<u8> = ::tether::__private::setter_value(__value)?;));
+                pass.push(quote!(&__new));
+            }
             _ => {
                 lets.push(quote!(let __new: #ty = ::tether::__private::setter_value(__value)?;));
                 pass.push(quote!(__new));
@@ -280,4 +306,14 @@ fn setter_arm(obj: &ObjectImpl<'_>, m: &Method) -> TokenStream {
             ::std::result::Result::Ok(())
         }
     }
+}
+
+/// Whether a type mentions `impl Trait` anywhere (it cannot be written in a
+/// turbofish).
+fn mentions_impl(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|t| match t {
+        proc_macro2::TokenTree::Ident(i) => i == "impl",
+        proc_macro2::TokenTree::Group(g) => mentions_impl(g.stream()),
+        _ => false,
+    })
 }

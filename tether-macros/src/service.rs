@@ -3,7 +3,8 @@
 //! `Object` wrapper that serves any implementation.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Error, ItemTrait, TraitItem};
 
 use crate::model::{is_byte_vec, parse_method, Kind, Method, Ret, Take};
@@ -41,6 +42,10 @@ pub(crate) fn expand(mut item: ItemTrait) -> syn::Result<TokenStream> {
             syn::ReturnType::Default => unreachable!("checked above"),
         };
         f.sig.asyncness = None;
+        // A default body becomes the future it used to be.
+        if let Some(body) = f.default.take() {
+            f.default = Some(syn::parse_quote!({ async move #body }));
+        }
         f.sig.output = syn::parse_quote! {
             -> impl ::std::future::Future<Output = #output> + ::std::marker::Send
         };
@@ -52,11 +57,11 @@ pub(crate) fn expand(mut item: ItemTrait) -> syn::Result<TokenStream> {
         methods.push(m);
     }
     object::check_names(&methods, &mut errors);
-    if let Some(first) = errors.pop() {
-        let mut all = first;
-        for e in errors {
-            all.combine(e);
-        }
+    // Report every problem at once, in source order.
+    if let Some(all) = errors.into_iter().reduce(|mut all, e| {
+        all.combine(e);
+        all
+    }) {
         return Err(all);
     }
 
@@ -130,6 +135,7 @@ pub(crate) fn expand(mut item: ItemTrait) -> syn::Result<TokenStream> {
         }
 
         #[doc = #served_doc]
+        #[derive(::std::clone::Clone, ::std::fmt::Debug)]
         #vis struct #served<__T>(pub __T);
 
         #object_impl
@@ -147,6 +153,10 @@ fn proxy_method(m: &Method) -> TokenStream {
     let mut pushes = Vec::new();
     for p in &m.params {
         let pident = &p.ident;
+        // Spanned at the type, so a type that does not serialize is
+        // reported at the parameter rather than at the attribute.
+        let ty = &p.ty;
+        let to_arg = quote_spanned!(ty.span()=> ::tether::__private::to_arg::<#ty>);
         match p.take {
             Take::Context => {}
             Take::Rest => pushes.push(quote! {
@@ -155,19 +165,20 @@ fn proxy_method(m: &Method) -> TokenStream {
                 }
             }),
             Take::Bytes => pushes.push(quote! {
-                __positional.push(::tether::Value::Bytes(::std::vec::Vec::from(#pident)));
+                __positional.push(::tether::Value::Bytes(<[u8]>::to_vec(#pident)));
             }),
             Take::One if is_byte_vec(&p.ty) => pushes.push(quote! {
                 __positional.push(::tether::Value::Bytes(::std::clone::Clone::clone(&#pident)));
             }),
             Take::One | Take::Str => pushes.push(quote! {
-                __positional.push(::tether::__private::to_arg(&#pident)?);
+                __positional.push(#to_arg(&#pident)?);
             }),
         }
     }
     let Ret::Result(ok) = &m.ret else {
         unreachable!("service methods return Result")
     };
+    let from_return = quote_spanned!(ok.span()=> ::tether::__private::from_return::<#ok>);
     let unused: Vec<_> = m
         .params
         .iter()
@@ -188,7 +199,7 @@ fn proxy_method(m: &Method) -> TokenStream {
             let __netref = ::std::clone::Clone::clone(&self.netref);
             async move {
                 let __value = __netref.call_method(#name, __args?).await?;
-                ::tether::__private::from_return::<#ok>(__value)
+                #from_return(__value)
             }
         }
     }

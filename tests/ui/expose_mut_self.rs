@@ -1,0 +1,9 @@
+struct Counter;
+
+#[tether::expose]
+impl Counter {
+    #[method]
+    fn bump(&mut self) {}
+}
+
+fn main() {}
