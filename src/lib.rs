@@ -72,10 +72,36 @@
 //! ```
 //!
 //! For a typed client, define the service as a trait with [`service`]: it
-//! generates a proxy implementing the trait (`calc.add(1, 2).await?`
-//! type-checks) and a wrapper serving any implementation. Data that derives
-//! serde travels by value; [`by_ref`] sends it by reference instead, and
-//! [`Callback`] types a callback parameter.
+//! generates a proxy implementing the trait and a wrapper serving any
+//! implementation.
+//!
+//! ```
+//! #[tether::service]
+//! pub trait Calc {
+//!     /// Add two integers.
+//!     async fn add(&self, a: i64, b: i64) -> tether::Result<i64>;
+//! }
+//!
+//! #[derive(Clone)]
+//! struct MyCalc;
+//! impl Calc for MyCalc {
+//!     async fn add(&self, a: i64, b: i64) -> tether::Result<i64> { Ok(a + b) }
+//! }
+//!
+//! # async fn demo() -> tether::Result<()> {
+//! let server = tether::Server::bind("127.0.0.1:0").await?;
+//! let addr = server.local_addr()?;
+//! tokio::spawn(server.serve(CalcObject(MyCalc)));
+//!
+//! let calc = CalcProxy::new(tether::connect(addr).await?.root().await?);
+//! let three: i64 = calc.add(1, 2).await?;     // checked by the compiler
+//! assert_eq!(three, 3);
+//! # Ok(()) }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
+//! ```
+//!
+//! Data that derives serde travels by value; [`by_ref`] sends it by
+//! reference instead, and [`Callback`] types a callback parameter.
 //!
 //! An [`Object`] can also be written by hand, for full control (iteration,
 //! computed member lists); see its docs.
