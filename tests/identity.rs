@@ -72,3 +72,26 @@ async fn a_netref_from_peer_a_works_when_passed_to_peer_b() {
     assert_eq!(b.stats().imported, 0);
     assert_eq!(a.stats().exported, 1, "A still exports the counter to M");
 }
+
+#[tokio::test]
+async fn a_forwarded_call_keeps_the_callers_deadline() {
+    // M's own calls time out after 50 ms; a call B makes through M's
+    // forwarder must get B's deadline instead.
+    let (m_to_a, _a) = support::memory_pair_with(
+        tether::Builder::default()
+            .config(tether::Config::default().call_timeout(std::time::Duration::from_millis(50))),
+        tether::Builder::default().root(TestService::default()),
+    )
+    .await;
+    let slow =
+        NetRef::try_from(m_to_a.root().await.unwrap().getattr("slow").await.unwrap()).unwrap();
+    let (m_to_b, _b) = memory_pair(TestService::default()).await;
+    let b_root = m_to_b
+        .root()
+        .await
+        .unwrap()
+        .with_timeout(std::time::Duration::from_secs(30));
+    // B calls slow(200) on A through M: longer than M's default deadline.
+    let reply = b_root.call_method("call_back", (slow, 200)).await.unwrap();
+    assert_eq!(reply, Value::from(200));
+}

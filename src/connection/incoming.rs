@@ -6,6 +6,8 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::shared::{Reply, Shared};
 use super::Connection;
 use crate::error::raise;
@@ -111,10 +113,11 @@ fn serve(
     op: Op,
     bad_ref: Option<Error>,
 ) -> Result<()> {
+    let deadline = callers_deadline(timeout);
     spawn_serving(shared, seq, timeout, move |shared| async move {
         let result = match bad_ref {
             Some(err) => Err((err, here(&shared, "decoding the arguments"))),
-            None => run(&shared, target, op).await,
+            None => run(&shared, target, op, deadline).await,
         };
         Message::Reply {
             seq,
@@ -132,12 +135,13 @@ fn serve_batch(
     calls: Vec<(u64, Op)>,
     bad_ref: Option<Error>,
 ) -> Result<()> {
+    let deadline = callers_deadline(timeout);
     spawn_serving(shared, seq, timeout, move |shared| async move {
         let mut results = Vec::with_capacity(calls.len());
         for (target, op) in calls {
             let result = match &bad_ref {
                 Some(err) => Err((err.clone(), here(&shared, "decoding the arguments"))),
-                None => run(&shared, target, op).await,
+                None => run(&shared, target, op, deadline).await,
             };
             results.push(result.map_err(|(err, location)| err.to_remote(&location)));
         }
@@ -206,6 +210,11 @@ where
     Ok(())
 }
 
+/// When the caller gives up: `timeout` is the owner's, grace included.
+fn callers_deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout.saturating_sub(OWNER_GRACE))
+}
+
 /// The reply for request `seq` whose work panicked.
 fn panicked(shared: &Shared, seq: u64, panic: Box<dyn std::any::Any + Send>) -> Message {
     let text = panic
@@ -225,7 +234,12 @@ fn here(shared: &Shared, what: &str) -> String {
     format!("{what} (service '{}')", shared.local_service)
 }
 
-async fn run(shared: &Arc<Shared>, target: u64, op: Op) -> Result<Value, (Error, String)> {
+async fn run(
+    shared: &Arc<Shared>,
+    target: u64,
+    op: Op,
+    deadline: Option<Instant>,
+) -> Result<Value, (Error, String)> {
     if op == Op::GetRoot {
         return Ok(Value::Ref(shared.root.clone()));
     }
@@ -235,6 +249,7 @@ async fn run(shared: &Arc<Shared>, target: u64, op: Op) -> Result<Value, (Error,
         .map_err(|e| (e, here(shared, &location)))?;
     let cx = CallContext {
         connection: Some(Connection::from_shared(shared.clone())),
+        deadline,
     };
     object
         .serve(op, &shared.config.policy, &cx)

@@ -170,7 +170,14 @@ impl NetRef {
     pub(crate) async fn serve(&self, op: Op, policy: &Policy, cx: &CallContext) -> Result<Value> {
         match &self.target {
             Target::Local(local) => dispatch::dispatch(local, op, policy, cx).await,
-            Target::Remote(_) => self.perform(op).await,
+            // Forwarded with what is left of the caller's deadline.
+            Target::Remote(_) => match cx.deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    self.with_timeout(left).perform(op).await
+                }
+                None => self.perform(op).await,
+            },
         }
     }
 

@@ -120,9 +120,18 @@ impl Member {
 #[derive(Debug, Clone, Default)]
 pub struct CallContext {
     pub(crate) connection: Option<Connection>,
+    pub(crate) deadline: Option<tokio::time::Instant>,
 }
 
 impl CallContext {
+    /// When the caller stops waiting for this call, if it said. Calls this
+    /// one makes in turn can use what is left
+    /// ([`NetRef::with_timeout`](crate::NetRef::with_timeout)); tether does
+    /// so itself when it forwards a call to a third peer.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
+    }
+
     /// The connection the request arrived on; `None` for a call made
     /// in-process on a local object.
     pub fn connection(&self) -> Option<&Connection> {
