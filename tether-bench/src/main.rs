@@ -1,0 +1,2 @@
+//! tether-bench: being written.
+fn main() {}
