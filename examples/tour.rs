@@ -1,12 +1,15 @@
 //! A tour of tether in one process: a server on an ephemeral port, a client
 //! connected to it, and one short section per capability — calls,
-//! attributes, introspection, repr/str/hash/eq, batched iteration,
-//! callbacks (nested too), remote errors with their trace, restricted
-//! views, deadlines and cancellation, object identity, lifetime counts, a
-//! three-peer forward and graceful shutdown.
+//! attributes, introspection, repr/str/hash/eq, batched iteration, batched
+//! calls, data by reference, callbacks (nested and typed), a typed proxy,
+//! remote errors with their trace, restricted views, deadlines and
+//! cancellation, object identity, lifetime counts, a three-peer forward and
+//! graceful shutdown.
 //!
-//! Run it from anywhere in the repository; it exits by itself in well under
-//! a second:
+//! The service is an ordinary Rust type with `#[tether::expose]`, much as
+//! an RPyC service is a Python class with `exposed_` methods; the typed
+//! proxy comes from a `#[tether::service]` trait. Run it from anywhere in
+//! the repository; it exits by itself in well under a second:
 //!
 //! ```text
 //! cargo run --example tour
@@ -17,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tether::{
-    Args, BoxFuture, CallContext, Config, Connection, Error, IntoArgs, Member, MemberKind, NetRef,
+    BoxFuture, CallContext, Callback, Config, Connection, Error, IntoArgs, MemberKind, NetRef,
     Object, Policy, Result, Server, Value,
 };
 
@@ -44,10 +47,12 @@ async fn main() -> Result<()> {
     println!("connected; the server's root is {root:?}");
     let server_side = accepted.lock().unwrap()[0].clone();
 
-    calls_and_attributes(&root).await?;
+    calls_and_attributes(&conn, &root).await?;
     introspection(&root).await?;
     iteration(&root, &probe).await?;
+    by_reference(&root).await?;
     callbacks(&root).await?;
+    typed(&root).await?;
     errors(&root).await?;
     restricted(&root).await?;
     deadlines(&root, &probe).await?;
@@ -87,9 +92,13 @@ async fn object(on: &NetRef, method: &str, args: impl IntoArgs) -> Result<NetRef
     NetRef::try_from(on.call_method(method, args).await?)
 }
 
-async fn calls_and_attributes(root: &NetRef) -> Result<()> {
+async fn calls_and_attributes(conn: &Connection, root: &NetRef) -> Result<()> {
     section("calls");
     show("add(2, 3)", root.call_method("add", (2, 3)).await);
+    show(
+        "add(1, 2, 3, 4)",
+        root.call_method("add", (1, 2, 3, 4)).await,
+    );
     show("greet('tour')", root.call_method("greet", ("tour",)).await);
     let add = NetRef::try_from(root.getattr("add").await?)?;
     println!("getattr('add') -> {}", add.repr().await?);
@@ -102,11 +111,21 @@ async fn calls_and_attributes(root: &NetRef) -> Result<()> {
     show("version", root.getattr("version").await);
     let denied = root.setattr("version", 99).await.map(Value::from);
     show("setattr('version', 99)", denied);
+
+    section("batch: three calls, one frame each way");
+    let mut batch = conn.batch();
+    batch.call_method(root, "add", (1, 2))?;
+    batch.call_method(root, "add", (1, "two"))?;
+    batch.getattr(root, "label")?;
+    let asked = ["add(1, 2)", "add(1, 'two')", "label"];
+    for (what, outcome) in asked.into_iter().zip(batch.send().await?) {
+        show(what, outcome);
+    }
     Ok(())
 }
 
 async fn introspection(root: &NetRef) -> Result<()> {
-    section("dir / inspect");
+    section("dir / inspect (help text from doc comments)");
     println!("dir: {:?}", root.dir().await?);
     for m in root.inspect().await? {
         match m.kind {
@@ -120,6 +139,7 @@ async fn introspection(root: &NetRef) -> Result<()> {
     }
 
     section("repr / str / hash / eq");
+    // `#[expose]` gives the default repr and str; Numbers writes its own.
     println!("repr: {}", root.repr().await?);
     println!("str:  {}", root.str().await?);
     let (h1, h2) = (root.remote_hash().await?, root.remote_hash().await?);
@@ -127,6 +147,7 @@ async fn introspection(root: &NetRef) -> Result<()> {
     println!("root == root: {}", root.remote_eq(root).await?);
     let other = object(root, "numbers", (1,)).await?;
     println!("root == another object: {}", root.remote_eq(&other).await?);
+    println!("a hand-written repr: {}", other.repr().await?);
     Ok(())
 }
 
@@ -146,6 +167,18 @@ async fn iteration(root: &NetRef, probe: &Probe) -> Result<()> {
         "{} round trips; (asked, got) per batch: {batches:?}",
         batches.len()
     );
+    Ok(())
+}
+
+async fn by_reference(root: &NetRef) -> Result<()> {
+    section("by value / by reference");
+    let big: Vec<i64> = (0..100_000).map(|i| i * i).collect();
+    let (copy, shared) = (tether::to_value(&big)?, tether::by_ref(&big)?);
+    let reply = root.call_method("pick", (copy, 300)).await;
+    show("pick(big, 300), all 100000 items sent", reply);
+    let reply = root.call_method("pick_by_ref", (shared, 300)).await;
+    show("pick_by_ref(by_ref(big), 300), none sent", reply);
+    println!("(by reference the server called back len() and get(300) instead)");
     Ok(())
 }
 
@@ -174,6 +207,25 @@ async fn callbacks(root: &NetRef) -> Result<()> {
         "client -> server -> client -> server: call_back(relay, 1)",
         reply,
     );
+    Ok(())
+}
+
+async fn typed(root: &NetRef) -> Result<()> {
+    section("typed callback");
+    let tick = Callback::new(|s: String| async move {
+        println!("  (client) tick({s:?})");
+        Ok(())
+    });
+    let reply = root.call_method("countdown", (3, tick)).await;
+    show("countdown(3, tick)", reply);
+
+    section("typed proxy");
+    let greeter = GreeterProxy::try_from(root.call_method("greeter", ()).await?)?;
+    let text: String = greeter.greet("typed client".to_string()).await?;
+    println!("greeter.greet(\"typed client\") -> {text:?}");
+    // `greeter.greet(42)` would not compile; untyped, the server refuses it.
+    let untyped = greeter.netref().call_method("greet", (42,)).await;
+    show("untyped greet(42)", untyped);
     Ok(())
 }
 
@@ -322,113 +374,119 @@ impl TourService {
     }
 }
 
-const SERVICE: &[Member] = &[
-    Member::method("add", "(a: int, b: int) -> int", "Add two integers."),
-    Member::method("greet", "(name: str) -> str", "Say hello."),
-    Member::method("divide", "(a: float, b: float) -> float", "Divide a by b."),
-    Member::method("numbers", "(n: int) -> Numbers", "An iterable of 0..n."),
-    Member::method(
-        "call_back",
-        "(function: callable, arg: any) -> any",
-        "function(arg).",
-    ),
-    Member::method(
-        "slow",
-        "(ms: int) -> int",
-        "Sleep ms milliseconds, return ms.",
-    ),
-    Member::method(
-        "same",
-        "(a: object, b: object) -> bool",
-        "Are a and b one object?",
-    ),
-    Member::method("echo", "(value: any) -> any", "Return the argument."),
-    Member::method(
-        "guest_view",
-        "() -> TourService",
-        "A view with add and greet only.",
-    ),
-    Member::attribute("label", "str", "A label the client may change.").writable(),
-    Member::attribute("version", "int", "Read-only."),
-];
-
-impl Object for TourService {
-    fn type_name(&self) -> &str {
-        "TourService"
+#[tether::expose]
+impl TourService {
+    /// Add any number of integers.
+    #[method]
+    fn add(&self, #[rest] numbers: Vec<i64>) -> i64 {
+        numbers.iter().sum()
     }
 
-    fn members(&self) -> &[Member] {
-        SERVICE
+    /// Say hello.
+    #[method]
+    fn greet(&self, name: &str) -> String {
+        format!("hello, {name}!")
     }
 
-    fn call_method<'a>(
-        &'a self,
-        name: &'a str,
-        args: Args,
-        _cx: &'a CallContext,
-    ) -> BoxFuture<'a, Result<Value>> {
-        Box::pin(async move {
-            match name {
-                "add" => args.parse::<(i64, i64)>().map(|(a, b)| Value::from(a + b)),
-                "greet" => args
-                    .parse::<String>()
-                    .map(|n| Value::from(format!("hello, {n}!"))),
-                "divide" => match args.parse::<(f64, f64)>()? {
-                    (_, 0.0) => Err(Error::app("ZeroDivisionError", "float division by zero")),
-                    (a, b) => Ok(Value::from(a / b)),
-                },
-                "numbers" => Ok(Numbers::serve(args.parse()?, &self.probe).into()),
-                "call_back" => {
-                    let (function, arg): (NetRef, Value) = args.parse()?;
-                    function.call((arg,)).await
-                }
-                "slow" => {
-                    let ms = args.parse::<u64>()?;
-                    self.probe.started.fetch_add(1, SeqCst);
-                    let unless_finished = AbortGuard(&self.probe.aborted);
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                    std::mem::forget(unless_finished);
-                    Ok(Value::from(ms as i64))
-                }
-                "same" => args
-                    .parse::<(NetRef, NetRef)>()
-                    .map(|(a, b)| Value::from(a == b)),
-                "echo" => args.parse::<Value>(),
-                "guest_view" => {
-                    Ok(tether::restrict(&NetRef::new(self.clone()), &["add", "greet"])?.into())
-                }
-                _ => unreachable!("tether only dispatches declared members"),
-            }
+    /// Divide a by b.
+    #[method]
+    fn divide(&self, a: f64, b: f64) -> Result<f64> {
+        match b {
+            0.0 => Err(Error::app("ZeroDivisionError", "float division by zero")),
+            b => Ok(a / b),
+        }
+    }
+
+    /// An iterable of 0..n.
+    #[method]
+    fn numbers(&self, n: i64) -> NetRef {
+        self.probe.alive.fetch_add(1, SeqCst);
+        let (next, probe) = (AtomicI64::new(0), self.probe.clone());
+        NetRef::new(Numbers {
+            next,
+            end: n,
+            probe,
         })
     }
 
-    fn get_attr<'a>(&'a self, name: &'a str, _cx: &'a CallContext) -> BoxFuture<'a, Result<Value>> {
-        let value = match name {
-            "label" => Value::from(self.label.lock().unwrap().as_str()),
-            _ => Value::from(1), // version
-        };
-        Box::pin(async move { Ok(value) })
+    /// function(arg), called back wherever function lives.
+    #[method]
+    async fn call_back(&self, function: NetRef, arg: Value) -> Result<Value> {
+        function.call((arg,)).await
     }
 
-    fn set_attr<'a>(
-        &'a self,
-        _name: &'a str,
-        value: Value,
-        _cx: &'a CallContext,
-    ) -> BoxFuture<'a, Result<()>> {
-        let result = String::try_from(value).map(|s| *self.label.lock().unwrap() = s);
-        Box::pin(async move { result })
+    /// Call tick with "n..." for n = from down to 1, then return "liftoff".
+    #[method]
+    async fn countdown(&self, from: i64, tick: Callback<String>) -> Result<String> {
+        for n in (1..=from).rev() {
+            tick.call(format!("{n}...")).await?;
+        }
+        Ok("liftoff".to_string())
     }
 
-    fn repr(&self) -> String {
-        format!(
-            "<TourService label={}>",
-            Value::from(self.label.lock().unwrap().as_str())
-        )
+    /// The item at i of a list sent by value (all of it came along).
+    #[method]
+    fn pick(&self, items: Vec<i64>, i: usize) -> String {
+        format!("{} items, [{i}] = {}", items.len(), items[i])
     }
 
-    fn str(&self) -> String {
-        "the tether tour service".to_string()
+    /// The item at i of a list sent by reference (read piecewise).
+    #[method]
+    async fn pick_by_ref(&self, items: NetRef, i: i64) -> Result<String> {
+        let len = items.call_method("len", ()).await?;
+        let item = items.call_method("get", (i,)).await?;
+        Ok(format!("{len} items, [{i}] = {item}"))
+    }
+
+    /// A Greeter, for typed clients.
+    #[method]
+    fn greeter(&self) -> NetRef {
+        NetRef::new(GreeterObject(Polite))
+    }
+
+    /// Sleep ms milliseconds, return ms.
+    #[method]
+    async fn slow(&self, ms: u64) -> u64 {
+        self.probe.started.fetch_add(1, SeqCst);
+        let unless_finished = AbortGuard(&self.probe.aborted);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        std::mem::forget(unless_finished);
+        ms
+    }
+
+    /// Are a and b one object?
+    #[method]
+    fn same(&self, a: NetRef, b: NetRef) -> bool {
+        a == b
+    }
+
+    /// Return the argument.
+    #[method]
+    fn echo(&self, value: Value) -> Value {
+        value
+    }
+
+    /// A view with add and greet only.
+    #[method]
+    fn guest_view(&self) -> Result<NetRef> {
+        tether::restrict(&NetRef::new(self.clone()), &["add", "greet"])
+    }
+
+    /// A label the client may change.
+    #[getter]
+    fn label(&self) -> String {
+        self.label.lock().unwrap().clone()
+    }
+
+    #[setter]
+    fn set_label(&self, label: String) {
+        *self.label.lock().unwrap() = label;
+    }
+
+    /// Read-only.
+    #[getter]
+    fn version(&self) -> i64 {
+        1
     }
 }
 
@@ -441,22 +499,27 @@ impl Drop for AbortGuard<'_> {
     }
 }
 
+/// A service defined as a trait: `GreeterProxy` calls it with checked
+/// types, `GreeterObject` serves any implementation.
+#[tether::service]
+trait Greeter {
+    /// Greet someone by name.
+    async fn greet(&self, name: String) -> tether::Result<String>;
+}
+
+struct Polite;
+
+impl Greeter for Polite {
+    async fn greet(&self, name: String) -> Result<String> {
+        Ok(format!("good day, {name}."))
+    }
+}
+
 /// 0..end, served a batch at a time; counted while alive.
 struct Numbers {
     next: AtomicI64,
     end: i64,
     probe: Arc<Probe>,
-}
-
-impl Numbers {
-    fn serve(end: i64, probe: &Arc<Probe>) -> NetRef {
-        probe.alive.fetch_add(1, SeqCst);
-        NetRef::new(Numbers {
-            next: AtomicI64::new(0),
-            end,
-            probe: probe.clone(),
-        })
-    }
 }
 
 impl Drop for Numbers {
@@ -465,6 +528,8 @@ impl Drop for Numbers {
     }
 }
 
+// Written by hand: `#[expose]` generates only members, methods and
+// attributes, and an iterator needs `next_batch` (and here a custom repr).
 impl Object for Numbers {
     fn type_name(&self) -> &str {
         "Numbers"
@@ -481,5 +546,9 @@ impl Object for Numbers {
             .collect();
         self.probe.batches.lock().unwrap().push((max, items.len()));
         Box::pin(async move { Ok(items) })
+    }
+
+    fn repr(&self) -> String {
+        format!("<Numbers 0..{}>", self.end)
     }
 }

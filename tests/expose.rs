@@ -473,10 +473,10 @@ async fn inspect_shows_kinds_signatures_and_docs() {
         "Greet someone.\n\nSays hello `times` times (once when left out)."
     );
 
-    assert_eq!(find("total").signature, "(*things) -> float");
+    assert_eq!(find("total").signature, "(*things: float) -> float");
     assert_eq!(
         find("scaled").signature,
-        "(factor: int, *things) -> list[int]"
+        "(factor: int, *things: int) -> list[int]"
     );
     assert_eq!(find("midpoint").signature, "(a: Point, b: Point) -> Point");
     assert_eq!(

@@ -347,7 +347,7 @@ async fn the_served_object_shows_signatures_and_docs() {
     assert_eq!(find("encode").signature, "(text: str) -> bytes");
     assert_eq!(find("reverse").signature, "(data: bytes) -> bytes");
     assert_eq!(find("checksum").signature, "(data: bytes) -> int");
-    assert_eq!(find("total").signature, "(*things) -> float");
+    assert_eq!(find("total").signature, "(*things: float) -> float");
     assert_eq!(find("flavor").signature, "() -> str");
     assert_eq!(find("check").signature, "(n: int) -> None");
     assert_eq!(

@@ -87,7 +87,8 @@ impl Method {
                     .iter()
                     .filter(|p| p.take != Take::Context)
                     .map(|p| match p.take {
-                        Take::Rest => format!("*{}", name_of(&p.ident)),
+                        Take::Rest if p.shown == "any" => format!("*{}", name_of(&p.ident)),
+                        Take::Rest => format!("*{}: {}", name_of(&p.ident), p.shown),
                         _ if p.optional => {
                             format!("{}: {} = None", name_of(&p.ident), p.shown)
                         }

@@ -40,6 +40,10 @@ pub(crate) fn shown(ty: &Type) -> String {
                 "String" | "str" | "char" | "Cow" => "str".into(),
                 "ByteBuf" | "Bytes" => "bytes".into(),
                 "NetRef" => "object".into(),
+                "Callback" => match args.first() {
+                    Some(arg) => format!("callable[{}]", shown(arg)),
+                    None => "callable".into(),
+                },
                 "Value" => "any".into(),
                 "Args" => "*args".into(),
                 "Option" => match args.first() {
