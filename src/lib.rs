@@ -192,6 +192,11 @@ pub use crate::value::{from_value, to_value, Args, FromArgs, FromValue, IntoArgs
 /// caller as [`ErrorKind::BadArguments`] naming the method, the parameter
 /// and the expected type. `#[expose(name = "Calc")]` sets the type name.
 ///
+/// Operations that name no member are marked `#[op(..)]`: `#[op(repr)]` and
+/// `#[op(str)]` (a plain `fn(&self) -> String`), `#[op(call)]` (calling the
+/// object itself; arguments as for a method), `#[op(next)]` (iteration:
+/// returns `Option<T>`, `None` at the end) and `#[op(close)]`.
+///
 /// ```
 /// struct Calculator;
 ///

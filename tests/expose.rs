@@ -708,3 +708,73 @@ async fn raw_identifiers_lose_their_prefix() {
     let member = members.iter().find(|m| m.name == "type").unwrap();
     assert_eq!(member.signature, "(in: str) -> str");
 }
+
+/// A countdown written entirely with the macro, operations included.
+struct Countdown {
+    left: std::sync::atomic::AtomicI64,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+#[tether::expose]
+impl Countdown {
+    #[op(repr)]
+    fn describe(&self) -> String {
+        format!(
+            "<Countdown at {}>",
+            self.left.load(std::sync::atomic::Ordering::SeqCst)
+        )
+    }
+
+    #[op(str)]
+    fn text(&self) -> String {
+        "a countdown".to_string()
+    }
+
+    /// The next number, until zero.
+    #[op(next)]
+    async fn tick(&self) -> tether::Result<Option<i64>> {
+        let n = self.left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        Ok((n > 0).then_some(n))
+    }
+
+    #[op(close)]
+    fn stop(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Calling it scales a number.
+    #[op(call)]
+    fn scale(&self, x: i64, factor: Option<i64>) -> i64 {
+        x * factor.unwrap_or(2)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn operations_other_than_members_can_be_exposed_too() {
+    let countdown = Countdown {
+        left: std::sync::atomic::AtomicI64::new(3),
+        closed: Default::default(),
+    };
+    let (client, _server) = tether::transport::memory::pair(
+        tether::Builder::default(),
+        tether::Builder::default().root(countdown),
+    )
+    .await
+    .unwrap();
+    let root = client.root().await.unwrap();
+    assert_eq!(root.repr().await.unwrap(), "<Countdown at 3>");
+    assert_eq!(root.str().await.unwrap(), "a countdown");
+    assert_eq!(root.call((21,)).await.unwrap(), Value::from(42));
+    assert_eq!(root.call((2, 5)).await.unwrap(), Value::from(10));
+    let items = root.iter().collect_all().await.unwrap();
+    assert_eq!(items, vec![Value::from(3), Value::from(2), Value::from(1)]);
+    root.close().await.unwrap();
+    assert_eq!(root.getattr("closed").await.unwrap(), Value::Bool(true));
+    // Operations are not members.
+    assert_eq!(root.dir().await.unwrap(), vec!["closed"]);
+}

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::{Error, ImplItem, ItemImpl, LitStr, Type};
 
-use crate::model::{last_ident, name_of, parse_method, Kind, Method};
+use crate::model::{last_ident, name_of, parse_method, Kind, Method, Special};
 use crate::object::{self, ObjectImpl};
 
 /// Options of the attribute: `#[expose]` or `#[expose(name = "Calc")]`.
@@ -59,13 +59,28 @@ fn marker(item: &syn::ImplItemFn, errors: &mut Vec<Error>) -> Option<Kind> {
                 let default = ident.strip_prefix("set_").unwrap_or(&ident).to_string();
                 Kind::Setter(explicit.unwrap_or(default))
             }
+        } else if attr.path().is_ident("op") {
+            let op = attr
+                .parse_args::<syn::Ident>()
+                .ok()
+                .and_then(|i| Special::parse(&i.to_string()));
+            match op {
+                Some(op) => Kind::Op(op),
+                None => {
+                    errors.push(Error::new_spanned(
+                        attr,
+                        "expected #[op(repr)], #[op(str)], #[op(call)], #[op(next)] or #[op(close)]",
+                    ));
+                    continue;
+                }
+            }
         } else {
             continue;
         };
         if found.is_some() {
             errors.push(Error::new_spanned(
                 attr,
-                "a method can carry only one of #[method], #[getter], #[setter]",
+                "a method can carry only one of #[method], #[getter], #[setter], #[op(..)]",
             ));
         }
         found = Some(kind);
@@ -74,7 +89,7 @@ fn marker(item: &syn::ImplItemFn, errors: &mut Vec<Error>) -> Option<Kind> {
 }
 
 fn is_marker(attr: &syn::Attribute) -> bool {
-    ["method", "getter", "setter"]
+    ["method", "getter", "setter", "op"]
         .iter()
         .any(|m| attr.path().is_ident(m))
 }

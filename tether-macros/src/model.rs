@@ -17,6 +17,31 @@ pub(crate) enum Kind {
     Getter(String),
     /// Writing the attribute with this name.
     Setter(String),
+    /// An operation that names no member (`#[op(repr)]`, ...).
+    Op(Special),
+}
+
+/// The operations `#[op(..)]` can implement.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Special {
+    Repr,
+    Str,
+    Call,
+    Next,
+    Close,
+}
+
+impl Special {
+    pub(crate) fn parse(name: &str) -> Option<Special> {
+        Some(match name {
+            "repr" => Special::Repr,
+            "str" => Special::Str,
+            "call" => Special::Call,
+            "next" => Special::Next,
+            "close" => Special::Close,
+            _ => return None,
+        })
+    }
 }
 
 /// How a parameter is taken from the arguments.
@@ -68,6 +93,7 @@ impl Method {
         match &self.kind {
             Kind::Method => name_of(&self.ident),
             Kind::Getter(name) | Kind::Setter(name) => name.clone(),
+            Kind::Op(_) => String::new(),
         }
     }
 
@@ -81,7 +107,7 @@ impl Method {
                 .find(|p| p.take != Take::Context)
                 .map(|p| p.shown.clone())
                 .unwrap_or_default(),
-            Kind::Method => {
+            Kind::Method | Kind::Op(_) => {
                 let params: Vec<String> = self
                     .params
                     .iter()
@@ -254,6 +280,24 @@ pub(crate) fn parse_method(
                 &sig.inputs,
                 "a `#[setter]` takes exactly one argument besides `&self`: the new value",
             )),
+        Kind::Op(op)
+            if *op != Special::Call && params.iter().any(|p| p.take != Take::Context) =>
+        {
+            errors.push(Error::new_spanned(
+                &sig.inputs,
+                "`#[op(repr)]`, `#[op(str)]`, `#[op(next)]` and `#[op(close)]` take no arguments besides `&self`",
+            ))
+        }
+        Kind::Op(Special::Repr | Special::Str) if sig.asyncness.is_some() || !returns_string(&ret) => {
+            errors.push(Error::new_spanned(
+                &sig.ident,
+                "`#[op(repr)]` and `#[op(str)]` are plain (not async) methods returning `String`",
+            ))
+        }
+        Kind::Op(Special::Next) if !returns_option(&ret) => errors.push(Error::new_spanned(
+            &sig.ident,
+            "`#[op(next)]` returns `Option<T>` (or a `Result` of one): `None` ends the iteration",
+        )),
         _ => {}
     }
     if errors.len() > before {
@@ -267,6 +311,14 @@ pub(crate) fn parse_method(
         ret,
         doc: doc_of(attrs),
     })
+}
+
+fn returns_string(ret: &Ret) -> bool {
+    matches!(ret, Ret::Plain(Type::Path(p)) if p.path.is_ident("String"))
+}
+
+fn returns_option(ret: &Ret) -> bool {
+    matches!(ret, Ret::Plain(t) | Ret::Result(t) if option_inner(t).is_some())
 }
 
 /// The name a peer uses for a Rust identifier: `r#type` is `type`.

@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::{Error, Ident};
 
-use crate::model::{is_byte_vec, is_unit, name_of, vec_inner, Kind, Method, Ret, Take};
+use crate::model::{is_byte_vec, is_unit, name_of, vec_inner, Kind, Method, Ret, Special, Take};
 
 /// Everything needed to write the impl.
 pub(crate) struct ObjectImpl<'a> {
@@ -23,7 +23,18 @@ pub(crate) struct ObjectImpl<'a> {
 /// Refuse two members with one name, and setters without getters.
 pub(crate) fn check_names(methods: &[Method], errors: &mut Vec<Error>) {
     let mut seen: Vec<(String, &Kind)> = Vec::new();
+    let mut ops: Vec<Special> = Vec::new();
     for m in methods {
+        if let Kind::Op(op) = m.kind {
+            if ops.contains(&op) {
+                errors.push(Error::new_spanned(
+                    &m.ident,
+                    "this #[op(..)] is already implemented by another method",
+                ));
+            }
+            ops.push(op);
+            continue;
+        }
         let name = m.remote_name();
         for (other, kind) in &seen {
             let clash = *other == name
@@ -77,11 +88,21 @@ pub(crate) fn generate(obj: &ObjectImpl<'_>) -> TokenStream {
         .filter(|m| matches!(m.kind, Kind::Setter(_)))
         .map(|m| setter_arm(obj, m))
         .collect();
+    let ops: Vec<TokenStream> = obj
+        .methods
+        .iter()
+        .filter_map(|m| match m.kind {
+            Kind::Op(op) => Some(op_fn(obj, m, op)),
+            _ => None,
+        })
+        .collect();
     quote! {
         #header {
             fn type_name(&self) -> &str {
                 #type_name
             }
+
+            #(#ops)*
 
             fn members(&self) -> &[::tether::Member] {
                 const MEMBERS: &[::tether::Member] = &[#(#members),*];
@@ -154,7 +175,7 @@ fn members(methods: &[Method]) -> Vec<TokenStream> {
                         quote!(::tether::Member::attribute(#name, #sig, #doc))
                     })
                 }
-                Kind::Setter(_) => None,
+                Kind::Setter(_) | Kind::Op(_) => None,
             }
         })
         .collect()
@@ -256,6 +277,91 @@ fn method_arm(obj: &ObjectImpl<'_>, m: &Method) -> TokenStream {
             #(#lets)*
             #reader.finish()?;
             #body
+        }
+    }
+}
+
+/// The `Object` method for an `#[op(..)]`.
+fn op_fn(obj: &ObjectImpl<'_>, m: &Method, op: Special) -> TokenStream {
+    let context_only: Vec<TokenStream> = m.params.iter().map(|_| quote!(__cx)).collect();
+    let awaited = |call: TokenStream| {
+        if m.is_async {
+            quote!(#call.await)
+        } else {
+            call
+        }
+    };
+    let tried = |value: TokenStream| match m.ret {
+        Ret::Result(_) => quote!(#value?),
+        _ => value,
+    };
+    match op {
+        Special::Repr | Special::Str => {
+            let name = if op == Special::Repr {
+                quote!(repr)
+            } else {
+                quote!(str)
+            };
+            let call = (obj.call)(m, Vec::new());
+            quote! {
+                fn #name(&self) -> ::std::string::String {
+                    #call
+                }
+            }
+        }
+        Special::Close => {
+            let done = tried(awaited((obj.call)(m, context_only)));
+            quote! {
+                fn close<'__a>(
+                    &'__a self,
+                    __cx: &'__a ::tether::CallContext,
+                ) -> ::tether::BoxFuture<'__a, ::tether::Result<()>> {
+                    let _ = __cx;
+                    ::std::boxed::Box::pin(async move {
+                        #done;
+                        ::std::result::Result::Ok(())
+                    })
+                }
+            }
+        }
+        Special::Next => {
+            let item = tried(awaited((obj.call)(m, context_only)));
+            quote! {
+                fn next<'__a>(
+                    &'__a self,
+                    __cx: &'__a ::tether::CallContext,
+                ) -> ::tether::BoxFuture<'__a, ::tether::Result<::std::option::Option<::tether::Value>>> {
+                    let _ = __cx;
+                    ::std::boxed::Box::pin(async move {
+                        match #item {
+                            ::std::option::Option::Some(__item) => ::std::result::Result::Ok(
+                                ::std::option::Option::Some(::tether::__private::to_return(&__item)?),
+                            ),
+                            ::std::option::Option::None => ::std::result::Result::Ok(::std::option::Option::None),
+                        }
+                    })
+                }
+            }
+        }
+        Special::Call => {
+            let reader = format_ident!("__reader");
+            let (lets, pass) = take_args(m, &reader);
+            let body = finish_call(m, (obj.call)(m, pass));
+            quote! {
+                fn call<'__a>(
+                    &'__a self,
+                    __args: ::tether::Args,
+                    __cx: &'__a ::tether::CallContext,
+                ) -> ::tether::BoxFuture<'__a, ::tether::Result<::tether::Value>> {
+                    let _ = __cx;
+                    ::std::boxed::Box::pin(async move {
+                        let mut #reader = ::tether::__private::ArgReader::new(__args);
+                        #(#lets)*
+                        #reader.finish()?;
+                        #body
+                    })
+                }
+            }
         }
     }
 }
