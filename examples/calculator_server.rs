@@ -14,6 +14,9 @@
 //!
 //! Stop it with Ctrl-C.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "calculator/service.rs"]
 mod service;
 
@@ -23,29 +26,6 @@ use service::Calculator;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:7001".to_string());
-    let server = match tether::Server::bind(addr.as_str()).await {
-        Ok(server) => server,
-        Err(err) => {
-            eprintln!("calculator_server: cannot listen on {addr}: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match server.local_addr() {
-        Ok(bound) => println!("listening on {bound}"),
-        Err(_) => println!("listening on {addr}"),
-    }
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-        println!("shutting down");
-    };
-    match server.serve_until(Calculator, ctrl_c).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("calculator_server: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    let addr = common::arg_or(1, common::CALCULATOR_ADDR);
+    common::serve_until_ctrl_c(&addr, Calculator).await
 }

@@ -19,38 +19,29 @@
 //! The number of lines in the file was 4
 //! ```
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::process::ExitCode;
 
 use tether::{LocalFile, NetRef, Value};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "127.0.0.1:18861".to_string());
-    let path = args.next().unwrap_or_else(|| "testfile.txt".to_string());
-    match run(&addr, &path).await {
-        Ok(count) => {
-            println!("The number of lines in the file was {count}");
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("line_counter_client: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    let addr = common::arg_or(1, common::LINE_COUNTER_ADDR);
+    let path = common::arg_or(2, "testfile.txt");
+    common::exit_code(
+        run(&addr, &path)
+            .await
+            .map(|count| println!("The number of lines in the file was {count}")),
+    )
 }
 
 async fn run(addr: &str, path: &str) -> Result<i64, String> {
     let file = LocalFile::open(path)
         .await
         .map_err(|err| format!("cannot open the file to count: {err}"))?;
-    let conn = tether::connect(addr).await.map_err(|err| {
-        format!("cannot connect to {addr}: {err}\n(is line_counter_server running there?)")
-    })?;
-    let root = conn
-        .root()
-        .await
-        .map_err(|err| format!("no root object: {err}"))?;
+    let (_conn, root) = common::connect_root(addr, "line_counter_server").await?;
 
     let file = NetRef::new(file);
     let noisy = tether::callback(|line: String| async move {

@@ -13,6 +13,9 @@
 //!
 //! Stop it with Ctrl-C.
 
+#[path = "common/mod.rs"]
+mod common;
+
 #[path = "line_counter/service.rs"]
 mod service;
 
@@ -22,29 +25,6 @@ use service::LineCounterService;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:18861".to_string());
-    let server = match tether::Server::bind(addr.as_str()).await {
-        Ok(server) => server,
-        Err(err) => {
-            eprintln!("line_counter_server: cannot listen on {addr}: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match server.local_addr() {
-        Ok(bound) => println!("listening on {bound}"),
-        Err(_) => println!("listening on {addr}"),
-    }
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-        println!("shutting down");
-    };
-    match server.serve_until(LineCounterService, ctrl_c).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("line_counter_server: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    let addr = common::arg_or(1, common::LINE_COUNTER_ADDR);
+    common::serve_until_ctrl_c(&addr, LineCounterService).await
 }

@@ -21,32 +21,21 @@
 //!     ...
 //! ```
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::process::ExitCode;
 
 use tether::MemberKind;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:7001".to_string());
-    match run(&addr).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("list_methods: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    let addr = common::arg_or(1, common::CALCULATOR_ADDR);
+    common::exit_code(run(&addr).await)
 }
 
 async fn run(addr: &str) -> Result<(), String> {
-    let conn = tether::connect(addr).await.map_err(|err| {
-        format!("cannot connect to {addr}: {err}\n(is calculator_server running there?)")
-    })?;
-    let root = conn
-        .root()
-        .await
-        .map_err(|err| format!("no root object: {err}"))?;
+    let (_conn, root) = common::connect_root(addr, "calculator_server").await?;
     let members = root
         .inspect()
         .await

@@ -8,12 +8,15 @@
 //!   as soon as it reads a header, so 4 bytes claiming `max_frame_len`
 //!   (64 MiB by default) reserve 64 MiB per connection.
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use support::wire::{hello, read_frame};
 use tether::Builder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 struct Counting;
 
@@ -85,18 +88,10 @@ async fn a_frame_header_alone_does_not_reserve_the_claimed_length() {
     let _g = SERIAL.lock().await;
     let (mut a, b) = tokio::io::duplex(64 * 1024);
     let server = tokio::spawn(Builder::default().accept_io(b, None));
-    let mut hello = tether::protocol::MAGIC.to_vec();
-    hello.extend_from_slice(&tether::protocol::PROTOCOL_VERSION.to_be_bytes());
-    hello.extend_from_slice(&3u16.to_be_bytes());
-    hello.extend_from_slice(b"Raw");
-    hello.extend_from_slice(&(64u32 << 20).to_be_bytes());
-    a.write_all(&(hello.len() as u32).to_be_bytes())
+    a.write_all(&hello(tether::protocol::PROTOCOL_VERSION, "Raw"))
         .await
         .unwrap();
-    a.write_all(&hello).await.unwrap();
-    let len = a.read_u32().await.unwrap() as usize;
-    let mut answer = vec![0; len];
-    a.read_exact(&mut answer).await.unwrap();
+    read_frame(&mut a).await; // the server's answer
     let conn = server.await.unwrap().unwrap();
 
     LARGEST.store(0, Ordering::Relaxed);

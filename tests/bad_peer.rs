@@ -15,6 +15,7 @@ use tether::{Builder, Config, Connection, ErrorKind, Server, ServerBuilder, Valu
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use support::wire::{frame, hello, text, varint};
 use support::{wait_until, TestService};
 
 // ------------------------------------------------------------ allocations
@@ -79,49 +80,11 @@ const MSG_PING: u8 = 5;
 const OP_GETROOT: u8 = 0;
 const OP_CALLMETHOD: u8 = 5;
 
-/// bincode's standard varint: < 251 in one byte, else a marker and LE bytes.
-fn varint(out: &mut Vec<u8>, n: u64) {
-    if n < 251 {
-        out.push(n as u8);
-    } else if n <= u16::MAX as u64 {
-        out.push(251);
-        out.extend_from_slice(&(n as u16).to_le_bytes());
-    } else if n <= u32::MAX as u64 {
-        out.push(252);
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-    } else {
-        out.push(253);
-        out.extend_from_slice(&n.to_le_bytes());
-    }
-}
-
-fn text(out: &mut Vec<u8>, s: &str) {
-    varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
 /// An `Int` value (tag 3, zigzag varint).
 fn int_value(n: i64) -> Vec<u8> {
     let mut out = vec![3];
     varint(&mut out, ((n << 1) ^ (n >> 63)) as u64);
     out
-}
-
-/// `u32be len | payload`.
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
-
-fn hello(version: u16, name: &str) -> Vec<u8> {
-    let mut body = b"TETHER".to_vec();
-    body.extend_from_slice(&version.to_be_bytes());
-    body.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    body.extend_from_slice(name.as_bytes());
-    // The largest frame this peer accepts.
-    body.extend_from_slice(&(64u32 << 20).to_be_bytes());
-    frame(&body)
 }
 
 fn request(seq: u64, target: u64, op: &[u8]) -> Vec<u8> {

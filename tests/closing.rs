@@ -12,30 +12,10 @@ mod support;
 
 use std::time::Duration;
 
+use support::wire::{frame, hello, read_frame, varint};
 use support::{memory_pair_with, TestService};
 use tether::{Args, BoxFuture, Builder, CallContext, Member, Object, Result, Server, Value};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = (payload.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(payload);
-    out
-}
-
-fn varint(out: &mut Vec<u8>, n: u64) {
-    if n < 251 {
-        out.push(n as u8);
-    } else if n <= u16::MAX as u64 {
-        out.push(251);
-        out.extend_from_slice(&(n as u16).to_le_bytes());
-    } else if n <= u32::MAX as u64 {
-        out.push(252);
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-    } else {
-        out.push(253);
-        out.extend_from_slice(&n.to_le_bytes());
-    }
-}
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 fn read_varint(buf: &[u8], pos: &mut usize) -> u64 {
     let b = buf[*pos];
@@ -61,9 +41,7 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> u64 {
 
 /// The accepting half of the handshake, by hand.
 async fn raw_accept<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
-    let len = io.read_u32().await.unwrap() as usize;
-    let mut hello = vec![0; len];
-    io.read_exact(&mut hello).await.unwrap();
+    read_frame(io).await; // the peer's hello
     let mut body = tether::protocol::MAGIC.to_vec();
     body.extend_from_slice(&tether::protocol::PROTOCOL_VERSION.to_be_bytes());
     body.push(0); // accept
@@ -75,15 +53,10 @@ async fn raw_accept<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
 
 /// The connecting half of the handshake, by hand.
 async fn raw_connect<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
-    let mut body = tether::protocol::MAGIC.to_vec();
-    body.extend_from_slice(&tether::protocol::PROTOCOL_VERSION.to_be_bytes());
-    body.extend_from_slice(&3u16.to_be_bytes());
-    body.extend_from_slice(b"Raw");
-    body.extend_from_slice(&(64u32 << 20).to_be_bytes());
-    io.write_all(&frame(&body)).await.unwrap();
-    let len = io.read_u32().await.unwrap() as usize;
-    let mut answer = vec![0; len];
-    io.read_exact(&mut answer).await.unwrap();
+    io.write_all(&hello(tether::protocol::PROTOCOL_VERSION, "Raw"))
+        .await
+        .unwrap();
+    let answer = read_frame(io).await;
     assert_eq!(answer[8], 0, "refused");
 }
 
@@ -135,9 +108,7 @@ async fn server_shutdown_finishes_even_when_a_peer_stopped_reading() {
     varint(&mut req, 60_000); // timeout ms
     req.push(0); // OP_GETROOT
     peer.write_all(&frame(&req)).await.unwrap();
-    let len = peer.read_u32().await.unwrap() as usize;
-    let mut reply = vec![0; len];
-    peer.read_exact(&mut reply).await.unwrap();
+    let reply = read_frame(&mut peer).await;
     assert_eq!(reply[0], 1, "reply ok");
     let mut pos = 1;
     let _seq = read_varint(&reply, &mut pos);

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tether::{Args, Connection, NetRef, Value};
 use tokio::runtime::Runtime;
 
+use support::wire::{text, varint};
 use support::TestService;
 
 // ------------------------------------------------------------ strategies
@@ -219,27 +220,6 @@ fn serde_records_survive_an_echo() {
 }
 
 // ------------------------------------------------------------ frame decoder
-
-/// bincode's standard varint, as the wire uses it.
-fn varint(out: &mut Vec<u8>, n: u64) {
-    if n < 251 {
-        out.push(n as u8);
-    } else if n <= u16::MAX as u64 {
-        out.push(251);
-        out.extend_from_slice(&(n as u16).to_le_bytes());
-    } else if n <= u32::MAX as u64 {
-        out.push(252);
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-    } else {
-        out.push(253);
-        out.extend_from_slice(&n.to_le_bytes());
-    }
-}
-
-fn text(out: &mut Vec<u8>, s: &str) {
-    varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
 
 /// A value in its wire form, written by hand from the protocol description.
 fn encode_value(out: &mut Vec<u8>, v: &Value) {

@@ -1,6 +1,8 @@
 //! Shared pieces of the integration tests: a test service and ways to
-//! connect to it (in memory and over TCP).
+//! connect to it (in memory and over TCP), and raw wire bytes ([`wire`]).
 #![allow(dead_code)]
+
+pub mod wire;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
