@@ -115,7 +115,8 @@
 //! - `service`: [`Object`], export tables, [`Policy`] and the dispatcher;
 //! - `value`: [`Value`] and conversions, serde included;
 //! - [`server`]: [`Server`], accepting connections;
-//! - [`transport`]: TCP, Unix sockets and in-memory pairs.
+//! - [`transport`]: TCP, Unix sockets and in-memory pairs;
+//! - [`blocking`]: the same API for code that does not use async.
 //!
 //! # Lifetime and release
 //!
@@ -155,6 +156,7 @@
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+pub mod blocking;
 mod connection;
 mod error;
 mod netref;
