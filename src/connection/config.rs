@@ -32,6 +32,11 @@ pub struct Config {
     pub max_frame_len: usize,
     /// How long the handshake may take. Default: 10 s.
     pub handshake_timeout: Duration,
+    /// How often to ping a peer that has sent nothing; one silent for two
+    /// intervals is declared dead (its pending calls fail with
+    /// [`ErrorKind::Closed`](crate::ErrorKind), its objects are released).
+    /// `None` turns keepalive off. Default: 30 s.
+    pub keepalive: Option<Duration>,
     /// Most of the peer's calls this side runs at once; past it a call is
     /// answered at once with [`ErrorKind::LimitExceeded`](crate::ErrorKind).
     /// Default: 10 000.
@@ -59,6 +64,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             max_queued_bytes: 64 << 20,
             max_serving: 10_000,
+            keepalive: Some(Duration::from_secs(30)),
             policy: Policy::default(),
         }
     }
@@ -81,6 +87,12 @@ impl Config {
     /// Set [`handshake_timeout`](Config::handshake_timeout).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Config {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Set [`keepalive`](Config::keepalive).
+    pub fn keepalive(mut self, interval: Option<Duration>) -> Config {
+        self.keepalive = interval;
         self
     }
 

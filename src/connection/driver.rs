@@ -54,6 +54,7 @@ where
                 break Error::with_source(ErrorKind::Transport, format!("read failed: {e}"), e)
             }
             Some(Ok(payload)) => {
+                shared.heard_from_peer();
                 if let Err(err) = incoming::handle_frame(&shared, &payload) {
                     break err;
                 }
@@ -206,6 +207,35 @@ impl Batch {
             Err(err) => {
                 tracing::warn!(connection = self.shared.number, %err, "cannot send releases")
             }
+        }
+    }
+}
+
+/// Ping a quiet peer every `interval`; a peer silent for two intervals is
+/// declared dead, so its pending calls fail and its objects are released
+/// (half-open TCP connections included).
+pub(crate) async fn keepalive(shared: Arc<Shared>, interval: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let silent = shared.silent_for();
+        if silent >= interval * 2 {
+            shared.terminate(Error::new(
+                ErrorKind::Timeout,
+                format!("the peer stopped answering (nothing heard for {silent:?})"),
+            ));
+            return;
+        }
+        if silent >= interval {
+            let seq = shared
+                .next_seq
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // The pong is matched by nothing: any frame from the peer counts.
+            let _ = shared.send(&Message::Ping(seq));
         }
     }
 }

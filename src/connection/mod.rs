@@ -298,6 +298,9 @@ where
     ));
     let conn = Connection::from_shared(shared.clone());
     let (read_half, write_half) = tokio::io::split(io);
+    if let Some(interval) = shared.config.keepalive {
+        tokio::spawn(driver::keepalive(shared.clone(), interval));
+    }
     tokio::spawn(driver::read_loop(shared.clone(), read_half));
     tokio::spawn(driver::write_loop(shared, rx, write_half));
     Ok(conn)

@@ -66,6 +66,10 @@ pub(crate) struct Shared {
     pub(crate) next_nonce: AtomicU64,
     /// Bytes queued for the writer and not yet written.
     queued: AtomicUsize,
+    /// When the connection started, and milliseconds after it that the
+    /// last frame arrived (for keepalive).
+    started: tokio::time::Instant,
+    last_heard_ms: AtomicU64,
 
     exports: Mutex<ExportTable>,
     pub(crate) imports: ImportTable,
@@ -131,6 +135,8 @@ impl Shared {
             serving: DashMap::new(),
             next_nonce: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
+            started: tokio::time::Instant::now(),
+            last_heard_ms: AtomicU64::new(0),
             exports: Mutex::new(ExportTable::default()),
             imports: ImportTable::default(),
             shutdown: CancellationToken::new(),
@@ -192,6 +198,18 @@ impl Shared {
         self.out
             .send(Outbound::Frame(frame))
             .map_err(|_| self.closed_error())
+    }
+
+    /// A frame arrived from the peer.
+    pub(crate) fn heard_from_peer(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_heard_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the peer last sent anything.
+    pub(crate) fn silent_for(&self) -> std::time::Duration {
+        let last = std::time::Duration::from_millis(self.last_heard_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
     }
 
     /// The writer wrote `frame`.
