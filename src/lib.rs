@@ -168,6 +168,7 @@ mod value;
 
 pub use crate::connection::{connect, Batch, Builder, Config, Connection, Stats};
 pub use crate::error::{Error, ErrorKind, RemoteError, Result};
+pub use crate::netref::io::RemoteFile;
 pub use crate::netref::{NetRef, RemoteIter};
 pub use crate::server::{Server, ServerBuilder};
 pub use crate::service::{

@@ -7,7 +7,8 @@
 //!
 //! - [`proxy`](self::proxy): the remote state, one proxy per id per connection,
 //!   and the import table that keeps it unique;
-//! - [`iter`](self::iter): [`RemoteIter`], batched iteration as a `Stream`.
+//! - [`iter`](self::iter): [`RemoteIter`], batched iteration as a `Stream`;
+//! - `io`: [`RemoteFile`](crate::RemoteFile), tokio's async I/O traits over a remote file.
 //!
 //! # Drop behavior
 //!
@@ -18,6 +19,7 @@
 //! or when the connection ends. A connection whose last handle (its
 //! [`Connection`] values and remote `NetRef`s) is dropped closes itself.
 
+pub(crate) mod io;
 pub(crate) mod iter;
 pub(crate) mod proxy;
 

@@ -1,39 +1,53 @@
-//! A local file served by reference: what a client hands a server so the
-//! server can read it (RPyC's `line_counter(fileobj, function)`).
+//! A local file served by reference, like a Python file object: what a
+//! client hands a server so the server can read it (RPyC's
+//! `line_counter(fileobj, function)`), or what a server hands a client that
+//! asked to open one of its files.
 //!
-//! [`LocalFile`] behaves like a Python file opened for reading: `readline`
-//! returns one line with its trailing newline (`''` at the end of the file),
-//! `read(n)` returns up to `n` characters (everything left without `n`),
-//! iterating yields lines, and every operation on a closed file fails with
-//! `ValueError: I/O operation on closed file.`. A file opened with
-//! [`LocalFile::open_binary`] gives `bytes` instead of `str`.
+//! [`LocalFile`]'s docs describe the modes, members, closing and errors;
+//! this page adds how the blocking work is done.
 //!
-//! The file is read on tokio's blocking pool (`spawn_blocking`), one
-//! operation at a time and in the order the calls arrived, so a slow disk
-//! never stalls the connection's tasks. An operation whose caller gave up
-//! (deadline, cancellation) still finishes on the pool, so the file
-//! position stays consistent.
+//! # Threads
 //!
-//! Errors have Python's type names, so a peer can branch on them:
-//! `FileNotFoundError`, `PermissionError`, `IsADirectoryError`, `OSError`,
-//! `UnicodeDecodeError` (text mode, for bytes that are not UTF-8) and
-//! `ValueError` (closed file).
+//! Every operation runs its `std::fs` work as one task on tokio's blocking
+//! pool (`spawn_blocking`), so a slow disk never stalls the connection's
+//! tasks. Operations take the file's lock (a fair, FIFO tokio mutex) in the
+//! order the calls arrived and move the owned guard into their blocking
+//! task, so they run one at a time and in call order. An operation whose
+//! caller gave up (deadline, cancellation) still finishes on the pool, so
+//! the file position stays consistent.
 //!
-//! Text mode reads UTF-8 and splits lines on `\n` only; `\r\n` stays in the
-//! line as it is in the file.
+//! We chose this over one dedicated thread per open file: the pool reuses
+//! its threads, so an operation costs a queue hand-off (microseconds, small
+//! next to a round trip, and amortised by the batched operations: a batch
+//! of lines per iteration request, 64 KiB per [`RemoteFile`](crate::RemoteFile)
+//! read or write), while a thread per file would hold an OS thread (and its
+//! stack) for every idle handle a server has handed out, and need its own
+//! shutdown path when the file is dropped. The pool's threads are shared
+//! by all files, and idle ones exit after a while.
+//!
+//! Closing on drop is the one exception: when the last reference goes, the
+//! pending writes (at most 64 KiB) are written and the descriptor closed on
+//! the dropping thread, so the data is in the OS as soon as the drop
+//! returns. If an operation is still in flight then, its blocking task owns
+//! the file and closes it when it finishes.
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 use tokio::sync::Mutex;
 
 use crate::error::raise;
 use crate::service::object::{BoxFuture, CallContext, Member, Object};
 use crate::{Args, Error, Result, Value};
+
+/// Writes smaller than this are gathered before they reach the OS; larger
+/// ones go straight through.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 const TEXT_MEMBERS: &[Member] = &[
     Member::method(
@@ -53,12 +67,46 @@ const TEXT_MEMBERS: &[Member] = &[
         "Read all remaining lines, each with its trailing newline.",
     ),
     Member::method(
+        "write",
+        "(data: str) -> int",
+        "Write a string; returns the number of characters written. Buffered until flush, \
+         close, or the next read or seek.",
+    ),
+    Member::method(
+        "seek",
+        "(offset: int, whence: int = 0) -> int",
+        "Move to offset (in bytes) from the start (whence 0), the current position (1) \
+         or the end (2); returns the new position.",
+    ),
+    Member::method("tell", "() -> int", "The current position, in bytes."),
+    Member::method(
+        "flush",
+        "() -> None",
+        "Push buffered writes to the operating system.",
+    ),
+    Member::method(
+        "truncate",
+        "(size: int = None) -> int",
+        "Cut (or extend) the file to size bytes, the current position by default; \
+         the position does not move. Returns the new size.",
+    ),
+    Member::method(
+        "metadata",
+        "() -> map",
+        "size (bytes), modified (Unix seconds), is_file, is_dir and readonly.",
+    ),
+    Member::method(
         "close",
         "() -> None",
-        "Close the file; later reads fail with ValueError. Closing twice is allowed.",
+        "Flush and close the file; later operations fail with ValueError. Closing twice is \
+         allowed.",
     ),
     Member::attribute("name", "str", "The path the file was opened with."),
-    Member::attribute("mode", "str", "'r' (text) or 'rb' (binary)."),
+    Member::attribute(
+        "mode",
+        "str",
+        "The mode it was opened with: 'r', 'w', 'a', 'x', with 'b' and '+' ('rb+').",
+    ),
     Member::attribute("closed", "bool", "True once the file is closed."),
 ];
 
@@ -80,12 +128,46 @@ const BINARY_MEMBERS: &[Member] = &[
         "Read all remaining lines, each with its trailing newline.",
     ),
     Member::method(
+        "write",
+        "(data: bytes) -> int",
+        "Write bytes; returns the number written. Buffered until flush, close, or the next \
+         read or seek.",
+    ),
+    Member::method(
+        "seek",
+        "(offset: int, whence: int = 0) -> int",
+        "Move to offset from the start (whence 0), the current position (1) or the end (2); \
+         returns the new position.",
+    ),
+    Member::method("tell", "() -> int", "The current position."),
+    Member::method(
+        "flush",
+        "() -> None",
+        "Push buffered writes to the operating system.",
+    ),
+    Member::method(
+        "truncate",
+        "(size: int = None) -> int",
+        "Cut (or extend) the file to size bytes, the current position by default; \
+         the position does not move. Returns the new size.",
+    ),
+    Member::method(
+        "metadata",
+        "() -> map",
+        "size (bytes), modified (Unix seconds), is_file, is_dir and readonly.",
+    ),
+    Member::method(
         "close",
         "() -> None",
-        "Close the file; later reads fail with ValueError. Closing twice is allowed.",
+        "Flush and close the file; later operations fail with ValueError. Closing twice is \
+         allowed.",
     ),
     Member::attribute("name", "str", "The path the file was opened with."),
-    Member::attribute("mode", "str", "'r' (text) or 'rb' (binary)."),
+    Member::attribute(
+        "mode",
+        "str",
+        "The mode it was opened with: 'r', 'w', 'a', 'x', with 'b' and '+' ('rb+').",
+    ),
     Member::attribute("closed", "bool", "True once the file is closed."),
 ];
 
@@ -96,13 +178,256 @@ enum Mode {
     Binary,
 }
 
-/// A file of ours, opened for reading, that a peer can read through a
-/// netref, like a Python file object.
+/// The first letter of a Python mode string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// `r`: read an existing file.
+    Read,
+    /// `w`: create or truncate, then write.
+    Write,
+    /// `a`: create if needed, every write goes to the end.
+    Append,
+    /// `x`: create a new file (it must not exist), then write.
+    Exclusive,
+}
+
+/// A parsed Python mode string (`"r"`, `"wb"`, `"r+b"`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OpenMode {
+    access: Access,
+    /// `+`: reading and writing.
+    plus: bool,
+    binary: bool,
+}
+
+impl OpenMode {
+    fn parse(mode: &str) -> Result<OpenMode> {
+        let invalid = || Error::app("ValueError", format!("invalid mode: {}", Value::from(mode)));
+        let (mut access, mut plus, mut binary, mut text) = (None, false, false, false);
+        for c in mode.chars() {
+            let seen = match c {
+                'r' | 'w' | 'a' | 'x' => access
+                    .replace(match c {
+                        'r' => Access::Read,
+                        'w' => Access::Write,
+                        'a' => Access::Append,
+                        _ => Access::Exclusive,
+                    })
+                    .is_some(),
+                '+' => std::mem::replace(&mut plus, true),
+                'b' => std::mem::replace(&mut binary, true),
+                't' => std::mem::replace(&mut text, true),
+                _ => return Err(invalid()),
+            };
+            if seen {
+                return Err(invalid());
+            }
+        }
+        if binary && text {
+            return Err(Error::app(
+                "ValueError",
+                "can't have text and binary mode at once",
+            ));
+        }
+        let access = access.ok_or_else(|| {
+            Error::app(
+                "ValueError",
+                format!(
+                    "Must have exactly one of create/read/write/append mode and at most one \
+                     plus: {}",
+                    Value::from(mode)
+                ),
+            )
+        })?;
+        Ok(OpenMode {
+            access,
+            plus,
+            binary,
+        })
+    }
+
+    fn readable(self) -> bool {
+        self.access == Access::Read || self.plus
+    }
+
+    fn writable(self) -> bool {
+        self.access != Access::Read || self.plus
+    }
+
+    fn data(self) -> Mode {
+        if self.binary {
+            Mode::Binary
+        } else {
+            Mode::Text
+        }
+    }
+
+    fn options(self) -> OpenOptions {
+        let mut options = OpenOptions::new();
+        options.read(self.readable());
+        match self.access {
+            Access::Read => options.write(self.plus),
+            Access::Write => options.write(true).create(true).truncate(true),
+            Access::Append => options.append(true).create(true),
+            Access::Exclusive => options.write(true).create_new(true),
+        };
+        options
+    }
+
+    /// The canonical spelling, as Python shows it: letter, then `b`, then `+`.
+    fn as_str(self) -> &'static str {
+        match (self.access, self.binary, self.plus) {
+            (Access::Read, false, false) => "r",
+            (Access::Read, false, true) => "r+",
+            (Access::Read, true, false) => "rb",
+            (Access::Read, true, true) => "rb+",
+            (Access::Write, false, false) => "w",
+            (Access::Write, false, true) => "w+",
+            (Access::Write, true, false) => "wb",
+            (Access::Write, true, true) => "wb+",
+            (Access::Append, false, false) => "a",
+            (Access::Append, false, true) => "a+",
+            (Access::Append, true, false) => "ab",
+            (Access::Append, true, true) => "ab+",
+            (Access::Exclusive, false, false) => "x",
+            (Access::Exclusive, false, true) => "x+",
+            (Access::Exclusive, true, false) => "xb",
+            (Access::Exclusive, true, true) => "xb+",
+        }
+    }
+}
+
+/// What an operation needs the file to have been opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Nothing,
+    Reading,
+    Writing,
+}
+
+/// The open file: a read buffer over it and the writes not yet passed on.
 ///
-/// Members: `readline()`, `read(n=-1)`, `readlines()`, `close()` and the
-/// attributes `name`, `mode` and `closed`. Iterating it yields its lines
-/// with their trailing newlines; batched iteration reads a whole batch of
-/// lines in one go. Dropping the last reference closes the file.
+/// At most one of the two holds data: a write first gives back what was
+/// read ahead (seeking the file back to where the reader is), and every
+/// other operation first passes on the pending writes.
+struct Handle {
+    reader: BufReader<File>,
+    pending: Vec<u8>,
+}
+
+impl Handle {
+    /// Pass the buffered writes to the OS. On failure they are dropped, so
+    /// the error is reported once.
+    fn flush_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = self.reader.get_mut().write_all(&self.pending);
+        self.pending.clear();
+        result
+    }
+
+    /// The reader, with pending writes passed on.
+    fn settled(&mut self) -> io::Result<&mut BufReader<File>> {
+        self.flush_pending()?;
+        Ok(&mut self.reader)
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if !self.reader.buffer().is_empty() {
+            // Give back the read-ahead: the write goes where reading stopped.
+            discard_read_ahead(&mut self.reader)?;
+        }
+        if self.pending.len() + data.len() > WRITE_BUFFER {
+            self.flush_pending()?;
+        }
+        if data.len() >= WRITE_BUFFER {
+            self.reader.get_mut().write_all(data)
+        } else {
+            self.pending.extend_from_slice(data);
+            Ok(())
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Err(err) = self.flush_pending() {
+            tracing::warn!(%err, "buffered writes lost when closing a dropped file");
+        }
+    }
+}
+
+/// A file of ours that a peer can use through a netref, like a Python file
+/// object.
+///
+/// Members: `read(n=-1)`, `readline()`, `readlines()`, `write(data)`,
+/// `seek(offset, whence=0)`, `tell()`, `flush()`, `truncate(size=None)`,
+/// `metadata()`, `close()` and the attributes `name`, `mode` and `closed`.
+/// Iterating it yields its lines with their trailing newlines; batched
+/// iteration reads a whole batch of lines in one go. Dropping the last
+/// reference flushes and closes the file.
+///
+/// # Modes
+///
+/// [`LocalFile::open_with`] takes Python's mode strings: `r` (read; the
+/// file must exist), `w` (write; create or truncate), `a` (append; create),
+/// `x` (write; the file must not exist yet), each with `+` for reading and
+/// writing (`r+`, `w+`, `a+`, `x+`) and `b` for binary (`rb`, `wb`, `r+b`,
+/// ...). [`LocalFile::open`] is `r` and [`LocalFile::open_binary`] `rb`.
+///
+/// In text mode reads return `str` (checked UTF-8) and writes take `str`;
+/// in binary mode both use `bytes`. `readline` returns one line with its
+/// trailing newline (`''` at the end of the file), `read(n)` returns up to
+/// `n` characters (bytes in binary mode; everything left without `n`),
+/// iterating yields lines (a batch of lines per request), `write(data)`
+/// returns the number of characters (bytes) written, `seek(offset,
+/// whence=0)` and `truncate(size=None)` return the new position and size,
+/// `tell()` the position, `metadata()` a map with `size`, `modified` (Unix
+/// seconds, a float), `is_file`, `is_dir` and `readonly`. Text mode splits
+/// lines on `\n` only (`\r\n` stays in the line as it is in the file), and
+/// its positions (`seek`, `tell`) are byte offsets, as the cookies of
+/// Python's UTF-8 text files are.
+///
+/// Writes are buffered (64 KiB, as the client side's
+/// [`RemoteFile`](crate::RemoteFile) batches them): `flush()`, `close()`,
+/// dropping the file, and any read, seek, tell, truncate or metadata push
+/// them to the operating system first. Reading and writing the same `+`
+/// file mix as in Python: a write goes where the reads left off.
+///
+/// # Closing
+///
+/// `close()` (or the close operation, [`NetRef::close`](crate::NetRef::close))
+/// flushes and closes the file; every later operation fails with
+/// `ValueError: I/O operation on closed file.`, and closing again is
+/// allowed. A file nobody closed is flushed and closed when its last
+/// reference is dropped: the last local [`NetRef`](crate::NetRef), the
+/// peer's release of the last proxy, or the end of the connection (which
+/// drops everything a peer held). If an operation is still running on the
+/// blocking pool at that moment, the file is closed as soon as it finishes.
+/// Flush errors at that point cannot be reported to anyone; they are logged
+/// (`tracing`, at warn level).
+///
+/// # Errors
+///
+/// Errors have Python's type names, so a peer can branch on them, and
+/// those about the file name its path: `FileNotFoundError`, `PermissionError`, `IsADirectoryError`,
+/// `NotADirectoryError`, `FileExistsError` (mode `x`), `OSError` (anything
+/// else the OS reports, with its errno), `UnsupportedOperation` (writing a
+/// file opened for reading, reading one opened for writing: Python's
+/// `io.UnsupportedOperation`), `UnicodeDecodeError` (text mode, for bytes
+/// that are not UTF-8) and `ValueError` (a closed file, a bad mode, a
+/// negative seek position or size). Arguments of the wrong type (bytes to a
+/// text file, say) fail with [`ErrorKind::BadArguments`](crate::ErrorKind).
+///
+/// # Threads
+///
+/// Each operation runs its `std::fs` work as one task on tokio's blocking
+/// pool (`spawn_blocking`, no thread per file), one at a time and in the
+/// order the calls arrived; one whose caller gave up still finishes, so the
+/// position stays consistent.
+///
+/// # Example
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -125,15 +450,21 @@ enum Mode {
 ///
 /// let missing = LocalFile::open(dir.path().join("nope.txt")).await.unwrap_err();
 /// assert_eq!(missing.type_name(), Some("FileNotFoundError"));
+///
+/// // Other modes, as Python spells them.
+/// let log = NetRef::new(LocalFile::open_with(dir.path().join("log.txt"), "a+").await.unwrap());
+/// assert_eq!(log.call_method("write", ("hello\n",)).await.unwrap(), Value::from(6));
+/// assert_eq!(log.call_method("seek", (0,)).await.unwrap(), Value::from(0));
+/// assert_eq!(log.call_method("read", ()).await.unwrap(), Value::from("hello\n"));
 /// # });
 /// ```
 pub struct LocalFile {
     name: String,
-    mode: Mode,
+    mode: OpenMode,
     closed: AtomicBool,
     /// `None` once closed. Locked (in call order) by each operation and
     /// moved into the blocking task that does the I/O.
-    reader: Arc<Mutex<Option<BufReader<File>>>>,
+    handle: Arc<Mutex<Option<Handle>>>,
 }
 
 impl LocalFile {
@@ -143,22 +474,37 @@ impl LocalFile {
     /// `FileNotFoundError`, `PermissionError`, `IsADirectoryError` or
     /// `OSError`, whose message names the path.
     pub async fn open(path: impl AsRef<Path>) -> Result<LocalFile> {
-        LocalFile::open_mode(path.as_ref(), Mode::Text).await
+        LocalFile::open_mode(path.as_ref(), OpenMode::parse("r")?).await
     }
 
     /// Open `path` for reading as bytes (Python's `open(path, 'rb')`):
     /// reads return `bytes` and `read(n)` counts bytes.
     pub async fn open_binary(path: impl AsRef<Path>) -> Result<LocalFile> {
-        LocalFile::open_mode(path.as_ref(), Mode::Binary).await
+        LocalFile::open_mode(path.as_ref(), OpenMode::parse("rb")?).await
     }
 
-    async fn open_mode(path: &Path, mode: Mode) -> Result<LocalFile> {
+    /// Open `path` with a Python mode string: `r`, `w`, `a`, `x`, each
+    /// optionally with `+` (read and write) and `b` (bytes instead of
+    /// text), as in `open(path, "r+b")`.
+    ///
+    /// Fails with `ValueError` for an invalid mode, and as
+    /// [`open`](LocalFile::open) does otherwise, plus `FileExistsError`
+    /// when mode `x` finds the file already there.
+    pub async fn open_with(path: impl AsRef<Path>, mode: &str) -> Result<LocalFile> {
+        LocalFile::open_mode(path.as_ref(), OpenMode::parse(mode)?).await
+    }
+
+    async fn open_mode(path: &Path, mode: OpenMode) -> Result<LocalFile> {
         let name = path.to_string_lossy().into_owned();
         let owned = path.to_path_buf();
         let opened = blocking(move || {
-            let file = File::open(&owned)?;
+            let mut file = mode.options().open(&owned)?;
             if file.metadata()?.is_dir() {
                 return Err(io::Error::from(io::ErrorKind::IsADirectory));
+            }
+            if mode.access == Access::Append {
+                // Python starts an appending file at its end, so tell() is its size.
+                file.seek(SeekFrom::End(0))?;
             }
             Ok(file)
         })
@@ -168,7 +514,10 @@ impl LocalFile {
             name,
             mode,
             closed: AtomicBool::new(false),
-            reader: Arc::new(Mutex::new(Some(BufReader::new(opened)))),
+            handle: Arc::new(Mutex::new(Some(Handle {
+                reader: BufReader::new(opened),
+                pending: Vec::new(),
+            }))),
         })
     }
 
@@ -177,44 +526,67 @@ impl LocalFile {
         &self.name
     }
 
+    /// The mode, spelled as Python shows it (`"r"`, `"wb"`, `"rb+"`).
+    pub fn mode(&self) -> &'static str {
+        self.mode.as_str()
+    }
+
     /// True once the file is closed.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// Run `op` on the open reader on the blocking pool, after every
+    /// Run `op` on the open file on the blocking pool, after every
     /// operation that started before it.
-    async fn with_reader<T, F>(&self, op: F) -> Result<T>
+    async fn with_handle<T, F>(&self, need: Need, op: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut BufReader<File>, Mode) -> Result<T, ReadError> + Send + 'static,
+        F: FnOnce(&mut Handle, Mode) -> Result<T, OpError> + Send + 'static,
     {
-        let mut guard = self.reader.clone().lock_owned().await;
+        let mut guard = self.handle.clone().lock_owned().await;
         if guard.is_none() {
             return Err(closed_file());
         }
-        let mode = self.mode;
+        match need {
+            Need::Reading if !self.mode.readable() => return Err(self.unsupported("readable")),
+            Need::Writing if !self.mode.writable() => return Err(self.unsupported("writable")),
+            _ => {}
+        }
+        let mode = self.mode.data();
         let result = blocking(move || match guard.as_mut() {
-            Some(reader) => op(reader, mode),
-            None => Err(ReadError::Closed),
+            Some(handle) => op(handle, mode),
+            None => Err(OpError::Closed),
         })
         .await?;
         result.map_err(|e| match e {
-            ReadError::Io(e) => os_error(e, &self.name),
-            ReadError::Utf8 { at } => Error::app(
+            OpError::Io(e) => os_error(e, &self.name),
+            OpError::Utf8 { at } => Error::app(
                 "UnicodeDecodeError",
                 format!(
                     "'utf-8' codec can't decode the bytes at {at} of a read from '{}': \
-                     invalid UTF-8 (open it with LocalFile::open_binary to read bytes)",
+                     invalid UTF-8 (open it in binary mode, 'rb', to read bytes)",
                     self.name
                 ),
             ),
-            ReadError::Closed => closed_file(),
+            OpError::Closed => closed_file(),
         })
     }
 
+    /// `io.UnsupportedOperation: not readable`, with the path and mode.
+    fn unsupported(&self, what: &str) -> Error {
+        Error::app(
+            "UnsupportedOperation",
+            format!(
+                "not {what}: {} was opened with mode '{}'",
+                Value::from(self.name.as_str()),
+                self.mode.as_str()
+            ),
+        )
+    }
+
     async fn readline(&self) -> Result<Value> {
-        self.with_reader(|r, mode| {
+        self.with_handle(Need::Reading, |h, mode| {
+            let r = h.settled()?;
             let mut line = Vec::new();
             r.read_until(b'\n', &mut line)?;
             decode(line, mode)
@@ -223,13 +595,15 @@ impl LocalFile {
     }
 
     async fn read(&self, n: Option<usize>) -> Result<Value> {
-        self.with_reader(move |r, mode| {
+        self.with_handle(Need::Reading, move |h, mode| {
+            let r = h.settled()?;
             let mut out = Vec::new();
             match (n, mode) {
                 (None, _) => {
                     r.read_to_end(&mut out)?;
                 }
                 (Some(n), Mode::Binary) => {
+                    out.reserve(n.min(1 << 20));
                     r.take(n as u64).read_to_end(&mut out)?;
                 }
                 (Some(n), Mode::Text) => read_chars(r, n, &mut out)?,
@@ -241,7 +615,8 @@ impl LocalFile {
 
     /// Up to `max` lines (all of them for `None`); fewer only at the end.
     async fn lines(&self, max: Option<usize>) -> Result<Vec<Value>> {
-        self.with_reader(move |r, mode| {
+        self.with_handle(Need::Reading, move |h, mode| {
+            let r = h.settled()?;
             let mut lines = Vec::new();
             while max.is_none_or(|max| lines.len() < max) {
                 let mut line = Vec::new();
@@ -255,12 +630,128 @@ impl LocalFile {
         .await
     }
 
+    async fn write(&self, data: Value) -> Result<Value> {
+        let (bytes, count) = match (self.mode.data(), data) {
+            (Mode::Text, Value::Str(s)) => {
+                let count = s.chars().count();
+                (s.into_bytes(), count)
+            }
+            (Mode::Binary, Value::Bytes(b)) => {
+                let count = b.len();
+                (b, count)
+            }
+            (Mode::Text, other) => {
+                return Err(raise::bad_args(format!(
+                    "write() argument must be str, not {}",
+                    other.type_name()
+                )))
+            }
+            (Mode::Binary, other) => {
+                return Err(raise::bad_args(format!(
+                    "a bytes-like object is required, not '{}'",
+                    other.type_name()
+                )))
+            }
+        };
+        self.with_handle(Need::Writing, move |h, _| {
+            h.write(&bytes)?;
+            Ok(())
+        })
+        .await?;
+        Ok(Value::Int(i64::try_from(count).unwrap_or(i64::MAX)))
+    }
+
+    async fn seek(&self, offset: i64, whence: i64) -> Result<Value> {
+        let to = match whence {
+            0 if offset < 0 => {
+                return Err(Error::app(
+                    "ValueError",
+                    format!("negative seek position {offset}"),
+                ))
+            }
+            0 => SeekFrom::Start(offset as u64),
+            1 => SeekFrom::Current(offset),
+            2 => SeekFrom::End(offset),
+            other => {
+                return Err(Error::app(
+                    "ValueError",
+                    format!("invalid whence ({other}, should be 0, 1 or 2)"),
+                ))
+            }
+        };
+        self.with_handle(Need::Nothing, move |h, _| {
+            Ok(position(h.settled()?.seek(to)?))
+        })
+        .await
+    }
+
+    async fn tell(&self) -> Result<Value> {
+        self.with_handle(Need::Nothing, |h, _| {
+            Ok(position(h.settled()?.stream_position()?))
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<Value> {
+        self.with_handle(Need::Nothing, |h, _| {
+            h.flush_pending()?;
+            Ok(Value::None)
+        })
+        .await
+    }
+
+    async fn truncate(&self, size: Option<i64>) -> Result<Value> {
+        if let Some(size) = size.filter(|s| *s < 0) {
+            return Err(Error::app(
+                "ValueError",
+                format!("negative size value {size}"),
+            ));
+        }
+        self.with_handle(Need::Writing, move |h, _| {
+            let r = h.settled()?;
+            let size = match size {
+                Some(size) => size as u64,
+                None => r.stream_position()?,
+            };
+            // Drop the read-ahead: it may hold bytes that are now gone.
+            discard_read_ahead(r)?;
+            r.get_ref().set_len(size)?;
+            Ok(position(size))
+        })
+        .await
+    }
+
+    async fn metadata(&self) -> Result<Value> {
+        self.with_handle(Need::Nothing, |h, _| {
+            let meta = h.settled()?.get_ref().metadata()?;
+            let modified = match meta.modified()?.duration_since(UNIX_EPOCH) {
+                Ok(after) => after.as_secs_f64(),
+                Err(before) => -before.duration().as_secs_f64(),
+            };
+            Ok(Value::map([
+                ("size", position(meta.len())),
+                ("modified", Value::from(modified)),
+                ("is_file", Value::from(meta.is_file())),
+                ("is_dir", Value::from(meta.is_dir())),
+                ("readonly", Value::from(meta.permissions().readonly())),
+            ]))
+        })
+        .await
+    }
+
     async fn close_file(&self) -> Result<()> {
-        let mut guard = self.reader.clone().lock_owned().await;
+        let mut guard = self.handle.clone().lock_owned().await;
         self.closed.store(true, Ordering::SeqCst);
-        // Closing a file descriptor can block (network file systems).
-        let file = guard.take();
-        blocking(move || drop(file)).await
+        let handle = guard.take();
+        drop(guard);
+        // Flushing and closing a file descriptor can block (network file
+        // systems). The file is closed even when the flush fails.
+        blocking(move || match handle {
+            Some(mut handle) => handle.flush_pending(),
+            None => Ok(()),
+        })
+        .await?
+        .map_err(|e| os_error(e, &self.name))
     }
 }
 
@@ -268,18 +759,9 @@ impl fmt::Debug for LocalFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalFile")
             .field("name", &self.name)
-            .field("mode", &self.mode_str())
+            .field("mode", &self.mode.as_str())
             .field("closed", &self.is_closed())
             .finish()
-    }
-}
-
-impl LocalFile {
-    fn mode_str(&self) -> &'static str {
-        match self.mode {
-            Mode::Text => "r",
-            Mode::Binary => "rb",
-        }
     }
 }
 
@@ -289,7 +771,7 @@ impl Object for LocalFile {
     }
 
     fn members(&self) -> &[Member] {
-        match self.mode {
+        match self.mode.data() {
             Mode::Text => TEXT_MEMBERS,
             Mode::Binary => BINARY_MEMBERS,
         }
@@ -315,6 +797,34 @@ impl Object for LocalFile {
                     args.parse::<()>()?;
                     Ok(Value::List(self.lines(None).await?))
                 }
+                "write" => {
+                    let [data] = params(args, ["data"])?;
+                    let data = data.ok_or_else(|| missing("write", "data"))?;
+                    self.write(data).await
+                }
+                "seek" => {
+                    let [offset, whence] = params(args, ["offset", "whence"])?;
+                    let offset =
+                        int_arg("offset", offset)?.ok_or_else(|| missing("seek", "offset"))?;
+                    let whence = int_arg("whence", whence)?.unwrap_or(0);
+                    self.seek(offset, whence).await
+                }
+                "tell" => {
+                    args.parse::<()>()?;
+                    self.tell().await
+                }
+                "flush" => {
+                    args.parse::<()>()?;
+                    self.flush().await
+                }
+                "truncate" => {
+                    let [size] = params(args, ["size"])?;
+                    self.truncate(int_arg("size", size)?).await
+                }
+                "metadata" => {
+                    args.parse::<()>()?;
+                    self.metadata().await
+                }
                 "close" => {
                     args.parse::<()>()?;
                     self.close_file().await.map(|()| Value::None)
@@ -327,7 +837,7 @@ impl Object for LocalFile {
     fn get_attr<'a>(&'a self, name: &'a str, _cx: &'a CallContext) -> BoxFuture<'a, Result<Value>> {
         let value = match name {
             "name" => Ok(Value::from(self.name.as_str())),
-            "mode" => Ok(Value::from(self.mode_str())),
+            "mode" => Ok(Value::from(self.mode.as_str())),
             "closed" => Ok(Value::from(self.is_closed())),
             other => Err(raise::no_member(self.type_name(), other)),
         };
@@ -359,22 +869,30 @@ impl Object for LocalFile {
             "<{}LocalFile name={} mode='{}'>",
             if self.is_closed() { "closed " } else { "" },
             Value::from(self.name.as_str()),
-            self.mode_str()
+            self.mode.as_str()
         )
     }
 }
 
-/// Why a read failed, before the path is put into the message.
-enum ReadError {
+/// Why an operation failed, before the path is put into the message.
+enum OpError {
     Io(io::Error),
     Utf8 { at: usize },
     Closed,
 }
 
-impl From<io::Error> for ReadError {
-    fn from(err: io::Error) -> ReadError {
-        ReadError::Io(err)
+impl From<io::Error> for OpError {
+    fn from(err: io::Error) -> OpError {
+        OpError::Io(err)
     }
+}
+
+/// Drop what `reader` read ahead, moving the file back to where the reader
+/// is. (`BufReader::seek` always empties its buffer; `stream_position`,
+/// which clippy suggests for `SeekFrom::Current(0)`, keeps it.)
+#[allow(clippy::seek_from_current)]
+fn discard_read_ahead(reader: &mut BufReader<File>) -> io::Result<()> {
+    reader.seek(SeekFrom::Current(0)).map(drop)
 }
 
 /// Run blocking file I/O on tokio's blocking pool.
@@ -384,18 +902,22 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Error::app("OSError", format!("file operation did not complete: {e}")))
 }
 
+/// A file position or size as an `int`.
+fn position(n: u64) -> Value {
+    Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 /// `str` (checked UTF-8) or `bytes`, as the mode says.
-fn decode(bytes: Vec<u8>, mode: Mode) -> Result<Value, ReadError> {
+fn decode(bytes: Vec<u8>, mode: Mode) -> Result<Value, OpError> {
     match mode {
         Mode::Binary => Ok(Value::Bytes(bytes)),
         Mode::Text => String::from_utf8(bytes)
             .map(Value::Str)
-            .map_err(|e| ReadError::Utf8 {
+            .map_err(|e| OpError::Utf8 {
                 at: e.utf8_error().valid_up_to(),
             }),
     }
 }
-
 /// Read `n` UTF-8 characters (fewer at the end of the file) into `out`,
 /// stopping right after the last byte of the `n`th character.
 fn read_chars(r: &mut impl BufRead, n: usize, out: &mut Vec<u8>) -> io::Result<()> {
@@ -478,6 +1000,8 @@ fn os_error(err: io::Error, path: &str) -> Error {
         io::ErrorKind::NotFound => "FileNotFoundError",
         io::ErrorKind::PermissionDenied => "PermissionError",
         io::ErrorKind::IsADirectory => "IsADirectoryError",
+        io::ErrorKind::NotADirectory => "NotADirectoryError",
+        io::ErrorKind::AlreadyExists => "FileExistsError",
         _ => "OSError",
     };
     let text = err.to_string();
@@ -491,6 +1015,54 @@ fn os_error(err: io::Error, path: &str) -> Error {
     Error::app(type_name, message)
 }
 
+/// Arguments given by position or by name, each optional, in the order of
+/// `names`; more positional arguments, a name given twice or an unknown
+/// name are errors.
+fn params<const N: usize>(mut args: Args, names: [&str; N]) -> Result<[Option<Value>; N]> {
+    if args.positional.len() > N {
+        return Err(raise::bad_args(format!(
+            "takes at most {N} argument{} but {} were given",
+            if N == 1 { "" } else { "s" },
+            args.positional.len()
+        )));
+    }
+    let mut out: [Option<Value>; N] = std::array::from_fn(|_| None);
+    for (slot, value) in out.iter_mut().zip(args.positional.drain(..)) {
+        *slot = Some(value);
+    }
+    for (slot, name) in out.iter_mut().zip(names) {
+        if let Some(value) = args.take_named(name) {
+            if slot.is_some() {
+                return Err(raise::bad_args(format!(
+                    "got multiple values for argument '{name}'"
+                )));
+            }
+            *slot = Some(value);
+        }
+    }
+    if let Some((name, _)) = args.named.first() {
+        return Err(raise::bad_args(format!(
+            "unexpected named argument '{name}'"
+        )));
+    }
+    Ok(out)
+}
+
+/// An optional `int` argument (`None` counts as left out).
+fn int_arg(name: &str, value: Option<Value>) -> Result<Option<i64>> {
+    match value {
+        None | Some(Value::None) => Ok(None),
+        Some(Value::Int(n)) => Ok(Some(n)),
+        Some(other) => Err(raise::bad_args(format!(
+            "argument '{name}': expected int, got {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn missing(method: &str, name: &str) -> Error {
+    raise::bad_args(format!("{method}() missing required argument '{name}'"))
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,6 +1225,12 @@ mod tests {
                 "readline",
                 "read",
                 "readlines",
+                "write",
+                "seek",
+                "tell",
+                "flush",
+                "truncate",
+                "metadata",
                 "close",
                 "name",
                 "mode",
@@ -714,7 +1292,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_last_reference_closes_the_file() {
         let (_tmp, file) = open(b"x").await;
-        let weak = Arc::downgrade(&file.downcast_ref::<LocalFile>().unwrap().reader);
+        let weak = Arc::downgrade(&file.downcast_ref::<LocalFile>().unwrap().handle);
         drop(file);
         assert!(weak.upgrade().is_none());
     }
@@ -736,6 +1314,103 @@ mod tests {
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..200).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn modes_parse_as_python_spells_them() {
+        for (given, canonical, readable, writable) in [
+            ("r", "r", true, false),
+            ("rt", "r", true, false),
+            ("rb", "rb", true, false),
+            ("r+", "r+", true, true),
+            ("r+b", "rb+", true, true),
+            ("br+", "rb+", true, true),
+            ("w", "w", false, true),
+            ("wb", "wb", false, true),
+            ("w+", "w+", true, true),
+            ("a", "a", false, true),
+            ("ab+", "ab+", true, true),
+            ("x", "x", false, true),
+            ("x+b", "xb+", true, true),
+        ] {
+            let mode = OpenMode::parse(given).unwrap();
+            assert_eq!(mode.as_str(), canonical, "{given}");
+            assert_eq!(
+                (mode.readable(), mode.writable()),
+                (readable, writable),
+                "{given}"
+            );
+        }
+        for bad in ["", "rw", "rr", "r++", "bt", "rbt", "q", "b", "+"] {
+            let err = OpenMode::parse(bad).unwrap_err();
+            assert_eq!(err.type_name(), Some("ValueError"), "{bad}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn read_write_mixes_as_in_python() {
+        let tmp = file_with(b"0123456789");
+        let file = NetRef::new(LocalFile::open_with(tmp.path(), "r+b").await.unwrap());
+        assert_eq!(
+            file.call_method("read", (2,)).await.unwrap(),
+            Value::Bytes(b"01".to_vec())
+        );
+        // The read-ahead is given back: the write lands at position 2.
+        file.call_method("write", (Value::Bytes(b"ab".to_vec()),))
+            .await
+            .unwrap();
+        assert_eq!(file.call_method("tell", ()).await.unwrap(), Value::from(4));
+        assert_eq!(
+            file.call_method("read", ()).await.unwrap(),
+            Value::Bytes(b"456789".to_vec())
+        );
+        file.call_method("seek", (-3, 2)).await.unwrap();
+        file.call_method("write", (Value::Bytes(b"XYZW".to_vec()),))
+            .await
+            .unwrap();
+        file.call_method("flush", ()).await.unwrap();
+        assert_eq!(std::fs::read(tmp.path()).unwrap(), b"01ab456XYZW");
+        // Truncating keeps the position and drops stale read-ahead.
+        file.call_method("seek", (0,)).await.unwrap();
+        file.call_method("read", (1,)).await.unwrap();
+        assert_eq!(
+            file.call_method("truncate", Args::new().named("size", 3))
+                .await
+                .unwrap(),
+            Value::from(3)
+        );
+        assert_eq!(
+            file.call_method("read", ()).await.unwrap(),
+            Value::Bytes(b"1a".to_vec())
+        );
+    }
+
+    #[tokio::test]
+    async fn seek_and_truncate_reject_bad_arguments() {
+        let tmp = file_with(b"abc");
+        let file = NetRef::new(LocalFile::open_with(tmp.path(), "r+").await.unwrap());
+        for (method, args) in [
+            ("seek", Args::new()),
+            ("seek", Args::new().arg("1")),
+            ("seek", Args::new().arg(1).arg(0).arg(0)),
+            ("seek", Args::new().arg(1).named("offset", 1)),
+            ("seek", Args::new().arg(1).named("from", 1)),
+            ("truncate", Args::new().arg(1.5)),
+            ("write", Args::new()),
+            ("write", Args::new().arg(Value::Bytes(b"x".to_vec()))),
+        ] {
+            let err = file.call_method(method, args).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::BadArguments, "{method}: {err}");
+        }
+        for (method, args, message) in [
+            ("seek", (-1, 0), "negative seek position -1"),
+            ("seek", (0, 3), "invalid whence (3, should be 0, 1 or 2)"),
+        ] {
+            let err = file.call_method(method, args).await.unwrap_err();
+            assert_eq!(err.to_string(), format!("ValueError: {message}"));
+        }
+        let err = file.call_method("truncate", (-2,)).await.unwrap_err();
+        assert_eq!(err.to_string(), "ValueError: negative size value -2");
     }
 
     #[test]
