@@ -1,0 +1,2 @@
+//! The `tether` command (being written).
+fn main() {}
