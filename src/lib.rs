@@ -157,6 +157,7 @@
 #![deny(missing_debug_implementations)]
 
 pub mod blocking;
+pub mod classic;
 mod connection;
 mod error;
 mod netref;
@@ -171,6 +172,8 @@ pub use crate::error::{Error, ErrorKind, RemoteError, Result};
 pub use crate::netref::io::RemoteFile;
 pub use crate::netref::{NetRef, RemoteIter};
 pub use crate::server::{Server, ServerBuilder};
+pub use crate::service::builtin::process::Process;
+pub use crate::service::builtin::stream::Stream;
 pub use crate::service::{
     by_ref, callback, callback_sync, restrict, BoxFuture, CallContext, Callback, LocalFile, Member,
     MemberKind, Object, Policy,

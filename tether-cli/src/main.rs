@@ -1,2 +1,253 @@
-//! The `tether` command (being written).
-fn main() {}
+//! The `tether` command: serve a service, open a shell on one, call it
+//! from scripts, copy files to and from it.
+//!
+//! ```text
+//! tether serve [--classic | --demo] [--tcp ADDR | --unix PATH] [--max-connections N]
+//! tether shell [ADDR]
+//! tether call ADDR PATH [ARGS]... [--named NAME=VALUE]...
+//! tether call ADDR --dir [PATH]
+//! tether cp SRC DST
+//! ```
+//!
+//! Each subcommand is parsing plus library calls; the work is in its own
+//! module. Exit codes: 0 success, 1 the operation failed (remote error,
+//! connection refused, ...), 2 bad usage or a refusal before any work
+//! (clap's own errors included).
+
+mod addr;
+mod call;
+mod cp;
+mod demo;
+mod json;
+mod serve;
+mod shell;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::addr::Endpoint;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tether",
+    version,
+    about = "Serve, explore and call tether services; copy files to and from them",
+    after_help = "ADDR is HOST:PORT, PORT (on 127.0.0.1) or unix:PATH."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the demo service (the default) or the classic service.
+    Serve(ServeArgs),
+    /// Open an interactive session on a server (none: an in-process demo).
+    Shell(ShellArgs),
+    /// Call one remote method and print its result as JSON.
+    #[command(after_help = CALL_HELP)]
+    Call(CallArgs),
+    /// Copy a file to or from a server running the classic service.
+    #[command(after_help = CP_HELP)]
+    Cp(CpArgs),
+}
+
+const CALL_HELP: &str = "\
+ARGS are JSON literals when they parse as JSON (42, -1.5, true, null, \"text\",
+[1, 2], {\"k\": 1}), plain strings otherwise. The result is printed as JSON:
+bytes as arrays of numbers, objects as {\"$ref\": \"<repr>\"}. Errors go to
+stderr as `error: <Type>: <message>`, with exit code 1.
+
+Examples:
+  tether call 127.0.0.1:18812 add 1 2 3
+  tether call 127.0.0.1:18812 greet world --named greeting=hi
+  tether call 127.0.0.1:18812 notes.add '\"buy milk\"'
+  tether call 127.0.0.1:18812 --get label
+  tether call 127.0.0.1:18812 --dir notes";
+
+const CP_HELP: &str = "\
+One of SRC and DST is on the server, written ADDR:PATH (HOST:PORT:PATH or
+unix:SOCKET:PATH); the other is a local path (prefix ./ if it looks like
+ADDR:PATH). A local directory, or a remote path ending in /, receives a file
+of the source's name.
+
+Examples:
+  tether cp 127.0.0.1:18812:/var/log/syslog ./syslog
+  tether cp build/app.tar.gz 127.0.0.1:18812:/tmp/";
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Serve the classic service: this host's files, processes and
+    /// environment, to anyone who can connect. Loopback only unless
+    /// --allow-remote.
+    #[arg(long, conflicts_with = "demo")]
+    classic: bool,
+    /// Serve the demo service (the default).
+    #[arg(long)]
+    demo: bool,
+    /// Listen on this TCP address [default: 127.0.0.1:18812].
+    #[arg(long, value_name = "ADDR", conflicts_with = "unix")]
+    tcp: Option<String>,
+    /// Listen on a Unix socket at this path.
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
+    /// Most connections open at once; more are refused.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_connections: usize,
+    /// Let the classic service listen on a non-loopback address: anyone who
+    /// can reach it then controls this host.
+    #[arg(long, requires = "classic")]
+    allow_remote: bool,
+}
+
+#[derive(Debug, Args)]
+struct ShellArgs {
+    /// The server; without one, a demo service is started in-process.
+    addr: Option<Endpoint>,
+}
+
+#[derive(Debug, Args)]
+struct CallArgs {
+    /// The server.
+    addr: Endpoint,
+    /// Attributes then a method, dotted: `add`, `notes.add`. With --dir or
+    /// --get, the object or attribute to show.
+    #[arg(required_unless_present = "dir")]
+    path: Option<String>,
+    /// The arguments, JSON literals or plain strings.
+    #[arg(allow_negative_numbers = true, conflicts_with_all = ["dir", "get"])]
+    args: Vec<String>,
+    /// A named argument (repeatable); VALUE is read as ARGS are.
+    #[arg(long = "named", value_name = "NAME=VALUE", conflicts_with_all = ["dir", "get"])]
+    named: Vec<String>,
+    /// List the members of the root (or of PATH) with signatures and docs.
+    #[arg(long, conflicts_with = "get")]
+    dir: bool,
+    /// Read the attribute PATH instead of calling it.
+    #[arg(long)]
+    get: bool,
+    /// With --dir: print the members as a JSON array.
+    #[arg(long, requires = "dir")]
+    json: bool,
+    /// Indent the JSON result.
+    #[arg(long)]
+    pretty: bool,
+    /// Deadline of each remote call, in seconds [default: 30].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+struct CpArgs {
+    /// What to copy: a local path or ADDR:PATH.
+    src: String,
+    /// Where to: a local path or ADDR:PATH.
+    dst: String,
+    /// No progress bar and no summary.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Deadline of each remote call, in seconds [default: 30].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    timeout: Option<Duration>,
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("not a number: {text}"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text}: {e}"))
+}
+
+/// Why a command stopped: its message (printed after `error: `) and exit
+/// code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// The operation failed: exit code 1.
+    pub fn failed(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    /// Bad usage or a refusal before any work: exit code 2.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<tether::Error> for Failure {
+    fn from(err: tether::Error) -> Failure {
+        Failure::failed(err.to_string())
+    }
+}
+
+/// A failure to connect to `endpoint`: the OS's reason when there is one
+/// (`Connection refused`), else tether's.
+pub fn cannot_connect(endpoint: &Endpoint, err: tether::Error) -> Failure {
+    use std::error::Error as _;
+    let reason = match (err.kind(), err.source()) {
+        (tether::ErrorKind::Transport, Some(source)) => source.to_string(),
+        _ => err.to_string(),
+    };
+    Failure::failed(format!("cannot connect to {endpoint}: {reason}"))
+}
+
+/// What a subcommand returns.
+pub type Outcome = Result<(), Failure>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        // The shell uses the blocking API, which must not run inside a
+        // runtime; everything else runs in one.
+        Command::Shell(args) => shell(args),
+        command => match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt.block_on(async {
+                match command {
+                    Command::Serve(args) => serve::run(args).await,
+                    Command::Call(args) => call::run(args).await,
+                    Command::Cp(args) => cp::run(args).await,
+                    Command::Shell(_) => unreachable!(),
+                }
+            }),
+            Err(err) => Err(Failure::failed(format!("cannot start a runtime: {err}"))),
+        },
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// `tether shell [ADDR]`: the interactive session of [`shell`], on a
+/// server or on a demo server started in-process.
+fn shell(args: ShellArgs) -> Outcome {
+    let finished = match &args.addr {
+        None => shell::run_embedded(),
+        Some(endpoint @ Endpoint::Tcp(addr)) => {
+            let conn = tether::blocking::connect(addr.as_str())
+                .map_err(|e| cannot_connect(endpoint, e))?;
+            shell::run(conn, addr)
+        }
+        Some(Endpoint::Unix(_)) => {
+            return Err(Failure::usage(
+                "the shell connects over TCP only (HOST:PORT or PORT)",
+            ))
+        }
+    };
+    finished.map_err(|e| Failure::failed(e.to_string()))
+}

@@ -6,4 +6,7 @@ pub(crate) mod by_ref;
 pub(crate) mod callback;
 pub(crate) mod empty;
 pub(crate) mod file;
+pub(crate) mod fs;
+pub(crate) mod process;
 pub(crate) mod restricted;
+pub(crate) mod stream;

@@ -1,0 +1,134 @@
+//! `tether serve`: the demo or the classic service on TCP or a Unix
+//! socket, until Ctrl-C (or SIGTERM).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use tether::classic::Classic;
+use tether::{Config, NetRef, Policy, Server};
+
+use crate::addr::DEFAULT_PORT;
+use crate::demo::Demo;
+use crate::{Failure, Outcome, ServeArgs};
+
+pub async fn run(args: ServeArgs) -> Outcome {
+    let classic = Classic::new().allow_remote(args.allow_remote);
+    let (what, make_root, policy) = if args.classic {
+        let make_root: RootFn = Box::new(move || NetRef::new(classic));
+        ("classic service", make_root, Policy::default())
+    } else {
+        let demo = Demo::new();
+        let make_root: RootFn = Box::new(move || NetRef::new(demo.clone()));
+        // The demo's label is meant to be assigned from the shell.
+        (
+            "demo service",
+            make_root,
+            Policy::default().allow_setattr(true),
+        )
+    };
+    let builder = Server::builder()
+        .config(Config::default().policy(policy))
+        .max_connections(args.max_connections);
+
+    let (server, shown) = if let Some(path) = &args.unix {
+        clear_stale_socket(path)?;
+        let server = builder.bind_unix(path).await.map_err(|e| {
+            Failure::failed(format!("cannot listen on unix:{}: {e}", path.display()))
+        })?;
+        (server, format!("unix:{}", path.display()))
+    } else {
+        let addr = args
+            .tcp
+            .clone()
+            .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}"));
+        let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr.as_str())
+            .await
+            .map_err(|e| Failure::usage(format!("bad address {addr}: {e}")))?
+            .collect();
+        if args.classic {
+            if let Some(open) = resolved
+                .iter()
+                .find(|a| classic.check_address(**a).is_err())
+            {
+                return Err(Failure::usage(format!(
+                    "refusing to serve the classic service on {open}, which is not a loopback \
+                     address: whoever connects controls this host. Pass --allow-remote to do \
+                     it anyway."
+                )));
+            }
+        }
+        let bound = if args.classic {
+            classic.bind_with(builder, &resolved[..]).await
+        } else {
+            builder.bind(&resolved[..]).await
+        };
+        let server = bound.map_err(|e| Failure::failed(format!("cannot listen on {addr}: {e}")))?;
+        let bound = server.local_addr()?;
+        (server, bound.to_string())
+    };
+
+    println!("serving {what} on {shown}");
+    let stop = async {
+        shutdown_signal().await;
+        println!("shutting down");
+    };
+    server.serve_fn(make_root, stop).await?;
+    Ok(())
+}
+
+type RootFn = Box<dyn Fn() -> NetRef + Send + Sync>;
+
+/// A socket file left by a server that was killed: remove it, but only
+/// when nothing answers on it. Anything else at `path` is an error.
+fn clear_stale_socket(path: &Path) -> Outcome {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return Ok(());
+        };
+        if !meta.file_type().is_socket() {
+            return Err(Failure::usage(format!(
+                "{} exists and is not a socket",
+                path.display()
+            )));
+        }
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => Err(Failure::failed(format!(
+                "a server is already listening on unix:{}",
+                path.display()
+            ))),
+            Err(_) => std::fs::remove_file(path).map_err(|e| {
+                Failure::failed(format!("cannot remove the stale {}: {e}", path.display()))
+            }),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Ctrl-C, or on Unix SIGTERM too.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,554 @@
+//! The `tether` binary as scripts use it: `serve` as a child process,
+//! `call` and `cp` against it, exit codes, stdout and stderr.
+//!
+//! Each server is a `tether serve --tcp 127.0.0.1:0` child: the OS picks a
+//! free port (no window in which another process could take it) and the
+//! test reads the address from the `serving ... on ADDR` line instead of
+//! sleeping. [`Served`] kills and reaps the child when it drops, even when
+//! the test fails.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const TETHER: &str = env!("CARGO_BIN_EXE_tether");
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// A `tether serve` child process; killed and reaped on drop.
+struct Served {
+    child: Child,
+    addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// `tether serve ARGS...` on a free loopback port.
+    fn start(args: &[&str]) -> Served {
+        let mut full = vec!["serve", "--tcp", "127.0.0.1:0"];
+        full.extend_from_slice(args);
+        Served::start_raw(&full)
+    }
+
+    /// `tether ARGS...`, waiting for its `serving WHAT on ADDR` line.
+    fn start_raw(args: &[&str]) -> Served {
+        let mut child = Command::new(TETHER)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tether serve");
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut served = Served {
+            child,
+            addr: String::new(),
+            lines,
+        };
+        let first = served.next_line();
+        let (_, addr) = first
+            .rsplit_once(" on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        assert!(first.starts_with("serving "), "{first:?}");
+        served.addr = addr.to_string();
+        served
+    }
+
+    /// The next line the server prints (at most 30 s away).
+    fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(STARTUP) {
+            Ok(line) => line,
+            Err(e) => {
+                let status = self.child.try_wait();
+                panic!("no line from the server ({e}); its status: {status:?}")
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send a signal with kill(1).
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Wait (at most 30 s) for the child to exit by itself.
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `tether ARGS...` to completion.
+fn tether(args: &[&str]) -> Output {
+    Command::new(TETHER)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tether")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+/// `tether call ADDR ARGS...`, which must succeed; its stdout.
+fn call_ok(addr: &str, args: &[&str]) -> String {
+    let mut full = vec!["call", addr];
+    full.extend_from_slice(args);
+    let out = tether(&full);
+    assert!(
+        out.status.success(),
+        "tether {full:?} failed: {}",
+        stderr(&out)
+    );
+    assert_eq!(stderr(&out), "", "tether {full:?}");
+    stdout(&out)
+}
+
+/// `tether call ADDR ARGS...`, which must fail with code 1 and print
+/// nothing on stdout; its stderr.
+fn call_err(addr: &str, args: &[&str]) -> String {
+    let mut full = vec!["call", addr];
+    full.extend_from_slice(args);
+    let out = tether(&full);
+    assert_eq!(out.status.code(), Some(1), "tether {full:?}: {out:?}");
+    assert_eq!(stdout(&out), "", "tether {full:?}");
+    stderr(&out)
+}
+
+/// A loopback port nothing listens on (bound, then closed).
+fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// `len` bytes from xorshift64*, seeded from the clock.
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut state = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn call_prints_results_as_json() {
+    let server = Served::start(&[]);
+    let addr = server.addr.as_str();
+    assert_eq!(call_ok(addr, &["add", "1", "2", "3"]), "6\n");
+    assert_eq!(call_ok(addr, &["add", "-4", "1"]), "-3\n");
+    assert_eq!(call_ok(addr, &["divide", "1", "4"]), "0.25\n");
+    // Not JSON: a plain string. JSON strings keep what looks like a number.
+    assert_eq!(call_ok(addr, &["greet", "world"]), "\"hello, world!\"\n");
+    assert_eq!(call_ok(addr, &["echo", "\"42\""]), "\"42\"\n");
+    assert_eq!(
+        call_ok(addr, &["greet", "you", "--named", "greeting=hi"]),
+        "\"hi, you!\"\n"
+    );
+    assert_eq!(
+        call_ok(
+            addr,
+            &["echo", r#"[1, "two", 3.5, true, null, {"k": [1]}]"#]
+        ),
+        "[1,\"two\",3.5,true,null,{\"k\":[1]}]\n"
+    );
+    assert_eq!(call_ok(addr, &["echo", "[]"]), "[]\n");
+    // Bytes are arrays of numbers; objects show their repr.
+    assert_eq!(call_ok(addr, &["encode", "hé"]), "[104,195,169]\n");
+    assert_eq!(
+        call_ok(addr, &["numbers", "3"]),
+        "{\"$ref\":\"<Numbers 0..3>\"}\n"
+    );
+    // A dotted path: getattr, then the method.
+    assert_eq!(call_ok(addr, &["notes.add", "buy milk"]), "1\n");
+    assert_eq!(call_ok(addr, &["notes.add", "\"call mum\""]), "2\n");
+    assert_eq!(
+        call_ok(addr, &["notes.list", "--pretty"]),
+        "[\n  \"buy milk\",\n  \"call mum\"\n]\n"
+    );
+    assert_eq!(call_ok(addr, &["--get", "notes.count"]), "2\n");
+    assert_eq!(call_ok(addr, &["--get", "label"]), "\"demo\"\n");
+    let info: serde_json::Value = serde_json::from_str(&call_ok(addr, &["info"])).unwrap();
+    assert_eq!(info["service"], "demo");
+    assert_eq!(info["pid"], server.pid());
+}
+
+#[test]
+fn a_failing_call_exits_1_with_the_error_on_stderr() {
+    let server = Served::start(&[]);
+    let addr = server.addr.as_str();
+    assert_eq!(
+        call_err(addr, &["divide", "1", "0"]),
+        "error: ZeroDivisionError: float division by zero\n"
+    );
+    assert_eq!(
+        call_err(addr, &["add", "1", "two"]),
+        "error: tether::BadArgumentsError: Demo.add(): argument 1: expected int, got str\n"
+    );
+    assert_eq!(
+        call_err(addr, &["no_such_method"]),
+        "error: tether::DeniedError: 'Demo' object has no exposed member 'no_such_method'\n"
+    );
+    assert_eq!(
+        call_err(addr, &["label.upper"]),
+        "error: TypeError: label is str, not an object\n"
+    );
+    let refused = closed_port().to_string();
+    let message = call_err(&refused, &["add", "1"]);
+    assert!(
+        message.starts_with(&format!("error: cannot connect to {refused}: ")),
+        "{message}"
+    );
+    // Usage errors are clap's: exit code 2.
+    let out = tether(&["call", addr]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = tether(&["call", addr, "add", "--named", "novalue"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("expected NAME=VALUE"), "{out:?}");
+    let out = tether(&["call", "nowhere", "add"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn a_call_past_its_deadline_fails() {
+    let server = Served::start(&[]);
+    assert_eq!(
+        call_err(&server.addr, &["sleep", "5", "--timeout", "0.2"]),
+        "error: timeout: no reply within 200ms\n"
+    );
+}
+
+#[test]
+fn dir_lists_members_with_signatures_and_docs() {
+    let server = Served::start(&[]);
+    let addr = server.addr.as_str();
+    let text = call_ok(addr, &["--dir"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "<Demo service \"demo\">");
+    assert!(lines.contains(&"  add(*numbers: int) -> int"), "{text}");
+    assert!(
+        lines.contains(&"      Add any number of integers: add(1, 2, 3) is 6."),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&"  label: str (attribute, writable)"),
+        "{text}"
+    );
+    assert!(lines.contains(&"  version: str (attribute)"), "{text}");
+
+    let notes = call_ok(addr, &["--dir", "notes"]);
+    assert!(notes.starts_with("<Notebook with 0 notes>\n"), "{notes}");
+    assert!(notes.contains("\n  add(text: str) -> int\n"), "{notes}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&call_ok(addr, &["--dir", "--json", "notes"])).unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["add", "list", "clear", "count"]);
+    assert_eq!(json[3]["kind"], "attribute");
+    assert_eq!(json[0]["signature"], "(text: str) -> int");
+
+    assert_eq!(
+        call_err(addr, &["--dir", "nothing"]),
+        "error: tether::DeniedError: 'Demo' object has no exposed member 'nothing'\n"
+    );
+}
+
+#[test]
+fn cp_copies_both_ways_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start(&["--classic"]);
+    let data = random_bytes(1 << 20 | 12345);
+    let local = dir.path().join("local.bin");
+    std::fs::write(&local, &data).unwrap();
+
+    // Up.
+    let remote_path = dir.path().join("remote.bin");
+    let remote = format!("{}:{}", server.addr, remote_path.display());
+    let out = tether(&["cp", local.to_str().unwrap(), &remote]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), format!("copied {} bytes\n", data.len()));
+    assert_eq!(stderr(&out), "", "no progress bar without a terminal");
+    assert!(std::fs::read(&remote_path).unwrap() == data);
+
+    // Down, over an existing file.
+    let back = dir.path().join("back.bin");
+    std::fs::write(&back, b"old contents").unwrap();
+    let out = tether(&["cp", &remote, back.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), format!("copied {} bytes\n", data.len()));
+    assert!(std::fs::read(&back).unwrap() == data);
+
+    // Down into a directory: the file keeps its name. Quietly.
+    let into = dir.path().join("into");
+    std::fs::create_dir(&into).unwrap();
+    let out = tether(&["cp", "--quiet", &remote, into.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "");
+    assert!(std::fs::read(into.join("remote.bin")).unwrap() == data);
+
+    // Up into a remote directory (a path ending in /); an empty file.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let remote_dir = format!("{}:{}/into/", server.addr, dir.path().display());
+    let out = tether(&["cp", empty.to_str().unwrap(), &remote_dir]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "copied 0 bytes\n");
+    assert_eq!(std::fs::read(into.join("empty")).unwrap(), b"");
+}
+
+#[test]
+fn cp_into_remote_directories_and_onto_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start(&["--classic"]);
+    let data = random_bytes(300_000);
+    let local = dir.path().join("data.bin");
+    std::fs::write(&local, &data).unwrap();
+    let local_arg = local.to_str().unwrap();
+
+    // An existing remote directory, named without a trailing slash.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let out = tether(&[
+        "cp",
+        local_arg,
+        &format!("{}:{}", server.addr, sub.display()),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(std::fs::read(sub.join("data.bin")).unwrap() == data);
+
+    // The server runs here: copying a file onto itself, either way, must
+    // not truncate it (both directions write a new file, then rename).
+    let same = format!("{}:{}", server.addr, local.display());
+    for (src, dst) in [(local_arg, same.as_str()), (same.as_str(), local_arg)] {
+        let out = tether(&["cp", src, dst]);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(stdout(&out), format!("copied {} bytes\n", data.len()));
+        assert!(std::fs::read(&local).unwrap() == data);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["data.bin", "sub"], "no temporary files left");
+}
+
+#[test]
+fn cp_reports_errors_and_leaves_no_partial_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start(&["--classic"]);
+    let missing = format!("{}:{}/missing", server.addr, dir.path().display());
+    let target = dir.path().join("target");
+    let out = tether(&["cp", &missing, target.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let message = stderr(&out);
+    assert!(message.starts_with("error: "), "{message}");
+    assert!(message.contains("FileNotFoundError"), "{message}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+    let out = tether(&["cp", dir.path().join("nope").to_str().unwrap(), &missing]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("cannot open"), "{out:?}");
+
+    // Into a remote directory that does not exist: nothing is left behind.
+    let source = dir.path().join("source");
+    std::fs::write(&source, b"data").unwrap();
+    let nowhere = format!("{}:{}/no/such/dir/x", server.addr, dir.path().display());
+    let out = tether(&["cp", source.to_str().unwrap(), &nowhere]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let message = stderr(&out);
+    assert!(
+        message.starts_with(&format!("error: cannot write {nowhere}: FileNotFoundError")),
+        "{message}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    let out = tether(&["cp", "a", "b"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(stderr(&out).contains("ADDR:PATH"), "{out:?}");
+}
+
+#[test]
+fn the_classic_service_refuses_non_loopback_addresses() {
+    // Refused before binding: nothing listens on 0.0.0.0.
+    let out = tether(&["serve", "--classic", "--tcp", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(stdout(&out), "");
+    let message = stderr(&out);
+    assert!(message.contains("not a loopback address"), "{message}");
+    assert!(message.contains("--allow-remote"), "{message}");
+
+    // --allow-remote means nothing for the demo.
+    let out = tether(&["serve", "--allow-remote", "--tcp", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+
+    // Loopback names are fine.
+    let server = Served::start_raw(&["serve", "--classic", "--tcp", "localhost:0"]);
+    assert!(server.addr.starts_with("127.0.0.1:") || server.addr.starts_with("[::1]:"));
+}
+
+#[test]
+fn serve_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("tether.sock");
+    let socket_arg = socket.to_str().unwrap();
+    let mut server = Served::start_raw(&["serve", "--unix", socket_arg]);
+    assert_eq!(server.addr, format!("unix:{socket_arg}"));
+    assert_eq!(call_ok(&server.addr, &["add", "20", "22"]), "42\n");
+
+    // A second server on the same socket is refused.
+    let out = tether(&["serve", "--unix", socket_arg]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr(&out).contains("already listening"), "{out:?}");
+
+    // Stopped gracefully, it removes its socket.
+    server.signal("TERM");
+    assert!(server.wait_exit().success());
+    assert!(!socket.exists());
+
+    // Killed, it leaves the socket behind; the next server replaces it.
+    let mut server = Served::start_raw(&["serve", "--unix", socket_arg]);
+    server.child.kill().unwrap();
+    server.wait_exit();
+    assert!(socket.exists());
+    let server = Served::start_raw(&["serve", "--unix", socket_arg]);
+    assert_eq!(call_ok(&server.addr, &["add", "1"]), "1\n");
+}
+
+#[test]
+fn serve_stops_on_ctrl_c() {
+    let mut server = Served::start(&["--max-connections", "4"]);
+    assert_eq!(server.next_line_after_signal("INT"), "shutting down");
+    assert!(server.wait_exit().success());
+}
+
+impl Served {
+    fn next_line_after_signal(&mut self, name: &str) -> String {
+        self.signal(name);
+        self.next_line()
+    }
+}
+
+#[test]
+fn servers_are_killed_when_their_guard_drops() {
+    let server = Served::start(&[]);
+    let addr: SocketAddr = server.addr.parse().unwrap();
+    let pid = server.pid();
+    assert!(TcpStream::connect(addr).is_ok());
+    drop(server);
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "pid {pid} still runs"
+    );
+    assert!(TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn help_and_version() {
+    let out = tether(&["--help"]);
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for command in ["serve", "shell", "call", "cp"] {
+        assert!(help.contains(command), "{help}");
+    }
+    let out = tether(&["call", "--help"]);
+    assert!(stdout(&out).contains("tether call 127.0.0.1:18812 add 1 2 3"));
+    let out = tether(&["--version"]);
+    assert_eq!(
+        stdout(&out),
+        format!("tether {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn shell_opens_on_a_server_in_a_terminal() {
+    let home = tempfile::tempdir().unwrap();
+    let server = Served::start(&[]);
+    let mut command = Command::new(TETHER);
+    command
+        .args(["shell", &server.addr])
+        .env("HOME", home.path());
+    let mut shell = expectrl::Session::spawn(command).expect("spawn the shell in a pty");
+    shell.set_expect_timeout(Some(STARTUP));
+    shell.expect("tether> ").unwrap();
+    shell
+        .send_line("root.notes.add(\"from the shell\")")
+        .unwrap();
+    shell.expect("1\r\n").unwrap();
+    shell.expect("tether> ").unwrap();
+    // An error does not end the session.
+    shell.send_line("root.divide(1, 0)").unwrap();
+    shell
+        .expect("ZeroDivisionError: float division by zero")
+        .unwrap();
+    shell.expect("tether> ").unwrap();
+    shell.send_line("exit").unwrap();
+    shell.expect(expectrl::Eof).unwrap();
+    // What the shell did is there for the next client.
+    assert_eq!(
+        call_ok(&server.addr, &["notes.list"]),
+        "[\"from the shell\"]\n"
+    );
+}
+
+#[test]
+fn shell_refuses_what_it_cannot_reach() {
+    let out = tether(&["shell", "unix:/nowhere.sock"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let refused = closed_port().to_string();
+    let out = tether(&["shell", &refused]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).starts_with(&format!("error: cannot connect to {refused}: ")),
+        "{out:?}"
+    );
+}

@@ -1,0 +1,281 @@
+//! `tether shell` as a person uses it: through a pseudo-terminal, typing
+//! lines, pressing Tab, reading what appears on the screen.
+//!
+//! Every test runs the shell with no address, so it starts its embedded
+//! demo server. Every wait is bounded ([`TIMEOUT`]), so a broken shell
+//! fails the test instead of hanging it.
+
+#![cfg(unix)]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use expectrl::{Eof, Regex, Session, WaitStatus};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const PROMPT: &str = "tether> ";
+
+/// `tether shell ARGS...`.
+fn shell_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tether"));
+    cmd.arg("shell").args(args);
+    cmd
+}
+
+/// A shell in a pseudo-terminal, with its own empty HOME.
+struct Shell {
+    p: Session,
+    home: tempfile::TempDir,
+}
+
+impl Shell {
+    /// `tether shell` on its embedded demo server.
+    fn start() -> Shell {
+        Shell::start_with(&[], "tether shell: connected to Demo at 127.0.0.1:")
+    }
+
+    /// `tether shell ARGS...`, once its banner (starting with `banner`)
+    /// and first prompt are on the screen.
+    fn start_with(args: &[&str], banner: &str) -> Shell {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = shell_command(args);
+        cmd.env("HOME", home.path())
+            .env("TERM", "xterm")
+            .env_remove("NO_COLOR");
+        let mut p = Session::spawn(cmd).expect("spawn the shell in a pty");
+        p.set_expect_timeout(Some(TIMEOUT));
+        let mut shell = Shell { p, home };
+        shell.expect(banner);
+        shell.expect("help(root)");
+        shell.expect(PROMPT);
+        shell
+    }
+
+    fn expect(&mut self, needle: &str) -> String {
+        match self.p.expect(needle) {
+            Ok(found) => String::from_utf8_lossy(found.before()).into_owned(),
+            Err(e) => panic!("waiting for {needle:?}: {e}"),
+        }
+    }
+
+    /// Wait for a line of output matching `pattern` (a regex matched
+    /// against one whole line, so typed input echoed on the prompt's line
+    /// does not count).
+    fn expect_line(&mut self, pattern: &str) -> String {
+        let re = format!(r"(?:^|\n){pattern}\r?\n");
+        match self.p.expect(Regex(re.as_str())) {
+            Ok(found) => String::from_utf8_lossy(found.get(0).unwrap()).into_owned(),
+            Err(e) => panic!("waiting for a line matching {pattern:?}: {e}"),
+        }
+    }
+
+    /// Type a line and press Enter.
+    fn type_line(&mut self, line: &str) {
+        self.p.send(line).unwrap();
+        self.p.send("\r").unwrap();
+    }
+
+    /// Type `line`, expect a line of output matching `pattern`, then the
+    /// next prompt.
+    fn run(&mut self, line: &str, pattern: &str) -> String {
+        self.type_line(line);
+        let out = self.expect_line(pattern);
+        self.expect(PROMPT);
+        out
+    }
+
+    /// Leave with `exit`; the shell must end with status 0.
+    fn exit(mut self) -> tempfile::TempDir {
+        self.type_line("exit");
+        self.p.expect(Eof).expect("the shell ends after exit");
+        let status = self.p.get_process().wait().unwrap();
+        assert!(
+            matches!(status, WaitStatus::Exited(_, 0)),
+            "exit status: {status:?}"
+        );
+        self.home
+    }
+}
+
+#[test]
+fn a_call_with_literal_arguments_prints_its_result() {
+    let mut sh = Shell::start();
+    sh.run("root.add(1, 2)", "3");
+    sh.run("root.greet('ann', greeting='hi')", "'hi, ann!'");
+    sh.run(
+        r#"root.echo({"a": [1, 2.5, None, True]})"#,
+        r"\{'a': \[1, 2\.5, None, True\]\}",
+    );
+    sh.exit();
+}
+
+#[test]
+fn variables_hold_remote_objects() {
+    let mut sh = Shell::start();
+    sh.type_line("c = root.counter(5)");
+    sh.expect(PROMPT);
+    sh.run("c", "<Counter value=5>");
+    sh.run("c.increment()", "6");
+    sh.run("c.increment(by=10)", "16");
+    sh.run("c.value", "16");
+    sh.run("vars", r"c = <Counter value=16>");
+    sh.run("list(root.squares(5))", r"\[0, 1, 4, 9, 16\]");
+    sh.exit();
+}
+
+#[test]
+fn help_shows_the_remote_docs() {
+    let mut sh = Shell::start();
+    sh.type_line("help(root)");
+    sh.expect("Help on <Demo object>:");
+    sh.expect("add(a: int, b: int) -> int");
+    sh.expect_line("      Add two integers.");
+    sh.expect(PROMPT);
+    sh.type_line("help(root.greet)");
+    sh.expect_line(r"greet\(name: str, greeting: str \| None = None\) -> str");
+    sh.expect_line("    Greet someone: .*");
+    sh.expect(PROMPT);
+    sh.exit();
+}
+
+#[test]
+fn tab_completes_remote_member_names() {
+    let mut sh = Shell::start();
+    sh.p.send("root.ad").unwrap();
+    sh.p.send("\t").unwrap();
+    // The line on the screen now reads `root.add(`.
+    sh.expect("tether> root.add(");
+    sh.p.send("1, 2)").unwrap();
+    sh.p.send("\r").unwrap();
+    sh.expect_line("3");
+    sh.expect(PROMPT);
+
+    // Variables complete too, and so do the members of what they hold.
+    sh.type_line("counter_one = root.counter()");
+    sh.expect(PROMPT);
+    sh.p.send("counter_o").unwrap();
+    sh.p.send("\t").unwrap();
+    sh.expect("counter_one");
+    sh.p.send(".incr").unwrap();
+    sh.p.send("\t").unwrap();
+    sh.expect("counter_one.increment(");
+    sh.p.send(")\r").unwrap();
+    sh.expect_line("1");
+    sh.expect(PROMPT);
+    sh.exit();
+}
+
+#[test]
+fn errors_are_shown_and_the_session_goes_on() {
+    let mut sh = Shell::start();
+    sh.type_line("root.nope()");
+    sh.expect_line(r"tether::DeniedError: 'Demo' object has no exposed member 'nope'");
+    sh.expect(PROMPT);
+    sh.type_line("root.divide(1, 0)");
+    sh.expect_line("ZeroDivisionError: division by zero");
+    sh.expect(PROMPT);
+    sh.type_line("trace");
+    sh.expect_line(r"Remote trace \(outermost first\):");
+    sh.expect_line(r"  in divide\(\) on a Demo object .*");
+    sh.expect(PROMPT);
+    sh.type_line("root.add(1,, 2)");
+    sh.expect_line("SyntaxError: expected an expression, found ','");
+    sh.expect(PROMPT);
+    sh.type_line("nothing_here");
+    sh.expect_line("NameError: name 'nothing_here' is not defined.*");
+    sh.expect(PROMPT);
+    // Still connected.
+    sh.run("root.add(2, 2)", "4");
+    sh.exit();
+}
+
+#[test]
+fn history_is_saved_in_home() {
+    let mut sh = Shell::start();
+    sh.run("root.add(40, 2)", "42");
+    let home = sh.exit();
+    let history = std::fs::read_to_string(home.path().join(".tether_history")).unwrap();
+    assert!(history.contains("root.add(40, 2)"), "{history}");
+}
+
+#[test]
+fn ctrl_d_leaves_with_status_zero() {
+    let mut sh = Shell::start();
+    sh.p.send("\x04").unwrap();
+    sh.p.expect(Eof).expect("the shell ends on Ctrl-D");
+    let status = sh.p.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "exit status: {status:?}"
+    );
+}
+
+#[test]
+fn piped_input_runs_line_by_line() {
+    let mut cmd = shell_command(&[]);
+    let home = tempfile::tempdir().unwrap();
+    let mut child = cmd
+        .env("HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"x = root.counter(1)\nx.increment()\nroot.nope\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.lines().any(|l| l.ends_with('2')), "{stdout}");
+    assert!(stderr.contains("DeniedError"), "{stderr}");
+}
+
+/// A service of the test's own, served in-process.
+#[derive(Clone)]
+struct Greeter;
+
+#[tether::expose(name = "Greeter")]
+impl Greeter {
+    /// Say hello to `name`.
+    #[method]
+    fn hello(&self, name: String) -> String {
+        format!("hello {name}")
+    }
+}
+
+#[test]
+fn connects_to_a_server_at_an_address() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(tether::Server::bind("127.0.0.1:0")).unwrap();
+    let addr = server.local_addr().unwrap().to_string();
+    rt.spawn(server.serve(Greeter));
+
+    let mut sh = Shell::start_with(
+        &[&addr],
+        &format!("tether shell: connected to Greeter at {addr}."),
+    );
+    sh.run("root.hello('bob')", "'hello bob'");
+    sh.type_line("help(root.hello)");
+    sh.expect_line(r"hello\(name: str\) -> str");
+    sh.expect_line("    Say hello to `name`.");
+    sh.expect(PROMPT);
+
+    // The server goes away: the next call fails, and the shell says so and
+    // ends with a failure status.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    sh.type_line("root.hello('again')");
+    sh.expect("closed");
+    sh.p.expect(Eof)
+        .expect("the shell ends once the connection is gone");
+    let status = sh.p.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, code) if code != 0),
+        "exit status: {status:?}"
+    );
+}
