@@ -156,6 +156,9 @@
 #![deny(missing_docs)]
 #![deny(missing_debug_implementations)]
 
+// Lets the crate use its own macros, whose expansions name `::tether`.
+extern crate self as tether;
+
 pub mod blocking;
 pub mod classic;
 mod connection;
