@@ -1,2 +1,295 @@
-//! tether-bench: being written.
-fn main() {}
+//! tether-bench: tether against a raw tokio TCP floor and tarpc, over
+//! loopback TCP, in one run. See BENCHMARKS.md at the repository root.
+//!
+//! ```text
+//! cargo run --release -p tether-bench                 # everything, < 5 min
+//! cargo run --release -p tether-bench -- --quick      # about 30 s
+//! cargo run --release -p tether-bench -- --only null,tarpc
+//! taskset -c 0 target/release/tether-bench            # latency on one vCPU only
+//! ```
+//!
+//! Prints one line per figure, `name<TAB>value<TAB>unit`, then a table of
+//! ratios against the goals of issue 5. Progress and notes go to stderr.
+//!
+//! The servers (raw echo, tether, tarpc) run in a child process of this
+//! same binary (`--serve`), the clients here: two processes, as in real
+//! use, each with its own runtime and allocator, and the server's memory is
+//! read from `/proc/<pid>/statm` without counting the client's. After the
+//! figures as the scheduler places things, the latency workloads run again
+//! in a child pinned to CPU 0 (server included), as BENCHMARKING.md advises;
+//! those figures are named `pinned.*`.
+
+mod report;
+mod server;
+mod service;
+mod sys;
+mod work;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+#[global_allocator]
+static ALLOC: sys::Counting = sys::Counting;
+
+const ALL: [&str; 11] = [
+    "floor",
+    "null",
+    "pipelined",
+    "callback",
+    "payload",
+    "file",
+    "netrefs",
+    "objects",
+    "connections",
+    "tarpc",
+    "allocs",
+];
+
+/// What runs again pinned to one vCPU: the sequential latencies.
+const LATENCY: [&str; 4] = ["floor", "null", "callback", "tarpc"];
+
+const USAGE: &str = "\
+usage: tether-bench [--quick] [--only NAME[,NAME...]] [--no-pinned]
+
+  --quick       about 30 s instead of about 3 minutes (shorter runs,
+                100 k objects and 1 k connections instead of 1 M and 10 k)
+  --only NAMES  run only these workloads: floor, null, pipelined, callback,
+                payload, file, netrefs, objects, connections, tarpc,
+                allocs
+                (the option may be repeated)
+  --no-pinned   skip the second pass of the latency workloads on CPU 0
+
+Run under `taskset -c 0` the whole program is on one vCPU: it then runs
+only the latency workloads and names their figures pinned.*.";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag);
+    if has("--serve") {
+        server::main(has("--count-heap"));
+    }
+    if has("--help") || has("-h") {
+        println!("{USAGE}");
+        return;
+    }
+    let pinned_pass = has("--pinned-pass");
+    if pinned_pass && !sys::pin_to_cpu0() {
+        eprintln!("cannot pin to CPU 0");
+        std::process::exit(1);
+    }
+    let quick = has("--quick");
+    let no_pinned = has("--no-pinned");
+    let mut only: Vec<String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--only" => match it.next() {
+                Some(names) => only.extend(names.split(',').map(str::to_string)),
+                None => fail("--only needs a list of workloads"),
+            },
+            "--quick" | "--no-pinned" | "--pinned-pass" => {}
+            other => fail(&format!("unknown argument {other:?}")),
+        }
+    }
+    // Hidden: `--only profile:KIND` runs one operation for 5 s and prints
+    // how many ran, for `perf stat` (see BENCHMARKS.md).
+    if let Some(kind) = only.iter().find_map(|o| o.strip_prefix("profile:")) {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(async {
+            let servers = server::Servers::spawn(false);
+            let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+            let t = work::Targets {
+                raw: at(servers.raw),
+                tether: at(servers.tether),
+                tarpc: at(servers.tarpc),
+                server_pid: servers.pid(),
+            };
+            work::profile(t, kind, std::time::Duration::from_secs(5)).await;
+        });
+        return;
+    }
+    for name in &only {
+        if !ALL.contains(&name.as_str()) {
+            fail(&format!("unknown workload {name:?}"));
+        }
+    }
+    let selected: Vec<&str> = ALL
+        .iter()
+        .copied()
+        .filter(|w| only.is_empty() || only.iter().any(|o| o == w))
+        .collect();
+
+    let nofile = sys::raise_nofile();
+    let cpus = sys::allowed_cpus();
+    let pinned = cpus == 1;
+    if pinned {
+        report::set_prefix("pinned.");
+    }
+    let plan = work::Plan { quick };
+    let started = Instant::now();
+    let machine0 = sys::cpu_machine();
+    let load0 = sys::loadavg();
+    if !pinned_pass {
+        println!(
+            "# tether-bench: {} run, {} ({} vCPU allowed of {}), open-file limit {nofile}",
+            if quick { "quick" } else { "full" },
+            if pinned {
+                "pinned to one vCPU"
+            } else {
+                "as scheduled"
+            },
+            cpus,
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+        );
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(&selected, plan, pinned, nofile));
+    drop(rt);
+
+    let latency: Vec<&str> = selected
+        .iter()
+        .copied()
+        .filter(|w| LATENCY.contains(w))
+        .collect();
+    if !pinned && !no_pinned && !latency.is_empty() {
+        report::note("latency workloads again, pinned to CPU 0 (server included)");
+        pinned_child(&latency, quick);
+    }
+    if !pinned_pass {
+        // How much CPU others used while we ran: figures taken while the
+        // machine was busy with other work are worth less.
+        let wall = started.elapsed().as_secs_f64();
+        let ours = sys::cpu_self() + sys::cpu_children();
+        // /proc/stat samples at each tick and undercounts wake-up-heavy
+        // work by 10-20 % here against getrusage, so compare the two
+        // rather than subtracting; the load average says the rest.
+        let machine = sys::cpu_machine() - machine0;
+        report::fig("run.wall", wall, "s");
+        report::fig("run.cpu_machine", machine, "cpu-s");
+        report::fig("run.cpu_ours", ours, "cpu-s");
+        report::fig("run.loadavg_before", load0, "load");
+        report::fig("run.loadavg_after", sys::loadavg(), "load");
+        report::ratio_table();
+        println!("# total time {:.1} s", started.elapsed().as_secs_f64());
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("{message}\n\n{USAGE}");
+    std::process::exit(2);
+}
+
+async fn run(selected: &[&str], plan: work::Plan, pinned: bool, nofile: u64) {
+    let wants = |w: &str| selected.contains(&w);
+    let speed = [
+        "floor",
+        "null",
+        "pipelined",
+        "callback",
+        "payload",
+        "file",
+        "netrefs",
+        "tarpc",
+    ];
+    if speed.iter().any(|w| wants(w)) {
+        let servers = server::Servers::spawn(false);
+        let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let t = work::Targets {
+            raw: at(servers.raw),
+            tether: at(servers.tether),
+            tarpc: at(servers.tarpc),
+            server_pid: servers.pid(),
+        };
+        let (floor, tarpc) = (wants("floor"), wants("tarpc"));
+        if floor || wants("null") || wants("callback") || tarpc {
+            report::note("sequential latency: floor, null call, callback, tarpc (interleaved)");
+            work::latency(t, plan, floor, wants("null"), wants("callback"), tarpc).await;
+        }
+        if pinned {
+            return;
+        }
+        if floor || wants("pipelined") || tarpc {
+            report::note("calls in flight: floor, tether, tarpc (interleaved)");
+            work::throughput(t, plan, floor, wants("pipelined"), tarpc).await;
+        }
+        if wants("payload") {
+            report::note("payload: raw echo and tether echo (interleaved)");
+            work::payload(t, plan).await;
+        }
+        if wants("file") {
+            report::note("remote file: writing a 64 MiB file and a file of 1 M lines");
+            let files = work::Files::make();
+            work::file(t, plan, &files, floor).await;
+        }
+        if wants("netrefs") {
+            report::note("netrefs");
+            work::netrefs(t, plan).await;
+        }
+    }
+    if (wants("objects") || wants("connections") || wants("allocs")) && !pinned {
+        // A server process of its own, with the counting allocator on.
+        let servers = server::Servers::spawn(true);
+        let tether = SocketAddr::from(([127, 0, 0, 1], servers.tether));
+        if wants("objects") {
+            let count = if plan.quick { 100_000 } else { 1_000_000 };
+            report::note(&format!("objects: {count} live objects"));
+            work::objects(tether, servers.pid(), count).await;
+        }
+        if wants("connections") {
+            let wanted = if plan.quick { 1_000 } else { 10_000 };
+            // Each side holds one descriptor per connection; keep a margin.
+            let count = wanted.min(nofile.saturating_sub(256) as usize);
+            report::note(&format!(
+                "connections: {count} idle connections (wanted {wanted}, open-file limit {nofile})"
+            ));
+            work::connections(tether, servers.pid(), count).await;
+        }
+        if wants("allocs") {
+            report::note("allocations per operation, server and client (counting allocator)");
+            let t = work::Targets {
+                raw: tether,
+                tether,
+                tarpc: SocketAddr::from(([127, 0, 0, 1], servers.tarpc)),
+                server_pid: servers.pid(),
+            };
+            let files = work::Files::make();
+            work::allocs(t, &files).await;
+        }
+    }
+}
+
+/// Run the latency workloads again in a child pinned to CPU 0, passing its
+/// figures through.
+fn pinned_child(latency: &[&str], quick: bool) {
+    let exe = std::env::current_exe().expect("own path");
+    let mut cmd = Command::new(exe);
+    cmd.arg("--pinned-pass")
+        .arg("--only")
+        .arg(latency.join(","));
+    if quick {
+        cmd.arg("--quick");
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the pinned pass");
+    let out = BufReader::new(child.stdout.take().unwrap());
+    for line in out.lines().map_while(Result::ok) {
+        let parts: Vec<&str> = line.split('\t').collect();
+        match (
+            parts.as_slice(),
+            parts.get(1).and_then(|v| v.parse::<f64>().ok()),
+        ) {
+            ([name, _, unit], Some(value)) => report::record(name, value, unit),
+            _ => println!("{line}"),
+        }
+    }
+    let _ = child.wait();
+}

@@ -1,0 +1,1117 @@
+//! The workloads, as run by the client side of the benchmark.
+//!
+//! Figures that are compared with each other are measured interleaved: a
+//! group (sequential latency; calls in flight; payloads; the remote file)
+//! runs its members one after the other for a short round, several rounds
+//! over, so a drift of the machine (other processes, the scheduler moving
+//! threads between vCPUs) falls on the subject and its reference alike.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::tokio_util::codec::LengthDelimitedCodec;
+use tether::{Connection, NetRef, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use crate::report::{fig, note, Latency};
+use crate::service::PeerClient;
+use crate::sys;
+
+/// How long things run.
+#[derive(Clone, Copy)]
+pub struct Plan {
+    pub quick: bool,
+}
+
+impl Plan {
+    /// `full` seconds normally, a quarter of it with `--quick`.
+    pub fn secs(&self, full: f64) -> Duration {
+        Duration::from_secs_f64(if self.quick { full * 0.25 } else { full })
+    }
+    /// Rounds an interleaved group is split into.
+    pub fn rounds(&self) -> u32 {
+        if self.quick {
+            2
+        } else {
+            6
+        }
+    }
+    fn warm(&self) -> Duration {
+        self.secs(0.2)
+    }
+}
+
+/// Where the servers listen, and the server process.
+#[derive(Clone, Copy)]
+pub struct Targets {
+    pub raw: SocketAddr,
+    pub tether: SocketAddr,
+    pub tarpc: SocketAddr,
+    pub server_pid: u32,
+}
+
+const FLOOR_PAYLOAD: usize = 16;
+pub const SIZES: [(&str, usize); 3] = [("1KiB", 1024), ("64KiB", 64 * 1024), ("1MiB", 1 << 20)];
+
+// ------------------------------------------------------------- connecting
+
+async fn raw_connect(addr: SocketAddr, mode: u8) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.expect("connect raw");
+    s.set_nodelay(true).unwrap();
+    s.write_all(&[mode]).await.unwrap();
+    s
+}
+
+pub async fn tether_root(addr: SocketAddr) -> (Connection, NetRef) {
+    let conn = tether::connect(addr).await.expect("connect tether");
+    let root = conn.root().await.expect("root");
+    (conn, root)
+}
+
+async fn tarpc_client(addr: SocketAddr) -> PeerClient {
+    let s = TcpStream::connect(addr).await.expect("connect tarpc");
+    // tether sets TCP_NODELAY; give tarpc the same.
+    s.set_nodelay(true).unwrap();
+    let framed = LengthDelimitedCodec::builder().new_framed(s);
+    let transport = tarpc::serde_transport::new(framed, Bincode::default());
+    PeerClient::new(tarpc::client::Config::default(), transport).spawn()
+}
+
+async fn exported(root: &NetRef) -> i64 {
+    i64::try_from(root.call_method("exported", ()).await.unwrap()).unwrap()
+}
+
+/// Wait until the server holds nothing of ours but the root.
+async fn drained(root: &NetRef) {
+    drained_to(root, 1).await
+}
+
+/// Wait until the server holds `keep` objects for us.
+async fn drained_to(root: &NetRef, keep: i64) {
+    while exported(root).await > keep {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+// ------------------------------------------------------ sequential latency
+
+/// One sequential round trip of some kind.
+enum Seq {
+    /// 16 bytes and a 4-byte length out, the same back.
+    Floor {
+        s: TcpStream,
+        frame: Vec<u8>,
+        back: Vec<u8>,
+    },
+    /// `root.null()`.
+    Null(NetRef),
+    /// `root.call_back(cb)`: the server calls `cb(1)` once.
+    Callback { root: NetRef, cb: NetRef },
+    /// tarpc's `null()`.
+    Tarpc(PeerClient),
+}
+
+impl Seq {
+    async fn once(&mut self) {
+        match self {
+            Seq::Floor { s, frame, back } => {
+                s.write_all(frame).await.unwrap();
+                s.read_exact(back).await.unwrap();
+            }
+            Seq::Null(root) => {
+                let v = root.call_method("null", ()).await.unwrap();
+                debug_assert_eq!(v, Value::Int(42));
+            }
+            Seq::Callback { root, cb } => {
+                let v = root.call_method("call_back", (cb.clone(),)).await.unwrap();
+                debug_assert_eq!(v, Value::Int(1));
+            }
+            Seq::Tarpc(c) => {
+                let v = c.null(tarpc::context::current()).await.unwrap();
+                debug_assert_eq!(v, 42);
+            }
+        }
+    }
+}
+
+/// Sequential p50/p99 and rate of the floor, tether's null call and
+/// callback, and tarpc's null call, interleaved in rounds.
+pub async fn latency(t: Targets, plan: Plan, floor: bool, null: bool, callback: bool, tarpc: bool) {
+    let mut kinds: Vec<(&str, Seq)> = Vec::new();
+    let mut _conns = Vec::new();
+    if floor {
+        let s = raw_connect(t.raw, b'E').await;
+        let mut frame = vec![0x5au8; 4 + FLOOR_PAYLOAD];
+        frame[..4].copy_from_slice(&(FLOOR_PAYLOAD as u32).to_be_bytes());
+        let back = vec![0u8; frame.len()];
+        kinds.push(("floor.rtt", Seq::Floor { s, frame, back }));
+    }
+    if null {
+        let (c, root) = tether_root(t.tether).await;
+        _conns.push(c);
+        kinds.push(("null", Seq::Null(root)));
+    }
+    if callback {
+        let (c, root) = tether_root(t.tether).await;
+        _conns.push(c);
+        // One callback, made once and passed by reference on every call.
+        let cb = tether::callback_sync(|n: i64| Ok(n));
+        kinds.push(("callback", Seq::Callback { root, cb }));
+    }
+    if tarpc {
+        kinds.push(("tarpc.null", Seq::Tarpc(tarpc_client(t.tarpc).await)));
+    }
+    for (_, k) in kinds.iter_mut() {
+        let end = Instant::now() + plan.warm();
+        while Instant::now() < end {
+            k.once().await;
+        }
+    }
+    let round = plan.secs(4.0) / plan.rounds();
+    let mut results: Vec<Latency> = kinds
+        .iter()
+        .map(|_| Latency {
+            samples: Vec::with_capacity(1 << 18),
+            elapsed: Duration::ZERO,
+        })
+        .collect();
+    for _ in 0..plan.rounds() {
+        for ((_, k), r) in kinds.iter_mut().zip(results.iter_mut()) {
+            let start = Instant::now();
+            let end = start + round;
+            loop {
+                let t0 = Instant::now();
+                if t0 >= end {
+                    break;
+                }
+                k.once().await;
+                r.samples.push(t0.elapsed().as_nanos() as u64);
+            }
+            r.elapsed += start.elapsed();
+        }
+    }
+    for ((name, _), r) in kinds.iter().zip(results) {
+        r.report(name);
+    }
+}
+
+// -------------------------------------------------------- calls in flight
+
+/// `window` calls kept in flight from one task (a `FuturesUnordered`
+/// refilled as calls complete); completed calls.
+async fn windowed<F, Fut>(window: usize, dur: Duration, call: F) -> u64
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut inflight = FuturesUnordered::new();
+    let end = Instant::now() + dur;
+    for i in 0..window {
+        inflight.push(call(i));
+    }
+    let mut done = 0u64;
+    let mut i = window;
+    while inflight.next().await.is_some() {
+        done += 1;
+        if Instant::now() < end {
+            inflight.push(call(i));
+            i += 1;
+        }
+    }
+    done
+}
+
+/// `tasks` spawned tasks, each looping one call at a time; completed calls.
+async fn tasks<F, Fut>(tasks: usize, dur: Duration, call: F) -> u64
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let call = Arc::new(call);
+    let end = Instant::now() + dur;
+    let handles: Vec<_> = (0..tasks)
+        .map(|i| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < end {
+                    call(i).await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h.await.expect("task");
+    }
+    total
+}
+
+/// Frames echoed with `window` frames in flight: the writer sends as many
+/// frames as the window allows in one write, the reader counts echoed
+/// frames and reopens the window.
+async fn raw_pipelined(addr: SocketAddr, window: usize, dur: Duration) -> u64 {
+    const FRAME: usize = 4 + FLOOR_PAYLOAD;
+    let s = raw_connect(addr, b'E').await;
+    let (mut rd, mut wr) = s.into_split();
+    let mut one = [0x5au8; FRAME];
+    one[..4].copy_from_slice(&(FLOOR_PAYLOAD as u32).to_be_bytes());
+    let batch: Vec<u8> = one.iter().copied().cycle().take(FRAME * window).collect();
+    let sem = Arc::new(Semaphore::new(window));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (sem, stop) = (sem.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                sem.acquire().await.unwrap().forget();
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let more = sem.available_permits();
+                let more = match sem.try_acquire_many(more as u32) {
+                    Ok(p) if more > 0 => {
+                        p.forget();
+                        more
+                    }
+                    _ => 0,
+                };
+                if wr.write_all(&batch[..(1 + more) * FRAME]).await.is_err() {
+                    break;
+                }
+            }
+            wr
+        })
+    };
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut bytes = 0usize;
+    let mut frames = 0usize;
+    let end = Instant::now() + dur;
+    while Instant::now() < end {
+        let n = rd.read(&mut buf).await.unwrap();
+        bytes += n;
+        let now = bytes / FRAME;
+        sem.add_permits(now - frames);
+        frames = now;
+    }
+    stop.store(true, Ordering::Relaxed);
+    sem.add_permits(window);
+    let _ = writer.await;
+    frames as u64
+}
+
+/// One member of the calls-in-flight group.
+enum Thru {
+    Floor,
+    /// tether, one task keeping `window` calls in flight over `roots`
+    /// (one root per connection, calls spread round-robin).
+    Tether {
+        window: usize,
+        roots: Vec<NetRef>,
+    },
+    /// tether, `window` spawned tasks on one connection.
+    TetherTasks {
+        window: usize,
+        root: NetRef,
+    },
+    Tarpc {
+        window: usize,
+        clients: Vec<PeerClient>,
+    },
+    TarpcTasks {
+        window: usize,
+        client: PeerClient,
+    },
+}
+
+impl Thru {
+    async fn run(&self, t: Targets, dur: Duration) -> u64 {
+        match self {
+            Thru::Floor => raw_pipelined(t.raw, 256, dur).await,
+            Thru::Tether { window, roots } => {
+                windowed(*window, dur, |i| {
+                    let root = &roots[i % roots.len()];
+                    async move {
+                        root.call_method("null", ()).await.unwrap();
+                    }
+                })
+                .await
+            }
+            Thru::TetherTasks { window, root } => {
+                let root = root.clone();
+                tasks(*window, dur, move |_| {
+                    let root = root.clone();
+                    async move {
+                        root.call_method("null", ()).await.unwrap();
+                    }
+                })
+                .await
+            }
+            Thru::Tarpc { window, clients } => {
+                windowed(*window, dur, |i| {
+                    let c = &clients[i % clients.len()];
+                    async move {
+                        c.null(tarpc::context::current()).await.unwrap();
+                    }
+                })
+                .await
+            }
+            Thru::TarpcTasks { window, client } => {
+                let c = client.clone();
+                tasks(*window, dur, move |_| {
+                    let c = c.clone();
+                    async move {
+                        c.null(tarpc::context::current()).await.unwrap();
+                    }
+                })
+                .await
+            }
+        }
+    }
+}
+
+/// Calls (frames) per second with many in flight: the floor, tether and
+/// tarpc, interleaved in rounds; also CPU time per call, client and server
+/// processes together, which other load on the machine disturbs less.
+pub async fn throughput(t: Targets, plan: Plan, floor: bool, tether: bool, tarpc: bool) {
+    let mut kinds: Vec<(&str, Thru)> = Vec::new();
+    let mut _conns = Vec::new();
+    if floor {
+        kinds.push(("floor.inflight256", Thru::Floor));
+    }
+    if tether {
+        let (c, root) = tether_root(t.tether).await;
+        _conns.push(c);
+        let mut roots16 = Vec::new();
+        for _ in 0..16 {
+            let (c, r) = tether_root(t.tether).await;
+            _conns.push(c);
+            roots16.push(r);
+        }
+        kinds.push((
+            "pipelined.inflight64",
+            Thru::Tether {
+                window: 64,
+                roots: vec![root.clone()],
+            },
+        ));
+        kinds.push((
+            "pipelined.inflight256",
+            Thru::Tether {
+                window: 256,
+                roots: vec![root.clone()],
+            },
+        ));
+        kinds.push((
+            "pipelined.conns16x16",
+            Thru::Tether {
+                window: 256,
+                roots: roots16,
+            },
+        ));
+        kinds.push((
+            "pipelined.tasks256",
+            Thru::TetherTasks { window: 256, root },
+        ));
+    }
+    if tarpc {
+        let client = tarpc_client(t.tarpc).await;
+        let mut clients16 = Vec::new();
+        for _ in 0..16 {
+            clients16.push(tarpc_client(t.tarpc).await);
+        }
+        kinds.push((
+            "tarpc.inflight64",
+            Thru::Tarpc {
+                window: 64,
+                clients: vec![client.clone()],
+            },
+        ));
+        kinds.push((
+            "tarpc.inflight256",
+            Thru::Tarpc {
+                window: 256,
+                clients: vec![client.clone()],
+            },
+        ));
+        kinds.push((
+            "tarpc.conns16x16",
+            Thru::Tarpc {
+                window: 256,
+                clients: clients16,
+            },
+        ));
+        kinds.push((
+            "tarpc.tasks256",
+            Thru::TarpcTasks {
+                window: 256,
+                client,
+            },
+        ));
+    }
+    for (_, k) in &kinds {
+        k.run(t, plan.secs(0.2)).await;
+    }
+    let round = plan.secs(3.0) / plan.rounds();
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    let mut cpu = vec![(0.0f64, 0u64); kinds.len()];
+    for _ in 0..plan.rounds() {
+        for (i, (_, k)) in kinds.iter().enumerate() {
+            let cpu0 = sys::cpu_self() + sys::cpu_of(t.server_pid);
+            let start = Instant::now();
+            let n = k.run(t, round).await;
+            let elapsed = start.elapsed();
+            let cpu1 = sys::cpu_self() + sys::cpu_of(t.server_pid);
+            rates[i].push(n as f64 / elapsed.as_secs_f64());
+            cpu[i].0 += cpu1 - cpu0;
+            cpu[i].1 += n;
+        }
+    }
+    for (i, (name, _)) in kinds.iter().enumerate() {
+        let unit = if *name == "floor.inflight256" {
+            "frames/s"
+        } else {
+            "calls/s"
+        };
+        fig(name, median(&mut rates[i]), unit);
+        fig(
+            &format!("{name}.cpu"),
+            cpu[i].0 / cpu[i].1.max(1) as f64 * 1e6,
+            "cpu-us/call",
+        );
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+// ---------------------------------------------------------------- payload
+
+/// Byte strings echoed one at a time: raw frames and tether's
+/// `echo(Value::Bytes)`, interleaved per size. MB/s of payload (10^6 bytes
+/// per second, each way).
+pub async fn payload(t: Targets, plan: Plan) {
+    let (_conn, root) = tether_root(t.tether).await;
+    let mut raw = raw_connect(t.raw, b'E').await;
+    for (label, size) in SIZES {
+        let mut frame = vec![0x5au8; 4 + size];
+        frame[..4].copy_from_slice(&(size as u32).to_be_bytes());
+        let mut back = vec![0u8; 4 + size];
+        // The echoed value is sent again: no copy on the client side.
+        let mut data = Value::Bytes(vec![0x5a; size]);
+        let warm = Instant::now() + plan.secs(0.1);
+        while Instant::now() < warm {
+            data = root.call_method("echo", (data,)).await.unwrap();
+            raw.write_all(&frame).await.unwrap();
+            raw.read_exact(&mut back).await.unwrap();
+        }
+        let round = plan.secs(2.0) / plan.rounds();
+        let (mut raw_n, mut raw_t) = (0u64, Duration::ZERO);
+        let (mut n, mut t_) = (0u64, Duration::ZERO);
+        for _ in 0..plan.rounds() {
+            let start = Instant::now();
+            while start.elapsed() < round {
+                raw.write_all(&frame).await.unwrap();
+                raw.read_exact(&mut back).await.unwrap();
+                raw_n += 1;
+            }
+            raw_t += start.elapsed();
+            let start = Instant::now();
+            while start.elapsed() < round {
+                data = root.call_method("echo", (data,)).await.unwrap();
+                n += 1;
+            }
+            t_ += start.elapsed();
+        }
+        match &data {
+            Value::Bytes(b) => assert_eq!(b.len(), size),
+            other => panic!("echo returned {}", other.type_name()),
+        }
+        let mbs = |n: u64, t: Duration| n as f64 * size as f64 / t.as_secs_f64() / 1e6;
+        fig(&format!("floor.echo_{label}"), mbs(raw_n, raw_t), "MB/s");
+        fig(&format!("payload.echo_{label}"), mbs(n, t_), "MB/s");
+    }
+}
+
+// ------------------------------------------------------------ remote file
+
+/// The files the file workload reads, made once per run.
+pub struct Files {
+    pub dir: PathBuf,
+    pub binary: PathBuf,
+    pub text: PathBuf,
+    pub lines: usize,
+}
+
+impl Files {
+    pub fn make() -> Files {
+        let dir = std::env::temp_dir().join(format!("tether-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let binary = dir.join("64MiB.bin");
+        let block: Vec<u8> = (0..(1u32 << 20)).map(|i| (i * 31 % 251) as u8).collect();
+        let mut data = Vec::with_capacity(64 << 20);
+        for _ in 0..64 {
+            data.extend_from_slice(&block);
+        }
+        std::fs::write(&binary, &data).unwrap();
+        let lines = 1_000_000;
+        let text = dir.join("1M-lines.txt");
+        let mut t = String::with_capacity(lines * 13);
+        for i in 0..lines {
+            t.push_str(&format!("line {i:07}\n"));
+        }
+        std::fs::write(&text, t).unwrap();
+        Files {
+            dir,
+            binary,
+            text,
+            lines,
+        }
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn open_remote(root: &NetRef, path: &Path, mode: &str) -> NetRef {
+    let v = root
+        .call_method("open", (path.to_string_lossy().into_owned(), mode))
+        .await
+        .unwrap();
+    NetRef::try_from(v).unwrap()
+}
+
+/// 64 MiB through a raw TCP stream, 64 KiB writes and reads; bytes moved.
+async fn raw_stream_once(s: &mut TcpStream) -> u64 {
+    const ROUND: u64 = 64 << 20;
+    let mut buf = vec![0u8; 64 * 1024];
+    s.write_u64(ROUND).await.unwrap();
+    let mut left = ROUND as usize;
+    while left > 0 {
+        let n = s.read(&mut buf[..left.min(64 * 1024)]).await.unwrap();
+        assert!(n > 0, "raw stream ended early");
+        left -= n;
+    }
+    ROUND
+}
+
+/// The 64 MiB file read whole through a `LocalFile` netref in 64 KiB
+/// `read`s (binary mode); bytes read.
+async fn remote_read_once(root: &NetRef, files: &Files) -> u64 {
+    let f = open_remote(root, &files.binary, "rb").await;
+    let mut total = 0u64;
+    loop {
+        match f.call_method("read", (64 * 1024,)).await.unwrap() {
+            Value::Bytes(b) if b.is_empty() => break,
+            Value::Bytes(b) => total += b.len() as u64,
+            other => panic!("read returned {}", other.type_name()),
+        }
+    }
+    f.close().await.unwrap();
+    total
+}
+
+pub async fn file(t: Targets, plan: Plan, files: &Files, floor: bool) {
+    let (_conn, root) = tether_root(t.tether).await;
+    let mut raw = raw_connect(t.raw, b'S').await;
+
+    // Whole 64 MiB passes, raw stream and remote file alternating, until
+    // each has had its time (at least one pass each).
+    let (mut raw_bytes, mut raw_time) = (0u64, Duration::ZERO);
+    let (mut bytes, mut time) = (0u64, Duration::ZERO);
+    let budget = plan.secs(2.0);
+    while time < budget || (floor && raw_time < budget) {
+        if floor && raw_time < budget {
+            let start = Instant::now();
+            raw_bytes += raw_stream_once(&mut raw).await;
+            raw_time += start.elapsed();
+        }
+        if time < budget {
+            let start = Instant::now();
+            bytes += remote_read_once(&root, files).await;
+            time += start.elapsed();
+        }
+    }
+    let _ = raw.write_u64(0).await;
+
+    // The same reads with 4 in flight (FuturesOrdered): what a client-side
+    // read-ahead would give. LocalFile runs operations one at a time in the
+    // order they arrive; the content is checked, so a reordering would show.
+    let (mut ahead_bytes, mut ahead_time, mut misplaced) = (0u64, Duration::ZERO, 0u64);
+    while ahead_time < budget {
+        let start = Instant::now();
+        let f = open_remote(&root, &files.binary, "rb").await;
+        let mut inflight = futures::stream::FuturesOrdered::new();
+        let read = || {
+            let f = f.clone();
+            async move { f.call_method("read", (64 * 1024,)).await.unwrap() }
+        };
+        for _ in 0..4 {
+            inflight.push_back(read());
+        }
+        let mut offset = 0u64;
+        while let Some(v) = inflight.next().await {
+            let Value::Bytes(b) = v else { panic!("read") };
+            if b.is_empty() {
+                continue;
+            }
+            if !b.iter().enumerate().step_by(4093).all(|(i, &x)| {
+                let at = (offset + i as u64) % (1 << 20);
+                x == (at as u32 * 31 % 251) as u8
+            }) {
+                misplaced += 1;
+            }
+            offset += b.len() as u64;
+            inflight.push_back(read());
+        }
+        f.close().await.unwrap();
+        ahead_bytes += offset;
+        ahead_time += start.elapsed();
+    }
+    if misplaced > 0 {
+        note(&format!(
+            "file.read_64KiB_ahead4: {misplaced} chunks arrived out of order \
+             (LocalFile does not keep the order of pipelined calls)"
+        ));
+    }
+    if floor {
+        fig(
+            "floor.stream",
+            raw_bytes as f64 / raw_time.as_secs_f64() / 1e6,
+            "MB/s",
+        );
+    }
+    fig(
+        "file.read_64KiB",
+        bytes as f64 / time.as_secs_f64() / 1e6,
+        "MB/s",
+    );
+    fig(
+        "file.read_64KiB_ahead4",
+        ahead_bytes as f64 / ahead_time.as_secs_f64() / 1e6,
+        "MB/s",
+    );
+    fig(
+        "file.read_64KiB_ahead4.misordered",
+        misplaced as f64,
+        "chunks",
+    );
+
+    // tether::RemoteFile (tokio AsyncRead over the netref), reading into a
+    // 64 KiB buffer: with its default 64 KiB read-ahead (one round trip per
+    // 64 KiB, as above, plus the adapter), and with 1 MiB per round trip.
+    for (name, ahead) in [
+        ("file.remotefile_64KiB", 64 * 1024),
+        ("file.remotefile_1MiB", 1 << 20),
+    ] {
+        let (mut n, mut time) = (0u64, Duration::ZERO);
+        while time < budget {
+            let start = Instant::now();
+            let f = open_remote(&root, &files.binary, "rb").await;
+            let mut rf = tether::RemoteFile::new(f).with_read_ahead(ahead);
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let k = rf.read(&mut buf).await.unwrap();
+                if k == 0 {
+                    break;
+                }
+                n += k as u64;
+            }
+            rf.shutdown().await.unwrap();
+            time += start.elapsed();
+        }
+        fig(name, n as f64 / time.as_secs_f64() / 1e6, "MB/s");
+    }
+
+    // Writing: 64 MiB in 64 KiB `write(bytes)` calls to a new file.
+    let chunk = Value::Bytes(vec![0x5a; 64 * 1024]);
+    let target = files.dir.join("written.bin");
+    let (mut n, mut time) = (0u64, Duration::ZERO);
+    while time < budget {
+        let start = Instant::now();
+        let f = open_remote(&root, &target, "wb").await;
+        for _ in 0..1024 {
+            f.call_method("write", (chunk.clone(),)).await.unwrap();
+            n += 64 * 1024;
+        }
+        f.close().await.unwrap();
+        time += start.elapsed();
+    }
+    fig(
+        "file.write_64KiB",
+        n as f64 / time.as_secs_f64() / 1e6,
+        "MB/s",
+    );
+
+    // Lines through `netref.iter()` (batches of 16 doubling to 1024), then
+    // with the largest batch an owner hands out; each bounded in time.
+    for (name, batch) in [
+        ("file.lines", None),
+        ("file.lines_batch64k", Some(65_536u32)),
+    ] {
+        let f = open_remote(&root, &files.text, "r").await;
+        let mut it = match batch {
+            None => f.iter(),
+            Some(n) => f.iter().batch_size(n),
+        };
+        let limit = plan.secs(5.0);
+        let start = Instant::now();
+        let mut n = 0usize;
+        while let Some(line) = it.next().await {
+            line.unwrap();
+            n += 1;
+            if n.is_multiple_of(1024) && start.elapsed() >= limit {
+                break;
+            }
+        }
+        let elapsed = start.elapsed();
+        if n < files.lines {
+            note(&format!(
+                "{name}: {n} of {} lines read within the {limit:?} bound",
+                files.lines
+            ));
+        }
+        fig(name, n as f64 / elapsed.as_secs_f64(), "lines/s");
+        drop(it);
+        f.close().await.unwrap();
+    }
+}
+
+// ---------------------------------------------------------------- netrefs
+
+pub async fn netrefs(t: Targets, plan: Plan) {
+    let (_conn, root) = tether_root(t.tether).await;
+    // Sequential: call, get a new object, drop it; its release rides along
+    // with a later frame. The rate includes waiting for the last releases.
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < plan.secs(2.0) {
+        drop(root.call_method("make", ()).await.unwrap());
+        n += 1;
+    }
+    drained(&root).await;
+    fig(
+        "netrefs.seq",
+        n as f64 / start.elapsed().as_secs_f64(),
+        "objects/s",
+    );
+
+    // 256 in flight from one task, as in the pipelined workload.
+    let start = Instant::now();
+    let n = windowed(256, plan.secs(2.0), |_| {
+        let root = &root;
+        async move {
+            drop(root.call_method("make", ()).await.unwrap());
+        }
+    })
+    .await;
+    drained(&root).await;
+    fig(
+        "netrefs.inflight256",
+        n as f64 / start.elapsed().as_secs_f64(),
+        "objects/s",
+    );
+}
+
+// ----------------------------------------------------------------- memory
+
+/// Memory per live exported object on the owner (the memory server, whose
+/// allocator counts), with `count` objects alive.
+pub async fn objects(addr: SocketAddr, server_pid: u32, count: usize) {
+    let (_conn, root) = tether_root(addr).await;
+    let heap = |root: NetRef| async move {
+        i64::try_from(root.call_method("heap", ()).await.unwrap()).unwrap()
+    };
+    // Settle the connection's own allocations first.
+    for _ in 0..100 {
+        root.call_method("null", ()).await.unwrap();
+    }
+    let heap0 = heap(root.clone()).await;
+    let rss0 = sys::rss_bytes(server_pid);
+    let own0 = sys::rss_bytes(0);
+    let mut keep: Vec<NetRef> = Vec::new();
+    let start = Instant::now();
+    while keep.len() < count {
+        let n = (count - keep.len()).min(10_000);
+        let v = root.call_method("make_many", (n as i64,)).await.unwrap();
+        let Value::List(items) = v else {
+            panic!("make_many returned {}", v.type_name())
+        };
+        keep.extend(items.into_iter().map(|v| NetRef::try_from(v).unwrap()));
+    }
+    let made = start.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let heap1 = heap(root.clone()).await;
+    let rss1 = sys::rss_bytes(server_pid);
+    let own1 = sys::rss_bytes(0);
+    let alive = exported(&root).await - 1;
+    assert_eq!(alive as usize, count, "objects alive on the owner");
+    let n = count as f64;
+    let own = crate::service::SMALL_SIZE as f64;
+    fig("objects.count", n, "objects");
+    fig("objects.object_size", own, "B");
+    fig(
+        "objects.netref_size",
+        std::mem::size_of::<NetRef>() as f64,
+        "B",
+    );
+    fig(
+        "objects.heap_per_object",
+        (heap1 - heap0) as f64 / n - own,
+        "B",
+    );
+    fig(
+        "objects.rss_per_object",
+        (rss1 as f64 - rss0 as f64) / n - own,
+        "B",
+    );
+    fig(
+        "objects.client_rss_per_proxy",
+        (own1 as f64 - own0 as f64) / n,
+        "B",
+    );
+    fig(
+        "objects.batched_create_rate",
+        n / made.as_secs_f64(),
+        "objects/s",
+    );
+    let start = Instant::now();
+    drop(keep);
+    drained(&root).await;
+    fig(
+        "objects.release_rate",
+        n / start.elapsed().as_secs_f64(),
+        "objects/s",
+    );
+}
+
+/// Memory per idle connection on the server (and on the client).
+pub async fn connections(addr: SocketAddr, server_pid: u32, count: usize) {
+    let (_ctl_conn, ctl) = tether_root(addr).await;
+    let heap = || async { i64::try_from(ctl.call_method("heap", ()).await.unwrap()).unwrap() };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let heap0 = heap().await;
+    let rss0 = sys::rss_bytes(server_pid);
+    let own0 = sys::rss_bytes(0);
+    let start = Instant::now();
+    let conns: Vec<Connection> = futures::stream::iter(0..count)
+        .map(|_| async move { tether::connect(addr).await.expect("connect") })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let opened = start.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let heap1 = heap().await;
+    let rss1 = sys::rss_bytes(server_pid);
+    let own1 = sys::rss_bytes(0);
+    let n = conns.len() as f64;
+    fig("connections.count", n, "connections");
+    fig(
+        "connections.server_rss_per_conn",
+        (rss1 as f64 - rss0 as f64) / n / 1024.0,
+        "KiB",
+    );
+    fig(
+        "connections.server_heap_per_conn",
+        (heap1 - heap0) as f64 / n / 1024.0,
+        "KiB",
+    );
+    fig(
+        "connections.client_rss_per_conn",
+        (own1 as f64 - own0 as f64) / n / 1024.0,
+        "KiB",
+    );
+    fig("connections.open_rate", n / opened.as_secs_f64(), "conns/s");
+    drop(conns);
+}
+
+// ------------------------------------------------------------ allocations
+
+/// Allocations per operation on each side: the memory server counts its
+/// own, and this process counts from here on (this workload runs last).
+/// Sequential, a fixed number of operations each, so the counts are exact
+/// up to the connection's own housekeeping.
+pub async fn allocs(t: Targets, files: &Files) {
+    sys::enable_heap_counting();
+    let (_conn, root) = tether_root(t.tether).await;
+    let tarpc = tarpc_client(t.tarpc).await;
+    let server = |root: NetRef| async move {
+        let v = root.call_method("allocs", ()).await.unwrap();
+        let Value::List(v) = v else { panic!("allocs") };
+        (
+            i64::try_from(v[0].clone()).unwrap(),
+            i64::try_from(v[1].clone()).unwrap(),
+        )
+    };
+    let cb = tether::callback_sync(|n: i64| Ok(n));
+    let file = open_remote(&root, &files.binary, "rb").await;
+    let keep = exported(&root).await;
+    const N: i64 = 1000;
+    for op in [
+        "null",
+        "callback",
+        "make",
+        "echo_1KiB",
+        "echo_64KiB",
+        "read_64KiB",
+        "tarpc.null",
+    ] {
+        let data = Value::Bytes(vec![0x5a; if op == "echo_64KiB" { 65536 } else { 1024 }]);
+        let once = || async {
+            match op {
+                "null" => drop(root.call_method("null", ()).await.unwrap()),
+                "callback" => drop(root.call_method("call_back", (cb.clone(),)).await.unwrap()),
+                "make" => drop(root.call_method("make", ()).await.unwrap()),
+                "echo_1KiB" | "echo_64KiB" => {
+                    drop(root.call_method("echo", (data.clone(),)).await.unwrap())
+                }
+                "read_64KiB" => drop(file.call_method("read", (65536,)).await.unwrap()),
+                _ => drop(tarpc.null(tarpc::context::current()).await.unwrap()),
+            }
+        };
+        for _ in 0..100 {
+            once().await;
+        }
+        drained_to(&root, keep).await;
+        let (s0, sb0) = server(root.clone()).await;
+        let (c0, cb0) = sys::allocations();
+        for _ in 0..N {
+            once().await;
+        }
+        drained_to(&root, keep).await;
+        let (c1, cb1) = sys::allocations();
+        let (s1, sb1) = server(root.clone()).await;
+        // The two `allocs` calls and the `exported` polls are counted too;
+        // over N operations they add well under one allocation each.
+        let per = |a: u64, b: u64| (b - a) as f64 / N as f64;
+        let per_i = |a: i64, b: i64| (b - a) as f64 / N as f64;
+        // The client's own copy of the echoed data is the harness's.
+        fig(&format!("allocs.{op}.server"), per_i(s0, s1), "allocs/op");
+        fig(
+            &format!("allocs.{op}.server_bytes"),
+            per_i(sb0, sb1),
+            "B/op",
+        );
+        fig(&format!("allocs.{op}.client"), per(c0, c1), "allocs/op");
+        fig(&format!("allocs.{op}.client_bytes"), per(cb0, cb1), "B/op");
+    }
+}
+
+// -------------------------------------------------------------- profiling
+
+/// One kind of operation for `dur`, counted, for an outside profiler
+/// (`perf stat -e ... tether-bench --only profile:KIND`): events divided
+/// by the count printed give events per operation.
+pub async fn profile(t: Targets, kind: &str, dur: Duration) {
+    let ops = match kind {
+        "floor-seq" | "null-seq" | "callback-seq" | "tarpc-seq" => {
+            let mut k = match kind {
+                "floor-seq" => {
+                    let s = raw_connect(t.raw, b'E').await;
+                    let mut frame = vec![0x5au8; 4 + FLOOR_PAYLOAD];
+                    frame[..4].copy_from_slice(&(FLOOR_PAYLOAD as u32).to_be_bytes());
+                    let back = vec![0u8; frame.len()];
+                    Seq::Floor { s, frame, back }
+                }
+                "null-seq" => Seq::Null(tether_root(t.tether).await.1),
+                "callback-seq" => Seq::Callback {
+                    root: tether_root(t.tether).await.1,
+                    cb: tether::callback_sync(|n: i64| Ok(n)),
+                },
+                _ => Seq::Tarpc(tarpc_client(t.tarpc).await),
+            };
+            let end = Instant::now() + dur;
+            let mut n = 0u64;
+            while Instant::now() < end {
+                k.once().await;
+                n += 1;
+            }
+            n
+        }
+        "floor256" => Thru::Floor.run(t, dur).await,
+        "tether256" => {
+            let (_c, root) = tether_root(t.tether).await;
+            Thru::Tether {
+                window: 256,
+                roots: vec![root],
+            }
+            .run(t, dur)
+            .await
+        }
+        "tarpc256" => {
+            let client = tarpc_client(t.tarpc).await;
+            Thru::Tarpc {
+                window: 256,
+                clients: vec![client],
+            }
+            .run(t, dur)
+            .await
+        }
+        "netrefs256" => {
+            let (_c, root) = tether_root(t.tether).await;
+            let n = windowed(256, dur, |_| {
+                let root = &root;
+                async move {
+                    drop(root.call_method("make", ()).await.unwrap());
+                }
+            })
+            .await;
+            drained(&root).await;
+            n
+        }
+        "read64k" => {
+            let (_c, root) = tether_root(t.tether).await;
+            let files = Files::make();
+            let mut reads = 0u64;
+            let end = Instant::now() + dur;
+            while Instant::now() < end {
+                let f = open_remote(&root, &files.binary, "rb").await;
+                loop {
+                    match f.call_method("read", (64 * 1024,)).await.unwrap() {
+                        Value::Bytes(b) if b.is_empty() => break,
+                        _ => reads += 1,
+                    }
+                }
+            }
+            reads
+        }
+        "echo1MiB" => {
+            let (_c, root) = tether_root(t.tether).await;
+            let mut data = Value::Bytes(vec![0x5a; 1 << 20]);
+            let end = Instant::now() + dur;
+            let mut n = 0u64;
+            while Instant::now() < end {
+                data = root.call_method("echo", (data,)).await.unwrap();
+                n += 1;
+            }
+            n
+        }
+        other => {
+            eprintln!("unknown profile kind {other:?}");
+            std::process::exit(2);
+        }
+    };
+    fig(&format!("profile.{kind}.ops"), ops as f64, "ops");
+}
