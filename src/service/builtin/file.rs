@@ -10,9 +10,13 @@
 //!
 //! Every operation runs its `std::fs` work as one task on tokio's blocking
 //! pool (`spawn_blocking`), so a slow disk never stalls the connection's
-//! tasks. Operations take the file's lock (a fair, FIFO tokio mutex) in the
-//! order the calls arrived and move the owned guard into their blocking
-//! task, so they run one at a time and in call order. An operation whose
+//! tasks. Operations take the file's lock (a fair, FIFO tokio mutex) and
+//! move the owned guard into their blocking task, so they run one at a
+//! time. Calls that are in flight *at once* on one file run in the order
+//! their serving tasks first run, which is not always the order they were
+//! sent (measured by tether-bench with 4 reads in flight): wait for each
+//! reply, as [`RemoteFile`](crate::RemoteFile) does, when order matters.
+//! An operation whose
 //! caller gave up (deadline, cancellation) still finishes on the pool, so
 //! the file position stays consistent.
 //!
@@ -423,9 +427,10 @@ impl Drop for Handle {
 /// # Threads
 ///
 /// Each operation runs its `std::fs` work as one task on tokio's blocking
-/// pool (`spawn_blocking`, no thread per file), one at a time and in the
-/// order the calls arrived; one whose caller gave up still finishes, so the
-/// position stays consistent.
+/// pool (`spawn_blocking`, no thread per file), one at a time; calls in
+/// flight at once on one file may run in any order (see the module docs).
+/// One whose caller gave up still finishes, so the position stays
+/// consistent.
 ///
 /// # Example
 ///
@@ -462,7 +467,7 @@ pub struct LocalFile {
     name: String,
     mode: OpenMode,
     closed: AtomicBool,
-    /// `None` once closed. Locked (in call order) by each operation and
+    /// `None` once closed. Locked by each operation and
     /// moved into the blocking task that does the I/O.
     handle: Arc<Mutex<Option<Handle>>>,
 }
