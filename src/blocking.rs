@@ -42,16 +42,29 @@ pub fn connect_with(builder: crate::Builder, addr: impl ToSocketAddrs) -> Result
         .to_socket_addrs()
         .map_err(|e| Error::with_source(ErrorKind::Transport, format!("bad address: {e}"), e))?
         .collect();
-    let rt = Arc::new(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("tether-blocking")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::with_source(ErrorKind::Transport, "cannot start a runtime", e))?,
-    );
+    let rt = runtime()?;
     let inner = rt.block_on(builder.connect(&addrs[..]))?;
     Ok(Connection { rt, inner })
+}
+
+/// Connect over a Unix socket with default settings.
+#[cfg(unix)]
+pub fn connect_unix(path: impl AsRef<std::path::Path>) -> Result<Connection> {
+    let rt = runtime()?;
+    let inner = rt.block_on(crate::Builder::default().connect_unix(path))?;
+    Ok(Connection { rt, inner })
+}
+
+/// The runtime a blocking connection owns: one worker keeps its tasks
+/// running between calls.
+fn runtime() -> Result<Arc<Runtime>> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tether-blocking")
+        .enable_all()
+        .build()
+        .map(Arc::new)
+        .map_err(|e| Error::with_source(ErrorKind::Transport, "cannot start a runtime", e))
 }
 
 /// A connection driven by its own runtime; see [`crate::Connection`].

@@ -243,10 +243,10 @@ fn shell(args: ShellArgs) -> Outcome {
                 .map_err(|e| cannot_connect(endpoint, e))?;
             shell::run(conn, addr)
         }
-        Some(Endpoint::Unix(_)) => {
-            return Err(Failure::usage(
-                "the shell connects over TCP only (HOST:PORT or PORT)",
-            ))
+        Some(endpoint @ Endpoint::Unix(path)) => {
+            let conn =
+                tether::blocking::connect_unix(path).map_err(|e| cannot_connect(endpoint, e))?;
+            shell::run(conn, &format!("unix:{}", path.display()))
         }
     };
     finished.map_err(|e| Failure::failed(e.to_string()))

@@ -445,6 +445,30 @@ fn serve_on_a_unix_socket() {
     assert_eq!(server.addr, format!("unix:{socket_arg}"));
     assert_eq!(call_ok(&server.addr, &["add", "20", "22"]), "42\n");
 
+    // The shell reaches it too (input piped: one line, then end of input).
+    let home = tempfile::tempdir().unwrap();
+    let mut shell = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["shell", &server.addr])
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    shell
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"root.add(40, 2)\n")
+        .unwrap();
+    let out = shell.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("42"),
+        "{out:?}"
+    );
+
     // A second server on the same socket is refused.
     let out = tether(&["serve", "--unix", socket_arg]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -543,7 +567,11 @@ fn shell_opens_on_a_server_in_a_terminal() {
 #[test]
 fn shell_refuses_what_it_cannot_reach() {
     let out = tether(&["shell", "unix:/nowhere.sock"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).starts_with("error: cannot connect to unix:/nowhere.sock"),
+        "{out:?}"
+    );
     let refused = closed_port().to_string();
     let out = tether(&["shell", &refused]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
