@@ -45,6 +45,7 @@ use std::time::UNIX_EPOCH;
 
 use tokio::sync::Mutex;
 
+use super::fs::os_error;
 use crate::error::raise;
 use crate::service::object::{BoxFuture, CallContext, Member, Object};
 use crate::{Args, Error, Result, Value};
@@ -996,28 +997,6 @@ fn read_size(mut args: Args) -> Result<Option<usize>> {
 /// "ValueError: I/O operation on closed file.", as Python says it.
 fn closed_file() -> Error {
     Error::app("ValueError", "I/O operation on closed file.")
-}
-
-/// An I/O error as Python names it, with the path in the message:
-/// `FileNotFoundError: [Errno 2] No such file or directory: 'x.txt'`.
-fn os_error(err: io::Error, path: &str) -> Error {
-    let type_name = match err.kind() {
-        io::ErrorKind::NotFound => "FileNotFoundError",
-        io::ErrorKind::PermissionDenied => "PermissionError",
-        io::ErrorKind::IsADirectory => "IsADirectoryError",
-        io::ErrorKind::NotADirectory => "NotADirectoryError",
-        io::ErrorKind::AlreadyExists => "FileExistsError",
-        _ => "OSError",
-    };
-    let text = err.to_string();
-    let message = match err.raw_os_error() {
-        Some(code) => {
-            let text = text.trim_end_matches(&format!(" (os error {code})"));
-            format!("[Errno {code}] {text}: {}", Value::from(path))
-        }
-        None => format!("{text}: {}", Value::from(path)),
-    };
-    Error::app(type_name, message)
 }
 
 /// Arguments given by position or by name, each optional, in the order of
