@@ -2,6 +2,7 @@
 //! connect to it (in memory and over TCP), and raw wire bytes ([`wire`]).
 #![allow(dead_code)]
 
+pub mod python;
 pub mod wire;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
