@@ -167,6 +167,7 @@ mod netref;
 pub mod protocol;
 pub mod server;
 mod service;
+pub mod session;
 pub mod transport;
 mod value;
 
