@@ -73,13 +73,14 @@ impl FaultKind {
     }
 }
 
-/// A failed call: its kind and a message for people.
+/// A failed call: its kind and a message for people. Each protocol sends
+/// it in its own form (`faultCode`/`faultString`, `code`/`message`).
 ///
 /// The message of an application error is the object's own, as
 /// `ValueError: math domain error`; the others start with the kind's title,
 /// as `Method not found: 'Calculator' object has no exposed member 'nope'`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fault {
+pub(crate) struct Fault {
     kind: FaultKind,
     message: String,
 }
@@ -95,12 +96,12 @@ impl Fault {
     }
 
     /// What went wrong.
-    pub fn kind(&self) -> FaultKind {
+    pub(crate) fn kind(&self) -> FaultKind {
         self.kind
     }
 
     /// The message sent as `faultString` (XML-RPC) or `message` (JSON-RPC).
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         &self.message
     }
 

@@ -22,7 +22,7 @@
 //! ([`Gateway::serve_until`]) or merge it into an existing application
 //! beside other routes ([`Gateway::router`]).
 //!
-//! ```
+//! ```no_run
 //! # #[derive(Clone)] struct Calculator;
 //! # #[tether::expose] impl Calculator {
 //! #     /// Add two integers.
@@ -34,8 +34,7 @@
 //! let app = axum::Router::new()
 //!     .route("/health", axum::routing::get(|| async { "ok" }))
 //!     .merge(Gateway::new(Calculator).router());     // adds POST / and /RPC2
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! # let _ = app; return Ok(());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await
 //! # }
 //! ```
@@ -53,7 +52,7 @@
 //! - `system`: `system.listMethods`, `system.methodSignature`,
 //!   `system.methodHelp` and `system.multicall`, from the object's
 //!   introspection (its `#[tether::expose]` signatures and doc comments);
-//! - [`fault`](Fault): failures and their codes in both protocols;
+//! - `fault`: failures ([`FaultKind`]) and their codes in both protocols;
 //! - [`Config`]: limits and the call deadline.
 //!
 //! # Values
@@ -82,7 +81,8 @@
 //! [`restrict`](crate::restrict)ed view narrows the methods further. Request
 //! bodies, nesting depth and batch sizes are bounded ([`Config`]); bad
 //! input gets the protocol's own error (see [`FaultKind`]), never a crash.
-//! The gateway does no authentication: bind it to loopback, or mount it
+//! The gateway does no authentication and [`Gateway::serve_until`] no
+//! connection limit or header timeout: bind it to loopback, or mount it
 //! behind whatever guards your application.
 
 mod call;
@@ -100,7 +100,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 pub use self::config::Config;
-pub use self::fault::{Fault, FaultKind};
+pub use self::fault::FaultKind;
 use crate::{NetRef, Object};
 
 /// The axum router type a gateway is served as.
