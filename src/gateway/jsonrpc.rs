@@ -117,7 +117,7 @@ fn error(fault: &Fault, id: Json) -> Json {
 }
 
 /// A JSON value as a tether value, `max_depth` levels deep at most.
-fn value(json: Json, max_depth: usize) -> Result<Value, Fault> {
+pub(crate) fn value(json: Json, max_depth: usize) -> Result<Value, Fault> {
     fn convert(json: Json, depth: usize, max: usize) -> Result<Value, Fault> {
         let nested = matches!(json, Json::Array(_) | Json::Object(_));
         if nested && depth >= max {
@@ -154,7 +154,7 @@ fn value(json: Json, max_depth: usize) -> Result<Value, Fault> {
 
 /// A result as JSON, or the fault it cannot be sent as. Its depth was
 /// checked before (see `call`), so the recursion is bounded.
-fn json_of(v: &Value) -> Result<Json, Fault> {
+pub(crate) fn json_of(v: &Value) -> Result<Json, Fault> {
     let cannot = |why: String| Err(Fault::new(FaultKind::Internal, why));
     Ok(match v {
         Value::None => Json::Null,

@@ -90,6 +90,8 @@ mod config;
 mod fault;
 mod http;
 mod jsonrpc;
+#[cfg(test)]
+mod proptests;
 mod system;
 mod xmlrpc;
 
