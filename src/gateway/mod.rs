@@ -170,6 +170,27 @@ impl Gateway {
     /// The routes `POST /` and `POST /RPC2`, both serving XML-RPC and
     /// JSON-RPC. Merge them into an application with [`Router::merge`], or
     /// put them under a prefix with [`Router::nest`].
+    ///
+    /// ```
+    /// # #[derive(Clone)] struct Calculator;
+    /// # #[tether::expose] impl Calculator {
+    /// #     /// Add two integers.
+    /// #     #[method] fn add(&self, a: i64, b: i64) -> i64 { a + b }
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use tower::ServiceExt; // oneshot: one request, no socket
+    ///
+    /// let router = tether::gateway::Gateway::new(Calculator).router();
+    /// let call = r#"{"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 1}"#;
+    /// let request = axum::http::Request::post("/RPC2")
+    ///     .header("content-type", "application/json")
+    ///     .body(axum::body::Body::from(call))
+    ///     .unwrap();
+    /// let response = router.oneshot(request).await.unwrap();
+    /// let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    /// assert_eq!(&body[..], br#"{"id":1,"jsonrpc":"2.0","result":3}"#);
+    /// # });
+    /// ```
     pub fn router(&self) -> Router {
         http::router(self.clone())
     }
