@@ -116,7 +116,9 @@
 //! - `value`: [`Value`] and conversions, serde included;
 //! - [`server`]: [`Server`], accepting connections;
 //! - [`transport`]: TCP, Unix sockets and in-memory pairs;
-//! - [`blocking`]: the same API for code that does not use async.
+//! - [`blocking`]: the same API for code that does not use async;
+//! - [`gateway`]: any object over XML-RPC and JSON-RPC 2.0 on HTTP
+//!   (feature `gateway`, on by default).
 //!
 //! # Lifetime and release
 //!
@@ -163,6 +165,8 @@ pub mod blocking;
 pub mod classic;
 mod connection;
 mod error;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 mod netref;
 pub mod protocol;
 pub mod server;
