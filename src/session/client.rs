@@ -205,6 +205,40 @@ impl Session {
         Err(last.expect("at least one attempt"))
     }
 
+    /// End the session: the host forgets its remembered outcomes (and
+    /// the objects they hold), then the connection closes. Retried over a
+    /// new connection like [`call_idempotent`](Session::call_idempotent).
+    pub async fn end(self) -> Result<()> {
+        let Some(id) = self.id() else {
+            return Ok(());
+        };
+        let mut last = None;
+        for attempt in 0..self.attempts {
+            if attempt > 0 {
+                self.pause(attempt).await;
+            }
+            let link = match self.link().await {
+                Ok(link) => link,
+                Err(err) if is_lost(&err, None) => {
+                    last = Some(err);
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            match link.host.call_method("forget", (id.clone(),)).await {
+                Err(err) if is_lost(&err, Some(&link.conn)) => {
+                    self.drop_link(&link).await;
+                    last = Some(err);
+                }
+                outcome => {
+                    link.conn.close().await;
+                    return outcome.map(drop);
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
     /// The session's id on the host, once opened.
     pub fn id(&self) -> Option<String> {
         self.id.lock().unwrap().clone()
