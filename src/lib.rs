@@ -114,7 +114,8 @@
 //! - `netref`: [`NetRef`], the one handle to local and remote objects;
 //! - `service`: [`Object`], export tables, [`Policy`] and the dispatcher;
 //! - `value`: [`Value`] and conversions, serde included;
-//! - [`server`]: [`Server`], accepting connections;
+//! - [`server`]: [`Server`], accepting connections (native and RPyC);
+//! - [`rpyc`]: Python RPyC 6.x clients served by the same objects;
 //! - [`transport`]: TCP, Unix sockets and in-memory pairs;
 //! - [`blocking`]: the same API for code that does not use async.
 //!
@@ -165,6 +166,7 @@ mod connection;
 mod error;
 mod netref;
 pub mod protocol;
+pub mod rpyc;
 pub mod server;
 mod service;
 pub mod transport;

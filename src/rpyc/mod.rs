@@ -1,0 +1,198 @@
+//! RPyC 6.x's own wire protocol, as a second dialect of tether's object
+//! model: Python programs using `rpyc.connect(host, port)` (rpyc 6.0.2,
+//! unmodified) use tether services.
+//!
+//! ```text
+//! # Python
+//! import rpyc
+//! conn = rpyc.connect("localhost", 18861, config={"allow_public_attrs": True})
+//! print(conn.root.line_counter(open("notes.txt"), print))
+//! ```
+//!
+//! A [`Server`](crate::Server) tells the dialect of each connection from its
+//! first bytes ([`detect`]), so one port serves both kinds of client.
+//! [`serve_io`] runs the RPyC side over any byte stream.
+//!
+//! # How the pieces fit
+//!
+//! - `frame`: length, compressed flag, payload and the extra `\n`; zlib
+//!   inflated within the frame limit;
+//! - [`brine`]: RPyC's value serializer ([`Brine`]), bounded in depth and
+//!   allocation;
+//! - `envelope`: message type plus `(seq, args)`; 5.x peers refused;
+//! - `boxing` and `id_pack`: values by value or by reference, and how an
+//!   object is named on the wire;
+//! - `vinegar`: exceptions both ways;
+//! - `session`: the connection's tables, tether's own export table and
+//!   one proxy per Python object;
+//! - `remote`: a Python object held on the tether side, in an ordinary
+//!   [`NetRef`];
+//! - `serve`: each RPyC handler as one of tether's operations;
+//! - `driver`: the reader and writer tasks.
+//!
+//! # Security
+//!
+//! The Python peer reaches our objects through the same dispatcher as a
+//! native peer: only declared members, setattr/delattr only when the
+//! [`Policy`](crate::Policy) allows, and every handler that names an
+//! attribute (GETATTR, SETATTR, DELATTR, CALLATTR, CMP, CTXEXIT) is
+//! checked, comparisons included (RPyC's CVE-2019-16328 was a CMP that
+//! skipped the check). Pickling is never honoured. Python objects passed
+//! to tether are governed by the Python side's own policy: by default a
+//! tether service can call a Python function and iterate a Python file,
+//! but reading other public attributes needs the client's
+//! `allow_public_attrs`. Frames are limited to
+//! [`Config::max_frame_len`](crate::Config::max_frame_len), compressed or
+//! not; brine nesting to [`brine::MAX_DEPTH`].
+//!
+//! # Differences from a Python server
+//!
+//! - Values: tether's `List` reaches Python as a tuple and a `Map` as a
+//!   tuple of `(key, value)` pairs; Python's complex numbers, slices,
+//!   `Ellipsis` and integers beyond 64 bits have no tether value and are
+//!   refused with a `TypeError`.
+//! - Every tether object's Python proxy offers `__call__`, `__iter__`,
+//!   `__next__` and `with`; using one the object does not support raises
+//!   `TypeError` from the server.
+//! - Errors: see `vinegar`'s mapping; a tether error with a Python builtin
+//!   exception name (`Error::app("ValueError", ..)`) is raised as that class.
+//! - A client with `RPYC_BIND_THREADS=true` (experimental in rpyc) is not
+//!   supported.
+
+mod boxing;
+pub mod brine;
+mod detect;
+mod driver;
+mod envelope;
+mod frame;
+mod handler;
+mod id_pack;
+pub(crate) mod remote;
+mod serve;
+mod session;
+mod vinegar;
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+pub use self::brine::{Brine, BrineError};
+pub use self::detect::{detect, Dialect, Rewind};
+use self::session::State;
+use crate::error::raise;
+use crate::{Config, Error, NetRef, Stats};
+
+/// One RPyC connection served by tether; clones share it.
+///
+/// The connection lives until the Python peer closes it (or
+/// [`close`](Session::close)). Dropping a `Session` does not close it.
+#[derive(Clone)]
+pub struct Session {
+    state: Arc<State>,
+}
+
+impl Session {
+    /// Object and call counts right now: `exported` counts our objects the
+    /// Python peer holds, `imported` its objects tether holds.
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+
+    /// The peer's address, when the transport has one.
+    pub fn peer_addr(&self) -> Option<&str> {
+        self.state.peer_addr.as_deref()
+    }
+
+    /// True once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.state.is_closed()
+    }
+
+    /// Close the connection; returns once the socket is shut.
+    pub async fn close(&self) {
+        self.state.terminate(raise::closed("closed by this side"));
+        self.state.writer_done.cancelled().await;
+    }
+
+    /// Wait until the connection ends, and say why.
+    pub async fn closed(&self) -> Error {
+        self.state.shutdown.cancelled().await;
+        self.state
+            .close_reason()
+            .unwrap_or_else(|| raise::closed("the connection is closed"))
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("number", &self.state.number)
+            .field("peer_addr", &self.state.peer_addr)
+            .field("closed", &self.state.is_closed())
+            .finish()
+    }
+}
+
+/// The server's hook: detect the dialect of an accepted stream (within
+/// `timeout`); serve an RPyC client to the end (or until `stop`) and
+/// return `None`, or hand a tether client's stream back, bytes intact.
+pub(crate) async fn serve_if_rpyc<IO>(
+    io: IO,
+    root: &NetRef,
+    config: &Config,
+    peer: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Option<Rewind<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let io = match tokio::time::timeout(config.handshake_timeout, detect(io)).await {
+        Ok(Ok((Dialect::Rpyc, io))) => io,
+        Ok(Ok((_, io))) => return Some(io),
+        Ok(Err(err)) => {
+            tracing::info!(%peer, %err, "connection ended before its first bytes");
+            return None;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "no first bytes within {:?}", config.handshake_timeout);
+            return None;
+        }
+    };
+    let session = serve_io(io, root.clone(), config.clone(), Some(peer.to_string()));
+    tokio::select! {
+        _ = session.closed() => {}
+        _ = stop.cancelled() => session.close().await,
+    }
+    None
+}
+
+/// Serve `root` to the Python RPyC client at the other end of `io`.
+///
+/// RPyC has no handshake: the client simply starts sending requests. The
+/// connection runs in tasks of its own; the returned [`Session`] watches it.
+///
+/// ```no_run
+/// # #[derive(Clone)] struct MyService;
+/// # impl tether::Object for MyService { fn type_name(&self) -> &str { "MyService" } }
+/// # async fn demo() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:18861").await?;
+/// loop {
+///     let (stream, peer) = listener.accept().await?;
+///     let root = tether::NetRef::new(MyService);
+///     tether::rpyc::serve_io(stream, root, tether::Config::default(), Some(peer.to_string()));
+/// }
+/// # }
+/// ```
+pub fn serve_io<IO>(io: IO, root: NetRef, config: Config, peer_addr: Option<String>) -> Session
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = Arc::new(State::new(config, root, peer_addr, tx));
+    let (read_half, write_half) = tokio::io::split(io);
+    tokio::spawn(driver::read_loop(state.clone(), read_half));
+    tokio::spawn(driver::write_loop(state.clone(), rx, write_half));
+    Session { state }
+}
