@@ -174,24 +174,28 @@ fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>) {
 /// Send the reply (or exception) for the peer's request `seq`.
 fn reply(state: &Arc<State>, seq: i64, outcome: Result<Value, Raised>) {
     let refs = Refs::new(state);
-    let message = match outcome.map(|value| box_value(&value, &refs)) {
+    // The outcome (and the references in it) outlives the queueing of the
+    // reply: dropping a Python object's proxy sends DEL, which must not
+    // overtake the reply that names the object.
+    let message = match outcome.as_ref().map(|value| box_value(value, &refs)) {
         Ok(Ok(value)) => Message::Reply { seq, value },
         Ok(Err(err)) => Message::Exception {
             seq,
             value: vinegar::dump(&err, "boxing the reply"),
         },
-        Err(Raised::StopIteration) => Message::Exception {
+        Err(&Raised::StopIteration) => Message::Exception {
             seq,
             value: Brine::Int(vinegar::STOP_ITERATION),
         },
         Err(Raised::Error(err, location)) => Message::Exception {
             seq,
-            value: vinegar::dump(&err, &location),
+            value: vinegar::dump(err, location),
         },
     };
     if state.send(&message).is_err() {
         refs.undo();
     }
+    drop(outcome);
 }
 
 /// Tell an RPyC 5.x client why it is refused, in its own envelope, before
