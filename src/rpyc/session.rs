@@ -31,6 +31,9 @@ use crate::netref::{next_uid, Local, LocalRef, NetRef, Target};
 use crate::service::table::{ExportTable, Released};
 use crate::{Config, Error, ErrorKind, Result, Stats, Value};
 
+/// One entry of the import table: the proxy's token, and the proxy weakly.
+type Import = (u64, Weak<Local<PyObject>>);
+
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// Everything about one RPyC connection.
@@ -45,7 +48,7 @@ pub(crate) struct State {
     exports: Mutex<ExportTable>,
     /// The peer's objects we hold, by id pack: a token (so a dying proxy
     /// forgets only its own entry) and the proxy, weakly.
-    imports: Mutex<HashMap<IdPack, (u64, Weak<Local<PyObject>>)>>,
+    imports: Mutex<HashMap<IdPack, Import>>,
     next_token: AtomicU64,
     /// Our requests awaiting replies.
     in_flight: DashMap<i64, oneshot::Sender<Result<Value>>>,
