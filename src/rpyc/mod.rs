@@ -76,50 +76,98 @@ use std::fmt;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::ToSocketAddrs;
 use tokio::sync::mpsc;
 
 pub use self::brine::{Brine, BrineError};
 pub use self::detect::{detect, Dialect, Rewind};
 use self::session::State;
 use crate::error::raise;
-use crate::{Config, Error, NetRef, Stats};
+use crate::service::builtin::empty::Empty;
+use crate::{transport, Config, Error, NetRef, Result, Stats};
 
-/// One RPyC connection served by tether; clones share it.
+/// One RPyC connection; clones share it.
 ///
-/// The connection lives until the Python peer closes it (or
-/// [`close`](Session::close)). Dropping a `Session` does not close it.
+/// A served connection ([`serve_io`]) lives until the Python peer closes
+/// it (or [`close`](Session::close)); dropping a `Session` does not close
+/// it. A connection this side opened ([`connect`]) closes itself once
+/// every `Session` handle and every [`NetRef`] to the peer's objects is
+/// dropped.
 #[derive(Clone)]
 pub struct Session {
+    handle: Arc<Handle>,
+}
+
+/// Counts as one user reference of the connection.
+struct Handle {
     state: Arc<State>,
 }
 
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.state.user_ref_dropped();
+    }
+}
+
 impl Session {
+    fn new(state: Arc<State>) -> Session {
+        state.user_ref_added();
+        Session {
+            handle: Arc::new(Handle { state }),
+        }
+    }
+
+    fn state(&self) -> &Arc<State> {
+        &self.handle.state
+    }
+
+    /// The peer's root object (its service), as a [`NetRef`] whose
+    /// operations become RPyC requests.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> tether::Result<()> {
+    /// let conn = tether::rpyc::connect("127.0.0.1:18812").await?;
+    /// let root = conn.root().await?;
+    /// let three = root.call_method("eval", ("1 + 2",)).await?;
+    /// assert_eq!(three, tether::Value::from(3));
+    /// # Ok(()) }
+    /// ```
+    pub async fn root(&self) -> Result<NetRef> {
+        let root = self
+            .state()
+            .request(handler::GETROOT, boxing::box_tuple(Vec::new()), None)
+            .await?;
+        NetRef::try_from(root)
+    }
+
     /// Object and call counts right now: `exported` counts our objects the
     /// Python peer holds, `imported` its objects tether holds.
     pub fn stats(&self) -> Stats {
-        self.state.stats()
+        self.state().stats()
     }
 
     /// The peer's address, when the transport has one.
     pub fn peer_addr(&self) -> Option<&str> {
-        self.state.peer_addr.as_deref()
+        self.state().peer_addr.as_deref()
     }
 
     /// True once the connection has ended.
     pub fn is_closed(&self) -> bool {
-        self.state.is_closed()
+        self.state().is_closed()
     }
 
-    /// Close the connection; returns once the socket is shut.
+    /// Close the connection (telling the peer with RPyC's CLOSE); returns
+    /// once the socket is shut.
     pub async fn close(&self) {
-        self.state.terminate(raise::closed("closed by this side"));
-        self.state.writer_done.cancelled().await;
+        self.state()
+            .close_politely(raise::closed("closed by this side"));
+        self.state().writer_done.cancelled().await;
     }
 
     /// Wait until the connection ends, and say why.
     pub async fn closed(&self) -> Error {
-        self.state.shutdown.cancelled().await;
-        self.state
+        self.state().shutdown.cancelled().await;
+        self.state()
             .close_reason()
             .unwrap_or_else(|| raise::closed("the connection is closed"))
     }
@@ -127,10 +175,11 @@ impl Session {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
         f.debug_struct("Session")
-            .field("number", &self.state.number)
-            .field("peer_addr", &self.state.peer_addr)
-            .field("closed", &self.state.is_closed())
+            .field("number", &state.number)
+            .field("peer_addr", &state.peer_addr)
+            .field("closed", &state.is_closed())
             .finish()
     }
 }
@@ -189,10 +238,45 @@ pub fn serve_io<IO>(io: IO, root: NetRef, config: Config, peer_addr: Option<Stri
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    start(io, root, config, peer_addr, false)
+}
+
+/// Connect to a Python RPyC server (a `rpyc.Service`, or the stock
+/// `rpyc_classic`) over TCP, serving it nothing of ours but what we pass it.
+pub async fn connect(addr: impl ToSocketAddrs) -> Result<Session> {
+    let (stream, peer) = transport::tcp::connect(addr).await?;
+    Ok(connect_io(
+        stream,
+        NetRef::new(Empty),
+        Config::default(),
+        Some(peer),
+    ))
+}
+
+/// Run the connecting side over any byte stream; `root` is what the Python
+/// side gets from its `conn.root`. The connection closes itself once every
+/// handle to it is dropped.
+pub fn connect_io<IO>(io: IO, root: NetRef, config: Config, peer_addr: Option<String>) -> Session
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    start(io, root, config, peer_addr, true)
+}
+
+fn start<IO>(
+    io: IO,
+    root: NetRef,
+    config: Config,
+    peer_addr: Option<String>,
+    auto_close: bool,
+) -> Session
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let (tx, rx) = mpsc::unbounded_channel();
-    let state = Arc::new(State::new(config, root, peer_addr, tx));
+    let state = Arc::new(State::new(config, root, peer_addr, tx, auto_close));
     let (read_half, write_half) = tokio::io::split(io);
     tokio::spawn(driver::read_loop(state.clone(), read_half));
     tokio::spawn(driver::write_loop(state.clone(), rx, write_half));
-    Session { state }
+    Session::new(state)
 }

@@ -60,6 +60,12 @@ pub(crate) struct State {
     pub(crate) writer_done: CancellationToken,
     closed: AtomicBool,
     close_reason: Mutex<Option<Error>>,
+    /// Session handles plus live proxies of the peer's objects.
+    user_refs: AtomicUsize,
+    /// Close once `user_refs` reaches zero (the connecting side: nobody
+    /// can use the connection any more). A served connection lives until
+    /// the peer closes it.
+    auto_close: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,6 +93,7 @@ impl State {
         root: NetRef,
         peer_addr: Option<String>,
         out: mpsc::UnboundedSender<Bytes>,
+        auto_close: bool,
     ) -> State {
         State {
             number: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
@@ -105,7 +112,27 @@ impl State {
             writer_done: CancellationToken::new(),
             closed: AtomicBool::new(false),
             close_reason: Mutex::new(None),
+            user_refs: AtomicUsize::new(0),
+            auto_close,
         }
+    }
+
+    pub(crate) fn user_ref_added(&self) {
+        self.user_refs.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A handle or proxy went away; on the connecting side, when none is
+    /// left, say goodbye (CLOSE, never answered) and close.
+    pub(crate) fn user_ref_dropped(&self) {
+        if self.user_refs.fetch_sub(1, Ordering::SeqCst) == 1 && self.auto_close {
+            self.close_politely(raise::closed("every handle to the connection was dropped"));
+        }
+    }
+
+    /// Send CLOSE (the peer answers it by closing), then end.
+    pub(crate) fn close_politely(&self, reason: Error) {
+        self.notify(super::handler::CLOSE, boxing::box_tuple(Vec::new()));
+        self.terminate(reason);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -254,6 +281,7 @@ impl State {
             }
         }
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        self.user_ref_added();
         let local = Arc::new(Local {
             uid: next_uid(),
             object: PyObject::new(self.clone(), pack.clone(), token),
@@ -277,6 +305,7 @@ impl State {
             boxing::labelled(1, Brine::Int(received as i128)),
         ]);
         self.notify(super::handler::DEL, args);
+        self.user_ref_dropped();
     }
 
     /// End the connection (once): fail our pending requests, drop what the
