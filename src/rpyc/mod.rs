@@ -1,6 +1,6 @@
 //! RPyC 6.x's own wire protocol, as a second dialect of tether's object
 //! model: Python programs using `rpyc.connect(host, port)` (rpyc 6.0.2,
-//! unmodified) use tether services.
+//! unmodified) use tether services, and tether uses Python RPyC servers.
 //!
 //! ```text
 //! # Python
@@ -11,7 +11,22 @@
 //!
 //! A [`Server`](crate::Server) tells the dialect of each connection from its
 //! first bytes ([`detect`]), so one port serves both kinds of client.
-//! [`serve_io`] runs the RPyC side over any byte stream.
+//! [`serve_io`] runs the serving side over any byte stream; [`connect`]
+//! opens a connection to a Python server (a `rpyc.Service`, or the stock
+//! `rpyc_classic`), whose [`Session::root`] is an ordinary [`NetRef`]:
+//!
+//! ```no_run
+//! # async fn demo() -> tether::Result<()> {
+//! let conn = tether::rpyc::connect("127.0.0.1:18812").await?;   // rpyc_classic
+//! let root = conn.root().await?;
+//! let os = tether::NetRef::try_from(root.call_method("getmodule", ("os",)).await?)?;
+//! println!("{}", os.call_method("getcwd", ()).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! The protocol is symmetric: either side calls the other's objects, and
+//! Python objects reach tether code as [`NetRef`]s (a Python function is
+//! called with [`NetRef::call`], a file iterated with [`NetRef::iter`]).
 //!
 //! # How the pieces fit
 //!
