@@ -271,3 +271,65 @@ async fn close_is_never_answered_the_socket_just_closes() {
     s.write_all(&request(0, 2, no_args())).await.unwrap();
     assert_closed(&mut s).await;
 }
+
+#[tokio::test]
+async fn a_del_answered_by_the_peer_is_acknowledged_with_a_reply_it_ignores() {
+    // rpyc leaves Nagle's algorithm on: its answer to our DEL must not wait
+    // for a delayed ACK, so tether answers it with a reply naming no request.
+    let addr = start(1 << 20).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(&request(0, GETROOT, no_args())).await.unwrap();
+    let (_, _, root) = decode(&read_frame(&mut s).await.unwrap());
+    let root_pack = root.as_tuple().unwrap()[1].clone();
+    // CALLATTR root.add(1, <a "Python" object>): the object arrives, the
+    // call fails on its type, and tether releases the object with a DEL.
+    let ours = Brine::Tuple(vec![
+        Brine::Str("builtins.object".into()),
+        Brine::Int(7),
+        Brine::Int(8),
+    ]);
+    let args = boxed(
+        2,
+        Brine::Tuple(vec![
+            boxed(3, root_pack),
+            boxed(1, Brine::Str("add".into())),
+            boxed(
+                2,
+                Brine::Tuple(vec![boxed(1, Brine::Int(1)), boxed(4, ours.clone())]),
+            ),
+            boxed(1, Brine::Tuple(vec![])),
+        ]),
+    );
+    s.write_all(&request(1, 8, args)).await.unwrap();
+    let mut del_seq = None;
+    let mut answered = false;
+    while del_seq.is_none() || !answered {
+        let (kind, seq, args) = decode(&read_frame(&mut s).await.unwrap());
+        match kind {
+            3 => {
+                assert_eq!(seq, Brine::Int(1));
+                assert_eq!(
+                    exception_class(&args),
+                    ("builtins".into(), "TypeError".into())
+                );
+                answered = true;
+            }
+            1 => {
+                let parts = args.as_tuple().unwrap();
+                assert_eq!(parts[0], Brine::Int(DEL));
+                assert!(format!("{:?}", parts[1]).contains("builtins.object"));
+                del_seq = Some(seq);
+            }
+            other => panic!("unexpected message type {other}"),
+        }
+    }
+    // Answer the DEL as rpyc does; tether acknowledges the answer.
+    let mut payload = vec![2u8];
+    payload.extend(Brine::Tuple(vec![del_seq.unwrap(), boxed(1, Brine::None)]).encode());
+    s.write_all(&frame(&payload)).await.unwrap();
+    let (kind, seq, value) = decode(&read_frame(&mut s).await.unwrap());
+    assert_eq!(
+        (kind, seq, value),
+        (2, Brine::Int(-1), boxed(1, Brine::None))
+    );
+}
