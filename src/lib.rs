@@ -114,7 +114,8 @@
 //! - `netref`: [`NetRef`], the one handle to local and remote objects;
 //! - `service`: [`Object`], export tables, [`Policy`] and the dispatcher;
 //! - `value`: [`Value`] and conversions, serde included;
-//! - [`server`]: [`Server`], accepting connections;
+//! - [`server`]: [`Server`], accepting connections (native and RPyC);
+//! - [`rpyc`]: Python RPyC 6.x clients served by the same objects;
 //! - [`transport`]: TCP, Unix sockets and in-memory pairs;
 //! - [`blocking`]: the same API for code that does not use async;
 //! - [`gateway`]: any object over XML-RPC and JSON-RPC 2.0 on HTTP
@@ -169,6 +170,7 @@ mod error;
 pub mod gateway;
 mod netref;
 pub mod protocol;
+pub mod rpyc;
 pub mod server;
 mod service;
 pub mod session;

@@ -209,9 +209,11 @@ impl Server {
             match accepted {
                 Ok((io, peer)) => {
                     backoff = Duration::from_millis(10);
+                    let root = make_root();
+                    let config = self.config.clone();
                     let builder = Builder::default()
-                        .config(self.config.clone())
-                        .root_ref(make_root());
+                        .config(config.clone())
+                        .root_ref(root.clone());
                     let permit = limit.clone().try_acquire_owned().ok();
                     let max = self.max_connections;
                     let stop = stop.clone();
@@ -221,6 +223,13 @@ impl Server {
                             let why = format!("the server is at its limit of {max} connections");
                             tracing::info!(%peer, "refused: {why}");
                             let _ = builder.refuse_io(io, why).await;
+                            return;
+                        };
+                        // One port, two dialects: Python RPyC clients are
+                        // served here, tether clients go on below.
+                        let Some(io) =
+                            crate::rpyc::serve_if_rpyc(io, &root, &config, &peer, &stop).await
+                        else {
                             return;
                         };
                         match builder.accept_io(io, Some(peer.clone())).await {

@@ -1,0 +1,297 @@
+//! RPyC 6.x's own wire protocol, as a second dialect of tether's object
+//! model: Python programs using `rpyc.connect(host, port)` (rpyc 6.0.2,
+//! unmodified) use tether services, and tether uses Python RPyC servers.
+//!
+//! ```text
+//! # Python
+//! import rpyc
+//! conn = rpyc.connect("localhost", 18861, config={"allow_public_attrs": True})
+//! print(conn.root.line_counter(open("notes.txt"), print))
+//! ```
+//!
+//! A [`Server`](crate::Server) tells the dialect of each connection from its
+//! first bytes ([`detect`]), so one port serves both kinds of client.
+//! [`serve_io`] runs the serving side over any byte stream; [`connect`]
+//! opens a connection to a Python server (a `rpyc.Service`, or the stock
+//! `rpyc_classic`), whose [`Session::root`] is an ordinary [`NetRef`]:
+//!
+//! ```no_run
+//! # async fn demo() -> tether::Result<()> {
+//! let conn = tether::rpyc::connect("127.0.0.1:18812").await?;   // rpyc_classic
+//! let root = conn.root().await?;
+//! let os = tether::NetRef::try_from(root.call_method("getmodule", ("os",)).await?)?;
+//! println!("{}", os.call_method("getcwd", ()).await?);
+//! # Ok(()) }
+//! ```
+//!
+//! The protocol is symmetric: either side calls the other's objects, and
+//! Python objects reach tether code as [`NetRef`]s (a Python function is
+//! called with [`NetRef::call`], a file iterated with [`NetRef::iter`]).
+//!
+//! # How the pieces fit
+//!
+//! - `frame`: length, compressed flag, payload and the extra `\n`; zlib
+//!   inflated within the frame limit;
+//! - [`brine`]: RPyC's value serializer ([`Brine`]), bounded in depth and
+//!   allocation;
+//! - `envelope`: message type plus `(seq, args)`; 5.x peers refused;
+//! - `boxing` and `id_pack`: values by value or by reference, and how an
+//!   object is named on the wire;
+//! - `vinegar`: exceptions both ways;
+//! - `session`: the connection's tables, tether's own export table and
+//!   one proxy per Python object;
+//! - `remote`: a Python object held on the tether side, in an ordinary
+//!   [`NetRef`];
+//! - `serve`: each RPyC handler as one of tether's operations;
+//! - `driver`: the reader and writer tasks.
+//!
+//! # Security
+//!
+//! The Python peer reaches our objects through the same dispatcher as a
+//! native peer: only declared members, setattr/delattr only when the
+//! [`Policy`](crate::Policy) allows, and every handler that names an
+//! attribute (GETATTR, SETATTR, DELATTR, CALLATTR, CMP, CTXEXIT) is
+//! checked, comparisons included (RPyC's CVE-2019-16328 was a CMP that
+//! skipped the check). Pickling is never honoured. Python objects passed
+//! to tether are governed by the Python side's own policy: by default a
+//! tether service can call a Python function and iterate a Python file,
+//! but reading other public attributes needs the client's
+//! `allow_public_attrs`. Frames are limited to
+//! [`Config::max_frame_len`](crate::Config::max_frame_len), compressed or
+//! not; brine nesting to [`brine::MAX_DEPTH`].
+//!
+//! # Differences from a Python server
+//!
+//! - Values: tether's `List` reaches Python as a tuple and a `Map` as a
+//!   tuple of `(key, value)` pairs; Python's complex numbers, slices,
+//!   `Ellipsis` and integers beyond 64 bits have no tether value and are
+//!   refused with a `TypeError`.
+//! - Every tether object's Python proxy offers `__call__`, `__iter__`,
+//!   `__next__` and `with`; using one the object does not support raises
+//!   `TypeError` from the server.
+//! - Errors: see `vinegar`'s mapping; a tether error with a Python builtin
+//!   exception name (`Error::app("ValueError", ..)`) is raised as that class.
+//! - A client with `RPYC_BIND_THREADS=true` (experimental in rpyc) is not
+//!   supported.
+
+mod boxing;
+pub mod brine;
+mod detect;
+mod driver;
+mod envelope;
+mod frame;
+mod handler;
+mod id_pack;
+pub(crate) mod remote;
+mod serve;
+mod session;
+mod vinegar;
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::ToSocketAddrs;
+use tokio::sync::mpsc;
+
+pub use self::brine::{Brine, BrineError};
+pub use self::detect::{detect, Dialect, Rewind};
+use self::session::State;
+use crate::error::raise;
+use crate::service::builtin::empty::Empty;
+use crate::{transport, Config, Error, NetRef, Result, Stats};
+
+/// One RPyC connection; clones share it.
+///
+/// A served connection ([`serve_io`]) lives until the Python peer closes
+/// it (or [`close`](Session::close)); dropping a `Session` does not close
+/// it. A connection this side opened ([`connect`]) closes itself once
+/// every `Session` handle and every [`NetRef`] to the peer's objects is
+/// dropped.
+#[derive(Clone)]
+pub struct Session {
+    handle: Arc<Handle>,
+}
+
+/// Counts as one user reference of the connection.
+struct Handle {
+    state: Arc<State>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.state.user_ref_dropped();
+    }
+}
+
+impl Session {
+    fn new(state: Arc<State>) -> Session {
+        state.user_ref_added();
+        Session {
+            handle: Arc::new(Handle { state }),
+        }
+    }
+
+    fn state(&self) -> &Arc<State> {
+        &self.handle.state
+    }
+
+    /// The peer's root object (its service), as a [`NetRef`] whose
+    /// operations become RPyC requests.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> tether::Result<()> {
+    /// let conn = tether::rpyc::connect("127.0.0.1:18812").await?;
+    /// let root = conn.root().await?;
+    /// let three = root.call_method("eval", ("1 + 2",)).await?;
+    /// assert_eq!(three, tether::Value::from(3));
+    /// # Ok(()) }
+    /// ```
+    pub async fn root(&self) -> Result<NetRef> {
+        let root = self
+            .state()
+            .request(handler::GETROOT, boxing::box_tuple(Vec::new()), None)
+            .await?;
+        NetRef::try_from(root)
+    }
+
+    /// Object and call counts right now: `exported` counts our objects the
+    /// Python peer holds, `imported` its objects tether holds.
+    pub fn stats(&self) -> Stats {
+        self.state().stats()
+    }
+
+    /// The peer's address, when the transport has one.
+    pub fn peer_addr(&self) -> Option<&str> {
+        self.state().peer_addr.as_deref()
+    }
+
+    /// True once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.state().is_closed()
+    }
+
+    /// Close the connection (telling the peer with RPyC's CLOSE); returns
+    /// once the socket is shut.
+    pub async fn close(&self) {
+        self.state()
+            .close_politely(raise::closed("closed by this side"));
+        self.state().writer_done.cancelled().await;
+    }
+
+    /// Wait until the connection ends, and say why.
+    pub async fn closed(&self) -> Error {
+        self.state().shutdown.cancelled().await;
+        self.state()
+            .close_reason()
+            .unwrap_or_else(|| raise::closed("the connection is closed"))
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("Session")
+            .field("number", &state.number)
+            .field("peer_addr", &state.peer_addr)
+            .field("closed", &state.is_closed())
+            .finish()
+    }
+}
+
+/// The server's hook: detect the dialect of an accepted stream (within
+/// `timeout`); serve an RPyC client to the end (or until `stop`) and
+/// return `None`, or hand a tether client's stream back, bytes intact.
+pub(crate) async fn serve_if_rpyc<IO>(
+    io: IO,
+    root: &NetRef,
+    config: &Config,
+    peer: &str,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Option<Rewind<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let io = match tokio::time::timeout(config.handshake_timeout, detect(io)).await {
+        Ok(Ok((Dialect::Rpyc, io))) => io,
+        Ok(Ok((_, io))) => return Some(io),
+        Ok(Err(err)) => {
+            tracing::info!(%peer, %err, "connection ended before its first bytes");
+            return None;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "no first bytes within {:?}", config.handshake_timeout);
+            return None;
+        }
+    };
+    let session = serve_io(io, root.clone(), config.clone(), Some(peer.to_string()));
+    tokio::select! {
+        _ = session.closed() => {}
+        _ = stop.cancelled() => session.close().await,
+    }
+    None
+}
+
+/// Serve `root` to the Python RPyC client at the other end of `io`.
+///
+/// RPyC has no handshake: the client simply starts sending requests. The
+/// connection runs in tasks of its own; the returned [`Session`] watches it.
+///
+/// ```no_run
+/// # #[derive(Clone)] struct MyService;
+/// # impl tether::Object for MyService { fn type_name(&self) -> &str { "MyService" } }
+/// # async fn demo() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:18861").await?;
+/// loop {
+///     let (stream, peer) = listener.accept().await?;
+///     let root = tether::NetRef::new(MyService);
+///     tether::rpyc::serve_io(stream, root, tether::Config::default(), Some(peer.to_string()));
+/// }
+/// # }
+/// ```
+pub fn serve_io<IO>(io: IO, root: NetRef, config: Config, peer_addr: Option<String>) -> Session
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    start(io, root, config, peer_addr, false)
+}
+
+/// Connect to a Python RPyC server (a `rpyc.Service`, or the stock
+/// `rpyc_classic`) over TCP, serving it nothing of ours but what we pass it.
+pub async fn connect(addr: impl ToSocketAddrs) -> Result<Session> {
+    let (stream, peer) = transport::tcp::connect(addr).await?;
+    Ok(connect_io(
+        stream,
+        NetRef::new(Empty),
+        Config::default(),
+        Some(peer),
+    ))
+}
+
+/// Run the connecting side over any byte stream; `root` is what the Python
+/// side gets from its `conn.root`. The connection closes itself once every
+/// handle to it is dropped.
+pub fn connect_io<IO>(io: IO, root: NetRef, config: Config, peer_addr: Option<String>) -> Session
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    start(io, root, config, peer_addr, true)
+}
+
+fn start<IO>(
+    io: IO,
+    root: NetRef,
+    config: Config,
+    peer_addr: Option<String>,
+    auto_close: bool,
+) -> Session
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let state = Arc::new(State::new(config, root, peer_addr, tx, auto_close));
+    let (read_half, write_half) = tokio::io::split(io);
+    tokio::spawn(driver::read_loop(state.clone(), read_half));
+    tokio::spawn(driver::write_loop(state.clone(), rx, write_half));
+    Session::new(state)
+}
