@@ -92,6 +92,10 @@ async fn whoami(conn: &Connection) -> Option<(String, String)> {
     tether::from_value(root.call_method("whoami", ()).await.unwrap()).unwrap()
 }
 
+async fn dial(tls: TlsClient, addr: std::net::SocketAddr) -> tether::Result<Connection> {
+    Connection::builder().tls(tls).connect(addr).await
+}
+
 fn tls_server(ca: &Ca) -> TlsServer {
     let pem = ca.server();
     TlsServer::from_pem(pem.cert.as_bytes(), pem.key.as_bytes()).unwrap()
@@ -122,11 +126,7 @@ fn client_with_cert(trusted: &Ca, issuer: &Ca, name: &str) -> TlsClient {
 async fn a_client_checks_the_servers_certificate() {
     let ca = Ca::new("Test CA");
     let addr = start(Server::builder().tls(tls_server(&ca))).await;
-    let conn = Connection::builder()
-        .tls(client(&ca))
-        .connect(addr)
-        .await
-        .unwrap();
+    let conn = dial(client(&ca), addr).await.unwrap();
     // The server is identified by its certificate; the client by nothing.
     let server = conn.peer_identity().unwrap();
     assert_eq!(
@@ -140,25 +140,13 @@ async fn a_client_checks_the_servers_certificate() {
 async fn a_server_from_another_authority_is_rejected_and_serves_on() {
     let ca = Ca::new("Test CA");
     let addr = start(Server::builder().tls(tls_server(&ca))).await;
-    let err = Connection::builder()
-        .tls(client(&Ca::new("Other CA")))
-        .connect(addr)
-        .await
-        .unwrap_err();
+    let err = dial(client(&Ca::new("Other CA")), addr).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
     // A certificate for another name is rejected too.
     let wrong_name = TlsClient::from_pem(ca.pem().as_bytes(), "example.com").unwrap();
-    let err = Connection::builder()
-        .tls(wrong_name)
-        .connect(addr)
-        .await
-        .unwrap_err();
+    let err = dial(wrong_name, addr).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
-    let conn = Connection::builder()
-        .tls(client(&ca))
-        .connect(addr)
-        .await
-        .unwrap();
+    let conn = dial(client(&ca), addr).await.unwrap();
     conn.ping().await.unwrap();
 }
 
@@ -166,9 +154,7 @@ async fn a_server_from_another_authority_is_rejected_and_serves_on() {
 async fn a_client_certificate_names_the_client() {
     let ca = Ca::new("Test CA");
     let addr = start(Server::builder().tls(mutual_server(&ca))).await;
-    let conn = Connection::builder()
-        .tls(client_with_cert(&ca, &ca, "alice"))
-        .connect(addr)
+    let conn = dial(client_with_cert(&ca, &ca, "alice"), addr)
         .await
         .unwrap();
     assert_eq!(
@@ -186,18 +172,10 @@ async fn a_missing_or_foreign_client_certificate_is_denied() {
         client_with_cert(&ca, &Ca::new("Rogue CA"), "mallory"),
     ];
     for tls in attempts {
-        let err = Connection::builder()
-            .tls(tls)
-            .connect(addr)
-            .await
-            .unwrap_err();
+        let err = dial(tls, addr).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
     }
-    let conn = Connection::builder()
-        .tls(client_with_cert(&ca, &ca, "bob"))
-        .connect(addr)
-        .await
-        .unwrap();
+    let conn = dial(client_with_cert(&ca, &ca, "bob"), addr).await.unwrap();
     assert_eq!(whoami(&conn).await.unwrap().0, "bob");
 }
 
@@ -242,11 +220,7 @@ async fn plain_tcp_to_a_tls_server_fails_and_a_stalled_tls_handshake_is_cut_off(
         .expect("the server closed the connection")
         .unwrap();
     assert_eq!(rest, b"");
-    let conn = Connection::builder()
-        .tls(client(&ca))
-        .connect(addr)
-        .await
-        .unwrap();
+    let conn = dial(client(&ca), addr).await.unwrap();
     conn.ping().await.unwrap();
 }
 
