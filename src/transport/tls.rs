@@ -119,7 +119,7 @@ impl TlsServer {
     /// Like [`from_pem`](TlsServer::from_pem), and require every client to
     /// present a certificate signed by an authority in `client_ca` (PEM);
     /// its subject becomes the connection's
-    /// [`PeerIdentity`](crate::PeerIdentity).
+    /// [`PeerIdentity`].
     pub fn mutual_from_pem(
         cert_chain: &[u8],
         key_pem: &[u8],
