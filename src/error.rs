@@ -48,6 +48,10 @@ pub enum ErrorKind {
     Application,
     /// Object code on the peer failed; see [`Error::remote`] for details.
     Remote,
+    /// The call may or may not have run, and cannot be asked about again:
+    /// its connection was lost and the owner no longer remembers it (see
+    /// [`session`](crate::session), which resolves the other cases).
+    OutcomeUnknown,
 }
 
 impl ErrorKind {
@@ -67,6 +71,7 @@ impl ErrorKind {
             ErrorKind::Closed => "connection closed",
             ErrorKind::Application => "application",
             ErrorKind::Remote => "remote",
+            ErrorKind::OutcomeUnknown => "outcome unknown",
         }
     }
 
@@ -95,14 +100,15 @@ impl ErrorKind {
             | ErrorKind::Type
             | ErrorKind::LimitExceeded
             | ErrorKind::Timeout
-            | ErrorKind::Cancelled => self,
+            | ErrorKind::Cancelled
+            | ErrorKind::OutcomeUnknown => self,
             _ => ErrorKind::Remote,
         }
     }
 }
 
 /// Wire codes are positions in this list: append only.
-const ALL_KINDS: [ErrorKind; 13] = [
+const ALL_KINDS: [ErrorKind; 14] = [
     ErrorKind::Remote,
     ErrorKind::Transport,
     ErrorKind::Protocol,
@@ -116,6 +122,7 @@ const ALL_KINDS: [ErrorKind; 13] = [
     ErrorKind::LimitExceeded,
     ErrorKind::Closed,
     ErrorKind::Application,
+    ErrorKind::OutcomeUnknown,
 ];
 
 impl fmt::Display for ErrorKind {
@@ -507,6 +514,10 @@ pub(crate) mod raise {
 
     pub(crate) fn limit(why: impl std::fmt::Display) -> Error {
         Error::new(ErrorKind::LimitExceeded, why.to_string())
+    }
+
+    pub(crate) fn outcome_unknown(why: impl std::fmt::Display) -> Error {
+        Error::new(ErrorKind::OutcomeUnknown, why.to_string())
     }
 
     pub(crate) fn unknown_object(id: u64) -> Error {

@@ -118,7 +118,9 @@
 //! - `value`: [`Value`] and conversions, serde included;
 //! - [`server`]: [`Server`], accepting connections;
 //! - [`transport`]: TCP, Unix sockets, [TLS](transport::tls) and in-memory pairs;
-//! - [`blocking`]: the same API for code that does not use async.
+//! - [`blocking`]: the same API for code that does not use async;
+//! - [`gateway`]: any object over XML-RPC and JSON-RPC 2.0 on HTTP
+//!   (feature `gateway`, on by default).
 //!
 //! # Lifetime and release
 //!
@@ -173,10 +175,13 @@ pub mod blocking;
 pub mod classic;
 mod connection;
 mod error;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 mod netref;
 pub mod protocol;
 pub mod server;
 mod service;
+pub mod session;
 pub mod transport;
 mod value;
 

@@ -127,3 +127,49 @@ pub fn no_member(type_name: &str, name: &str) -> Error {
 pub fn decode_frame(payload: &[u8]) -> Result<()> {
     crate::protocol::codec::decode(payload, &crate::protocol::codec::NoRefs).map(drop)
 }
+
+/// Decode one frame payload with no connection behind it and return the
+/// values it carries (arguments, attribute values, results); for fuzzing
+/// what is built from decoded values.
+pub fn frame_values(payload: &[u8]) -> Result<Vec<Value>> {
+    use crate::protocol::frame::{Message, Op};
+    fn from_op(op: Op, out: &mut Vec<Value>) {
+        match op {
+            Op::SetAttr(_, value) | Op::Eq(value) => out.push(value),
+            Op::Call(args) | Op::CallMethod(_, args) => {
+                out.extend(args.positional);
+                out.extend(args.named.into_iter().map(|(_, v)| v));
+            }
+            _ => {}
+        }
+    }
+    let decoded = crate::protocol::codec::decode(payload, &crate::protocol::codec::NoRefs)?;
+    let mut out = Vec::new();
+    match decoded.message {
+        Message::Request { op, .. } => from_op(op, &mut out),
+        Message::Batch { calls, .. } => calls.into_iter().for_each(|(_, op)| from_op(op, &mut out)),
+        Message::Reply { result, .. } => out.extend(result.ok()),
+        Message::BatchReply { results, .. } => out.extend(results.into_iter().flatten()),
+        _ => {}
+    }
+    Ok(out)
+}
+
+/// Decode one frame payload, encode what it held, and check that decoding
+/// and encoding that again gives the same bytes: the encoder and decoder
+/// agree on everything the decoder accepts. For fuzzing; panics on a
+/// mismatch (a finding), returns the decoder's error for bytes it refuses.
+pub fn check_frame_round_trip(payload: &[u8]) -> Result<()> {
+    use crate::protocol::codec::{decode, encode, NoRefs, HEADER_LEN};
+    let first = decode(payload, &NoRefs)?.message;
+    let Ok(bytes) = encode(&first, &NoRefs, usize::MAX) else {
+        // Only what cannot be sent again (a reference, refused by NoRefs).
+        return Ok(());
+    };
+    let second = decode(&bytes[HEADER_LEN..], &NoRefs)
+        .unwrap_or_else(|err| panic!("re-encoded {first:?} does not decode: {err}"))
+        .message;
+    let again = encode(&second, &NoRefs, usize::MAX).expect("encode a decoded message");
+    assert_eq!(bytes, again, "{first:?} and {second:?} encode differently");
+    Ok(())
+}

@@ -72,6 +72,9 @@ const KIND_UNKNOWN_OBJECT: u8 = 6;
 /// Wire code of `ErrorKind::Timeout`.
 const KIND_TIMEOUT: u8 = 3;
 
+/// Wire code of `ErrorKind::LimitExceeded`.
+const KIND_LIMIT_EXCEEDED: u8 = 10;
+
 const MSG_REQUEST: u8 = 0;
 const MSG_RELEASE: u8 = 3;
 const MSG_CANCEL: u8 = 4;
@@ -949,11 +952,8 @@ async fn ten_clients_are_served_while_a_bad_client_sends_garbage() {
 
 // ------------------------------------------------------------ backpressure
 
-/// Known bug (see the report): the outbound queue is unbounded
-/// (`src/connection/mod.rs`, `mpsc::unbounded_channel()`), and the reader
-/// answers every Ping (`src/connection/incoming.rs`) without waiting for the
-/// writer, so a peer that writes but never reads grows the server's heap
-/// without limit: about 360 MB for 32 MB of pings. Run with `--ignored`.
+/// A peer that writes but never reads: the server's queue for it is capped
+/// (`Config::max_queued_bytes`), then the peer is dropped with a reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_reads_cannot_make_the_server_buffer_without_bound() {
     let conns = Arc::new(Mutex::new(Vec::<Connection>::new()));
@@ -997,4 +997,166 @@ async fn a_peer_that_never_reads_cannot_make_the_server_buffer_without_bound() {
     assert_eq!(reason.kind(), ErrorKind::LimitExceeded, "{reason}");
     assert!(reason.message().contains("not reading"), "{reason}");
     assert_serves(addr).await;
+}
+
+// ------------------------------------------------------------ forged ids and floods
+
+#[tokio::test]
+async fn an_id_exported_to_another_connection_is_unknown_on_this_one() {
+    let service = TestService::default();
+    let probe = service.probe.clone();
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(service));
+
+    let mut owner = raw_peer(addr).await;
+    let root = owner.root_id(1).await;
+    let counter = match owner
+        .call(2, root, &op_call_method("make_counter", &[]))
+        .await
+    {
+        Msg::ReplyOk {
+            value: Val::Mine(id),
+            ..
+        } => id,
+        other => panic!("expected a Counter reference, got {other:?}"),
+    };
+
+    // Another connection names the owner's counter: its own table has no
+    // such id, whatever the owner's holds.
+    let mut thief = raw_peer(addr).await;
+    let thief_root = thief.root_id(1).await;
+    assert_ne!(thief_root, counter);
+    let reply = thief.call(2, counter, &op_call_method("incr", &[])).await;
+    assert_unknown_object(reply, 2);
+    // Nor can it release the owner's object.
+    thief.send(&release(&[(counter, 1)])).await;
+    thief.assert_alive(3).await;
+
+    assert_eq!(probe.counters_alive.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        owner.call(3, counter, &op_call_method("incr", &[])).await,
+        Msg::ReplyOk {
+            seq: 3,
+            value: Val::Int(1)
+        }
+    );
+}
+
+#[tokio::test]
+async fn calls_beyond_the_serving_limit_are_refused_and_the_connection_recovers() {
+    const LIMIT: usize = 4;
+    let service = TestService::default();
+    let probe = service.probe.clone();
+    let server = Server::builder()
+        .config(Config::default().max_serving(LIMIT))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(service));
+    let mut peer = raw_peer(addr).await;
+    let root = peer.root_id(1).await;
+
+    // LIMIT calls that stay in progress, then a flood of 200 more in one write.
+    let slow = op_call_method("slow", &[int_value(60_000)]);
+    let mut burst = Vec::new();
+    for seq in 0..LIMIT as u64 {
+        burst.extend_from_slice(&frame(&request_with_deadline(
+            100 + seq,
+            root,
+            120_000,
+            &slow,
+        )));
+    }
+    peer.send_raw(&burst).await;
+    wait_until(|| probe.started.load(Ordering::SeqCst) == LIMIT).await;
+    let add = op_call_method("add", &[int_value(1), int_value(2)]);
+    let mut flood = Vec::new();
+    for seq in 0..200u64 {
+        flood.extend_from_slice(&frame(&request(1_000 + seq, root, &add)));
+    }
+    peer.send_raw(&flood).await;
+    for want in 0..200u64 {
+        match peer.recv_msg().await {
+            Msg::ReplyErr {
+                seq, kind, message, ..
+            } => {
+                assert_eq!(seq, 1_000 + want);
+                assert_eq!(kind, KIND_LIMIT_EXCEEDED, "{message}");
+                assert!(message.contains("too many calls"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    assert_eq!(probe.started.load(Ordering::SeqCst), LIMIT, "none ran");
+
+    // Cancelling the slow calls frees their places.
+    for seq in 0..LIMIT as u64 {
+        peer.send(&cancel(100 + seq)).await;
+    }
+    wait_until(|| probe.aborted.load(Ordering::SeqCst) == LIMIT).await;
+    // A cancelled call is not answered (its caller has gone): the next
+    // frame is the reply to a new call, which now has room to run.
+    assert_eq!(
+        peer.add(5, root, 20, 22).await,
+        Msg::ReplyOk {
+            seq: 5,
+            value: Val::Int(42)
+        }
+    );
+    assert_serves(addr).await;
+}
+
+#[tokio::test]
+async fn a_flood_of_releases_leaves_the_table_intact_and_the_server_serving() {
+    let service = TestService::default();
+    let probe = service.probe.clone();
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    let (peer, server) = tokio::time::timeout(BOUND, async {
+        tokio::join!(
+            Peer::handshake(client_end),
+            Builder::default().root(service).accept_io(server_end, None)
+        )
+    })
+    .await
+    .expect("handshake over the pipe");
+    let server = server.expect("server side of the pipe");
+    let mut peer = peer;
+    let root = peer.root_id(1).await;
+    let counter = match peer
+        .call(2, root, &op_call_method("make_counter", &[]))
+        .await
+    {
+        Msg::ReplyOk {
+            value: Val::Mine(id),
+            ..
+        } => id,
+        other => panic!("expected a Counter reference, got {other:?}"),
+    };
+
+    // 20 000 release frames naming ids the peer never held, or zero counts
+    // of ones it holds: none of them may remove a live object.
+    for round in 0..20u64 {
+        let mut flood = Vec::new();
+        for i in 0..1_000u64 {
+            let pairs = [
+                (counter + 1 + round * 1_000 + i, 1),
+                (counter, 0),
+                (root, 0),
+            ];
+            flood.extend_from_slice(&frame(&release(&pairs)));
+        }
+        peer.send_raw(&flood).await;
+    }
+    peer.assert_alive(3).await;
+    assert_eq!(server.stats().exported, 2, "root and counter stay");
+    assert_eq!(probe.counters_alive.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        peer.call(4, counter, &op_call_method("incr", &[])).await,
+        Msg::ReplyOk {
+            seq: 4,
+            value: Val::Int(1)
+        }
+    );
 }

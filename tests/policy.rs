@@ -127,3 +127,86 @@ async fn a_clients_callback_is_protected_by_the_clients_policy() {
         Value::from(7)
     );
 }
+
+/// An object that declares no members but would hand out its secret to any
+/// operation that reached its code: every path must stop at the gate.
+struct Vault;
+
+impl tether::Object for Vault {
+    fn type_name(&self) -> &str {
+        "Vault"
+    }
+
+    fn call_method<'a>(
+        &'a self,
+        _name: &'a str,
+        _args: tether::Args,
+        _cx: &'a tether::CallContext,
+    ) -> tether::BoxFuture<'a, tether::Result<Value>> {
+        Box::pin(async { Ok(Value::from("the-secret-combination")) })
+    }
+
+    fn get_attr<'a>(
+        &'a self,
+        _name: &'a str,
+        _cx: &'a tether::CallContext,
+    ) -> tether::BoxFuture<'a, tether::Result<Value>> {
+        Box::pin(async { Ok(Value::from("the-secret-combination")) })
+    }
+}
+
+#[tokio::test]
+async fn no_operation_reaches_code_behind_undeclared_members_or_leaks_their_names() {
+    let (client, _server) = memory_pair(TestService::default()).await;
+    let root = client.root().await.unwrap();
+    // Handed to the server as an argument: the server's `invoke(obj, name)`
+    // reaches the client's vault only through the client's gate.
+    let vault = NetRef::new(Vault);
+    for name in ["combination", "open", "__dict__"] {
+        let err = root
+            .call_method("invoke", (vault.clone(), name))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "invoke {name}: {err}");
+        assert!(!format!("{err:#}").contains("secret"), "{err:#}");
+    }
+
+    // Operation by operation, with the vault as a server's root.
+    let (client, _server) = memory_pair_with(
+        Builder::default(),
+        Builder::default().root_ref(NetRef::new(Vault)),
+    )
+    .await;
+    let vault = client.root().await.unwrap();
+    for name in ["combination", "open", "__dict__", ""] {
+        for (what, result) in [
+            ("getattr", vault.getattr(name).await.map(|_| ())),
+            ("call_method", vault.call_method(name, ()).await.map(|_| ())),
+            ("setattr", vault.setattr(name, 1).await),
+            ("delattr", vault.delattr(name).await),
+        ] {
+            let err = result.expect_err(what);
+            assert_eq!(err.kind(), ErrorKind::Denied, "{what} {name}: {err}");
+            assert!(!format!("{err:#}").contains("secret"), "{err:#}");
+        }
+    }
+    for (what, result) in [
+        ("call", vault.call(()).await.map(|_| ())),
+        ("next", vault.next().await.map(|_| ())),
+    ] {
+        let err = result.expect_err(what);
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{what}: {err}");
+    }
+    assert!(vault.dir().await.unwrap().is_empty());
+    assert!(vault.inspect().await.unwrap().is_empty());
+    for text in [vault.repr().await.unwrap(), vault.str().await.unwrap()] {
+        assert!(!text.contains("secret"), "{text}");
+    }
+    // Comparison and hashing name no member and run no object code: identity.
+    assert!(vault.remote_eq(vault.clone()).await.unwrap());
+    assert!(!vault.remote_eq("the-secret-combination").await.unwrap());
+    assert_eq!(
+        vault.remote_hash().await.unwrap(),
+        vault.remote_hash().await.unwrap()
+    );
+}

@@ -2,6 +2,7 @@
 //! connect to it (in memory and over TCP), and raw wire bytes ([`wire`]).
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod python;
 pub mod wire;
 

@@ -1,0 +1,78 @@
+//! Settings of a gateway: its limits on what a client may send, and the
+//! deadline of each call.
+
+use std::time::Duration;
+
+/// The deepest nesting [`Config::max_depth`] accepts. JSON bodies are
+/// parsed with `serde_json`, which refuses anything deeper than 128 levels
+/// before the gateway sees it.
+pub(crate) const DEPTH_CEILING: usize = 100;
+
+/// Settings of a [`Gateway`](super::Gateway).
+///
+/// Start from `Config::default()` and change what you need; the defaults
+/// may change between versions.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = tether::gateway::Config::default()
+///     .max_body(64 * 1024)
+///     .call_timeout(Duration::from_secs(5));
+/// assert_eq!(config.max_body, 64 * 1024);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest request body, in bytes. A larger one is answered with HTTP
+    /// 413 before it is parsed. Default: 1 MiB.
+    pub max_body: usize,
+    /// How deep values may nest in a request (an array in a struct in an
+    /// array is 3) and in a result. A deeper request is refused as an
+    /// invalid request, a deeper result with an internal-error fault
+    /// (JSON nested past 128 levels is not even parsed: a parse error).
+    /// Default: 32. At most 100.
+    pub max_depth: usize,
+    /// Most calls in one JSON-RPC batch or one `system.multicall`; a larger
+    /// one is refused whole as an invalid request. Default: 1000.
+    pub max_batch: usize,
+    /// Deadline of each call on the object; past it the call is cancelled
+    /// and answered with an internal-error fault. Default: 30 s.
+    pub call_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_body: 1 << 20,
+            max_depth: 32,
+            max_batch: 1000,
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// Set [`max_body`](Config::max_body).
+    pub fn max_body(mut self, bytes: usize) -> Config {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Set [`max_depth`](Config::max_depth) (clamped to 1 ..= 100).
+    pub fn max_depth(mut self, depth: usize) -> Config {
+        self.max_depth = depth.clamp(1, DEPTH_CEILING);
+        self
+    }
+
+    /// Set [`max_batch`](Config::max_batch) (at least 1).
+    pub fn max_batch(mut self, calls: usize) -> Config {
+        self.max_batch = calls.max(1);
+        self
+    }
+
+    /// Set [`call_timeout`](Config::call_timeout).
+    pub fn call_timeout(mut self, timeout: Duration) -> Config {
+        self.call_timeout = timeout;
+        self
+    }
+}

@@ -1,0 +1,162 @@
+//! The HTTP side: routes, the body limit, and which protocol a request
+//! speaks.
+//!
+//! A request's protocol comes from its content type: `text/xml`,
+//! `application/xml` or `…+xml` is XML-RPC, any type naming `json`
+//! (`application/json`, `application/json-rpc`) is JSON-RPC. Without a
+//! content type, or with `text/plain`, the body's first character decides
+//! (`<` or `{`/`[`). Anything else is HTTP 415; a body over the limit is
+//! HTTP 413, refused from its `Content-Length` before it is read when it
+//! declares one.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+
+use super::{jsonrpc, xmlrpc, Gateway};
+
+/// `POST /` and `POST /RPC2`, both answering either protocol.
+pub(crate) fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/", post(handle))
+        .route("/RPC2", post(handle))
+        .with_state(gateway)
+}
+
+/// Which protocol a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Xml,
+    Json,
+}
+
+async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
+    let declared = match declared_protocol(request.headers().get(header::CONTENT_TYPE)) {
+        Ok(declared) => declared,
+        Err(()) => return unsupported_media_type(),
+    };
+    let limit = gateway.config().max_body;
+    let body = match read_body(request, limit).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let protocol = match declared.or_else(|| sniff(&body)) {
+        Some(protocol) => protocol,
+        None => return unsupported_media_type(),
+    };
+    match protocol {
+        Protocol::Xml => {
+            let xml = xmlrpc::respond(&gateway, &body).await;
+            ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response()
+        }
+        Protocol::Json => match jsonrpc::respond(&gateway, &body).await {
+            Some(json) => (
+                [(header::CONTENT_TYPE, "application/json")],
+                json.to_string(),
+            )
+                .into_response(),
+            // Notifications only: HTTP 200 with an empty body (204 would
+            // break clients built on xmlrpc.client's transport).
+            None => StatusCode::OK.into_response(),
+        },
+    }
+}
+
+/// The protocol the content type names; `None` when it leaves the choice
+/// to the body; `Err` for a type that is neither.
+fn declared_protocol(content_type: Option<&HeaderValue>) -> Result<Option<Protocol>, ()> {
+    let Some(value) = content_type else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(drop)?;
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "" | "text/plain" => Ok(None),
+        "text/xml" | "application/xml" => Ok(Some(Protocol::Xml)),
+        t if t.ends_with("+xml") => Ok(Some(Protocol::Xml)),
+        t if t.contains("json") => Ok(Some(Protocol::Json)),
+        _ => Err(()),
+    }
+}
+
+/// The protocol a body's first visible character suggests.
+fn sniff(body: &[u8]) -> Option<Protocol> {
+    // A UTF-8 byte order mark is not visible.
+    let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+    match body.iter().find(|b| !b.is_ascii_whitespace())? {
+        b'<' => Some(Protocol::Xml),
+        b'{' | b'[' => Some(Protocol::Json),
+        _ => None,
+    }
+}
+
+/// The whole body, at most `limit` bytes; HTTP 413 past that.
+async fn read_body(request: Request, limit: usize) -> Result<Bytes, Response> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body exceeds the gateway's limit of {limit} bytes\n"),
+        )
+            .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let body: Body = request.into_body();
+    // Stops reading as soon as the limit is passed; with a truthful
+    // Content-Length (checked above) nothing else can fail here but a
+    // client that went away, which no response reaches anyway.
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}
+
+fn unsupported_media_type() -> Response {
+    (
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "send XML-RPC as text/xml or JSON-RPC as application/json\n",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declared(value: &'static str) -> Result<Option<Protocol>, ()> {
+        declared_protocol(Some(&HeaderValue::from_static(value)))
+    }
+
+    #[test]
+    fn content_types_name_the_protocol() {
+        assert_eq!(declared("text/xml"), Ok(Some(Protocol::Xml)));
+        assert_eq!(declared("Text/XML; charset=utf-8"), Ok(Some(Protocol::Xml)));
+        assert_eq!(declared("application/json-rpc"), Ok(Some(Protocol::Json)));
+        assert_eq!(declared("application/json"), Ok(Some(Protocol::Json)));
+        assert_eq!(declared("text/plain"), Ok(None));
+        assert_eq!(declared_protocol(None), Ok(None));
+        assert_eq!(declared("image/png"), Err(()));
+    }
+
+    #[test]
+    fn bodies_without_a_type_are_sniffed() {
+        assert_eq!(sniff(b"  <?xml version='1.0'?>"), Some(Protocol::Xml));
+        assert_eq!(sniff(b"\xef\xbb\xbf{\"jsonrpc\""), Some(Protocol::Json));
+        assert_eq!(sniff(b"\n[{}]"), Some(Protocol::Json));
+        assert_eq!(sniff(b"hello"), None);
+        assert_eq!(sniff(b""), None);
+    }
+}

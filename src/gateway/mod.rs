@@ -1,0 +1,222 @@
+//! XML-RPC and JSON-RPC 2.0 over HTTP for any object, so programs in any
+//! language reach a tether service with the clients they already have.
+//!
+//! A [`Gateway`] serves one object (usually the same service a
+//! [`Server`](crate::Server) serves natively) at `/` and `/RPC2`. Each POST
+//! is told apart by its content type (`text/xml` or `application/xml` for
+//! XML-RPC, any `…json…` type for JSON-RPC) or, without a content type (or
+//! with `text/plain`), by its first character (`<` or `{`/`[`), so Python's
+//! `xmlrpc.client` and `jsonrpclib` both work unchanged against one address:
+//!
+//! ```python
+//! import xmlrpc.client
+//! proxy = xmlrpc.client.ServerProxy('http://127.0.0.1:7001')
+//! print(proxy.quadratic(2, -4, 0))          # [2.0, 0.0]
+//!
+//! import jsonrpclib
+//! proxy = jsonrpclib.ServerProxy('http://127.0.0.1:7001')
+//! print(proxy.lengths('hi', 27, 'itsgoodday'))
+//! ```
+//!
+//! The gateway is an axum [`Router`]: serve it alone
+//! ([`Gateway::serve_until`]) or merge it into an existing application
+//! beside other routes ([`Gateway::router`]).
+//!
+//! ```no_run
+//! # #[derive(Clone)] struct Calculator;
+//! # #[tether::expose] impl Calculator {
+//! #     /// Add two integers.
+//! #     #[method] fn add(&self, a: i64, b: i64) -> i64 { a + b }
+//! # }
+//! # async fn demo() -> std::io::Result<()> {
+//! use tether::gateway::Gateway;
+//!
+//! let app = axum::Router::new()
+//!     .route("/health", axum::routing::get(|| async { "ok" }))
+//!     .merge(Gateway::new(Calculator).router());     // adds POST / and /RPC2
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! # How the pieces fit
+//!
+//! - `http`: the one request handler: content type, body limit, which
+//!   protocol;
+//! - `xmlrpc`: XML-RPC `methodCall` in (with `quick-xml`), `methodResponse`
+//!   out, every value type of the specification plus `nil`;
+//! - `jsonrpc`: JSON-RPC 2.0 requests, notifications and batches;
+//! - `call`: one call, for either protocol: the object's methods through the
+//!   same dispatcher and member check as the native protocol, then the check
+//!   that the result is plain data;
+//! - `system`: `system.listMethods`, `system.methodSignature`,
+//!   `system.methodHelp` and `system.multicall`, from the object's
+//!   introspection (its `#[tether::expose]` signatures and doc comments);
+//! - `fault`: failures ([`FaultKind`]) and their codes in both protocols;
+//! - [`Config`]: limits and the call deadline.
+//!
+//! # Values
+//!
+//! | tether [`Value`](crate::Value) | XML-RPC | JSON |
+//! |---|---|---|
+//! | `None` | `<nil/>` | `null` |
+//! | `Bool` | `<boolean>` | `true`/`false` |
+//! | `Int` | `<int>` (`<i8>` beyond 32 bits; `<i4>`, `<i8>` accepted) | number |
+//! | `Float` | `<double>` | number (NaN and infinities cannot be sent) |
+//! | `Str` | `<string>` (or untyped text) | string |
+//! | `Bytes` | `<base64>` | base64 text (results only) |
+//! | `List` | `<array>` | array |
+//! | `Map` (string keys) | `<struct>` | object |
+//!
+//! A `<dateTime.iso8601>` argument arrives as its text (`20261123T22:30:00`):
+//! tether values have no date type. Objects never cross: a result that
+//! holds an object reference (a [`NetRef`]) is answered with an
+//! internal-error fault saying that the gateway passes values only.
+//!
+//! # Security
+//!
+//! Only the object's declared methods (and the four `system.` methods) can
+//! be called: the gateway goes through the same member check as the native
+//! protocol, attributes are not reachable at all, and serving a
+//! [`restrict`](crate::restrict)ed view narrows the methods further. Request
+//! bodies, nesting depth and batch sizes are bounded ([`Config`]); bad
+//! input gets the protocol's own error (see [`FaultKind`]), never a crash.
+//! The gateway does no authentication and [`Gateway::serve_until`] no
+//! connection limit or header timeout: bind it to loopback, or mount it
+//! behind whatever guards your application.
+
+mod call;
+mod config;
+mod fault;
+mod http;
+mod jsonrpc;
+#[cfg(test)]
+mod proptests;
+mod system;
+mod xmlrpc;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use self::config::Config;
+pub use self::fault::FaultKind;
+use crate::{NetRef, Object};
+
+/// The axum router type a gateway is served as.
+#[doc(no_inline)]
+pub use axum::Router;
+
+/// XML-RPC and JSON-RPC over HTTP for one object.
+///
+/// Cloning is cheap; clones serve the same object. Unlike a
+/// [`Server`](crate::Server), which gives each connection its own clone of
+/// the service, every HTTP request reaches the same object.
+///
+/// ```no_run
+/// # #[derive(Clone)] struct Calculator;
+/// # impl tether::Object for Calculator { fn type_name(&self) -> &str { "Calculator" } }
+/// # async fn demo() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:7001").await?;
+/// let gateway = tether::gateway::Gateway::new(Calculator);
+/// gateway.serve_until(listener, async { tokio::signal::ctrl_c().await.ok(); }).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: NetRef,
+    config: Config,
+}
+
+impl Gateway {
+    /// A gateway to `object`, with the default [`Config`].
+    pub fn new<O: Object>(object: O) -> Gateway {
+        Gateway::from_ref(NetRef::new(object))
+    }
+
+    /// A gateway to the object behind `root`: a local object (a
+    /// [`restrict`](crate::restrict)ed view, say) or a remote one, whose
+    /// calls are then forwarded over its connection.
+    pub fn from_ref(root: NetRef) -> Gateway {
+        Gateway {
+            inner: Arc::new(Inner {
+                root,
+                config: Config::default(),
+            }),
+        }
+    }
+
+    /// The same gateway with other settings.
+    pub fn with_config(self, config: Config) -> Gateway {
+        Gateway {
+            inner: Arc::new(Inner {
+                root: self.inner.root.clone(),
+                config,
+            }),
+        }
+    }
+
+    /// The gateway's settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The routes `POST /` and `POST /RPC2`, both serving XML-RPC and
+    /// JSON-RPC. Merge them into an application with [`Router::merge`], or
+    /// put them under a prefix with [`Router::nest`].
+    ///
+    /// ```
+    /// # #[derive(Clone)] struct Calculator;
+    /// # #[tether::expose] impl Calculator {
+    /// #     /// Add two integers.
+    /// #     #[method] fn add(&self, a: i64, b: i64) -> i64 { a + b }
+    /// # }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use tower::ServiceExt; // oneshot: one request, no socket
+    ///
+    /// let router = tether::gateway::Gateway::new(Calculator).router();
+    /// let call = r#"{"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 1}"#;
+    /// let request = axum::http::Request::post("/RPC2")
+    ///     .header("content-type", "application/json")
+    ///     .body(axum::body::Body::from(call))
+    ///     .unwrap();
+    /// let response = router.oneshot(request).await.unwrap();
+    /// let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    /// assert_eq!(&body[..], br#"{"id":1,"jsonrpc":"2.0","result":3}"#);
+    /// # });
+    /// ```
+    pub fn router(&self) -> Router {
+        http::router(self.clone())
+    }
+
+    /// Serve on `listener` until `shutdown` completes; then stop accepting,
+    /// let requests in progress finish, and return.
+    pub async fn serve_until<F>(self, listener: TcpListener, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Serve on `listener` for as long as the returned future is polled.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        axum::serve(listener, self.router()).await
+    }
+}
+
+impl fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gateway")
+            .field("root", &self.inner.root)
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}

@@ -1,0 +1,577 @@
+//! The XML-RPC and JSON-RPC gateway (`tether::gateway`): the real Python
+//! clients (`xmlrpc.client`, jsonrpclib) against the calculator over HTTP,
+//! and bad input, limits, the specifications' error codes, notifications,
+//! batches and multicall sent as raw HTTP requests to the router.
+
+#[path = "../examples/calculator/service.rs"]
+mod service;
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use serde_json::{json, Value as Json};
+use service::Calculator;
+use tether::gateway::{Config, Gateway};
+use tether::NetRef;
+use tower::ServiceExt;
+
+/// A gateway to `gateway`'s object on an ephemeral loopback port; its URL.
+async fn serve(gateway: Gateway) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(gateway.serve(listener));
+    format!("http://{addr}/")
+}
+
+/// Run `tests/python/{script} URL` and expect it to print "ok".
+async fn python(script: &'static str, url: String) {
+    let output = tokio::task::spawn_blocking(move || support::python::run_script(script, &[&url]))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.trim(), "ok", "{script} printed: {stdout}");
+}
+
+// ---- the real clients ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_xmlrpc_client_gets_the_documents_results() {
+    let url = serve(Gateway::new(Calculator)).await;
+    python("gateway_xmlrpc.py", url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_jsonrpclib_gets_the_documents_results() {
+    let url = serve(Gateway::new(Calculator)).await;
+    python("gateway_jsonrpc.py", url).await;
+}
+
+// ---- raw requests to the router ----
+
+/// A test service: counts `bump` calls, hands out an object, never finishes
+/// `hang`.
+#[derive(Clone, Default)]
+struct Probe {
+    bumps: Arc<AtomicUsize>,
+}
+
+#[tether::expose]
+impl Probe {
+    /// Count one call; the count so far.
+    #[method]
+    fn bump(&self) -> usize {
+        self.bumps.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// An object, which the gateway cannot send.
+    #[method]
+    fn handle(&self) -> NetRef {
+        NetRef::new(self.clone())
+    }
+
+    /// Never returns.
+    #[method]
+    async fn hang(&self) {
+        std::future::pending::<()>().await
+    }
+
+    /// Its argument back.
+    #[method]
+    fn echo(&self, value: tether::Value) -> tether::Value {
+        value
+    }
+}
+
+/// POST `body` with `content_type` to `path`; the status and body.
+async fn post(
+    gateway: &Gateway,
+    path: &str,
+    content_type: Option<&str>,
+    body: impl Into<Body>,
+) -> (StatusCode, String) {
+    let mut request = Request::post(path);
+    if let Some(content_type) = content_type {
+        request = request.header(header::CONTENT_TYPE, content_type);
+    }
+    let response = gateway
+        .router()
+        .oneshot(request.body(body.into()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+async fn post_xml(gateway: &Gateway, body: &str) -> String {
+    let (status, text) = post(gateway, "/", Some("text/xml"), body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    text
+}
+
+async fn post_json(gateway: &Gateway, body: &str) -> (StatusCode, String) {
+    post(gateway, "/", Some("application/json"), body.to_string()).await
+}
+
+/// The JSON reply to `body`.
+async fn json_reply(gateway: &Gateway, body: &str) -> Json {
+    let (status, text) = post_json(gateway, body).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn xml_call(method: &str, params: &[&str]) -> String {
+    let params: String = params
+        .iter()
+        .map(|p| format!("<param><value>{p}</value></param>"))
+        .collect();
+    format!(
+        "<?xml version='1.0'?><methodCall><methodName>{method}</methodName>\
+         <params>{params}</params></methodCall>"
+    )
+}
+
+/// The `faultCode` of an XML-RPC fault response.
+fn fault_code(xml: &str) -> i64 {
+    assert!(xml.contains("<fault>"), "not a fault: {xml}");
+    let after = xml
+        .split("<name>faultCode</name><value><int>")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no faultCode: {xml}"));
+    after.split("</int>").next().unwrap().parse().unwrap()
+}
+
+/// The JSON-RPC error code of a reply.
+fn error_code(reply: &Json) -> i64 {
+    reply["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an error: {reply}"))
+}
+
+#[tokio::test]
+async fn xmlrpc_errors_use_the_interoperability_codes() {
+    let gateway = Gateway::new(Calculator);
+    let cases: &[(&str, i64)] = &[
+        ("<methodCall><methodName>quadratic</methodName>", -32700),
+        ("<methodCall><methodName>x</methodName></wrong>", -32700),
+        (
+            "<?xml version='1.0' encoding='latin-1'?><methodCall/>",
+            -32700,
+        ),
+        ("<methodResponse/>", -32600),
+        (&xml_call("quadratic", &["<int>one</int>"]), -32600),
+        (&xml_call("quadratic", &["<float>1</float>"]), -32600),
+        (&xml_call("nope", &[]), -32601),
+        (&xml_call("system.nope", &[]), -32601),
+        (&xml_call("quadratic", &["<int>1</int>"]), -32602),
+        (&xml_call("quadratic", &["<int>1</int>"; 3]), -32500),
+    ];
+    for (body, code) in cases {
+        let reply = post_xml(&gateway, body).await;
+        assert_eq!(fault_code(&reply), *code, "{body}\n{reply}");
+    }
+    let reply = post_xml(&gateway, &xml_call("quadratic", &["<int>1</int>"; 3])).await;
+    assert!(
+        reply.contains("<string>ValueError: math domain error</string>"),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn multicall_reports_each_outcome_and_runs_past_a_failure() {
+    let probe = Probe::default();
+    let gateway = Gateway::new(probe.clone());
+    // system.multicall is an ordinary method, so JSON-RPC reaches it too,
+    // and serde_json reads the answer.
+    let calls = json!([
+        {"methodName": "bump", "params": []},
+        {"methodName": "nope", "params": []},
+        {"methodName": "bump"},
+        {"methodName": "system.multicall", "params": [[]]},
+        7,
+        {"methodName": "echo", "params": ["hi"]},
+        {"methodName": "system.listMethods", "params": []},
+        {"methodName": "echo", "params": "hi"},
+    ]);
+    let body = json!({"jsonrpc": "2.0", "method": "system.multicall", "params": [calls], "id": 1});
+    let reply = json_reply(&gateway, &body.to_string()).await;
+    let outcomes = reply["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{reply}"));
+    let fault = |i: usize| {
+        outcomes[i]["faultCode"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{reply}"))
+    };
+    assert_eq!(outcomes.len(), 8, "{reply}");
+    assert_eq!(outcomes[0], json!([1]));
+    assert_eq!(fault(1), -32601);
+    assert_eq!(outcomes[2], json!([2]));
+    assert_eq!(fault(3), -32600);
+    assert!(outcomes[3]["faultString"]
+        .as_str()
+        .unwrap()
+        .contains("cannot be nested"));
+    assert_eq!(fault(4), -32600);
+    assert_eq!(outcomes[5], json!(["hi"]));
+    assert_eq!(outcomes[6][0][0], "bump");
+    assert_eq!(fault(7), -32600);
+    assert_eq!(probe.bumps.load(Ordering::SeqCst), 2);
+
+    // The same over XML-RPC: results and fault structs, in order.
+    let entry = |method: &str| {
+        format!(
+            "<value><struct><member><name>methodName</name><value>{method}</value></member>\
+             <member><name>params</name><value><array><data/></array></value></member>\
+             </struct></value>"
+        )
+    };
+    let calls = [entry("bump"), entry("nope"), entry("bump")].concat();
+    let body = xml_call(
+        "system.multicall",
+        &[&format!("<array><data>{calls}</data></array>")],
+    );
+    let reply = post_xml(&gateway, &body).await;
+    let first = reply
+        .find("<value><int>3</int>")
+        .unwrap_or_else(|| panic!("{reply}"));
+    let failed = reply
+        .find("<int>-32601</int>")
+        .unwrap_or_else(|| panic!("{reply}"));
+    let last = reply
+        .find("<value><int>4</int>")
+        .unwrap_or_else(|| panic!("{reply}"));
+    assert!(first < failed && failed < last, "{reply}");
+    assert_eq!(probe.bumps.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn jsonrpc_errors_use_the_specifications_codes() {
+    let gateway = Gateway::new(Calculator);
+    let cases: &[(&str, i64)] = &[
+        ("{\"jsonrpc\": \"2.0\", \"method\": ", -32700),
+        ("{\"jsonrpc\": \"2.0\", \"method\": \"lengths\", \"id\": 1,}", -32700),
+        ("{\"method\": \"lengths\", \"id\": 1}", -32600),
+        ("{\"jsonrpc\": \"1.0\", \"method\": \"lengths\", \"id\": 1}", -32600),
+        ("{\"jsonrpc\": \"2.0\", \"method\": 5, \"id\": 1}", -32600),
+        ("{\"jsonrpc\": \"2.0\", \"method\": \"lengths\", \"params\": 5, \"id\": 1}", -32600),
+        ("{\"jsonrpc\": \"2.0\", \"method\": \"lengths\", \"id\": [1]}", -32600),
+        ("7", -32600),
+        ("[]", -32600),
+        ("{\"jsonrpc\": \"2.0\", \"method\": \"nope\", \"id\": 1}", -32601),
+        ("{\"jsonrpc\": \"2.0\", \"method\": \"quadratic\", \"params\": [1], \"id\": 1}", -32602),
+        ("{\"jsonrpc\": \"2.0\", \"method\": \"quadratic\", \"params\": {\"a\": 1, \"b\": 0, \"c\": 1, \"d\": 1}, \"id\": 1}", -32602),
+        ("{\"jsonrpc\": \"2.0\", \"method\": \"quadratic\", \"params\": [1, 0, 1], \"id\": 1}", -32000),
+    ];
+    for (body, code) in cases {
+        let reply = json_reply(&gateway, body).await;
+        assert_eq!(error_code(&reply), *code, "{body}\n{reply}");
+        assert_eq!(reply["jsonrpc"], "2.0");
+        assert!(reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    // The id comes back as sent, even with an error; null when unreadable.
+    let reply = json_reply(
+        &gateway,
+        "{\"jsonrpc\": \"2.0\", \"method\": \"nope\", \"id\": \"a-1\"}",
+    )
+    .await;
+    assert_eq!(reply["id"], "a-1");
+    let reply = json_reply(&gateway, "{").await;
+    assert_eq!(reply["id"], Json::Null);
+}
+
+#[tokio::test]
+async fn jsonrpc_named_and_positional_params_reach_the_method() {
+    let gateway = Gateway::new(Calculator);
+    let reply = json_reply(
+        &gateway,
+        r#"{"jsonrpc": "2.0", "method": "quadratic", "params": {"c": 0, "b": -4, "a": 2}, "id": 7}"#,
+    )
+    .await;
+    assert_eq!(
+        reply,
+        json!({"jsonrpc": "2.0", "result": [2.0, 0.0], "id": 7})
+    );
+    let reply = json_reply(
+        &gateway,
+        r#"{"jsonrpc": "2.0", "method": "lengths", "params": ["hi", 27, "itsgoodday"], "id": null}"#,
+    )
+    .await;
+    assert_eq!(
+        reply,
+        json!({"jsonrpc": "2.0", "result": [["hi", 2], [27, null], ["itsgoodday", 10]], "id": null})
+    );
+}
+
+#[tokio::test]
+async fn jsonrpc_notifications_run_and_get_no_reply() {
+    let probe = Probe::default();
+    let gateway = Gateway::new(probe.clone());
+    let (status, body) = post_json(&gateway, r#"{"jsonrpc": "2.0", "method": "bump"}"#).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+    assert_eq!(probe.bumps.load(Ordering::SeqCst), 1);
+    // Failing notifications are silent too.
+    let (status, body) = post_json(&gateway, r#"{"jsonrpc": "2.0", "method": "nope"}"#).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+    let batch = r#"[{"jsonrpc": "2.0", "method": "bump"}, {"jsonrpc": "2.0", "method": "bump"}]"#;
+    let (status, body) = post_json(&gateway, batch).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+    assert_eq!(probe.bumps.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn jsonrpc_batches_answer_each_request_in_order() {
+    let probe = Probe::default();
+    let gateway = Gateway::new(probe.clone());
+    let batch = r#"[
+        {"jsonrpc": "2.0", "method": "echo", "params": ["a"], "id": 1},
+        {"jsonrpc": "2.0", "method": "bump"},
+        {"jsonrpc": "2.0", "method": "nope", "id": 2},
+        5,
+        {"jsonrpc": "2.0", "method": "echo", "params": {"value": [1, {"k": null}]}, "id": "three"}
+    ]"#;
+    let reply = json_reply(&gateway, batch).await;
+    let replies = reply.as_array().unwrap();
+    assert_eq!(replies.len(), 4, "{reply}");
+    assert_eq!(
+        replies[0],
+        json!({"jsonrpc": "2.0", "result": "a", "id": 1})
+    );
+    assert_eq!(
+        (error_code(&replies[1]), &replies[1]["id"]),
+        (-32601, &json!(2))
+    );
+    assert_eq!(
+        (error_code(&replies[2]), &replies[2]["id"]),
+        (-32600, &Json::Null)
+    );
+    assert_eq!(
+        replies[3],
+        json!({"jsonrpc": "2.0", "result": [1, {"k": null}], "id": "three"})
+    );
+    assert_eq!(probe.bumps.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn batches_and_multicalls_over_the_limit_are_refused_whole() {
+    let probe = Probe::default();
+    let gateway = Gateway::new(probe.clone()).with_config(Config::default().max_batch(2));
+    let bump = r#"{"jsonrpc": "2.0", "method": "bump", "id": 1}"#;
+    let reply = json_reply(&gateway, &format!("[{bump}, {bump}, {bump}]")).await;
+    assert_eq!(error_code(&reply), -32600);
+    let entry = "<value><struct><member><name>methodName</name><value>bump</value></member></struct></value>";
+    let calls = format!("<array><data>{}</data></array>", entry.repeat(3));
+    let reply = post_xml(&gateway, &xml_call("system.multicall", &[&calls])).await;
+    assert_eq!(fault_code(&reply), -32600);
+    assert_eq!(probe.bumps.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn results_holding_objects_are_refused_with_a_clear_fault() {
+    let gateway = Gateway::new(Probe::default());
+    let reply = post_xml(&gateway, &xml_call("handle", &[])).await;
+    assert_eq!(fault_code(&reply), -32603);
+    assert!(reply.contains("the gateway passes values only"), "{reply}");
+    let reply = json_reply(
+        &gateway,
+        r#"{"jsonrpc": "2.0", "method": "handle", "id": 1}"#,
+    )
+    .await;
+    assert_eq!(error_code(&reply), -32603);
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("holds an object reference"), "{message}");
+}
+
+#[tokio::test]
+async fn wrong_content_types_get_415_and_missing_ones_are_sniffed() {
+    let gateway = Gateway::new(Calculator);
+    for content_type in ["image/png", "application/x-www-form-urlencoded"] {
+        let (status, _) = post(&gateway, "/", Some(content_type), xml_call("lengths", &[])).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type}");
+    }
+    let (status, _) = post(&gateway, "/", None, "hello").await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, body) = post(&gateway, "/RPC2", None, xml_call("lengths", &["x"])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("<methodResponse>") && body.contains("<int>1</int>"),
+        "{body}"
+    );
+    let json = r#"{"jsonrpc": "2.0", "method": "lengths", "params": ["x"], "id": 1}"#;
+    let (status, body) = post(&gateway, "/", Some("text/plain"), json).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<Json>(&body).unwrap()["result"],
+        json!([["x", 1]])
+    );
+    // Only POST.
+    let response = gateway
+        .router()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_declared_or_not() {
+    let gateway = Gateway::new(Calculator).with_config(Config::default().max_body(1000));
+    let big = xml_call("lengths", &[&"x".repeat(1000)]);
+    // With a Content-Length, refused before reading.
+    let request = Request::post("/")
+        .header(header::CONTENT_TYPE, "text/xml")
+        .header(header::CONTENT_LENGTH, big.len())
+        .body(Body::from(big.clone()))
+        .unwrap();
+    let response = gateway.router().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Streamed without a length: refused once the limit is passed.
+    let chunks = big
+        .into_bytes()
+        .chunks(100)
+        .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+        .collect::<Vec<_>>();
+    let body = Body::from_stream(futures_util::stream::iter(chunks));
+    let (status, _) = post(&gateway, "/", Some("text/xml"), body).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Just under the limit still works.
+    let fits = xml_call("lengths", &[&"x".repeat(800)]);
+    assert!(fits.len() <= 1000);
+    assert!(!post_xml(&gateway, &fits).await.contains("<fault>"));
+}
+
+#[tokio::test]
+async fn deep_nesting_is_refused_in_both_protocols() {
+    let gateway = Gateway::new(Probe::default()).with_config(Config::default().max_depth(8));
+    let xml_nested = |levels: usize| {
+        let open = "<value><array><data>".repeat(levels);
+        let close = "</data></array></value>".repeat(levels);
+        format!(
+            "<methodCall><methodName>echo</methodName><params><param>{open}<value>x</value>{close}</param></params></methodCall>"
+        )
+    };
+    assert!(!post_xml(&gateway, &xml_nested(8)).await.contains("<fault>"));
+    assert_eq!(
+        fault_code(&post_xml(&gateway, &xml_nested(9)).await),
+        -32600
+    );
+    // Far past any limit: still a fault, not a crash.
+    assert_eq!(
+        fault_code(&post_xml(&gateway, &xml_nested(20_000)).await),
+        -32600
+    );
+
+    let json_nested = |levels: usize| {
+        format!(
+            r#"{{"jsonrpc": "2.0", "method": "echo", "params": [{}1{}], "id": 1}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    assert!(json_reply(&gateway, &json_nested(8))
+        .await
+        .get("result")
+        .is_some());
+    assert_eq!(
+        error_code(&json_reply(&gateway, &json_nested(9)).await),
+        -32600
+    );
+    // Deeper than the JSON parser goes: a parse error.
+    assert_eq!(
+        error_code(&json_reply(&gateway, &json_nested(20_000)).await),
+        -32700
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_past_the_deadline_are_cancelled_with_a_fault() {
+    let gateway = Gateway::new(Probe::default())
+        .with_config(Config::default().call_timeout(Duration::from_secs(5)));
+    let reply = json_reply(&gateway, r#"{"jsonrpc": "2.0", "method": "hang", "id": 1}"#).await;
+    assert_eq!(error_code(&reply), -32603);
+    assert!(reply["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("did not finish within 5s"));
+}
+
+#[tokio::test]
+async fn a_restricted_view_narrows_what_the_gateway_offers() {
+    let calculator = NetRef::new(Calculator);
+    let view = tether::restrict(&calculator, &["lengths"]).unwrap();
+    let gateway = Gateway::from_ref(view);
+    let reply = json_reply(
+        &gateway,
+        r#"{"jsonrpc": "2.0", "method": "system.listMethods", "id": 1}"#,
+    )
+    .await;
+    assert_eq!(reply["result"][0], "lengths");
+    assert!(!reply.to_string().contains("quadratic"), "{reply}");
+    let reply = json_reply(
+        &gateway,
+        r#"{"jsonrpc": "2.0", "method": "quadratic", "params": [1, 2, 1], "id": 1}"#,
+    )
+    .await;
+    assert_eq!(error_code(&reply), -32601);
+    let reply = post_xml(&gateway, &xml_call("system.methodHelp", &["quadratic"])).await;
+    assert_eq!(fault_code(&reply), -32601);
+}
+
+#[tokio::test]
+async fn a_gateway_forwards_to_a_remote_tether_server() {
+    let server = tether::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(Calculator));
+    let conn = tether::connect(addr).await.unwrap();
+    let gateway = Gateway::from_ref(conn.root().await.unwrap());
+    let reply = json_reply(
+        &gateway,
+        r#"{"jsonrpc": "2.0", "method": "quadratic", "params": [1, 2, 1], "id": 1}"#,
+    )
+    .await;
+    assert_eq!(reply["result"], json!([-1.0]));
+    let reply = post_xml(
+        &gateway,
+        &xml_call(
+            "quadratic",
+            &["<int>1</int>", "<int>0</int>", "<int>1</int>"],
+        ),
+    )
+    .await;
+    assert_eq!(fault_code(&reply), -32500);
+    assert!(reply.contains("math domain error"), "{reply}");
+}
+
+#[tokio::test]
+async fn the_router_mounts_beside_other_routes() {
+    let app = axum::Router::new()
+        .route("/health", axum::routing::get(|| async { "fine" }))
+        .nest("/rpc", Gateway::new(Calculator).router());
+    let response = app
+        .clone()
+        .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let request = Request::post("/rpc/RPC2")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            r#"{"jsonrpc": "2.0", "method": "lengths", "params": ["ab"], "id": 1}"#,
+        ))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let reply: Json = serde_json::from_slice(&body).unwrap();
+    assert_eq!(reply["result"], json!([["ab", 2]]));
+}
