@@ -180,6 +180,29 @@ async fn a_missing_or_foreign_client_certificate_is_denied() {
 }
 
 #[tokio::test]
+async fn optional_client_certificates_identify_only_those_who_present_one() {
+    let ca = Ca::new("Test CA");
+    let pem = ca.server();
+    let tls = TlsServer::optional_mutual_from_pem(
+        pem.cert.as_bytes(),
+        pem.key.as_bytes(),
+        ca.pem().as_bytes(),
+    )
+    .unwrap();
+    let addr = start(Server::builder().tls(tls)).await;
+    let anonymous = dial(client(&ca), addr).await.unwrap();
+    assert_eq!(whoami(&anonymous).await, None);
+    let dave = dial(client_with_cert(&ca, &ca, "dave"), addr)
+        .await
+        .unwrap();
+    assert_eq!(whoami(&dave).await.unwrap().0, "dave");
+    // A certificate that is presented must still verify.
+    let rogue = client_with_cert(&ca, &Ca::new("Rogue CA"), "mallory");
+    let err = dial(rogue, addr).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
+}
+
+#[tokio::test]
 async fn a_token_over_tls_names_the_client_instead_of_its_certificate() {
     let ca = Ca::new("Test CA");
     let tokens = Tokens::new().with("ops", "ops-secret-0123456789").unwrap();

@@ -125,7 +125,35 @@ impl TlsServer {
         key_pem: &[u8],
         client_ca: &[u8],
     ) -> Result<TlsServer> {
-        let verifier = WebPkiClientVerifier::builder_with_provider(roots(client_ca)?, provider())
+        TlsServer::with_client_certs(cert_chain, key_pem, client_ca, true)
+    }
+
+    /// Like [`mutual_from_pem`](TlsServer::mutual_from_pem), but a client
+    /// may also come without a certificate: it is then not identified by
+    /// TLS (a token may still identify it, and
+    /// [`Server::serve_per_identity`](crate::Server::serve_per_identity)
+    /// decides what an unidentified client gets). A certificate it does
+    /// present must still verify.
+    pub fn optional_mutual_from_pem(
+        cert_chain: &[u8],
+        key_pem: &[u8],
+        client_ca: &[u8],
+    ) -> Result<TlsServer> {
+        TlsServer::with_client_certs(cert_chain, key_pem, client_ca, false)
+    }
+
+    fn with_client_certs(
+        cert_chain: &[u8],
+        key_pem: &[u8],
+        client_ca: &[u8],
+        required: bool,
+    ) -> Result<TlsServer> {
+        let mut verifier =
+            WebPkiClientVerifier::builder_with_provider(roots(client_ca)?, provider());
+        if !required {
+            verifier = verifier.allow_unauthenticated();
+        }
+        let verifier = verifier
             .build()
             .map_err(|e| config_error("bad client certificate authority", e))?;
         let config = ServerConfig::builder_with_provider(provider())
