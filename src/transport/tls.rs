@@ -7,7 +7,8 @@
 //! With [`TlsServer::mutual_from_pem`] the server also requires a client
 //! certificate signed by the given authority, and the certificate's
 //! subject becomes the client's [`PeerIdentity`] (its common name, or the
-//! whole subject without one).
+//! whole subject without one); [`TlsServer::optional_mutual_from_pem`]
+//! asks for one but lets clients in without it.
 //!
 //! The TLS handshake runs before tether's own, each bounded by
 //! [`Config::handshake_timeout`](crate::Config::handshake_timeout). A
