@@ -50,8 +50,18 @@ pub fn connect_with(builder: crate::Builder, addr: impl ToSocketAddrs) -> Result
 /// Connect over a Unix socket with default settings.
 #[cfg(unix)]
 pub fn connect_unix(path: impl AsRef<std::path::Path>) -> Result<Connection> {
+    connect_unix_with(crate::Builder::default(), path)
+}
+
+/// Connect over a Unix socket with the given settings (credentials, root
+/// object).
+#[cfg(unix)]
+pub fn connect_unix_with(
+    builder: crate::Builder,
+    path: impl AsRef<std::path::Path>,
+) -> Result<Connection> {
     let rt = runtime()?;
-    let inner = rt.block_on(crate::Builder::default().connect_unix(path))?;
+    let inner = rt.block_on(builder.connect_unix(path))?;
     Ok(Connection { rt, inner })
 }
 

@@ -111,12 +111,14 @@
 //! - [`protocol`]: handshake, frames and the bincode codec;
 //! - `connection`: [`Connection`], its reader and writer tasks, pending
 //!   calls with deadlines and cancellation;
+//! - `auth`: [`PeerIdentity`], [`Token`]s and the [`Grant`] a server gives
+//!   each identity;
 //! - `netref`: [`NetRef`], the one handle to local and remote objects;
 //! - `service`: [`Object`], export tables, [`Policy`] and the dispatcher;
 //! - `value`: [`Value`] and conversions, serde included;
 //! - [`server`]: [`Server`], accepting connections (native and RPyC);
 //! - [`rpyc`]: Python RPyC 6.x clients served by the same objects;
-//! - [`transport`]: TCP, Unix sockets and in-memory pairs;
+//! - [`transport`]: TCP, Unix sockets, [TLS](transport::tls) and in-memory pairs;
 //! - [`blocking`]: the same API for code that does not use async;
 //! - [`gateway`]: any object over XML-RPC and JSON-RPC 2.0 on HTTP
 //!   (feature `gateway`, on by default).
@@ -149,6 +151,13 @@
 //! oversized frame or a too-deep value is disconnected with a clear error;
 //! other connections are not affected.
 //!
+//! Peers can be authenticated with TLS certificates
+//! ([`transport::tls`]) or a token challenge ([`Token`], [`Tokens`]); the
+//! peer's [`PeerIdentity`] reaches served objects through
+//! [`CallContext::peer_identity`], and a server can give each identity its
+//! own root object and policy ([`Server::serve_per_identity`]). See
+//! `SECURITY.md` for the threat model and defaults.
+//!
 //! # Stability
 //!
 //! Pre-1.0: the API and the wire protocol ([`protocol::PROTOCOL_VERSION`])
@@ -162,6 +171,7 @@
 // Lets the crate use its own macros, whose expansions name `::tether`.
 extern crate self as tether;
 
+mod auth;
 pub mod blocking;
 pub mod classic;
 mod connection;
@@ -177,6 +187,7 @@ pub mod session;
 pub mod transport;
 mod value;
 
+pub use crate::auth::{AuthMethod, Grant, PeerIdentity, Token, Tokens};
 pub use crate::connection::{connect, Batch, Builder, Config, Connection, Stats};
 pub use crate::error::{Error, ErrorKind, RemoteError, Result};
 pub use crate::netref::io::RemoteFile;

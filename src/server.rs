@@ -1,8 +1,12 @@
 //! Accepting connections: one root object per connection, a connection
-//! limit, graceful shutdown.
+//! limit, authentication, graceful shutdown.
 //!
-//! The accept loop hands each stream to a task of its own; a connection
-//! that fails its handshake or breaks the protocol ends alone. Shutdown
+//! The accept loop hands each stream to a task of its own, which runs the
+//! TLS handshake (when [`ServerBuilder::tls`] is set) and tether's own
+//! (with its token challenge when [`ServerBuilder::tokens`] is set), both
+//! bounded by [`Config::handshake_timeout`]. A connection that fails its
+//! handshake, presents wrong credentials or breaks the protocol ends alone,
+//! with a log line saying why. Shutdown
 //! stops accepting, closes every connection (their pending calls fail with
 //! `Closed`) and returns once all are gone.
 
@@ -18,7 +22,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::{transport, Builder, Config, Connection, Error, ErrorKind, NetRef, Object, Result};
+use crate::auth::GrantFn;
+use crate::transport::tls::TlsServer;
+use crate::{
+    transport, Builder, Config, Connection, Error, ErrorKind, Grant, NetRef, Object, PeerIdentity,
+    Result, Tokens,
+};
 
 type OnConnect = Arc<dyn Fn(&Connection) + Send + Sync>;
 
@@ -39,6 +48,8 @@ pub struct Server {
     config: Config,
     max_connections: usize,
     on_connect: Option<OnConnect>,
+    tls: Option<TlsServer>,
+    tokens: Option<Tokens>,
 }
 
 enum Listener {
@@ -57,6 +68,8 @@ impl fmt::Debug for Server {
         f.debug_struct("Server")
             .field("addr", &addr)
             .field("max_connections", &self.max_connections)
+            .field("tls", &self.tls.is_some())
+            .field("tokens", &self.tokens)
             .finish()
     }
 }
@@ -67,6 +80,8 @@ pub struct ServerBuilder {
     config: Config,
     max_connections: usize,
     on_connect: Option<OnConnect>,
+    tls: Option<TlsServer>,
+    tokens: Option<Tokens>,
 }
 
 impl Default for ServerBuilder {
@@ -75,6 +90,8 @@ impl Default for ServerBuilder {
             config: Config::default(),
             max_connections: 1024,
             on_connect: None,
+            tls: None,
+            tokens: None,
         }
     }
 }
@@ -84,6 +101,8 @@ impl fmt::Debug for ServerBuilder {
         f.debug_struct("ServerBuilder")
             .field("config", &self.config)
             .field("max_connections", &self.max_connections)
+            .field("tls", &self.tls)
+            .field("tokens", &self.tokens)
             .finish()
     }
 }
@@ -106,6 +125,22 @@ impl ServerBuilder {
     /// or keep the handle to inspect its [`Stats`](crate::Stats)).
     pub fn on_connect(mut self, f: impl Fn(&Connection) + Send + Sync + 'static) -> ServerBuilder {
         self.on_connect = Some(Arc::new(f));
+        self
+    }
+
+    /// Speak TLS: every client must complete a TLS handshake first (and,
+    /// with [`TlsServer::mutual_from_pem`], present a certificate whose
+    /// subject becomes its [`PeerIdentity`]).
+    pub fn tls(mut self, tls: TlsServer) -> ServerBuilder {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Require every client to prove one of these tokens in the handshake;
+    /// the token's name becomes its [`PeerIdentity`]. A client with a
+    /// wrong token or none is denied and the server logs why.
+    pub fn tokens(mut self, tokens: Tokens) -> ServerBuilder {
+        self.tokens = Some(tokens);
         self
     }
 
@@ -137,6 +172,8 @@ impl ServerBuilder {
             config: self.config,
             max_connections: self.max_connections,
             on_connect: self.on_connect,
+            tls: self.tls,
+            tokens: self.tokens,
         }
     }
 }
@@ -194,6 +231,44 @@ impl Server {
         make_root: impl Fn() -> NetRef + Send + Sync + 'static,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
+        self.run(move |b| b.root_ref(make_root()), shutdown).await
+    }
+
+    /// Serve each client what `grant` gives its identity (`None`: it proved
+    /// none): a root object and optionally a [`Policy`](crate::Policy). A
+    /// client for which `grant` returns `None` is denied
+    /// ([`ErrorKind::Denied`]) before it sees anything.
+    ///
+    /// ```no_run
+    /// # #[derive(Clone)] struct Notes;
+    /// # impl tether::Object for Notes { fn type_name(&self) -> &str { "Notes" } }
+    /// use tether::{Grant, NetRef, Policy};
+    /// # async fn demo() -> tether::Result<()> {
+    /// let tokens = tether::Tokens::new().with("admin", "s3cret-a")?.with("reader", "s3cret-r")?;
+    /// let server = tether::Server::builder().tokens(tokens).bind("127.0.0.1:0").await?;
+    /// server.serve_per_identity(|who| match who?.name() {
+    ///     "admin" => Some(Grant::new(Notes).policy(Policy::default().allow_setattr(true))),
+    ///     "reader" => tether::restrict(&NetRef::new(Notes), &["list"]).ok().map(Grant::from_ref),
+    ///     _ => None,
+    /// }, std::future::pending()).await
+    /// # }
+    /// ```
+    pub async fn serve_per_identity(
+        self,
+        grant: impl Fn(Option<&PeerIdentity>) -> Option<Grant> + Send + Sync + 'static,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let grant: GrantFn = Arc::new(grant);
+        self.run(move |b| b.grant_fn(grant.clone()), shutdown).await
+    }
+
+    /// The accept loop; `setup` adds the root (or how to pick it) to each
+    /// connection's builder.
+    async fn run(
+        self,
+        setup: impl Fn(Builder) -> Builder + Send + Sync + 'static,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
         let limit = Arc::new(Semaphore::new(self.max_connections));
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
@@ -209,31 +284,40 @@ impl Server {
             match accepted {
                 Ok((io, peer)) => {
                     backoff = Duration::from_millis(10);
-                    let root = make_root();
-                    let config = self.config.clone();
-                    let builder = Builder::default()
-                        .config(config.clone())
-                        .root_ref(root.clone());
+                    let mut builder = setup(Builder::default().config(self.config.clone()));
+                    if let Some(tokens) = &self.tokens {
+                        builder = builder.tokens(tokens.clone());
+                    }
                     let permit = limit.clone().try_acquire_owned().ok();
                     let max = self.max_connections;
                     let stop = stop.clone();
                     let on_connect = self.on_connect.clone();
+                    let tls = self.tls.clone();
                     tasks.spawn(async move {
-                        let Some(_permit) = permit else {
-                            let why = format!("the server is at its limit of {max} connections");
-                            tracing::info!(%peer, "refused: {why}");
-                            let _ = builder.refuse_io(io, why).await;
-                            return;
+                        let refusal = match permit {
+                            Some(_) => None,
+                            None => {
+                                Some(format!("the server is at its limit of {max} connections"))
+                            }
                         };
-                        // One port, two dialects: Python RPyC clients are
-                        // served here, tether clients go on below.
-                        let Some(io) =
-                            crate::rpyc::serve_if_rpyc(io, &root, &config, &peer, &stop).await
-                        else {
-                            return;
+                        let _permit = permit;
+                        let established = match &tls {
+                            Some(tls) => {
+                                let timeout = builder.handshake_timeout();
+                                match tls.accept(io, timeout).await {
+                                    Ok((stream, identity)) => {
+                                        let builder = builder.transport_identity(identity);
+                                        handshake(builder, stream, &peer, refusal, &stop).await
+                                    }
+                                    Err(err) => Err(err),
+                                }
+                            }
+                            None => handshake(builder, io, &peer, refusal, &stop).await,
                         };
-                        match builder.accept_io(io, Some(peer.clone())).await {
-                            Ok(conn) => {
+                        match established {
+                            // A Python RPyC client, served to its end.
+                            Ok(None) => {}
+                            Ok(Some(conn)) => {
                                 if let Some(f) = &on_connect {
                                     f(&conn);
                                 }
@@ -241,6 +325,9 @@ impl Server {
                                     _ = conn.closed() => {}
                                     _ = stop.cancelled() => conn.close().await,
                                 }
+                            }
+                            Err(err) if err.kind() == ErrorKind::Denied => {
+                                tracing::warn!(%peer, %err, "client denied")
                             }
                             Err(err) => tracing::info!(%peer, %err, "handshake failed"),
                         }
@@ -262,6 +349,33 @@ impl Server {
             let _ = std::fs::remove_file(path);
         }
         Ok(())
+    }
+}
+
+/// Accept `io`, or answer its hello with `refusal` and close. One port,
+/// two dialects: a Python RPyC client is served here to its end (`None`);
+/// a tether client's connection is returned.
+async fn handshake<IO>(
+    builder: Builder,
+    io: IO,
+    peer: &str,
+    refusal: Option<String>,
+    stop: &CancellationToken,
+) -> Result<Option<Connection>>
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    match refusal {
+        None => {
+            let Some(io) = crate::rpyc::serve_if_rpyc(io, &builder, peer, stop).await else {
+                return Ok(None);
+            };
+            builder.accept_io(io, Some(peer.to_string())).await.map(Some)
+        }
+        Some(why) => {
+            tracing::info!(%peer, "refused: {why}");
+            builder.refuse_io(io, why).await.map(Some)
+        }
     }
 }
 

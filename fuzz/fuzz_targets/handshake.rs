@@ -1,6 +1,7 @@
 //! Arbitrary bytes as everything a client sends to a server: the handshake
-//! and, when the bytes happen to start with a valid hello, the frames after
-//! it. The server side must end with Ok or Err, never panic or hang.
+//! (with a token challenge for inputs of odd length) and, when the bytes
+//! happen to start with a valid hello, the frames after it. The server side
+//! must end with Ok or Err, never panic or hang.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -27,9 +28,14 @@ fuzz_target!(|data: &[u8]| {
             .handshake_timeout(Duration::from_millis(50))
             .call_timeout(Duration::from_millis(50))
             .max_frame_len(64 * 1024);
-        let server = tether::Builder::default()
-            .config(config)
-            .accept_io(server_end, None);
+        // Inputs of odd length meet a server that requires a token, so the
+        // challenge and the parsing of the proof are fuzzed too.
+        let mut server = tether::Builder::default().config(config);
+        if data.len() % 2 == 1 {
+            let tokens = tether::Tokens::new().with("fuzz", "fuzz-secret").expect("a token");
+            server = server.tokens(tokens);
+        }
+        let server = server.accept_io(server_end, None);
         let client = async move {
             // Send everything, then end our side of the stream and drain the
             // server's answers until it closes.

@@ -30,7 +30,10 @@ pub struct Config {
     /// larger frame anyway is disconnected.
     /// Default: 64 MiB. At most 4 GiB − 1.
     pub max_frame_len: usize,
-    /// How long the handshake may take. Default: 10 s.
+    /// How long the handshake may take: tether's own (token challenge
+    /// included) and, before it, the TLS handshake when there is one, each.
+    /// A peer that stalls in either is cut off with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind). Default: 10 s.
     pub handshake_timeout: Duration,
     /// How often to ping a peer that has sent nothing; one silent for two
     /// intervals is declared dead (its pending calls fail with

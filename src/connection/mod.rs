@@ -34,11 +34,13 @@ use tokio::sync::mpsc;
 pub use self::batch::Batch;
 pub use self::config::Config;
 pub(crate) use self::shared::Shared;
+use crate::auth::{GrantFn, PeerIdentity, Token, Tokens};
 use crate::error::raise;
 use crate::protocol::frame::Op;
 use crate::protocol::handshake::{self, Refusal};
 use crate::service::builtin::empty::Empty;
-use crate::{transport, NetRef, Object, Result};
+use crate::transport::tls::TlsClient;
+use crate::{transport, Grant, NetRef, Object, Result};
 
 /// A handle to a connection; clones share it.
 ///
@@ -108,6 +110,13 @@ impl Connection {
         &self.shared().peer_service
     }
 
+    /// Who the peer proved to be in the handshake: on a server, the
+    /// client's token name or certificate subject; on a client over TLS,
+    /// the server certificate's subject. `None` when it proved nothing.
+    pub fn peer_identity(&self) -> Option<&PeerIdentity> {
+        self.shared().peer_identity.as_ref()
+    }
+
     /// The peer's address, when the transport has one.
     pub fn peer_addr(&self) -> Option<&str> {
         self.shared().peer_addr.as_deref()
@@ -171,12 +180,22 @@ pub async fn connect(addr: impl ToSocketAddrs) -> Result<Connection> {
     Connection::builder().connect(addr).await
 }
 
-/// How to set up a connection: the root object this side serves and its
-/// [`Config`].
+/// How to set up a connection: the root object this side serves, its
+/// [`Config`], and its credentials (a [`Token`], [TLS](Builder::tls)).
 #[derive(Default)]
 pub struct Builder {
     root: Option<NetRef>,
     config: Config,
+    /// Connecting: the secret to prove when the server asks.
+    token: Option<Token>,
+    /// Accepting: the tokens a client must prove one of.
+    tokens: Option<Tokens>,
+    /// Connecting: TLS around the stream.
+    tls: Option<TlsClient>,
+    /// Accepting: the root and policy per client identity.
+    grant: Option<GrantFn>,
+    /// Who the transport (TLS) says the peer is.
+    transport_identity: Option<PeerIdentity>,
 }
 
 impl fmt::Debug for Builder {
@@ -184,6 +203,10 @@ impl fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("root", &self.root)
             .field("config", &self.config)
+            .field("token", &self.token)
+            .field("tokens", &self.tokens)
+            .field("tls", &self.tls)
+            .field("grant_per_identity", &self.grant.is_some())
             .finish()
     }
 }
@@ -207,13 +230,87 @@ impl Builder {
         self
     }
 
-    /// Connect over TCP.
+    /// Connecting: prove this token when the server asks for one (see
+    /// [`Token`]). The server must then prove it holds the token too, so a
+    /// client with a token refuses ([`ErrorKind::Denied`](crate::ErrorKind))
+    /// a server that does not ask for it.
+    pub fn token(mut self, token: Token) -> Builder {
+        self.token = Some(token);
+        self
+    }
+
+    /// Accepting: require every client to prove one of these tokens; its
+    /// name becomes the client's [`PeerIdentity`]. Empty: no challenge.
+    pub fn tokens(mut self, tokens: Tokens) -> Builder {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// Connecting: run TLS over the stream (TCP or Unix socket) before
+    /// tether's handshake; the server's certificate subject becomes the
+    /// connection's [`PeerIdentity`].
+    pub fn tls(mut self, tls: TlsClient) -> Builder {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Accepting: once the client is authenticated, let `grant` pick the
+    /// root object and policy it gets from its identity (`None` when it
+    /// proved none); when `grant` returns `None` the client is denied
+    /// ([`ErrorKind::Denied`](crate::ErrorKind)). Replaces
+    /// [`root`](Builder::root).
+    pub fn grant_per_identity(
+        mut self,
+        grant: impl Fn(Option<&PeerIdentity>) -> Option<Grant> + Send + Sync + 'static,
+    ) -> Builder {
+        self.grant = Some(std::sync::Arc::new(grant));
+        self
+    }
+
+    pub(crate) fn grant_fn(mut self, grant: GrantFn) -> Builder {
+        self.grant = Some(grant);
+        self
+    }
+
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.config.handshake_timeout
+    }
+
+    /// Accepting a Python RPyC client, which has no handshake and cannot
+    /// prove a token: the root and settings it gets, or why it is refused.
+    pub(crate) fn rpyc_grant(&self) -> std::result::Result<(NetRef, Config), String> {
+        if self.tokens.is_some() {
+            return Err("this server requires a token, which an RPyC client cannot prove".into());
+        }
+        let mut config = self.config.clone();
+        let root = match &self.grant {
+            None => self.root.clone().unwrap_or_else(|| NetRef::new(Empty)),
+            Some(grant) => match grant(self.transport_identity.as_ref()) {
+                Some(granted) => {
+                    if let Some(policy) = granted.policy {
+                        config.policy = policy;
+                    }
+                    granted.root
+                }
+                None => return Err("this client may not connect".into()),
+            },
+        };
+        Ok((root, config))
+    }
+
+    pub(crate) fn transport_identity(mut self, identity: Option<PeerIdentity>) -> Builder {
+        self.transport_identity = identity;
+        self
+    }
+
+    /// Connect over TCP (with TLS when [`tls`](Builder::tls) is set).
     pub async fn connect(self, addr: impl ToSocketAddrs) -> Result<Connection> {
         let (stream, peer) = transport::tcp::connect(addr).await?;
         self.connect_io(stream, Some(peer)).await
     }
 
-    /// Connect over a Unix socket.
+    /// Connect over a Unix socket (with TLS when [`tls`](Builder::tls) is
+    /// set).
     #[cfg(unix)]
     pub async fn connect_unix(self, path: impl AsRef<std::path::Path>) -> Result<Connection> {
         let path = path.as_ref();
@@ -222,12 +319,20 @@ impl Builder {
             .await
     }
 
-    /// Run the connecting side of the protocol over any byte stream.
-    pub async fn connect_io<IO>(self, io: IO, peer_addr: Option<String>) -> Result<Connection>
+    /// Run the connecting side of the protocol over any byte stream (with
+    /// TLS when [`tls`](Builder::tls) is set).
+    pub async fn connect_io<IO>(mut self, io: IO, peer_addr: Option<String>) -> Result<Connection>
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        establish(io, Side::Connecting, self, peer_addr).await
+        match self.tls.take() {
+            Some(tls) => {
+                let (stream, identity) = tls.connect(io, self.config.handshake_timeout).await?;
+                self.transport_identity = identity;
+                establish(stream, Side::Connecting, self, peer_addr).await
+            }
+            None => establish(io, Side::Connecting, self, peer_addr).await,
+        }
     }
 
     /// Run the accepting side of the protocol over any byte stream.
@@ -260,33 +365,55 @@ async fn establish<IO>(
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let root = builder.root.unwrap_or_else(|| NetRef::new(Empty));
-    let local_service = match &root.target {
-        crate::netref::Target::Local(local) => local.object.type_name().to_string(),
-        crate::netref::Target::Remote(_) => "proxy".to_string(),
-    };
-    let config = builder.config;
+    let mut root = builder.root.unwrap_or_else(|| NetRef::new(Empty));
+    let mut config = builder.config;
     let peer = match side {
         Side::Connecting => {
-            handshake::client(
-                &mut io,
-                &local_service,
-                config.max_frame_len,
-                config.handshake_timeout,
-            )
-            .await?
+            let hello = handshake::Hello {
+                service: &service_name(&root),
+                max_frame: config.max_frame_len,
+                token: builder.token.as_ref(),
+                timeout: config.handshake_timeout,
+            };
+            let mut peer = handshake::client(&mut io, hello).await?;
+            peer.identity = builder.transport_identity;
+            peer
         }
         Side::Accepting(refusal) => {
-            handshake::server(
-                &mut io,
-                &local_service,
-                config.max_frame_len,
+            let rules = handshake::Rules {
+                max_frame: config.max_frame_len,
                 refusal,
-                config.handshake_timeout,
-            )
-            .await?
+                tokens: builder.tokens.as_ref(),
+                identity: builder.transport_identity,
+                timeout: config.handshake_timeout,
+            };
+            let mut granted = None;
+            let grant = builder.grant;
+            let decide = |who: Option<&PeerIdentity>| match &grant {
+                None => Ok(service_name(&root)),
+                Some(grant) => match grant(who) {
+                    Some(g) => {
+                        let name = service_name(&g.root);
+                        granted = Some(g);
+                        Ok(name)
+                    }
+                    None => Err(match who {
+                        Some(who) => format!("'{}' may not connect", who.name()),
+                        None => "an unauthenticated client may not connect".to_string(),
+                    }),
+                },
+            };
+            let peer = handshake::server(&mut io, rules, decide).await?;
+            if let Some(granted) = granted {
+                root = granted.root;
+                if let Some(policy) = granted.policy {
+                    config.policy = policy;
+                }
+            }
+            peer
         }
     };
+    let local_service = service_name(&root);
     let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared::new(
         config,
@@ -304,4 +431,12 @@ where
     tokio::spawn(driver::read_loop(shared.clone(), read_half));
     tokio::spawn(driver::write_loop(shared, rx, write_half));
     Ok(conn)
+}
+
+/// The name of our root service, announced in the handshake.
+fn service_name(root: &NetRef) -> String {
+    match &root.target {
+        crate::netref::Target::Local(local) => local.object.type_name().to_string(),
+        crate::netref::Target::Remote(_) => "proxy".to_string(),
+    }
 }

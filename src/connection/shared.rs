@@ -54,6 +54,8 @@ pub(crate) struct Shared {
     /// The object the peer gets from `root()`.
     pub(crate) root: NetRef,
     pub(crate) peer_addr: Option<String>,
+    /// Who the peer proved to be in the handshake.
+    pub(crate) peer_identity: Option<crate::PeerIdentity>,
 
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
     /// Our requests awaiting replies (pings too), by sequence number.
@@ -129,6 +131,7 @@ impl Shared {
             local_service,
             root,
             peer_addr,
+            peer_identity: peer.identity,
             out,
             in_flight: DashMap::new(),
             next_seq: AtomicU64::new(1),

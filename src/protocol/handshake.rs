@@ -1,19 +1,31 @@
-//! The first exchange on a connection: who speaks what.
+//! The first exchange on a connection: who speaks what, and who the peer is.
 //!
 //! The connecting side speaks first, so a server can tell from the first
-//! bytes what it is talking to:
+//! bytes what it is talking to. Every handshake message is
+//! `len:u32be "TETHER" version:u16be body`:
 //!
 //! ```text
-//! hello  = len:u32be "TETHER" version:u16be name_len:u16be name max_frame:u32be
-//! answer = len:u32be "TETHER" version:u16be status:u8 text_len:u16be text max_frame:u32be
+//! hello     = name_len:u16be name max_frame:u32be client_nonce:[32]
+//! answer    = status:u8 text_len:u16be text max_frame:u32be [server_proof:[32]]
+//! challenge = status=2:u8 server_nonce:[32]
+//! proof     = proof_len:u8 proof          (client, after a challenge)
 //! ```
 //!
-//! `status` 0 accepts (`text` is the server's root service name); anything
-//! else refuses and `text` says why (another version, too many
-//! connections). `max_frame` is the largest frame payload the sender
-//! accepts; neither side sends the other a larger one. Both sides then close or go on to framed [messages]. Raw
-//! bytes rather than bincode, so a peer of any version, or no tether at all,
-//! is recognised before anything is trusted.
+//! The client sends its hello; the server answers. `status` 0 accepts
+//! (`text` is the server's root service name); 1 refuses (another version,
+//! too many connections) and 3 denies (wrong or missing credentials), with
+//! `text` saying why; 2 is a token challenge. After a challenge the client
+//! sends its proof (empty when it has no token) and the server answers
+//! again, accepting with its own proof or denying. The proofs are
+//! HMAC-SHA256s of both nonces (see [`Token`](crate::Token)), so the secret
+//! never crosses the wire and each side knows the other holds it.
+//! `max_frame` is the largest frame payload the sender accepts; neither
+//! side sends the other a larger one. Both sides then close or go on to
+//! framed [messages]. Raw bytes rather than bincode, so a peer of any
+//! version, or no tether at all, is recognised before anything is trusted.
+//!
+//! Version 1 had no nonces and no challenge; peers of versions 1 and 2
+//! refuse each other with a message naming both versions.
 //!
 //! [messages]: super::frame::Message
 
@@ -21,20 +33,29 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::auth::token::{self, Nonce, Role, NONCE_LEN, PROOF_LEN};
+use crate::auth::{AuthMethod, PeerIdentity, Token, Tokens};
 use crate::error::raise;
+use crate::transport::tls::io_error;
 use crate::{Error, ErrorKind, Result};
 
 /// The magic bytes that open every tether connection.
 pub const MAGIC: &[u8; 6] = b"TETHER";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Longest handshake frame accepted (service names are short).
 const MAX_HANDSHAKE: usize = 1024;
 
 const STATUS_ACCEPT: u8 = 0;
 const STATUS_REFUSE: u8 = 1;
+const STATUS_CHALLENGE: u8 = 2;
+const STATUS_DENIED: u8 = 3;
+
+/// What the server tells a client whose credentials failed; the precise
+/// reason goes only to the server's log.
+const DENIED_TEXT: &str = "authentication failed";
 
 /// What the handshake learned about the peer.
 #[derive(Debug, Clone)]
@@ -42,10 +63,34 @@ pub(crate) struct PeerHello {
     pub(crate) service: String,
     /// The largest frame the peer accepts.
     pub(crate) max_frame: usize,
+    /// Who the peer proved to be, if it did.
+    pub(crate) identity: Option<PeerIdentity>,
 }
 
 /// A refusal the server decided on before accepting.
 pub(crate) struct Refusal(pub(crate) String);
+
+/// What the connecting side brings to the handshake.
+pub(crate) struct Hello<'a> {
+    /// Our root service name.
+    pub(crate) service: &'a str,
+    pub(crate) max_frame: usize,
+    /// The secret to prove when the server asks.
+    pub(crate) token: Option<&'a Token>,
+    pub(crate) timeout: Duration,
+}
+
+/// What the accepting side checks.
+pub(crate) struct Rules<'a> {
+    pub(crate) max_frame: usize,
+    /// Refuse every client, with this reason (connection limit).
+    pub(crate) refusal: Option<Refusal>,
+    /// When not empty, every client must prove one of these.
+    pub(crate) tokens: Option<&'a Tokens>,
+    /// Who the transport (TLS) says the client is.
+    pub(crate) identity: Option<PeerIdentity>,
+    pub(crate) timeout: Duration,
+}
 
 fn hello_frame(body: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(4 + MAGIC.len() + 2 + body.len());
@@ -57,10 +102,23 @@ fn hello_frame(body: &[u8]) -> Vec<u8> {
 }
 
 fn short_text(s: &str) -> Vec<u8> {
-    let bytes = &s.as_bytes()[..s.len().min(MAX_HANDSHAKE - 32)];
+    let mut end = s.len().min(MAX_HANDSHAKE - 128);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let bytes = &s.as_bytes()[..end];
     let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
     out.extend_from_slice(bytes);
     out
+}
+
+async fn send<IO: AsyncWrite + Unpin>(io: &mut IO, body: &[u8], what: &str) -> Result<()> {
+    io.write_all(&hello_frame(body))
+        .await
+        .map_err(|e| io_error(e, format!("cannot send the {what}")))?;
+    io.flush()
+        .await
+        .map_err(|e| io_error(e, format!("cannot send the {what}")))
 }
 
 /// Read one handshake frame; returns (version, rest of body).
@@ -70,11 +128,7 @@ async fn read_hello<R: AsyncRead + Unpin>(io: &mut R, who: &str) -> Result<(u16,
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             raise::closed(format!("{who} closed the connection during the handshake"))
         } else {
-            Error::with_source(
-                ErrorKind::Transport,
-                format!("handshake with {who} failed"),
-                e,
-            )
+            io_error(e, format!("handshake with {who} failed"))
         }
     })?;
     if &head[4..] != MAGIC {
@@ -90,13 +144,9 @@ async fn read_hello<R: AsyncRead + Unpin>(io: &mut R, who: &str) -> Result<(u16,
         )));
     }
     let mut rest = vec![0u8; len - MAGIC.len()];
-    io.read_exact(&mut rest).await.map_err(|e| {
-        Error::with_source(
-            ErrorKind::Transport,
-            format!("handshake with {who} failed"),
-            e,
-        )
-    })?;
+    io.read_exact(&mut rest)
+        .await
+        .map_err(|e| io_error(e, format!("handshake with {who} failed")))?;
     let version = u16::from_be_bytes([rest[0], rest[1]]);
     Ok((version, rest.split_off(2)))
 }
@@ -108,11 +158,15 @@ fn take_text(body: &[u8], at: usize) -> Option<(String, usize)> {
     Some((String::from_utf8_lossy(bytes).into_owned(), at + 2 + len))
 }
 
-/// A text followed by the sender's frame limit.
-fn take_text_and_limit(body: &[u8], at: usize) -> Option<(String, usize)> {
+/// A text followed by the sender's frame limit, and the offset after them.
+fn take_text_and_limit(body: &[u8], at: usize) -> Option<(String, usize, usize)> {
     let (text, end) = take_text(body, at)?;
     let limit = u32::from_be_bytes(body.get(end..end + 4)?.try_into().ok()?);
-    Some((text, limit as usize))
+    Some((text, limit as usize, end + 4))
+}
+
+fn take_nonce(body: &[u8], at: usize) -> Option<Nonce> {
+    body.get(at..at + NONCE_LEN)?.try_into().ok()
 }
 
 fn with_limit(mut body: Vec<u8>, max_frame: usize) -> Vec<u8> {
@@ -120,69 +174,118 @@ fn with_limit(mut body: Vec<u8>, max_frame: usize) -> Vec<u8> {
     body
 }
 
-/// The connecting side: send our hello, read the server's answer.
-pub(crate) async fn client<IO>(
-    io: &mut IO,
-    service: &str,
-    max_frame: usize,
-    timeout: Duration,
-) -> Result<PeerHello>
+fn timed_out(timeout: Duration, what: &str) -> Error {
+    Error::new(ErrorKind::Timeout, format!("no {what} within {timeout:?}"))
+}
+
+/// The connecting side: send our hello, answer a challenge if asked, read
+/// the server's verdict.
+pub(crate) async fn client<IO>(io: &mut IO, hello: Hello<'_>) -> Result<PeerHello>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let exchange = async {
-        io.write_all(&hello_frame(&with_limit(short_text(service), max_frame)))
-            .await
-            .map_err(|e| {
-                Error::with_source(ErrorKind::Transport, "cannot send the handshake", e)
-            })?;
-        io.flush().await.map_err(|e| {
-            Error::with_source(ErrorKind::Transport, "cannot send the handshake", e)
-        })?;
-        let (version, body) = read_hello(io, "the server").await?;
+        let client_nonce = token::nonce()?;
+        let mut body = with_limit(short_text(hello.service), hello.max_frame);
+        body.extend_from_slice(&client_nonce);
+        send(io, &body, "handshake").await?;
+        let (version, mut body) = read_hello(io, "the server").await?;
+        let mut challenged = None;
+        if version == PROTOCOL_VERSION && body.first() == Some(&STATUS_CHALLENGE) {
+            let server_nonce = take_nonce(&body, 1)
+                .ok_or_else(|| raise::protocol("the server sent a truncated token challenge"))?;
+            let proof = match hello.token {
+                Some(token) => token
+                    .prove(Role::Client, &client_nonce, &server_nonce)
+                    .to_vec(),
+                None => Vec::new(),
+            };
+            let mut answer = vec![proof.len() as u8];
+            answer.extend_from_slice(&proof);
+            send(io, &answer, "token proof").await?;
+            challenged = Some(server_nonce);
+            (_, body) = read_hello(io, "the server").await?;
+        }
         let status = *body
             .first()
             .ok_or_else(|| raise::protocol("the server sent an empty handshake answer"))?;
         let (text, _) = take_text(&body, 1)
             .ok_or_else(|| raise::protocol("the server sent a truncated handshake answer"))?;
-        if status != STATUS_ACCEPT {
-            return Err(raise::closed(format!(
-                "the server refused the connection: {text}"
-            )));
+        match status {
+            STATUS_ACCEPT => {}
+            STATUS_DENIED if challenged.is_some() && hello.token.is_none() => {
+                return Err(raise::denied(format!(
+                    "the server requires a token and none was given ({text})"
+                )))
+            }
+            STATUS_DENIED => {
+                return Err(raise::denied(format!("the server denied access: {text}")))
+            }
+            _ => {
+                return Err(raise::closed(format!(
+                    "the server refused the connection: {text}"
+                )))
+            }
         }
         if version != PROTOCOL_VERSION {
             return Err(raise::protocol(format!(
                 "the server speaks tether protocol version {version}, this client speaks {PROTOCOL_VERSION}"
             )));
         }
-        let (service, max_frame) = take_text_and_limit(&body, 1)
+        let (service, max_frame, end) = take_text_and_limit(&body, 1)
             .ok_or_else(|| raise::protocol("the server sent a truncated handshake answer"))?;
-        Ok(PeerHello { service, max_frame })
+        if let Some(token) = hello.token {
+            // The server must prove it holds the token too; otherwise
+            // anyone who got to the address first could pose as it.
+            let Some(server_nonce) = challenged else {
+                return Err(raise::denied(
+                    "the server did not ask for the token, so it could not prove it holds it",
+                ));
+            };
+            let proof = body.get(end..).unwrap_or_default();
+            if !token.verify(Role::Server, &client_nonce, &server_nonce, proof) {
+                return Err(raise::denied(
+                    "the server could not prove it holds the token",
+                ));
+            }
+        }
+        Ok(PeerHello {
+            service,
+            max_frame,
+            identity: None,
+        })
     };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Timeout,
-            format!("no handshake answer within {timeout:?}"),
-        )
-    })?
+    tokio::time::timeout(hello.timeout, exchange)
+        .await
+        .map_err(|_| timed_out(hello.timeout, "handshake answer"))?
 }
 
-/// The accepting side: read the client's hello, then accept with our service
-/// name or refuse with `refusal`'s reason.
-pub(crate) async fn server<IO>(
-    io: &mut IO,
-    service: &str,
-    max_frame: usize,
-    refusal: Option<Refusal>,
-    timeout: Duration,
-) -> Result<PeerHello>
+/// The accepting side: read the client's hello, challenge it for a token
+/// when `rules` has any, let `decide` (given the client's identity) name the
+/// service to accept it with or deny it with a reason, and answer.
+///
+/// A denied client learns only that it was denied; the returned error
+/// ([`ErrorKind::Denied`]) has the precise reason, for the server's log.
+pub(crate) async fn server<IO, D>(io: &mut IO, rules: Rules<'_>, decide: D) -> Result<PeerHello>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
+    D: FnOnce(Option<&PeerIdentity>) -> std::result::Result<String, String>,
 {
+    let timeout = rules.timeout;
+    let max_frame = rules.max_frame;
+    let answer = |status: u8, text: &str, proof: Option<[u8; PROOF_LEN]>| {
+        let mut body = vec![status];
+        body.extend(with_limit(short_text(text), max_frame));
+        body.extend_from_slice(proof.as_ref().map_or(&[][..], |p| &p[..]));
+        body
+    };
     let exchange = async {
         let (version, body) = read_hello(io, "the client").await?;
         let peer = take_text_and_limit(&body, 0);
-        let refusal = match (refusal, &peer) {
+        let client_nonce = peer
+            .as_ref()
+            .and_then(|(_, _, end)| take_nonce(&body, *end));
+        let refusal = match (rules.refusal, &client_nonce) {
             (Some(r), _) => Some(r.0),
             (None, _) if version != PROTOCOL_VERSION => Some(format!(
                 "protocol version mismatch: the server speaks {PROTOCOL_VERSION}, the client {version}"
@@ -190,61 +293,171 @@ where
             (None, None) => Some("truncated handshake".to_string()),
             (None, Some(_)) => None,
         };
-        let mut answer = vec![if refusal.is_some() {
-            STATUS_REFUSE
-        } else {
-            STATUS_ACCEPT
-        }];
-        answer.extend(with_limit(
-            short_text(refusal.as_deref().unwrap_or(service)),
-            max_frame,
-        ));
-        io.write_all(&hello_frame(&answer)).await.map_err(|e| {
-            Error::with_source(ErrorKind::Transport, "cannot answer the handshake", e)
-        })?;
-        io.flush().await.map_err(|e| {
-            Error::with_source(ErrorKind::Transport, "cannot answer the handshake", e)
-        })?;
-        match refusal {
-            Some(reason) => Err(raise::protocol(format!("refused the client: {reason}"))),
-            None => {
-                let (service, max_frame) = peer.expect("refused above when missing");
-                Ok(PeerHello { service, max_frame })
+        if let Some(reason) = refusal {
+            send(
+                io,
+                &answer(STATUS_REFUSE, &reason, None),
+                "handshake answer",
+            )
+            .await?;
+            return Err(raise::protocol(format!("refused the client: {reason}")));
+        }
+        let (service, peer_max_frame, _) = peer.expect("refused above when missing");
+        let client_nonce = client_nonce.expect("refused above when missing");
+
+        let mut identity = rules.identity;
+        let mut server_proof = None;
+        if let Some(tokens) = rules.tokens.filter(|t| !t.is_empty()) {
+            let server_nonce = token::nonce()?;
+            let mut challenge = vec![STATUS_CHALLENGE];
+            challenge.extend_from_slice(&server_nonce);
+            send(io, &challenge, "token challenge").await?;
+            let (_, proof) = read_hello(io, "the client").await?;
+            let proof = proof.get(1..).unwrap_or_default();
+            let deny = |why: &str| raise::denied(format!("denied the client: {why}"));
+            let why = match tokens.find(&client_nonce, &server_nonce, proof) {
+                Some((name, token)) => {
+                    identity = Some(PeerIdentity::new(name, AuthMethod::Token));
+                    server_proof = Some(token.prove(Role::Server, &client_nonce, &server_nonce));
+                    None
+                }
+                None if proof.is_empty() => Some(deny("it sent no token")),
+                None => Some(deny("its token proof matches no known token")),
+            };
+            if let Some(err) = why {
+                send(
+                    io,
+                    &answer(STATUS_DENIED, DENIED_TEXT, None),
+                    "handshake answer",
+                )
+                .await?;
+                return Err(err);
+            }
+        }
+        match decide(identity.as_ref()) {
+            Ok(local_service) => {
+                let accept = answer(STATUS_ACCEPT, &local_service, server_proof);
+                send(io, &accept, "handshake answer").await?;
+                Ok(PeerHello {
+                    service,
+                    max_frame: peer_max_frame,
+                    identity,
+                })
+            }
+            Err(reason) => {
+                send(
+                    io,
+                    &answer(STATUS_DENIED, &reason, None),
+                    "handshake answer",
+                )
+                .await?;
+                Err(raise::denied(format!("denied the client: {reason}")))
             }
         }
     };
-    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Timeout,
-            format!("no handshake from the client within {timeout:?}"),
-        )
-    })?
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| timed_out(timeout, "handshake from the client"))?
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const T: Duration = Duration::from_secs(5);
+
+    fn hello<'a>(service: &'a str, max_frame: usize, token: Option<&'a Token>) -> Hello<'a> {
+        Hello {
+            service,
+            max_frame,
+            token,
+            timeout: T,
+        }
+    }
+
+    fn rules(max_frame: usize, tokens: Option<&Tokens>) -> Rules<'_> {
+        Rules {
+            max_frame,
+            refusal: None,
+            tokens,
+            identity: None,
+            timeout: T,
+        }
+    }
+
+    fn accept(
+        service: &str,
+    ) -> impl FnOnce(Option<&PeerIdentity>) -> std::result::Result<String, String> + '_ {
+        move |_| Ok(service.to_string())
+    }
+
     #[tokio::test]
     async fn both_sides_learn_each_others_service() {
         let (mut a, mut b) = tokio::io::duplex(1024);
-        let t = Duration::from_secs(5);
         let (c, s) = tokio::join!(
-            client(&mut a, "Client", 5000, t),
-            server(&mut b, "Calc", 7000, None, t)
+            client(&mut a, hello("Client", 5000, None)),
+            server(&mut b, rules(7000, None), accept("Calc"))
         );
         let (c, s) = (c.unwrap(), s.unwrap());
         assert_eq!((c.service.as_str(), c.max_frame), ("Calc", 7000));
         assert_eq!((s.service.as_str(), s.max_frame), ("Client", 5000));
+        assert!(s.identity.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_token_names_the_client_and_both_sides_prove_it() {
+        let tokens = Tokens::new()
+            .with("alice", "sa")
+            .unwrap()
+            .with("bob", "sb")
+            .unwrap();
+        let token = Token::new("sb").unwrap();
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let (c, s) = tokio::join!(
+            client(&mut a, hello("Client", 5000, Some(&token))),
+            server(&mut b, rules(7000, Some(&tokens)), |who| {
+                Ok(format!("Calc for {}", who.unwrap().name()))
+            })
+        );
+        assert_eq!(c.unwrap().service, "Calc for bob");
+        let who = s.unwrap().identity.unwrap();
+        assert_eq!((who.name(), who.method()), ("bob", AuthMethod::Token));
+    }
+
+    #[tokio::test]
+    async fn a_wrong_or_missing_token_is_denied_on_both_sides() {
+        let tokens = Tokens::new().with("alice", "sa").unwrap();
+        let wrong = Token::new("guess").unwrap();
+        for token in [Some(&wrong), None] {
+            let (mut a, mut b) = tokio::io::duplex(1024);
+            let (c, s) = tokio::join!(
+                client(&mut a, hello("Client", 5000, token)),
+                server(&mut b, rules(7000, Some(&tokens)), accept("Calc"))
+            );
+            let (c, s) = (c.unwrap_err(), s.unwrap_err());
+            assert_eq!((c.kind(), s.kind()), (ErrorKind::Denied, ErrorKind::Denied));
+            assert!(!c.message().contains("Calc"), "{c}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_with_a_token_wants_the_server_to_prove_it_too() {
+        let token = Token::new("sa").unwrap();
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let (c, _) = tokio::join!(
+            client(&mut a, hello("Client", 5000, Some(&token))),
+            server(&mut b, rules(7000, None), accept("Impostor"))
+        );
+        assert_eq!(c.unwrap_err().kind(), ErrorKind::Denied);
     }
 
     #[tokio::test]
     async fn another_version_is_refused_with_a_reason() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         let mut hello = hello_frame(&with_limit(short_text("x"), 1024));
-        hello[10..12].copy_from_slice(&9u16.to_be_bytes());
+        hello[10..12].copy_from_slice(&1u16.to_be_bytes());
         a.write_all(&hello).await.unwrap();
-        let err = server(&mut b, "Calc", 1024, None, Duration::from_secs(5))
+        let err = server(&mut b, rules(1024, None), accept("Calc"))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);
@@ -257,7 +470,7 @@ mod tests {
     async fn a_stranger_is_recognised_from_its_first_bytes() {
         let (mut a, mut b) = tokio::io::duplex(1024);
         a.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        let err = server(&mut b, "Calc", 1024, None, Duration::from_secs(5))
+        let err = server(&mut b, rules(1024, None), accept("Calc"))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol);

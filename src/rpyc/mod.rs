@@ -199,20 +199,21 @@ impl fmt::Debug for Session {
     }
 }
 
-/// The server's hook: detect the dialect of an accepted stream (within
-/// `timeout`); serve an RPyC client to the end (or until `stop`) and
-/// return `None`, or hand a tether client's stream back, bytes intact.
+/// The server's hook: detect the dialect of an accepted stream (within the
+/// handshake timeout); serve an RPyC client what `builder` grants it, to
+/// the end (or until `stop`), and return `None`; or hand a tether client's
+/// stream back, bytes intact.
 pub(crate) async fn serve_if_rpyc<IO>(
     io: IO,
-    root: &NetRef,
-    config: &Config,
+    builder: &crate::Builder,
     peer: &str,
     stop: &tokio_util::sync::CancellationToken,
 ) -> Option<Rewind<IO>>
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let io = match tokio::time::timeout(config.handshake_timeout, detect(io)).await {
+    let timeout = builder.handshake_timeout();
+    let io = match tokio::time::timeout(timeout, detect(io)).await {
         Ok(Ok((Dialect::Rpyc, io))) => io,
         Ok(Ok((_, io))) => return Some(io),
         Ok(Err(err)) => {
@@ -220,11 +221,18 @@ where
             return None;
         }
         Err(_) => {
-            tracing::info!(%peer, "no first bytes within {:?}", config.handshake_timeout);
+            tracing::info!(%peer, "no first bytes within {timeout:?}");
             return None;
         }
     };
-    let session = serve_io(io, root.clone(), config.clone(), Some(peer.to_string()));
+    let (root, config) = match builder.rpyc_grant() {
+        Ok(granted) => granted,
+        Err(why) => {
+            tracing::warn!(%peer, %why, "RPyC client denied");
+            return None;
+        }
+    };
+    let session = serve_io(io, root, config, Some(peer.to_string()));
     tokio::select! {
         _ = session.closed() => {}
         _ = stop.cancelled() => session.close().await,

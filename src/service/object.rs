@@ -137,6 +137,13 @@ impl CallContext {
     pub fn connection(&self) -> Option<&Connection> {
         self.connection.as_ref()
     }
+
+    /// Who the caller proved to be (a token's name or a certificate's
+    /// subject); `None` when its connection was not authenticated or the
+    /// call was made in-process. See [`PeerIdentity`](crate::PeerIdentity).
+    pub fn peer_identity(&self) -> Option<&crate::PeerIdentity> {
+        self.connection.as_ref()?.peer_identity()
+    }
 }
 
 /// An object that can be served to a peer by reference.

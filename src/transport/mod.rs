@@ -6,9 +6,12 @@
 //!
 //! - `tcp`: TCP with `TCP_NODELAY` (small frames must not wait);
 //! - `unix`: Unix domain sockets;
+//! - [`tls`]: TLS over either, with rustls (server and client
+//!   certificates);
 //! - [`memory`]: an in-process pair, for tests and examples.
 
 pub mod memory;
 pub(crate) mod tcp;
+pub mod tls;
 #[cfg(unix)]
 pub(crate) mod unix;

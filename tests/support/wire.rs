@@ -35,13 +35,15 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
 }
 
 /// The connecting side's handshake frame: magic, `version`, the service
-/// `name`, and the largest frame this peer accepts (64 MiB).
+/// `name`, the largest frame this peer accepts (64 MiB) and its 32-byte
+/// nonce for the token challenge (zeros: a raw peer has no token).
 pub fn hello(version: u16, name: &str) -> Vec<u8> {
     let mut body = tether::protocol::MAGIC.to_vec();
     body.extend_from_slice(&version.to_be_bytes());
     body.extend_from_slice(&(name.len() as u16).to_be_bytes());
     body.extend_from_slice(name.as_bytes());
     body.extend_from_slice(&(64u32 << 20).to_be_bytes());
+    body.extend_from_slice(&[0; 32]);
     frame(&body)
 }
 

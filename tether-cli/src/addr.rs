@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use tether::{Builder, Config, Connection};
 
+use crate::auth::ClientAuth;
+use crate::{cannot_connect, Failure};
+
 /// The TCP port `tether serve` listens on unless told otherwise: RPyC
 /// classic's.
 pub const DEFAULT_PORT: u16 = 18812;
@@ -29,17 +32,23 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Connect, with `timeout` as the deadline of every call when given.
-    pub async fn connect(&self, timeout: Option<Duration>) -> tether::Result<Connection> {
+    /// Connect with `auth`'s credentials, with `timeout` as the deadline
+    /// of every call when given.
+    pub async fn connect(
+        &self,
+        timeout: Option<Duration>,
+        auth: &ClientAuth,
+    ) -> Result<Connection, Failure> {
         let mut config = Config::default();
         if let Some(timeout) = timeout {
             config = config.call_timeout(timeout);
         }
-        let builder = Builder::default().config(config);
-        match self {
+        let builder = auth.apply(Builder::default().config(config), self)?;
+        let connected = match self {
             Endpoint::Tcp(addr) => builder.connect(addr.as_str()).await,
             Endpoint::Unix(path) => builder.connect_unix(path).await,
-        }
+        };
+        connected.map_err(|e| cannot_connect(self, e))
     }
 }
 

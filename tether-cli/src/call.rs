@@ -5,7 +5,7 @@ use serde_json::json;
 use tether::{Args, MemberKind, NetRef, Value};
 
 use crate::json::{parse_literal, parse_named, to_json};
-use crate::{cannot_connect, CallArgs, Failure, Outcome};
+use crate::{CallArgs, Failure, Outcome};
 
 pub async fn run(args: CallArgs) -> Outcome {
     let path: Vec<&str> = match args.path.as_deref() {
@@ -30,11 +30,7 @@ pub async fn run(args: CallArgs) -> Outcome {
             .push(parse_named(text).map_err(Failure::usage)?);
     }
 
-    let conn = args
-        .addr
-        .connect(args.timeout)
-        .await
-        .map_err(|e| cannot_connect(&args.addr, e))?;
+    let conn = args.addr.connect(args.timeout, &args.auth).await?;
     let root = conn.root().await?;
     let outcome = if args.dir {
         let object = resolve(root, &path).await?;

@@ -31,7 +31,7 @@ use tether::{NetRef, RemoteFile};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 
 use crate::addr::{Endpoint, Location};
-use crate::{cannot_connect, CpArgs, Failure, Outcome};
+use crate::{CpArgs, Failure, Outcome};
 
 /// Bytes per remote read or write.
 const CHUNK: usize = 1 << 20;
@@ -227,10 +227,7 @@ async fn connect(
     endpoint: &Endpoint,
     args: &CpArgs,
 ) -> Result<(tether::Connection, NetRef), Failure> {
-    let conn = endpoint
-        .connect(args.timeout)
-        .await
-        .map_err(|e| cannot_connect(endpoint, e))?;
+    let conn = endpoint.connect(args.timeout, &args.auth).await?;
     let root = conn.root().await?;
     Ok((conn, root))
 }

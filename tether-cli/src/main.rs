@@ -9,12 +9,16 @@
 //! tether cp SRC DST
 //! ```
 //!
+//! Every subcommand also takes credentials: TLS certificates and tokens
+//! (see [`auth`]).
+//!
 //! Each subcommand is parsing plus library calls; the work is in its own
 //! module. Exit codes: 0 success, 1 the operation failed (remote error,
 //! connection refused, ...), 2 bad usage or a refusal before any work
 //! (clap's own errors included).
 
 mod addr;
+mod auth;
 mod call;
 mod cp;
 mod demo;
@@ -102,12 +106,16 @@ struct ServeArgs {
     /// can reach it then controls this host.
     #[arg(long, requires = "classic")]
     allow_remote: bool,
+    #[command(flatten)]
+    auth: auth::ServeAuth,
 }
 
 #[derive(Debug, Args)]
 struct ShellArgs {
     /// The server; without one, a demo service is started in-process.
     addr: Option<Endpoint>,
+    #[command(flatten)]
+    auth: auth::ClientAuth,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +147,8 @@ struct CallArgs {
     /// Deadline of each remote call, in seconds [default: 30].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     timeout: Option<Duration>,
+    #[command(flatten)]
+    auth: auth::ClientAuth,
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +163,8 @@ struct CpArgs {
     /// Deadline of each remote call, in seconds [default: 30].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     timeout: Option<Duration>,
+    #[command(flatten)]
+    auth: auth::ClientAuth,
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -239,13 +251,15 @@ fn shell(args: ShellArgs) -> Outcome {
     let finished = match &args.addr {
         None => shell::run_embedded(),
         Some(endpoint @ Endpoint::Tcp(addr)) => {
-            let conn = tether::blocking::connect(addr.as_str())
+            let builder = args.auth.apply(tether::Builder::default(), endpoint)?;
+            let conn = tether::blocking::connect_with(builder, addr.as_str())
                 .map_err(|e| cannot_connect(endpoint, e))?;
             shell::run(conn, addr)
         }
         Some(endpoint @ Endpoint::Unix(path)) => {
-            let conn =
-                tether::blocking::connect_unix(path).map_err(|e| cannot_connect(endpoint, e))?;
+            let builder = args.auth.apply(tether::Builder::default(), endpoint)?;
+            let conn = tether::blocking::connect_unix_with(builder, path)
+                .map_err(|e| cannot_connect(endpoint, e))?;
             shell::run(conn, &format!("unix:{}", path.display()))
         }
     };

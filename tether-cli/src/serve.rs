@@ -29,6 +29,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
     let builder = Server::builder()
         .config(Config::default().policy(policy))
         .max_connections(args.max_connections);
+    let (builder, secured) = args.auth.apply(builder)?;
 
     let (server, shown) = if let Some(path) = &args.unix {
         clear_stale_socket(path)?;
@@ -67,11 +68,16 @@ pub async fn run(args: ServeArgs) -> Outcome {
         (server, bound.to_string())
     };
 
-    println!("serving {what} on {shown}");
+    let signal = shutdown_signal();
     let stop = async {
-        shutdown_signal().await;
+        signal.await;
         println!("shutting down");
     };
+    if secured.is_empty() {
+        println!("serving {what} on {shown}");
+    } else {
+        println!("serving {what} with {secured} on {shown}");
+    }
     server.serve_fn(make_root, stop).await?;
     Ok(())
 }
@@ -110,25 +116,27 @@ fn clear_stale_socket(path: &Path) -> Outcome {
     }
 }
 
-/// Ctrl-C, or on Unix SIGTERM too.
-async fn shutdown_signal() {
+/// Ctrl-C, or on Unix SIGTERM too. The handlers are installed now, before
+/// the caller announces it is serving, so a signal sent right after that
+/// line is caught rather than killing the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        if let (Some(mut int), Some(mut term)) = signals {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -113,6 +113,7 @@ impl Drop for Served {
 fn tether(args: &[&str]) -> Output {
     Command::new(TETHER)
         .args(args)
+        .env_remove("TETHER_TOKEN")
         .stdin(Stdio::null())
         .output()
         .expect("run tether")
@@ -579,4 +580,77 @@ fn shell_refuses_what_it_cannot_reach() {
         stderr(&out).starts_with(&format!("error: cannot connect to {refused}: ")),
         "{out:?}"
     );
+}
+
+#[test]
+fn serve_with_tokens_and_call_proving_one() {
+    let served = Served::start(&["--token", "ops=cli-secret-0123456789"]);
+    let token = ["--token", "cli-secret-0123456789"];
+    assert_eq!(
+        call_ok(&served.addr, &["add", "1", "2", token[0], token[1]]),
+        "3\n"
+    );
+    let err = call_err(&served.addr, &["add", "1", "2"]);
+    assert!(err.contains("requires a token"), "{err}");
+    let err = call_err(
+        &served.addr,
+        &["add", "1", "2", "--token", "a-wrong-secret"],
+    );
+    assert!(err.contains("denied"), "{err}");
+    // The client reads TETHER_TOKEN too.
+    let out = Command::new(TETHER)
+        .args(["call", &served.addr, "add", "1", "2"])
+        .env("TETHER_TOKEN", "cli-secret-0123456789")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "3\n");
+}
+
+#[test]
+fn serve_and_call_over_tls() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "CLI test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server = server.signed_by(&server_key, &ca, &ca_key).unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(path("server.pem"), server.pem()).unwrap();
+    std::fs::write(path("server.key"), server_key.serialize_pem()).unwrap();
+
+    let served = Served::start(&[
+        "--tls-cert",
+        &path("server.pem"),
+        "--tls-key",
+        &path("server.key"),
+    ]);
+    let ca_pem = path("ca.pem");
+    assert_eq!(
+        call_ok(&served.addr, &["add", "1", "2", "--tls-ca", &ca_pem]),
+        "3\n"
+    );
+    // Without TLS the client cannot talk to it; with the wrong name it
+    // does not trust it.
+    call_err(&served.addr, &["add", "1", "2"]);
+    let err = call_err(
+        &served.addr,
+        &[
+            "add",
+            "1",
+            "2",
+            "--tls-ca",
+            &ca_pem,
+            "--tls-name",
+            "example.com",
+        ],
+    );
+    assert!(err.contains("certificate"), "{err}");
 }
