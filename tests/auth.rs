@@ -12,6 +12,8 @@ use tether::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod support;
+
 /// Generous bound on anything a test waits for; never reached when the
 /// code works.
 const BOUND: Duration = Duration::from_secs(10);
@@ -392,4 +394,22 @@ async fn the_server_logs_why_it_denied_a_client() {
     assert!(line.contains("matches no known token"), "{line}");
     assert!(line.contains("127.0.0.1"), "the peer's address: {line}");
     assert!(!line.contains("not-the-secret"), "{line}");
+}
+
+#[tokio::test]
+async fn a_python_rpyc_client_cannot_skip_the_token_and_the_server_goes_on() {
+    let addr = start(Notes::default(), Config::default()).await;
+    let port = addr.port().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        support::python::run_script("rpyc_refused.py", &[&port])
+    })
+    .await
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "refused");
+    // Tether clients with a token are still served.
+    let conn = token("alice-secret-0123456789abcdef")
+        .connect(addr)
+        .await
+        .unwrap();
+    assert_eq!(whoami(&conn).await.as_deref(), Some("alice"));
 }
