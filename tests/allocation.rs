@@ -76,8 +76,13 @@ fn nested_lists_cannot_reserve_far_more_than_the_frame() {
     let peak = PEAK.load(Ordering::Relaxed) - base;
     assert!(result.is_err());
     eprintln!("frame of {frame_len} bytes, decoder peak {peak} bytes");
+    // Each 1-byte `None` decodes to a 32-byte `Value`, and the list's growth
+    // doubles that: about 64x (4.23 MB here), plus whatever other threads of
+    // the test process allocate meanwhile. Reserving each level's declared
+    // 64 Ki entries would be about 129 x 2 MiB: the bound is 128x, well
+    // between the two.
     assert!(
-        peak < 64 * frame_len,
+        peak < 128 * frame_len,
         "decoding a {frame_len}-byte frame reserved {peak} bytes ({}x)",
         peak / frame_len
     );
