@@ -370,7 +370,10 @@ where
             let Some(io) = crate::rpyc::serve_if_rpyc(io, &builder, peer, stop).await else {
                 return Ok(None);
             };
-            builder.accept_io(io, Some(peer.to_string())).await.map(Some)
+            builder
+                .accept_io(io, Some(peer.to_string()))
+                .await
+                .map(Some)
         }
         Some(why) => {
             tracing::info!(%peer, "refused: {why}");
