@@ -172,6 +172,51 @@ async fn binary_files_read_and_write_bytes() {
     );
 }
 
+/// Calls sent on one file without waiting for each reply still run in the
+/// order they were sent: each is first polled by the connection's reader in
+/// arrival order, so they queue for the file's lock in that order. On a
+/// multi-threaded runtime, where tasks spawned together run in no fixed
+/// order, as a server runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_calls_on_one_file_run_in_the_order_sent() {
+    let s = Setup::new().await;
+    let path = s.path("pipelined.bin");
+    let file = s.open(&path, "w+b").await.unwrap();
+    let chunks: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 1 + i as usize]).collect();
+    let writes = chunks
+        .iter()
+        .map(|c| file.call_method("write", (Value::Bytes(c.clone()),)));
+    for (i, written) in futures_util::future::join_all(writes)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(
+            written.unwrap(),
+            Value::from(chunks[i].len() as i64),
+            "write {i}"
+        );
+    }
+    call(&file, "seek", (0,)).await;
+    let reads = chunks
+        .iter()
+        .map(|c| file.call_method("read", (c.len() as i64,)));
+    let read: Vec<Value> = futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let expected: Vec<Value> = chunks.iter().map(|c| bytes(c)).collect();
+    assert_eq!(read, expected, "reads answered out of order");
+    call(&file, "close", ()).await;
+    let on_disk: Vec<u8> = chunks.concat();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        on_disk,
+        "writes ran out of order"
+    );
+}
+
 #[tokio::test]
 async fn every_mode_opens_as_in_python() {
     let s = Setup::new().await;

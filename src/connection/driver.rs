@@ -1,8 +1,11 @@
 //! The two tasks that move bytes: one reads and routes frames, one writes.
 //!
 //! The reader never waits on anything but the socket: replies complete a
-//! pending call, requests are each served by a task of their own, so a
+//! pending call, requests run in the reader as far as they go without
+//! waiting and continue in a task of their own if they must wait, so a
 //! side blocked in a call still serves the peer's callbacks, to any depth.
+//! (Object code that computes for long without awaiting holds up the
+//! connection's reading meanwhile, as it would hold a runtime thread.)
 //! The writer takes everything queued since its last write and sends it in
 //! one `write_all`, so many small frames (replies, releases) cost one
 //! system call.

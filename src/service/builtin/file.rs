@@ -12,10 +12,10 @@
 //! pool (`spawn_blocking`), so a slow disk never stalls the connection's
 //! tasks. Operations take the file's lock (a fair, FIFO tokio mutex) and
 //! move the owned guard into their blocking task, so they run one at a
-//! time. Calls that are in flight *at once* on one file run in the order
-//! their serving tasks first run, which is not always the order they were
-//! sent (measured by tether-bench with 4 reads in flight): wait for each
-//! reply, as [`RemoteFile`](crate::RemoteFile) does, when order matters.
+//! time, in the order the calls arrived: the connection polls each
+//! request once as its frame is read, in arrival order, which is when an
+//! operation queues for the lock, so calls pipelined on one file (several
+//! sent without waiting for each reply) run in the order they were sent.
 //! An operation whose
 //! caller gave up (deadline, cancellation) still finishes on the pool, so
 //! the file position stays consistent.
@@ -428,8 +428,8 @@ impl Drop for Handle {
 /// # Threads
 ///
 /// Each operation runs its `std::fs` work as one task on tokio's blocking
-/// pool (`spawn_blocking`, no thread per file), one at a time; calls in
-/// flight at once on one file may run in any order (see the module docs).
+/// pool (`spawn_blocking`, no thread per file), one at a time and in the
+/// order the calls arrived, pipelined ones included (see the module docs).
 /// One whose caller gave up still finishes, so the position stays
 /// consistent.
 ///
