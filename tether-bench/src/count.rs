@@ -47,7 +47,8 @@ pub fn run(kind: &str, n: u64) {
                 }
             }
             "read64k" | "read64k_ahead4" => {
-                let path = std::env::temp_dir().join(format!("tether-count-{}", std::process::id()));
+                let path =
+                    std::env::temp_dir().join(format!("tether-count-{}", std::process::id()));
                 {
                     let mut f = std::fs::File::create(&path).unwrap();
                     let chunk = vec![0x5au8; 64 << 10];

@@ -100,7 +100,11 @@ fn main() {
     // an in-memory pair, for instruction counts (scripts/instr-count.sh).
     if let Some(spec) = only.iter().find_map(|o| o.strip_prefix("count:")) {
         let (kind, n) = spec.rsplit_once(':').unwrap_or((spec, "1000"));
-        count::run(kind, n.parse().unwrap_or_else(|_| fail("count:KIND:N needs a number")));
+        count::run(
+            kind,
+            n.parse()
+                .unwrap_or_else(|_| fail("count:KIND:N needs a number")),
+        );
         return;
     }
     if let Some(kind) = only.iter().find_map(|o| o.strip_prefix("profile:")) {
