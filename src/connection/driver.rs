@@ -7,13 +7,15 @@
 //! (Object code that computes for long without awaiting holds up the
 //! connection's reading meanwhile, as it would hold a runtime thread.)
 //! The writer takes everything queued since its last write and sends it in
-//! one `write_all`, so many small frames (replies, releases) cost one
-//! system call.
+//! one write, so many small frames (replies, releases) cost one system
+//! call; under load it lets the other tasks queue theirs first (one yield),
+//! and large frames go out from where they were encoded, uncopied.
 
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -28,6 +30,10 @@ use crate::{Error, ErrorKind};
 
 /// Stop gathering frames into one write beyond this many bytes.
 const MAX_COALESCE: usize = 256 * 1024;
+
+/// Frames at least this large are written from where they were encoded
+/// rather than copied into the write buffer.
+const DIRECT_WRITE: usize = 16 * 1024;
 
 /// Most releases per frame (each at most 20 bytes encoded).
 const RELEASES_PER_FRAME: usize = 1024;
@@ -79,22 +85,31 @@ pub(crate) async fn write_loop<W>(
 {
     let mut batch = Batch::new(shared.clone());
     loop {
-        let first = tokio::select! {
-            biased;
-            msg = rx.recv() => msg,
-            _ = shared.shutdown.cancelled() => None,
+        // A frame already waiting when the last write ends means other
+        // tasks are queueing as fast as we write: then give them one turn
+        // before writing, so their frames join this write (fewer, larger
+        // writes). A lone frame on an idle connection is written at once.
+        let (first, busy) = match rx.try_recv() {
+            Ok(msg) => (Some(msg), true),
+            Err(_) => {
+                let msg = tokio::select! {
+                    biased;
+                    msg = rx.recv() => msg,
+                    _ = shared.shutdown.cancelled() => None,
+                };
+                (msg, false)
+            }
         };
         let Some(first) = first else { break };
         batch.add(first);
-        while batch.buf.len() < MAX_COALESCE {
-            match rx.try_recv() {
-                Ok(msg) => batch.add(msg),
-                Err(_) => break,
-            }
+        batch.drain(&mut rx);
+        if busy && batch.len < MAX_COALESCE {
+            tokio::task::yield_now().await;
+            batch.drain(&mut rx);
         }
         batch.flush_releases();
         let outcome = {
-            let write = write_and_flush(&mut io, &batch.buf);
+            let write = batch.write(&mut io);
             tokio::pin!(write);
             tokio::select! {
                 result = &mut write => Written::Done(result),
@@ -111,7 +126,7 @@ pub(crate) async fn write_loop<W>(
             }
         };
         match outcome {
-            Written::Done(Ok(())) => batch.buf.clear(),
+            Written::Done(Ok(())) => batch.clear(),
             Written::Done(Err(e)) => {
                 shared.terminate(Error::with_source(
                     ErrorKind::Transport,
@@ -130,7 +145,7 @@ pub(crate) async fn write_loop<W>(
 
     // Closing: send what is still queued (releases are moot now) and a
     // Close saying why, within a bounded time (the peer may not be reading).
-    batch.buf.clear();
+    batch.clear();
     while let Ok(msg) = rx.try_recv() {
         if let Outbound::Frame(frame) = msg {
             batch.buf.extend_from_slice(&frame);
@@ -163,11 +178,45 @@ async fn write_and_flush<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std
     io.flush().await
 }
 
+/// Write `parts` in order, as few system calls as the transport allows,
+/// then flush.
+async fn write_parts<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    parts: &mut [Bytes],
+) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < parts.len() {
+        let slices: Vec<IoSlice<'_>> = parts[first..].iter().map(|p| IoSlice::new(p)).collect();
+        let mut written = io.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let part = &mut parts[first];
+            if written >= part.len() {
+                written -= part.len();
+                first += 1;
+            } else {
+                part.advance(written);
+                written = 0;
+            }
+        }
+    }
+    io.flush().await
+}
+
 /// The bytes of one write, with consecutive releases gathered into one
-/// frame placed where the first of them was queued.
+/// frame placed where the first of them was queued. Small frames are
+/// copied into one buffer; a large one is written from where it was
+/// encoded, between the buffered bytes before and after it.
 struct Batch {
     shared: Arc<Shared>,
     buf: BytesMut,
+    /// Set when a large frame was queued: everything to write, in order
+    /// (`buf` holds only what came after the last of them).
+    parts: Vec<Bytes>,
+    /// Bytes gathered in all.
+    len: usize,
     releases: Vec<(u64, u64)>,
     /// Releases that fit in one frame the peer accepts.
     per_frame: usize,
@@ -179,8 +228,20 @@ impl Batch {
         Batch {
             shared,
             buf: BytesMut::with_capacity(8 * 1024),
+            parts: Vec::new(),
+            len: 0,
             releases: Vec::new(),
             per_frame,
+        }
+    }
+
+    /// Take what is queued, up to [`MAX_COALESCE`] bytes.
+    fn drain(&mut self, rx: &mut mpsc::UnboundedReceiver<Outbound>) {
+        while self.len < MAX_COALESCE {
+            match rx.try_recv() {
+                Ok(msg) => self.add(msg),
+                Err(_) => break,
+            }
         }
     }
 
@@ -188,8 +249,16 @@ impl Batch {
         match msg {
             Outbound::Frame(frame) => {
                 self.flush_releases();
-                self.buf.extend_from_slice(&frame);
                 self.shared.frame_written(&frame);
+                self.len += frame.len();
+                if frame.len() >= DIRECT_WRITE {
+                    if !self.buf.is_empty() {
+                        self.parts.push(self.buf.split().freeze());
+                    }
+                    self.parts.push(frame);
+                } else {
+                    self.buf.extend_from_slice(&frame);
+                }
             }
             Outbound::Release(id, count) => {
                 self.releases.push((id, count));
@@ -200,13 +269,33 @@ impl Batch {
         }
     }
 
+    /// Write everything gathered.
+    async fn write<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> std::io::Result<()> {
+        if self.parts.is_empty() {
+            return write_and_flush(io, &self.buf).await;
+        }
+        if !self.buf.is_empty() {
+            self.parts.push(self.buf.split().freeze());
+        }
+        write_parts(io, &mut self.parts).await
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.parts.clear();
+        self.len = 0;
+    }
+
     fn flush_releases(&mut self) {
         if self.releases.is_empty() {
             return;
         }
         let pairs = std::mem::take(&mut self.releases);
         match self.shared.encode(&Message::Release(pairs)) {
-            Ok(frame) => self.buf.extend_from_slice(&frame),
+            Ok(frame) => {
+                self.len += frame.len();
+                self.buf.extend_from_slice(&frame)
+            }
             Err(err) => {
                 tracing::warn!(connection = self.shared.number, %err, "cannot send releases")
             }
