@@ -46,10 +46,15 @@ where
     R: AsyncRead + Unpin,
 {
     let mut frames = FramedRead::new(io, FrameDecoder::new(shared.config.max_frame_len));
+    // One waiter for the whole loop: a new one per frame would register
+    // with (and leave) the token's waiter list every time.
+    let shutdown = shared.shutdown.clone();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     let reason = loop {
         let next = tokio::select! {
             biased;
-            _ = shared.shutdown.cancelled() => return,
+            _ = &mut cancelled => return,
             next = frames.next() => next,
         };
         match next {
@@ -84,6 +89,9 @@ pub(crate) async fn write_loop<W>(
     W: AsyncWrite + Unpin,
 {
     let mut batch = Batch::new(shared.clone());
+    let shutdown = shared.shutdown.clone();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         // A frame already waiting when the last write ends means other
         // tasks are queueing as fast as we write: then give them one turn
@@ -95,7 +103,7 @@ pub(crate) async fn write_loop<W>(
                 let msg = tokio::select! {
                     biased;
                     msg = rx.recv() => msg,
-                    _ = shared.shutdown.cancelled() => None,
+                    _ = &mut cancelled => None,
                 };
                 (msg, false)
             }
@@ -117,7 +125,7 @@ pub(crate) async fn write_loop<W>(
                 // takes it soon (so the Close frame lands on a frame
                 // boundary); a peer that stopped reading cannot hold up
                 // the close.
-                _ = shared.shutdown.cancelled() => {
+                _ = &mut cancelled => {
                     match tokio::time::timeout(CLOSE_FLUSH, &mut write).await {
                         Ok(_) => Written::Closing,
                         Err(_) => Written::Stuck,

@@ -52,8 +52,8 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
             };
             // No entry: the caller gave up (timeout, cancel). Dropping the
             // value releases any reference it carried.
-            if let Some((_, reply)) = shared.in_flight.remove(&seq) {
-                let _ = reply.send(Reply::One(result));
+            if let Some((_, waiting)) = shared.in_flight.remove(&seq) {
+                let _ = waiting.reply.send(Reply::One(result));
             }
             Ok(())
         }
@@ -66,8 +66,8 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
                     (_, Err(remote)) => Err(Error::from_remote(remote)),
                 })
                 .collect();
-            if let Some((_, reply)) = shared.in_flight.remove(&seq) {
-                let _ = reply.send(Reply::Many(results));
+            if let Some((_, waiting)) = shared.in_flight.remove(&seq) {
+                let _ = waiting.reply.send(Reply::Many(results));
             }
             Ok(())
         }
@@ -94,8 +94,8 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
         }
         Message::Ping(n) => shared.send(&Message::Pong(n)),
         Message::Pong(n) => {
-            if let Some((_, reply)) = shared.in_flight.remove(&n) {
-                let _ = reply.send(Reply::One(Ok(Value::None)));
+            if let Some((_, waiting)) = shared.in_flight.remove(&n) {
+                let _ = waiting.reply.send(Reply::One(Ok(Value::None)));
             }
             Ok(())
         }

@@ -39,6 +39,26 @@ pub(crate) enum Reply {
     Many(Vec<Result<Value>>),
 }
 
+/// One of our requests awaiting its reply.
+pub(crate) struct Awaiting {
+    pub(crate) reply: oneshot::Sender<Reply>,
+    /// For a long deadline, when the connection's sweeper fails the call,
+    /// and the timeout the caller gave; `None` when the caller keeps a
+    /// timer of its own (short deadlines) or has none.
+    pub(crate) deadline: Option<(tokio::time::Instant, std::time::Duration)>,
+}
+
+/// The state of the task that fails calls past long deadlines
+/// (`call.rs`, `sweep`), one timer for all of a connection's calls.
+#[derive(Default)]
+pub(crate) struct Sweeper {
+    /// The task was spawned (on the first call with a long deadline).
+    pub(crate) started: AtomicBool,
+    /// It found no call waiting and sleeps until `wake`.
+    pub(crate) idle: AtomicBool,
+    pub(crate) wake: tokio::sync::Notify,
+}
+
 /// Everything about one connection, shared by its reader and writer tasks,
 /// the tasks serving the peer's requests, and every handle and proxy.
 pub(crate) struct Shared {
@@ -57,7 +77,8 @@ pub(crate) struct Shared {
 
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
     /// Our requests awaiting replies (pings too), by sequence number.
-    pub(crate) in_flight: DashMap<u64, oneshot::Sender<Reply>>,
+    pub(crate) in_flight: DashMap<u64, Awaiting>,
+    pub(crate) sweeper: Sweeper,
     pub(crate) next_seq: AtomicU64,
     /// The peer's requests being served, by its sequence number.
     /// Each entry carries a nonce so a finished task removes only its own
@@ -131,6 +152,7 @@ impl Shared {
             peer_addr,
             out,
             in_flight: DashMap::new(),
+            sweeper: Sweeper::default(),
             next_seq: AtomicU64::new(1),
             serving: DashMap::new(),
             next_nonce: AtomicU64::new(0),
@@ -300,8 +322,8 @@ impl Shared {
         // A call registered after this drain sees `closed` and fails itself.
         let seqs: Vec<u64> = self.in_flight.iter().map(|e| *e.key()).collect();
         for seq in seqs {
-            if let Some((_, reply)) = self.in_flight.remove(&seq) {
-                let _ = reply.send(Reply::One(Err(self.closed_error())));
+            if let Some((_, waiting)) = self.in_flight.remove(&seq) {
+                let _ = waiting.reply.send(Reply::One(Err(self.closed_error())));
             }
         }
         // Take the objects out first, drop them after the lock is released.
