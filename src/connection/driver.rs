@@ -11,8 +11,10 @@
 //! call; under load it lets the other tasks queue theirs first (one yield),
 //! and large frames go out from where they were encoded, uncopied.
 
+use std::future::Future;
 use std::io::IoSlice;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -46,17 +48,22 @@ where
     R: AsyncRead + Unpin,
 {
     let mut frames = FramedRead::new(io, FrameDecoder::new(shared.config.max_frame_len));
-    // One waiter for the whole loop: a new one per frame would register
-    // with (and leave) the token's waiter list every time.
-    let shutdown = shared.shutdown.clone();
-    let cancelled = shutdown.cancelled();
+    // One waiter for the whole loop, polled only when no frame is ready
+    // (a new one per frame would join and leave the token's waiter list
+    // each time); a stream of frames cannot hide the end, since `closed`
+    // is checked before each.
+    let cancelled = shared.shutdown.cancelled();
     tokio::pin!(cancelled);
     let reason = loop {
-        let next = tokio::select! {
-            biased;
-            _ = &mut cancelled => return,
-            next = frames.next() => next,
-        };
+        if shared.is_closed() {
+            return;
+        }
+        let next = std::future::poll_fn(|cx| match frames.poll_next_unpin(cx) {
+            Poll::Ready(next) => Poll::Ready(Some(next)),
+            Poll::Pending => cancelled.as_mut().poll(cx).map(|()| None),
+        })
+        .await;
+        let Some(next) = next else { return };
         match next {
             None => break raise::closed("the peer closed the connection"),
             Some(Err(FrameError::TooLarge { len, max })) => {
