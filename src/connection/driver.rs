@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::io::IoSlice;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
 use super::incoming;
-use super::shared::{Outbound, Shared};
+use super::shared::{lock, Outbound, Shared, Wire};
 use crate::error::raise;
 use crate::protocol::frame::Message;
 use crate::protocol::framing::{FrameDecoder, FrameError};
@@ -55,12 +56,14 @@ where
     let cancelled = shared.shutdown.cancelled();
     tokio::pin!(cancelled);
     let reason = loop {
-        if shared.is_closed() {
-            return;
-        }
-        let next = std::future::poll_fn(|cx| match frames.poll_next_unpin(cx) {
-            Poll::Ready(next) => Poll::Ready(Some(next)),
-            Poll::Pending => cancelled.as_mut().poll(cx).map(|()| None),
+        let next = std::future::poll_fn(|cx| {
+            if shared.is_closed() {
+                return Poll::Ready(None);
+            }
+            match frames.poll_next_unpin(cx) {
+                Poll::Ready(next) => Poll::Ready(Some(next)),
+                Poll::Pending => cancelled.as_mut().poll(cx).map(|()| None),
+            }
         })
         .await;
         let Some(next) = next else { return };
@@ -76,6 +79,8 @@ where
             }
             Some(Ok(payload)) => {
                 shared.heard_from_peer();
+                let more = !frames.read_buffer().is_empty();
+                shared.reading_more.store(more, Ordering::Relaxed);
                 if let Err(err) = incoming::handle_frame(&shared, &payload) {
                     break err;
                 }
@@ -91,11 +96,16 @@ where
 pub(crate) async fn write_loop<W>(
     shared: Arc<Shared>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
-    mut io: W,
+    io: W,
 ) where
-    W: AsyncWrite + Unpin,
+    W: AsyncWrite + Send + Unpin + 'static,
 {
     let mut batch = Batch::new(shared.clone());
+    // The transport while this task writes; while it is idle, in
+    // `shared.wire`, where a sender finding nothing queued writes its
+    // frame itself (`Shared::send_frame`).
+    let mut held: Option<Wire> = None;
+    lock(&shared.wire).io = Some(Box::new(io));
     let shutdown = shared.shutdown.clone();
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
@@ -116,6 +126,10 @@ pub(crate) async fn write_loop<W>(
             }
         };
         let Some(first) = first else { break };
+        if held.is_none() {
+            held = take_wire(&shared, &mut batch);
+        }
+        let Some(io) = held.as_mut() else { break };
         batch.add(first);
         batch.drain(&mut rx);
         if busy && batch.len < MAX_COALESCE {
@@ -124,7 +138,7 @@ pub(crate) async fn write_loop<W>(
         }
         batch.flush_releases();
         let outcome = {
-            let write = batch.write(&mut io);
+            let write = batch.write(io);
             tokio::pin!(write);
             tokio::select! {
                 result = &mut write => Written::Done(result),
@@ -141,7 +155,15 @@ pub(crate) async fn write_loop<W>(
             }
         };
         match outcome {
-            Written::Done(Ok(())) => batch.clear(),
+            Written::Done(Ok(())) => {
+                let messages = batch.messages;
+                batch.clear();
+                // Everything queued is written: give the transport back.
+                let mut wire = lock(&shared.wire);
+                if shared.unwritten.fetch_sub(messages, Ordering::SeqCst) == messages {
+                    wire.io = held.take();
+                }
+            }
             Written::Done(Err(e)) => {
                 shared.terminate(Error::with_source(
                     ErrorKind::Transport,
@@ -161,24 +183,41 @@ pub(crate) async fn write_loop<W>(
     // Closing: send what is still queued (releases are moot now) and a
     // Close saying why, within a bounded time (the peer may not be reading).
     batch.clear();
-    while let Ok(msg) = rx.try_recv() {
-        if let Outbound::Frame(frame) = msg {
-            batch.buf.extend_from_slice(&frame);
+    if held.is_none() {
+        held = take_wire(&shared, &mut batch);
+    }
+    if let Some(mut io) = held {
+        while let Ok(msg) = rx.try_recv() {
+            if let Outbound::Frame(frame) = msg {
+                batch.add_bytes(frame);
+            }
         }
+        let reason = shared
+            .close_reason()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        if let Ok(frame) = shared.encode(&Message::Close(reason)) {
+            batch.add_bytes(frame);
+        }
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            let _ = batch.write(&mut io).await;
+            let _ = io.shutdown().await;
+        })
+        .await;
     }
-    let reason = shared
-        .close_reason()
-        .map(|e| e.message().to_string())
-        .unwrap_or_default();
-    if let Ok(frame) = shared.encode(&Message::Close(reason)) {
-        batch.buf.extend_from_slice(&frame);
-    }
-    let _ = tokio::time::timeout(CLOSE_FLUSH, async {
-        let _ = io.write_all(&batch.buf).await;
-        let _ = io.shutdown().await;
-    })
-    .await;
     shared.writer_done.cancel();
+}
+
+/// Take the transport back from `shared.wire` (for good: senders no longer
+/// write through), with what is left of a frame written through, which
+/// goes first into `batch`. `None` only if it was lost.
+fn take_wire(shared: &Shared, batch: &mut Batch) -> Option<Wire> {
+    let mut wire = lock(&shared.wire);
+    let tail = std::mem::take(&mut wire.tail);
+    if !tail.is_empty() {
+        batch.add_bytes(tail);
+    }
+    wire.io.take()
 }
 
 enum Written {
@@ -232,6 +271,8 @@ struct Batch {
     parts: Vec<Bytes>,
     /// Bytes gathered in all.
     len: usize,
+    /// Messages taken from the queue.
+    messages: usize,
     releases: Vec<(u64, u64)>,
     /// Releases that fit in one frame the peer accepts.
     per_frame: usize,
@@ -245,6 +286,7 @@ impl Batch {
             buf: BytesMut::with_capacity(8 * 1024),
             parts: Vec::new(),
             len: 0,
+            messages: 0,
             releases: Vec::new(),
             per_frame,
         }
@@ -261,19 +303,12 @@ impl Batch {
     }
 
     fn add(&mut self, msg: Outbound) {
+        self.messages += 1;
         match msg {
             Outbound::Frame(frame) => {
                 self.flush_releases();
                 self.shared.frame_written(&frame);
-                self.len += frame.len();
-                if frame.len() >= DIRECT_WRITE {
-                    if !self.buf.is_empty() {
-                        self.parts.push(self.buf.split().freeze());
-                    }
-                    self.parts.push(frame);
-                } else {
-                    self.buf.extend_from_slice(&frame);
-                }
+                self.add_bytes(frame);
             }
             Outbound::Release(id, count) => {
                 self.releases.push((id, count));
@@ -281,6 +316,21 @@ impl Batch {
                     self.flush_releases();
                 }
             }
+            // The write and flush that follow are the point.
+            Outbound::Finish => {}
+        }
+    }
+
+    /// Append `bytes` to what is written next.
+    fn add_bytes(&mut self, bytes: Bytes) {
+        self.len += bytes.len();
+        if bytes.len() >= DIRECT_WRITE {
+            if !self.buf.is_empty() {
+                self.parts.push(self.buf.split().freeze());
+            }
+            self.parts.push(bytes);
+        } else {
+            self.buf.extend_from_slice(&bytes);
         }
     }
 
@@ -299,6 +349,7 @@ impl Batch {
         self.buf.clear();
         self.parts.clear();
         self.len = 0;
+        self.messages = 0;
     }
 
     fn flush_releases(&mut self) {

@@ -1,11 +1,14 @@
 //! The state both halves of a connection share.
 
 use std::cell::RefCell;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use dashmap::DashMap;
+use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +30,23 @@ pub(crate) enum Outbound {
     /// so a release never overtakes a frame queued before it that still
     /// names the object.
     Release(u64, u64),
+    /// Nothing to add: finish a write-through (write its tail, flush).
+    Finish,
+}
+
+/// The writing half of the transport, type-erased so that whoever sends
+/// may write through.
+pub(crate) type Wire = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// The writing half while the writer task does not need it.
+#[derive(Default)]
+pub(crate) struct WireSlot {
+    /// `Some` while the writer is idle: a sender finding nothing queued
+    /// may then write its frame itself (see [`Shared::send_frame`]).
+    pub(crate) io: Option<Wire>,
+    /// The part of a written-through frame the transport did not take at
+    /// once; the writer sends it before anything else.
+    pub(crate) tail: Bytes,
 }
 
 /// What completes one of our requests.
@@ -76,6 +96,12 @@ pub(crate) struct Shared {
     pub(crate) peer_addr: Option<String>,
 
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
+    /// Messages queued for the writer and not yet written.
+    pub(crate) unwritten: AtomicUsize,
+    /// The reader has more of the peer's bytes buffered: replies to them
+    /// are coming, so frames are left to the writer to batch.
+    pub(crate) reading_more: AtomicBool,
+    pub(crate) wire: Mutex<WireSlot>,
     /// Our requests awaiting replies (pings too), by sequence number.
     pub(crate) in_flight: DashMap<u64, Awaiting>,
     pub(crate) sweeper: Sweeper,
@@ -126,7 +152,7 @@ fn queued_cost(frame: &Bytes) -> usize {
     frame.len() + 64
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data
     // inconsistent (each critical section is a single table operation).
     m.lock().unwrap_or_else(|poison| poison.into_inner())
@@ -151,6 +177,9 @@ impl Shared {
             root,
             peer_addr,
             out,
+            unwritten: AtomicUsize::new(0),
+            reading_more: AtomicBool::new(false),
+            wire: Mutex::new(WireSlot::default()),
             in_flight: DashMap::new(),
             sweeper: Sweeper::default(),
             next_seq: AtomicU64::new(1),
@@ -205,7 +234,21 @@ impl Shared {
     /// without bound; past [`Config::max_queued_bytes`] of backlog the
     /// connection is closed instead (a frame is always accepted onto a
     /// backlog below the limit, so one maximal frame always fits).
+    ///
+    /// When the connection is quiet (every sequential call: nothing
+    /// queued, the writer idle, no other call of ours waiting, no more of
+    /// the peer's requests read), the frame is written here and now,
+    /// without waking the writer task: the hand-off would cost a task
+    /// wake-up per frame. Under load frames go to the writer, which gathers
+    /// them into few writes.
     pub(crate) fn send_frame(&self, frame: Bytes) -> Result<()> {
+        if self.unwritten.load(Ordering::Acquire) == 0
+            && !self.reading_more.load(Ordering::Relaxed)
+            && self.in_flight.len() <= 1
+            && self.write_through(&frame)
+        {
+            return Ok(());
+        }
         let cost = queued_cost(&frame);
         let backlog = self.queued.fetch_add(cost, Ordering::AcqRel);
         if backlog > self.config.max_queued_bytes {
@@ -217,9 +260,44 @@ impl Shared {
             self.terminate(err.clone());
             return Err(err);
         }
-        self.out
-            .send(Outbound::Frame(frame))
+        self.queue(Outbound::Frame(frame))
             .map_err(|_| self.closed_error())
+    }
+
+    /// Hand `message` to the writer task.
+    fn queue(&self, message: Outbound) -> Result<(), mpsc::error::SendError<Outbound>> {
+        self.unwritten.fetch_add(1, Ordering::SeqCst);
+        self.out.send(message)
+    }
+
+    /// Write `frame` to the transport at once if the writer is idle with
+    /// nothing queued and the transport takes it without waiting; false if
+    /// it must be queued instead. A frame the transport took only part of
+    /// is finished by the writer, before anything queued after it.
+    fn write_through(&self, frame: &Bytes) -> bool {
+        let Ok(mut wire) = self.wire.try_lock() else {
+            return false;
+        };
+        // Checked again under the lock, which the writer holds when it
+        // takes the transport back or gives it up.
+        if self.unwritten.load(Ordering::SeqCst) != 0 || self.is_closed() {
+            return false;
+        }
+        let Some(io) = wire.io.as_mut() else {
+            return false;
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let written = match Pin::new(&mut *io).poll_write(&mut cx, frame) {
+            Poll::Ready(Ok(n)) if n > 0 => n,
+            // Not writable now, or failing: the writer deals with it.
+            _ => return false,
+        };
+        let flushed = matches!(Pin::new(&mut *io).poll_flush(&mut cx), Poll::Ready(Ok(())));
+        if written < frame.len() || !flushed {
+            wire.tail = frame.slice(written..);
+            let _ = self.queue(Outbound::Finish);
+        }
+        true
     }
 
     /// A frame arrived from the peer.
@@ -249,7 +327,7 @@ impl Shared {
     pub(crate) fn proxy_dropped(&self, id: u64, ptr: *const Proxy, received: u64) {
         self.imports.forget(id, ptr);
         if !self.is_closed() {
-            let _ = self.out.send(Outbound::Release(id, received));
+            let _ = self.queue(Outbound::Release(id, received));
         }
         self.user_ref_dropped();
     }
