@@ -217,6 +217,51 @@ async fn pipelined_calls_on_one_file_run_in_the_order_sent() {
     );
 }
 
+/// Sequential binary reads of one size (16 KiB and more) are read ahead on
+/// the server; what every operation sees is the same as without: reads,
+/// `tell`, a write after reads (lands where reading stopped), the end.
+#[tokio::test]
+async fn streaming_reads_are_read_ahead_without_changing_what_is_seen() {
+    const N: usize = 20_000;
+    let s = Setup::new().await;
+    let data: Vec<u8> = (0..(10 * N + 1234) as u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let path = s.file("stream.bin", &data);
+    let file = s.open(&path, "r+b").await.unwrap();
+    let chunk = |i: usize| bytes(&data[i * N..(i + 1) * N]);
+    for i in 0..4 {
+        assert_eq!(call(&file, "read", (N as i64,)).await, chunk(i), "read {i}");
+    }
+    assert_eq!(call(&file, "tell", ()).await, Value::from((4 * N) as i64));
+    for i in 4..7 {
+        assert_eq!(call(&file, "read", (N as i64,)).await, chunk(i), "read {i}");
+    }
+    // A different size breaks the streak and is served as asked.
+    assert_eq!(
+        call(&file, "read", (3,)).await,
+        bytes(&data[7 * N..7 * N + 3])
+    );
+    assert_eq!(call(&file, "write", (bytes(b"XYZ"),)).await, Value::from(3));
+    assert_eq!(
+        call(&file, "tell", ()).await,
+        Value::from((7 * N + 6) as i64)
+    );
+    let mut rest = Vec::new();
+    loop {
+        match call(&file, "read", (N as i64,)).await {
+            Value::Bytes(b) if b.is_empty() => break,
+            Value::Bytes(b) => rest.extend_from_slice(&b),
+            other => panic!("read gave {other:?}"),
+        }
+    }
+    assert_eq!(rest, data[7 * N + 6..], "the reads after the write");
+    call(&file, "close", ()).await;
+    let mut expected = data.clone();
+    expected[7 * N + 3..7 * N + 6].copy_from_slice(b"XYZ");
+    assert_eq!(std::fs::read(&path).unwrap(), expected);
+}
+
 #[tokio::test]
 async fn every_mode_opens_as_in_python() {
     let s = Setup::new().await;
