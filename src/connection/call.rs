@@ -101,6 +101,7 @@ impl Shared {
         let rx = self.expect_reply(seq, deadline)?;
         // Armed before the frame is queued: from here on, dropping this
         // future (or timing out) removes the entry and cancels on the peer.
+        self.calls_waiting.fetch_add(1, Ordering::Relaxed);
         let mut guard = Pending {
             shared: self,
             seq,
@@ -254,6 +255,7 @@ struct Pending<'a> {
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
+        self.shared.calls_waiting.fetch_sub(1, Ordering::Relaxed);
         if self.settled {
             return;
         }

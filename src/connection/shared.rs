@@ -106,6 +106,9 @@ pub(crate) struct Shared {
     pub(crate) in_flight: DashMap<u64, Awaiting>,
     pub(crate) sweeper: Sweeper,
     pub(crate) next_seq: AtomicU64,
+    /// Our calls waiting for their reply (`in_flight.len()` without
+    /// visiting every shard), for [`Shared::send_frame`].
+    pub(crate) calls_waiting: AtomicUsize,
     /// The peer's requests being served, by its sequence number.
     /// Each entry carries a nonce so a finished task removes only its own
     /// entry, not a newer request that reused the number after a cancel.
@@ -183,6 +186,7 @@ impl Shared {
             in_flight: DashMap::new(),
             sweeper: Sweeper::default(),
             next_seq: AtomicU64::new(1),
+            calls_waiting: AtomicUsize::new(0),
             serving: DashMap::new(),
             next_nonce: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
@@ -244,7 +248,7 @@ impl Shared {
     pub(crate) fn send_frame(&self, frame: Bytes) -> Result<()> {
         if self.unwritten.load(Ordering::Acquire) == 0
             && !self.reading_more.load(Ordering::Relaxed)
-            && self.in_flight.len() <= 1
+            && self.calls_waiting.load(Ordering::Relaxed) <= 1
             && self.write_through(&frame)
         {
             return Ok(());

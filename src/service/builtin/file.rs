@@ -383,9 +383,10 @@ impl Handle {
         self.ahead = ahead;
     }
 
-    /// The next `n` bytes if they were read ahead.
+    /// The next `n` bytes if they were read ahead for a streaming binary
+    /// `read(n)`.
     fn take_ahead(&mut self, n: usize) -> Option<Vec<u8>> {
-        if self.ahead.len() < n || self.last_read != n {
+        if n < READ_AHEAD_FROM || self.last_read != n || self.ahead.len() < n {
             return None;
         }
         let rest = self.ahead.split_off(n);
