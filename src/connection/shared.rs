@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
 use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
@@ -102,6 +102,9 @@ pub(crate) struct Shared {
     /// are coming, so frames are left to the writer to batch.
     pub(crate) reading_more: AtomicBool,
     pub(crate) wire: Mutex<WireSlot>,
+    /// Where frames are encoded: its memory comes back once the frame
+    /// encoded last is written and dropped (see `encode`).
+    encode_buf: Mutex<BytesMut>,
     /// Our requests awaiting replies (pings too), by sequence number.
     pub(crate) in_flight: DashMap<u64, Awaiting>,
     pub(crate) sweeper: Sweeper,
@@ -150,6 +153,14 @@ fn drop_objects(connection: u64, objects: Vec<NetRef>) {
     }
 }
 
+/// How much encoding memory a connection keeps once it sends small frames
+/// again.
+const ENCODE_KEEP: usize = 64 * 1024;
+
+/// The encoding buffer is used when it has at least this much room without
+/// allocating.
+const ENCODE_ROOM: usize = 256;
+
 /// What a queued frame costs: its bytes plus the bookkeeping around them.
 fn queued_cost(frame: &Bytes) -> usize {
     frame.len() + 64
@@ -183,6 +194,7 @@ impl Shared {
             unwritten: AtomicUsize::new(0),
             reading_more: AtomicBool::new(false),
             wire: Mutex::new(WireSlot::default()),
+            encode_buf: Mutex::new(BytesMut::with_capacity(ENCODE_ROOM)),
             in_flight: DashMap::new(),
             sweeper: Sweeper::default(),
             next_seq: AtomicU64::new(1),
@@ -222,7 +234,31 @@ impl Shared {
             shared: self,
             exported: RefCell::new(Vec::new()),
         };
-        let result = codec::encode(message, &refs, self.send_limit);
+        // Reusing one buffer saves an allocation per frame, and for large
+        // frames, memory the allocator would otherwise hand back to the OS
+        // and fault in again every call. Only when its memory is free again
+        // (the frames made from it written) or has room; otherwise (calls
+        // pipelined, another task encoding) a new buffer as before.
+        let arena = self
+            .encode_buf
+            .try_lock()
+            .ok()
+            .and_then(|mut buf| buf.try_reclaim(ENCODE_ROOM).then_some(buf));
+        let result = match arena {
+            Some(mut buf) => {
+                let result = codec::encode_into(&mut buf, message, &refs, self.send_limit);
+                // Memory kept for large frames is let go with the first
+                // small one after them, so a connection keeps at most one
+                // large buffer, and only while it sends large frames.
+                if buf.capacity() > ENCODE_KEEP
+                    && result.as_ref().is_ok_and(|f| f.len() <= ENCODE_KEEP)
+                {
+                    *buf = BytesMut::with_capacity(ENCODE_ROOM);
+                }
+                result
+            }
+            None => codec::encode(message, &refs, self.send_limit),
+        };
         if result.is_err() {
             let sent = refs.exported.into_inner();
             if !sent.is_empty() {
