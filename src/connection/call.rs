@@ -180,7 +180,10 @@ impl Shared {
         let sweeper = &self.sweeper;
         if !sweeper.started.load(Ordering::Relaxed) && !sweeper.started.swap(true, Ordering::AcqRel)
         {
-            tokio::spawn(sweep(self.clone()));
+            match &self.runtime {
+                Some(runtime) => drop(runtime.spawn(sweep(self.clone()))),
+                None => drop(tokio::spawn(sweep(self.clone()))),
+            }
             return;
         }
         // Pairs with the fence in `sweep`: either it sees our entry, or we

@@ -108,6 +108,9 @@ pub(crate) struct Shared {
     /// Our requests awaiting replies (pings too), by sequence number.
     pub(crate) in_flight: DashMap<u64, Awaiting>,
     pub(crate) sweeper: Sweeper,
+    /// The runtime the connection's tasks run on, where the sweeper is
+    /// started too (calls may come from other runtimes).
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
     pub(crate) next_seq: AtomicU64,
     /// Our calls waiting for their reply (`in_flight.len()` without
     /// visiting every shard), for [`Shared::send_frame`].
@@ -197,6 +200,7 @@ impl Shared {
             encode_buf: Mutex::new(BytesMut::with_capacity(ENCODE_ROOM)),
             in_flight: DashMap::new(),
             sweeper: Sweeper::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
             next_seq: AtomicU64::new(1),
             calls_waiting: AtomicUsize::new(0),
             serving: DashMap::new(),
