@@ -175,8 +175,9 @@ impl Shared {
         Ok(rx)
     }
 
-    /// Make sure the sweeper looks at the call just registered.
-    fn watch_deadlines(self: &Arc<Self>) {
+    /// Make sure the sweeper looks at the call just registered (or the
+    /// release just held back).
+    pub(crate) fn watch_deadlines(self: &Arc<Self>) {
         let sweeper = &self.sweeper;
         if !sweeper.started.load(Ordering::Relaxed) && !sweeper.started.swap(true, Ordering::AcqRel)
         {
@@ -230,10 +231,13 @@ async fn sweep(shared: Arc<Shared>) {
             _ = tokio::time::sleep(SWEEP_EVERY) => {}
         }
         shared.fail_overdue(Instant::now());
+        shared.flush_releases();
         shared.sweeper.idle.store(true, Ordering::Relaxed);
         // Pairs with the fence in `watch_deadlines`.
         fence(Ordering::SeqCst);
-        if !shared.in_flight.is_empty() && shared.sweeper.idle.swap(false, Ordering::AcqRel) {
+        let waiting =
+            !shared.in_flight.is_empty() || shared.releases_pending.load(Ordering::Relaxed);
+        if waiting && shared.sweeper.idle.swap(false, Ordering::AcqRel) {
             continue;
         }
         tokio::select! {

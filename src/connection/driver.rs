@@ -310,14 +310,20 @@ impl Batch {
                 self.shared.frame_written(&frame);
                 self.add_bytes(frame);
             }
-            Outbound::Release(id, count) => {
-                self.releases.push((id, count));
-                if self.releases.len() == self.per_frame {
-                    self.flush_releases();
+            Outbound::Releases(pairs) => {
+                for (id, count) in pairs {
+                    self.add_release(id, count);
                 }
             }
             // The write and flush that follow are the point.
             Outbound::Finish => {}
+        }
+    }
+
+    fn add_release(&mut self, id: u64, count: u64) {
+        self.releases.push((id, count));
+        if self.releases.len() == self.per_frame {
+            self.flush_releases();
         }
     }
 

@@ -25,11 +25,12 @@ use crate::{Error, ErrorKind, Result, Value};
 pub(crate) enum Outbound {
     /// An encoded frame, length prefix included.
     Frame(Bytes),
-    /// Release of one of the peer's objects; the writer batches consecutive
-    /// ones into one frame. They travel through the same queue as frames,
-    /// so a release never overtakes a frame queued before it that still
+    /// Releases of the peer's objects, gathered beside the queue first
+    /// (`Shared::hold_release`); the writer batches consecutive ones into
+    /// one frame. Being queued only after every frame queued before the
+    /// proxy was dropped, a release never overtakes a frame that still
     /// names the object.
-    Release(u64, u64),
+    Releases(Vec<(u64, u64)>),
     /// Nothing to add: finish a write-through (write its tail, flush).
     Finish,
 }
@@ -108,6 +109,10 @@ pub(crate) struct Shared {
     /// Our requests awaiting replies (pings too), by sequence number.
     pub(crate) in_flight: DashMap<u64, Awaiting>,
     pub(crate) sweeper: Sweeper,
+    /// Releases not yet queued: they go out with the next frame, or with
+    /// the sweeper's next look (25 ms), whichever comes first.
+    releases: Mutex<Vec<(u64, u64)>>,
+    pub(crate) releases_pending: AtomicBool,
     /// The runtime the connection's tasks run on, where the sweeper is
     /// started too (calls may come from other runtimes).
     pub(crate) runtime: Option<tokio::runtime::Handle>,
@@ -156,6 +161,9 @@ fn drop_objects(connection: u64, objects: Vec<NetRef>) {
     }
 }
 
+/// Releases gathered beside the queue before they are queued at once.
+const RELEASES_HELD: usize = 1024;
+
 /// How much encoding memory a connection keeps once it sends small frames
 /// again.
 const ENCODE_KEEP: usize = 64 * 1024;
@@ -200,6 +208,8 @@ impl Shared {
             encode_buf: Mutex::new(BytesMut::with_capacity(ENCODE_ROOM)),
             in_flight: DashMap::new(),
             sweeper: Sweeper::default(),
+            releases: Mutex::new(Vec::new()),
+            releases_pending: AtomicBool::new(false),
             runtime: tokio::runtime::Handle::try_current().ok(),
             next_seq: AtomicU64::new(1),
             calls_waiting: AtomicUsize::new(0),
@@ -285,12 +295,23 @@ impl Shared {
     /// without waking the writer task: the hand-off would cost a task
     /// wake-up per frame. Under load frames go to the writer, which gathers
     /// them into few writes.
-    pub(crate) fn send_frame(&self, frame: Bytes) -> Result<()> {
-        if self.unwritten.load(Ordering::Acquire) == 0
+    pub(crate) fn send_frame(self: &Arc<Self>, frame: Bytes) -> Result<()> {
+        let quiet = self.unwritten.load(Ordering::Acquire) == 0
             && !self.reading_more.load(Ordering::Relaxed)
-            && self.calls_waiting.load(Ordering::Relaxed) <= 1
-            && self.write_through(&frame)
-        {
+            && self.calls_waiting.load(Ordering::Relaxed) <= 1;
+        // Releases held back go first, in the same write.
+        let frame = if self.releases_pending.load(Ordering::Relaxed) {
+            match quiet.then(|| self.releases_before(&frame)).flatten() {
+                Some(both) => both,
+                None => {
+                    self.flush_releases();
+                    frame
+                }
+            }
+        } else {
+            frame
+        };
+        if quiet && self.write_through(&frame) {
             return Ok(());
         }
         let cost = queued_cost(&frame);
@@ -368,12 +389,66 @@ impl Shared {
     }
 
     /// A proxy's last clone dropped: forget it and queue its release.
-    pub(crate) fn proxy_dropped(&self, id: u64, ptr: *const Proxy, received: u64) {
+    pub(crate) fn proxy_dropped(self: &Arc<Self>, id: u64, ptr: *const Proxy, received: u64) {
         self.imports.forget(id, ptr);
         if !self.is_closed() {
-            let _ = self.queue(Outbound::Release(id, received));
+            self.hold_release(id, received);
         }
         self.user_ref_dropped();
+    }
+
+    /// Gather a release beside the queue rather than wake the writer for
+    /// it: it leaves with the next frame, or within one look of the sweeper
+    /// (which it wakes if idle), or at once when many are gathered.
+    fn hold_release(self: &Arc<Self>, id: u64, count: u64) {
+        let many = {
+            let mut held = lock(&self.releases);
+            held.push((id, count));
+            self.releases_pending.store(true, Ordering::SeqCst);
+            held.len() >= RELEASES_HELD
+        };
+        if many || self.runtime.is_none() {
+            self.flush_releases();
+        } else {
+            self.watch_deadlines();
+        }
+    }
+
+    /// The releases held back, encoded, followed by `frame`; `None` if
+    /// there were none or they do not fit one frame.
+    fn releases_before(self: &Arc<Self>, frame: &Bytes) -> Option<Bytes> {
+        let per_frame = (self.send_limit.saturating_sub(16) / 20).clamp(1, RELEASES_HELD);
+        let pairs = {
+            let mut held = lock(&self.releases);
+            if held.is_empty() || held.len() > per_frame {
+                return None;
+            }
+            self.releases_pending.store(false, Ordering::SeqCst);
+            std::mem::take(&mut *held)
+        };
+        match self.encode(&Message::Release(pairs)) {
+            Ok(releases) => {
+                let mut both = BytesMut::with_capacity(releases.len() + frame.len());
+                both.extend_from_slice(&releases);
+                both.extend_from_slice(frame);
+                Some(both.freeze())
+            }
+            Err(err) => {
+                tracing::warn!(connection = self.number, %err, "cannot send releases");
+                None
+            }
+        }
+    }
+
+    /// Queue the releases held back, if any.
+    pub(crate) fn flush_releases(&self) {
+        if !self.releases_pending.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let pairs = std::mem::take(&mut *lock(&self.releases));
+        if !pairs.is_empty() && !self.is_closed() {
+            let _ = self.queue(Outbound::Releases(pairs));
+        }
     }
 
     /// The peer released objects it received.
