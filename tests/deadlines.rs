@@ -30,6 +30,43 @@ async fn a_call_past_its_deadline_fails_with_timeout_and_is_aborted_on_the_owner
     );
 }
 
+/// Long deadlines (a second and more) are watched by one sweeper per
+/// connection rather than a timer per call: such a call still fails on
+/// time with the caller's own timeout (not the owner's backstop a little
+/// later), is withdrawn from the owner, and other calls go on. Virtual
+/// time, so the test takes no real seconds.
+#[tokio::test(start_paused = true)]
+async fn a_call_past_a_long_deadline_fails_with_timeout_and_is_aborted_on_the_owner() {
+    let service = TestService::default();
+    let probe = service.probe.clone();
+    let (client, server) = memory_pair(service).await;
+    let root = client.root().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let two = root.with_timeout(Duration::from_secs(2));
+    let five = root.with_timeout(Duration::from_secs(5));
+    let (late, on_time) = tokio::join!(
+        two.call_method("slow", (60_000,)),
+        five.call_method("slow", (3_000,)),
+    );
+    let err = late.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.message().contains("no reply within 2s"), "{err}");
+    assert_eq!(on_time.unwrap(), Value::from(3_000));
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    wait_until(|| probe.aborted.load(Ordering::SeqCst) == 1).await;
+    assert_eq!(server.stats().serving, 0);
+    assert_eq!(client.stats().in_flight, 0);
+    // After idling, the sweeper still watches new calls.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let err = root
+        .with_timeout(Duration::from_secs(1))
+        .call_method("slow", (60_000,))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("no reply within 1s"), "{err}");
+    wait_until(|| probe.aborted.load(Ordering::SeqCst) == 2).await;
+}
+
 #[tokio::test]
 async fn the_connection_default_deadline_applies_to_every_call() {
     let (client, _server) = memory_pair_with(

@@ -172,6 +172,96 @@ async fn binary_files_read_and_write_bytes() {
     );
 }
 
+/// Calls sent on one file without waiting for each reply still run in the
+/// order they were sent: each is first polled by the connection's reader in
+/// arrival order, so they queue for the file's lock in that order. On a
+/// multi-threaded runtime, where tasks spawned together run in no fixed
+/// order, as a server runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_calls_on_one_file_run_in_the_order_sent() {
+    let s = Setup::new().await;
+    let path = s.path("pipelined.bin");
+    let file = s.open(&path, "w+b").await.unwrap();
+    let chunks: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 1 + i as usize]).collect();
+    let writes = chunks
+        .iter()
+        .map(|c| file.call_method("write", (Value::Bytes(c.clone()),)));
+    for (i, written) in futures_util::future::join_all(writes)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(
+            written.unwrap(),
+            Value::from(chunks[i].len() as i64),
+            "write {i}"
+        );
+    }
+    call(&file, "seek", (0,)).await;
+    let reads = chunks
+        .iter()
+        .map(|c| file.call_method("read", (c.len() as i64,)));
+    let read: Vec<Value> = futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let expected: Vec<Value> = chunks.iter().map(|c| bytes(c)).collect();
+    assert_eq!(read, expected, "reads answered out of order");
+    call(&file, "close", ()).await;
+    let on_disk: Vec<u8> = chunks.concat();
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        on_disk,
+        "writes ran out of order"
+    );
+}
+
+/// Sequential binary reads of one size (16 KiB and more) are read ahead on
+/// the server; what every operation sees is the same as without: reads,
+/// `tell`, a write after reads (lands where reading stopped), the end.
+#[tokio::test]
+async fn streaming_reads_are_read_ahead_without_changing_what_is_seen() {
+    const N: usize = 20_000;
+    let s = Setup::new().await;
+    let data: Vec<u8> = (0..(10 * N + 1234) as u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let path = s.file("stream.bin", &data);
+    let file = s.open(&path, "r+b").await.unwrap();
+    let chunk = |i: usize| bytes(&data[i * N..(i + 1) * N]);
+    for i in 0..4 {
+        assert_eq!(call(&file, "read", (N as i64,)).await, chunk(i), "read {i}");
+    }
+    assert_eq!(call(&file, "tell", ()).await, Value::from((4 * N) as i64));
+    for i in 4..7 {
+        assert_eq!(call(&file, "read", (N as i64,)).await, chunk(i), "read {i}");
+    }
+    // A different size breaks the streak and is served as asked.
+    assert_eq!(
+        call(&file, "read", (3,)).await,
+        bytes(&data[7 * N..7 * N + 3])
+    );
+    assert_eq!(call(&file, "write", (bytes(b"XYZ"),)).await, Value::from(3));
+    assert_eq!(
+        call(&file, "tell", ()).await,
+        Value::from((7 * N + 6) as i64)
+    );
+    let mut rest = Vec::new();
+    loop {
+        match call(&file, "read", (N as i64,)).await {
+            Value::Bytes(b) if b.is_empty() => break,
+            Value::Bytes(b) => rest.extend_from_slice(&b),
+            other => panic!("read gave {other:?}"),
+        }
+    }
+    assert_eq!(rest, data[7 * N + 6..], "the reads after the write");
+    call(&file, "close", ()).await;
+    let mut expected = data.clone();
+    expected[7 * N + 3..7 * N + 6].copy_from_slice(b"XYZ");
+    assert_eq!(std::fs::read(&path).unwrap(), expected);
+}
+
 #[tokio::test]
 async fn every_mode_opens_as_in_python() {
     let s = Setup::new().await;

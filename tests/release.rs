@@ -5,7 +5,7 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
-use support::{memory_pair, TestService};
+use support::{memory_pair, wait_until, TestService};
 use tether::{NetRef, Stats, Value};
 
 fn counts(stats: Stats) -> (usize, usize) {
@@ -35,6 +35,23 @@ async fn dropping_the_last_clone_releases_the_object_on_its_owner() {
     assert_eq!(counts(server.stats()), (1, 0));
     assert_eq!(counts(client.stats()), (0, 1));
     assert_eq!(probe.counters_alive.load(Ordering::SeqCst), 0);
+}
+
+/// A release is held back to leave with the next frame, but not for ever:
+/// with nothing more sent, the connection's sweeper sends it (within 25 ms;
+/// the wait is bounded at 10 s).
+#[tokio::test]
+async fn a_release_reaches_the_owner_with_no_later_frame() {
+    let service = TestService::default();
+    let probe = service.probe.clone();
+    let (client, server) = memory_pair(service).await;
+    let root = client.root().await.unwrap();
+    let counter = NetRef::try_from(root.call_method("make_counter", ()).await.unwrap()).unwrap();
+    assert_eq!(counts(server.stats()), (2, 0));
+    drop(counter);
+    wait_until(|| server.stats().exported == 1).await;
+    assert_eq!(probe.counters_alive.load(Ordering::SeqCst), 0);
+    assert_eq!(counts(client.stats()), (0, 1));
 }
 
 #[tokio::test]

@@ -1,15 +1,30 @@
 //! Our requests: send, wait with a deadline, cancel on drop.
+//!
+//! A call with a short deadline (under [`SWEPT_FROM`]) waits under a timer
+//! of its own. Longer ones (the default is 30 s) share one: a task per
+//! connection that, while calls are waiting, looks every
+//! [`SWEEP_EVERY`] for calls past their deadline and fails them, so a
+//! call costs no timer registration and they fail at most that late.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
-use super::shared::{Reply, Shared};
+use super::shared::{Awaiting, Reply, Shared};
 use crate::error::raise;
 use crate::protocol::frame::{Message, Op};
 use crate::{Error, ErrorKind, Result, Value};
+
+/// Deadlines at least this long are watched by the connection's sweeper
+/// instead of a timer per call.
+const SWEPT_FROM: Duration = Duration::from_secs(1);
+
+/// How often the sweeper looks while calls are waiting: a call with a long
+/// deadline fails at most this much after it.
+const SWEEP_EVERY: Duration = Duration::from_millis(25);
 
 impl Shared {
     /// Send `op` on the peer's object `target` and wait for the reply.
@@ -76,9 +91,17 @@ impl Shared {
             return Err(self.closed_error());
         }
         let frame = self.encode(&message)?;
-        let rx = self.expect_reply(seq)?;
+        let swept = timeout >= SWEPT_FROM;
+        let deadline = if swept {
+            // An unrepresentable deadline is none at all.
+            Instant::now().checked_add(timeout).map(|at| (at, timeout))
+        } else {
+            None
+        };
+        let rx = self.expect_reply(seq, deadline)?;
         // Armed before the frame is queued: from here on, dropping this
         // future (or timing out) removes the entry and cancels on the peer.
+        self.calls_waiting.fetch_add(1, Ordering::Relaxed);
         let mut guard = Pending {
             shared: self,
             seq,
@@ -89,7 +112,12 @@ impl Shared {
         // queued before the message would reach the owner first, and the
         // message would name an object it no longer has.
         drop(message);
-        match tokio::time::timeout(timeout, rx).await {
+        let received = if swept {
+            Ok(rx.await)
+        } else {
+            tokio::time::timeout(timeout, rx).await
+        };
+        match received {
             Ok(Ok(reply)) => {
                 guard.settled = true;
                 Ok(reply)
@@ -120,17 +148,102 @@ impl Shared {
         }
     }
 
-    /// Register a reply slot for `seq`.
-    fn expect_reply(&self, seq: u64) -> Result<oneshot::Receiver<Reply>> {
+    /// Register a reply slot for `seq`, watched by the sweeper when it
+    /// has a `deadline`.
+    fn expect_reply(
+        self: &Arc<Self>,
+        seq: u64,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<oneshot::Receiver<Reply>> {
         let (tx, rx) = oneshot::channel();
-        self.in_flight.insert(seq, tx);
+        self.in_flight.insert(
+            seq,
+            Awaiting {
+                reply: tx,
+                deadline,
+            },
+        );
         // `terminate` sets `closed` before draining the table: if it is set
         // now, the drain may have missed this entry, so fail here instead.
         if self.is_closed() {
             self.in_flight.remove(&seq);
             return Err(self.closed_error());
         }
+        if deadline.is_some() {
+            self.watch_deadlines();
+        }
         Ok(rx)
+    }
+
+    /// Make sure the sweeper looks at the call just registered (or the
+    /// release just held back).
+    pub(crate) fn watch_deadlines(self: &Arc<Self>) {
+        let sweeper = &self.sweeper;
+        if !sweeper.started.load(Ordering::Relaxed) && !sweeper.started.swap(true, Ordering::AcqRel)
+        {
+            match &self.runtime {
+                Some(runtime) => drop(runtime.spawn(sweep(self.clone()))),
+                None => drop(tokio::spawn(sweep(self.clone()))),
+            }
+            return;
+        }
+        // Pairs with the fence in `sweep`: either it sees our entry, or we
+        // see that it went idle and wake it.
+        fence(Ordering::SeqCst);
+        if sweeper.idle.load(Ordering::Relaxed) && sweeper.idle.swap(false, Ordering::AcqRel) {
+            sweeper.wake.notify_one();
+        }
+    }
+
+    /// Fail the calls whose deadline has passed, and withdraw them from
+    /// the peer.
+    fn fail_overdue(self: &Arc<Self>, now: Instant) {
+        let overdue: Vec<u64> = self
+            .in_flight
+            .iter()
+            .filter(|e| matches!(e.deadline, Some((at, _)) if at <= now))
+            .map(|e| *e.key())
+            .collect();
+        for seq in overdue {
+            let Some((_, waiting)) = self.in_flight.remove(&seq) else {
+                continue;
+            };
+            let timeout = waiting.deadline.map(|(_, t)| t).unwrap_or_default();
+            let err = Error::new(ErrorKind::Timeout, format!("no reply within {timeout:?}"));
+            let _ = waiting.reply.send(Reply::One(Err(err)));
+            if !self.is_closed() {
+                let _ = self.send(&Message::Cancel(seq));
+            }
+        }
+    }
+}
+
+/// The sweeper: while calls are waiting, fail those past their deadline
+/// every [`SWEEP_EVERY`]; when none is waiting, sleep until one is
+/// registered. Ends with the connection.
+async fn sweep(shared: Arc<Shared>) {
+    let shutdown = shared.shutdown.clone();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    loop {
+        tokio::select! {
+            _ = &mut cancelled => return,
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+        }
+        shared.fail_overdue(Instant::now());
+        shared.flush_releases();
+        shared.sweeper.idle.store(true, Ordering::Relaxed);
+        // Pairs with the fence in `watch_deadlines`.
+        fence(Ordering::SeqCst);
+        let waiting =
+            !shared.in_flight.is_empty() || shared.releases_pending.load(Ordering::Relaxed);
+        if waiting && shared.sweeper.idle.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        tokio::select! {
+            _ = &mut cancelled => return,
+            _ = shared.sweeper.wake.notified() => {}
+        }
     }
 }
 
@@ -149,6 +262,7 @@ struct Pending<'a> {
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
+        self.shared.calls_waiting.fetch_sub(1, Ordering::Relaxed);
         if self.settled {
             return;
         }

@@ -1,23 +1,31 @@
 //! The two tasks that move bytes: one reads and routes frames, one writes.
 //!
 //! The reader never waits on anything but the socket: replies complete a
-//! pending call, requests are each served by a task of their own, so a
+//! pending call, requests run in the reader as far as they go without
+//! waiting and continue in a task of their own if they must wait, so a
 //! side blocked in a call still serves the peer's callbacks, to any depth.
+//! (Object code that computes for long without awaiting holds up the
+//! connection's reading meanwhile, as it would hold a runtime thread.)
 //! The writer takes everything queued since its last write and sends it in
-//! one `write_all`, so many small frames (replies, releases) cost one
-//! system call.
+//! one write, so many small frames (replies, releases) cost one system
+//! call; under load it lets the other tasks queue theirs first (one yield),
+//! and large frames go out from where they were encoded, uncopied.
 
+use std::future::Future;
+use std::io::IoSlice;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
 use super::incoming;
-use super::shared::{Outbound, Shared};
+use super::shared::{lock, Outbound, Shared, Wire};
 use crate::error::raise;
 use crate::protocol::frame::Message;
 use crate::protocol::framing::{FrameDecoder, FrameError};
@@ -25,6 +33,10 @@ use crate::{Error, ErrorKind};
 
 /// Stop gathering frames into one write beyond this many bytes.
 const MAX_COALESCE: usize = 256 * 1024;
+
+/// Frames at least this large are written from where they were encoded
+/// rather than copied into the write buffer.
+const DIRECT_WRITE: usize = 16 * 1024;
 
 /// Most releases per frame (each at most 20 bytes encoded).
 const RELEASES_PER_FRAME: usize = 1024;
@@ -37,12 +49,24 @@ where
     R: AsyncRead + Unpin,
 {
     let mut frames = FramedRead::new(io, FrameDecoder::new(shared.config.max_frame_len));
+    // One waiter for the whole loop, polled only when no frame is ready
+    // (a new one per frame would join and leave the token's waiter list
+    // each time); a stream of frames cannot hide the end, since `closed`
+    // is checked before each.
+    let cancelled = shared.shutdown.cancelled();
+    tokio::pin!(cancelled);
     let reason = loop {
-        let next = tokio::select! {
-            biased;
-            _ = shared.shutdown.cancelled() => return,
-            next = frames.next() => next,
-        };
+        let next = std::future::poll_fn(|cx| {
+            if shared.is_closed() {
+                return Poll::Ready(None);
+            }
+            match frames.poll_next_unpin(cx) {
+                Poll::Ready(next) => Poll::Ready(Some(next)),
+                Poll::Pending => cancelled.as_mut().poll(cx).map(|()| None),
+            }
+        })
+        .await;
+        let Some(next) = next else { return };
         match next {
             None => break raise::closed("the peer closed the connection"),
             Some(Err(FrameError::TooLarge { len, max })) => {
@@ -55,6 +79,8 @@ where
             }
             Some(Ok(payload)) => {
                 shared.heard_from_peer();
+                let more = !frames.read_buffer().is_empty();
+                shared.reading_more.store(more, Ordering::Relaxed);
                 if let Err(err) = incoming::handle_frame(&shared, &payload) {
                     break err;
                 }
@@ -70,28 +96,49 @@ where
 pub(crate) async fn write_loop<W>(
     shared: Arc<Shared>,
     mut rx: mpsc::UnboundedReceiver<Outbound>,
-    mut io: W,
+    io: W,
 ) where
-    W: AsyncWrite + Unpin,
+    W: AsyncWrite + Send + Unpin + 'static,
 {
     let mut batch = Batch::new(shared.clone());
+    // The transport while this task writes; while it is idle, in
+    // `shared.wire`, where a sender finding nothing queued writes its
+    // frame itself (`Shared::send_frame`).
+    let mut held: Option<Wire> = None;
+    lock(&shared.wire).io = Some(Box::new(io));
+    let shutdown = shared.shutdown.clone();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
-        let first = tokio::select! {
-            biased;
-            msg = rx.recv() => msg,
-            _ = shared.shutdown.cancelled() => None,
+        // A frame already waiting when the last write ends means other
+        // tasks are queueing as fast as we write: then give them one turn
+        // before writing, so their frames join this write (fewer, larger
+        // writes). A lone frame on an idle connection is written at once.
+        let (first, busy) = match rx.try_recv() {
+            Ok(msg) => (Some(msg), true),
+            Err(_) => {
+                let msg = tokio::select! {
+                    biased;
+                    msg = rx.recv() => msg,
+                    _ = &mut cancelled => None,
+                };
+                (msg, false)
+            }
         };
         let Some(first) = first else { break };
+        if held.is_none() {
+            held = take_wire(&shared, &mut batch);
+        }
+        let Some(io) = held.as_mut() else { break };
         batch.add(first);
-        while batch.buf.len() < MAX_COALESCE {
-            match rx.try_recv() {
-                Ok(msg) => batch.add(msg),
-                Err(_) => break,
-            }
+        batch.drain(&mut rx);
+        if busy && batch.len < MAX_COALESCE {
+            tokio::task::yield_now().await;
+            batch.drain(&mut rx);
         }
         batch.flush_releases();
         let outcome = {
-            let write = write_and_flush(&mut io, &batch.buf);
+            let write = batch.write(io);
             tokio::pin!(write);
             tokio::select! {
                 result = &mut write => Written::Done(result),
@@ -99,7 +146,7 @@ pub(crate) async fn write_loop<W>(
                 // takes it soon (so the Close frame lands on a frame
                 // boundary); a peer that stopped reading cannot hold up
                 // the close.
-                _ = shared.shutdown.cancelled() => {
+                _ = &mut cancelled => {
                     match tokio::time::timeout(CLOSE_FLUSH, &mut write).await {
                         Ok(_) => Written::Closing,
                         Err(_) => Written::Stuck,
@@ -108,7 +155,15 @@ pub(crate) async fn write_loop<W>(
             }
         };
         match outcome {
-            Written::Done(Ok(())) => batch.buf.clear(),
+            Written::Done(Ok(())) => {
+                let messages = batch.messages;
+                batch.clear();
+                // Everything queued is written: give the transport back.
+                let mut wire = lock(&shared.wire);
+                if shared.unwritten.fetch_sub(messages, Ordering::SeqCst) == messages {
+                    wire.io = held.take();
+                }
+            }
             Written::Done(Err(e)) => {
                 shared.terminate(Error::with_source(
                     ErrorKind::Transport,
@@ -127,25 +182,42 @@ pub(crate) async fn write_loop<W>(
 
     // Closing: send what is still queued (releases are moot now) and a
     // Close saying why, within a bounded time (the peer may not be reading).
-    batch.buf.clear();
-    while let Ok(msg) = rx.try_recv() {
-        if let Outbound::Frame(frame) = msg {
-            batch.buf.extend_from_slice(&frame);
+    batch.clear();
+    if held.is_none() {
+        held = take_wire(&shared, &mut batch);
+    }
+    if let Some(mut io) = held {
+        while let Ok(msg) = rx.try_recv() {
+            if let Outbound::Frame(frame) = msg {
+                batch.add_bytes(frame);
+            }
         }
+        let reason = shared
+            .close_reason()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        if let Ok(frame) = shared.encode(&Message::Close(reason)) {
+            batch.add_bytes(frame);
+        }
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            let _ = batch.write(&mut io).await;
+            let _ = io.shutdown().await;
+        })
+        .await;
     }
-    let reason = shared
-        .close_reason()
-        .map(|e| e.message().to_string())
-        .unwrap_or_default();
-    if let Ok(frame) = shared.encode(&Message::Close(reason)) {
-        batch.buf.extend_from_slice(&frame);
-    }
-    let _ = tokio::time::timeout(CLOSE_FLUSH, async {
-        let _ = io.write_all(&batch.buf).await;
-        let _ = io.shutdown().await;
-    })
-    .await;
     shared.writer_done.cancel();
+}
+
+/// Take the transport back from `shared.wire` (for good: senders no longer
+/// write through), with what is left of a frame written through, which
+/// goes first into `batch`. `None` only if it was lost.
+fn take_wire(shared: &Shared, batch: &mut Batch) -> Option<Wire> {
+    let mut wire = lock(&shared.wire);
+    let tail = std::mem::take(&mut wire.tail);
+    if !tail.is_empty() {
+        batch.add_bytes(tail);
+    }
+    wire.io.take()
 }
 
 enum Written {
@@ -160,11 +232,47 @@ async fn write_and_flush<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std
     io.flush().await
 }
 
+/// Write `parts` in order, as few system calls as the transport allows,
+/// then flush.
+async fn write_parts<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    parts: &mut [Bytes],
+) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < parts.len() {
+        let slices: Vec<IoSlice<'_>> = parts[first..].iter().map(|p| IoSlice::new(p)).collect();
+        let mut written = io.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let part = &mut parts[first];
+            if written >= part.len() {
+                written -= part.len();
+                first += 1;
+            } else {
+                part.advance(written);
+                written = 0;
+            }
+        }
+    }
+    io.flush().await
+}
+
 /// The bytes of one write, with consecutive releases gathered into one
-/// frame placed where the first of them was queued.
+/// frame placed where the first of them was queued. Small frames are
+/// copied into one buffer; a large one is written from where it was
+/// encoded, between the buffered bytes before and after it.
 struct Batch {
     shared: Arc<Shared>,
     buf: BytesMut,
+    /// Set when a large frame was queued: everything to write, in order
+    /// (`buf` holds only what came after the last of them).
+    parts: Vec<Bytes>,
+    /// Bytes gathered in all.
+    len: usize,
+    /// Messages taken from the queue.
+    messages: usize,
     releases: Vec<(u64, u64)>,
     /// Releases that fit in one frame the peer accepts.
     per_frame: usize,
@@ -176,25 +284,78 @@ impl Batch {
         Batch {
             shared,
             buf: BytesMut::with_capacity(8 * 1024),
+            parts: Vec::new(),
+            len: 0,
+            messages: 0,
             releases: Vec::new(),
             per_frame,
         }
     }
 
+    /// Take what is queued, up to [`MAX_COALESCE`] bytes.
+    fn drain(&mut self, rx: &mut mpsc::UnboundedReceiver<Outbound>) {
+        while self.len < MAX_COALESCE {
+            match rx.try_recv() {
+                Ok(msg) => self.add(msg),
+                Err(_) => break,
+            }
+        }
+    }
+
     fn add(&mut self, msg: Outbound) {
+        self.messages += 1;
         match msg {
             Outbound::Frame(frame) => {
                 self.flush_releases();
-                self.buf.extend_from_slice(&frame);
                 self.shared.frame_written(&frame);
+                self.add_bytes(frame);
             }
-            Outbound::Release(id, count) => {
-                self.releases.push((id, count));
-                if self.releases.len() == self.per_frame {
-                    self.flush_releases();
+            Outbound::Releases(pairs) => {
+                for (id, count) in pairs {
+                    self.add_release(id, count);
                 }
             }
+            // The write and flush that follow are the point.
+            Outbound::Finish => {}
         }
+    }
+
+    fn add_release(&mut self, id: u64, count: u64) {
+        self.releases.push((id, count));
+        if self.releases.len() == self.per_frame {
+            self.flush_releases();
+        }
+    }
+
+    /// Append `bytes` to what is written next.
+    fn add_bytes(&mut self, bytes: Bytes) {
+        self.len += bytes.len();
+        if bytes.len() >= DIRECT_WRITE {
+            if !self.buf.is_empty() {
+                self.parts.push(self.buf.split().freeze());
+            }
+            self.parts.push(bytes);
+        } else {
+            self.buf.extend_from_slice(&bytes);
+        }
+    }
+
+    /// Write everything gathered.
+    async fn write<W: AsyncWrite + Unpin>(&mut self, io: &mut W) -> std::io::Result<()> {
+        if self.parts.is_empty() {
+            return write_and_flush(io, &self.buf).await;
+        }
+        if !self.buf.is_empty() {
+            self.parts.push(self.buf.split().freeze());
+        }
+        write_parts(io, &mut self.parts).await
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.parts.clear();
+        self.len = 0;
+        self.messages = 0;
     }
 
     fn flush_releases(&mut self) {
@@ -203,7 +364,10 @@ impl Batch {
         }
         let pairs = std::mem::take(&mut self.releases);
         match self.shared.encode(&Message::Release(pairs)) {
-            Ok(frame) => self.buf.extend_from_slice(&frame),
+            Ok(frame) => {
+                self.len += frame.len();
+                self.buf.extend_from_slice(&frame)
+            }
             Err(err) => {
                 tracing::warn!(connection = self.shared.number, %err, "cannot send releases")
             }

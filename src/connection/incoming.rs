@@ -1,7 +1,9 @@
 //! What the reader does with each frame, and how a peer's request is served.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use futures_util::FutureExt;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use crate::error::RemoteError;
 use crate::protocol::codec;
 use crate::protocol::frame::{Message, Op};
 use crate::service::object::CallContext;
-use crate::{Error, Result, Value};
+use crate::{Args, Error, Result, Value};
 
 /// How much longer than the caller the owner lets a call run.
 const OWNER_GRACE: Duration = Duration::from_millis(250);
@@ -50,8 +52,8 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
             };
             // No entry: the caller gave up (timeout, cancel). Dropping the
             // value releases any reference it carried.
-            if let Some((_, reply)) = shared.in_flight.remove(&seq) {
-                let _ = reply.send(Reply::One(result));
+            if let Some((_, waiting)) = shared.in_flight.remove(&seq) {
+                let _ = waiting.reply.send(Reply::One(result));
             }
             Ok(())
         }
@@ -64,8 +66,8 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
                     (_, Err(remote)) => Err(Error::from_remote(remote)),
                 })
                 .collect();
-            if let Some((_, reply)) = shared.in_flight.remove(&seq) {
-                let _ = reply.send(Reply::Many(results));
+            if let Some((_, waiting)) = shared.in_flight.remove(&seq) {
+                let _ = waiting.reply.send(Reply::Many(results));
             }
             Ok(())
         }
@@ -92,8 +94,8 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
         }
         Message::Ping(n) => shared.send(&Message::Pong(n)),
         Message::Pong(n) => {
-            if let Some((_, reply)) = shared.in_flight.remove(&n) {
-                let _ = reply.send(Reply::One(Ok(Value::None)));
+            if let Some((_, waiting)) = shared.in_flight.remove(&n) {
+                let _ = waiting.reply.send(Reply::One(Ok(Value::None)));
             }
             Ok(())
         }
@@ -103,8 +105,10 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
     }
 }
 
-/// Serve the peer's request `seq` in a task of its own, so the reader goes
-/// on reading (and a nested callback can be served while this one waits).
+/// Serve the peer's request `seq`: run at once, in the reader, as far as
+/// it goes without waiting; only a call that must wait gets a task of its
+/// own, so the reader goes on reading (and a nested callback can be served
+/// while this one waits).
 fn serve(
     shared: &Arc<Shared>,
     seq: u64,
@@ -114,7 +118,9 @@ fn serve(
     bad_ref: Option<Error>,
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
-    spawn_serving(shared, seq, timeout, move |shared| async move {
+    let work_shared = shared.clone();
+    start_serving(shared, seq, timeout, async move {
+        let shared = work_shared;
         let result = match bad_ref {
             Some(err) => Err((err, here(&shared, "decoding the arguments"))),
             None => run(&shared, target, op, deadline).await,
@@ -136,7 +142,9 @@ fn serve_batch(
     bad_ref: Option<Error>,
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
-    spawn_serving(shared, seq, timeout, move |shared| async move {
+    let work_shared = shared.clone();
+    start_serving(shared, seq, timeout, async move {
+        let shared = work_shared;
         let mut results = Vec::with_capacity(calls.len());
         for (target, op) in calls {
             let result = match &bad_ref {
@@ -149,15 +157,37 @@ fn serve_batch(
     })
 }
 
-/// Run `work` for request `seq` under its deadline and cancellation, then
-/// send the reply it produced.
-fn spawn_serving<F, Fut>(shared: &Arc<Shared>, seq: u64, timeout: Duration, work: F) -> Result<()>
+/// A user reference held until the reply is queued: a side whose last
+/// handle went away while serving must still answer this call.
+struct Hold(Arc<Shared>);
+
+impl Hold {
+    fn new(shared: &Arc<Shared>) -> Hold {
+        shared.user_ref_added();
+        Hold(shared.clone())
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.0.user_ref_dropped();
+    }
+}
+
+/// Run `work`, the serving of request `seq`, and send the reply it
+/// produces.
+///
+/// The first poll happens here, in the reader, in the order the requests
+/// arrived: a call that completes without waiting (every synchronous
+/// method, attribute reads, `dir`...) is answered with no task, timer or
+/// cancellation entry, and calls that wait on one lock (a `LocalFile`'s)
+/// queue for it in arrival order. Only a call still pending after that
+/// poll is moved into a task of its own, under its deadline and
+/// cancellable by the peer.
+fn start_serving<Fut>(shared: &Arc<Shared>, seq: u64, timeout: Duration, work: Fut) -> Result<()>
 where
-    F: FnOnce(Arc<Shared>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Message> + Send + 'static,
 {
-    // The token is registered before the task starts, so a Cancel that
-    // arrives at once still finds it.
     if shared.serving.len() >= shared.config.max_serving {
         // Answered at once rather than queued: queueing would grow without
         // bound, and pausing the reader could deadlock nested callbacks.
@@ -172,27 +202,40 @@ where
         reply(shared, seq, message);
         return Ok(());
     }
-    let token = shared.shutdown.child_token();
-    let nonce = shared
-        .next_nonce
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    if shared.serving.insert(seq, (nonce, token.clone())).is_some() {
+    if shared.serving.contains_key(&seq) {
         return Err(raise::protocol(format!(
             "protocol violation: the peer reused request number {seq} while it was running"
         )));
     }
-    // A user reference held until the reply is queued: a side whose last
-    // handle went away while serving must still answer this call.
-    let hold = Connection::from_shared(shared.clone());
+    let hold = Hold::new(shared);
+    let started = Instant::now();
+    // A panic in object code becomes an error reply: the caller must not
+    // wait for a reply that will never come.
+    let mut work = Box::pin(AssertUnwindSafe(work).catch_unwind());
+    // Polled with a waker that does nothing: a future still pending is
+    // polled again by its task at once, which registers the task's waker.
+    let mut cx = Context::from_waker(Waker::noop());
+    if let Poll::Ready(outcome) = work.as_mut().poll(&mut cx) {
+        let message = outcome.unwrap_or_else(|panic| panicked(shared, seq, panic));
+        reply(shared, seq, message);
+        drop(hold);
+        return Ok(());
+    }
+
+    // The token is registered before the task starts, so a Cancel that
+    // arrives at once still finds it.
+    let token = shared.shutdown.child_token();
+    let nonce = shared
+        .next_nonce
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // The reader is the only one to insert, and `seq` was not there.
+    shared.serving.insert(seq, (nonce, token.clone()));
     let shared = shared.clone();
     tokio::spawn(async move {
-        // A panic in object code becomes an error reply: the caller must not
-        // wait for a reply that will never come.
-        let work = AssertUnwindSafe(work(shared.clone()))
-            .catch_unwind()
-            .map(|outcome| outcome.unwrap_or_else(|panic| panicked(&shared, seq, panic)));
+        let work =
+            work.map(|outcome| outcome.unwrap_or_else(|panic| panicked(&shared, seq, panic)));
         let outcome = tokio::select! {
-            reply = tokio::time::timeout(timeout, work) => Some(reply.unwrap_or_else(|_| {
+            reply = tokio::time::timeout_at(started + timeout, work) => Some(reply.unwrap_or_else(|_| {
                 let err = RemoteError::deadline(
                     format!("the call ran past its deadline of {timeout:?}"),
                     &here(&shared, "waiting for the work"),
@@ -243,10 +286,10 @@ async fn run(
     if op == Op::GetRoot {
         return Ok(Value::Ref(shared.root.clone()));
     }
-    let location = op.describe();
+    let label = Label::of(&op);
     let object = shared
         .exported_object(target)
-        .map_err(|e| (e, here(shared, &location)))?;
+        .map_err(|e| (e, here(shared, &label.describe())))?;
     let cx = CallContext {
         connection: Some(Connection::from_shared(shared.clone())),
         deadline,
@@ -255,11 +298,31 @@ async fn run(
         .serve(op, &shared.config.policy, &cx)
         .await
         .map_err(|e| {
-            (
-                e,
-                here(shared, &format!("in {location} on {}", object.describe())),
-            )
+            let location = format!("in {} on {}", label.describe(), object.describe());
+            (e, here(shared, &location))
         })
+}
+
+/// What describing an operation in an error's location needs, kept aside
+/// before the operation goes to the object: the operation without its
+/// arguments, so nothing is formatted unless an error happens.
+struct Label(Op);
+
+impl Label {
+    fn of(op: &Op) -> Label {
+        Label(match op {
+            Op::SetAttr(name, _) => Op::SetAttr(name.clone(), Value::None),
+            Op::Call(_) => Op::Call(Args::default()),
+            Op::CallMethod(name, _) => Op::CallMethod(name.clone(), Args::default()),
+            Op::Eq(_) => Op::Eq(Value::None),
+            // The rest carry no arguments.
+            other => other.clone(),
+        })
+    }
+
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
 }
 
 /// Send the reply to request `seq`. A reply that cannot be encoded (too

@@ -7,8 +7,9 @@
 //!   calls, the writer queue) and the teardown that ends it all at once;
 //! - `driver`: the reader task (routes frames) and the writer task
 //!   (coalesces queued frames into few writes);
-//! - `incoming`: frames from the peer, and serving its requests, each in a
-//!   task of its own with its deadline and cancellation;
+//! - `incoming`: frames from the peer, and serving its requests: each is
+//!   polled once in the reader, in arrival order, and only one that must
+//!   wait gets a task of its own with its deadline and cancellation;
 //! - `call`: our requests, with deadline and cancel-on-drop;
 //! - `batch`: several calls in one frame ([`Batch`]).
 //!

@@ -1,11 +1,14 @@
 //! The state both halves of a connection share.
 
 use std::cell::RefCell;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use dashmap::DashMap;
+use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -22,11 +25,29 @@ use crate::{Error, ErrorKind, Result, Value};
 pub(crate) enum Outbound {
     /// An encoded frame, length prefix included.
     Frame(Bytes),
-    /// Release of one of the peer's objects; the writer batches consecutive
-    /// ones into one frame. They travel through the same queue as frames,
-    /// so a release never overtakes a frame queued before it that still
+    /// Releases of the peer's objects, gathered beside the queue first
+    /// (`Shared::hold_release`); the writer batches consecutive ones into
+    /// one frame. Being queued only after every frame queued before the
+    /// proxy was dropped, a release never overtakes a frame that still
     /// names the object.
-    Release(u64, u64),
+    Releases(Vec<(u64, u64)>),
+    /// Nothing to add: finish a write-through (write its tail, flush).
+    Finish,
+}
+
+/// The writing half of the transport, type-erased so that whoever sends
+/// may write through.
+pub(crate) type Wire = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// The writing half while the writer task does not need it.
+#[derive(Default)]
+pub(crate) struct WireSlot {
+    /// `Some` while the writer is idle: a sender finding nothing queued
+    /// may then write its frame itself (see [`Shared::send_frame`]).
+    pub(crate) io: Option<Wire>,
+    /// The part of a written-through frame the transport did not take at
+    /// once; the writer sends it before anything else.
+    pub(crate) tail: Bytes,
 }
 
 /// What completes one of our requests.
@@ -37,6 +58,26 @@ pub(crate) enum Reply {
     One(Result<Value>),
     /// The outcomes of a batch, in order.
     Many(Vec<Result<Value>>),
+}
+
+/// One of our requests awaiting its reply.
+pub(crate) struct Awaiting {
+    pub(crate) reply: oneshot::Sender<Reply>,
+    /// For a long deadline, when the connection's sweeper fails the call,
+    /// and the timeout the caller gave; `None` when the caller keeps a
+    /// timer of its own (short deadlines) or has none.
+    pub(crate) deadline: Option<(tokio::time::Instant, std::time::Duration)>,
+}
+
+/// The state of the task that fails calls past long deadlines
+/// (`call.rs`, `sweep`), one timer for all of a connection's calls.
+#[derive(Default)]
+pub(crate) struct Sweeper {
+    /// The task was spawned (on the first call with a long deadline).
+    pub(crate) started: AtomicBool,
+    /// It found no call waiting and sleeps until `wake`.
+    pub(crate) idle: AtomicBool,
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 /// Everything about one connection, shared by its reader and writer tasks,
@@ -58,9 +99,29 @@ pub(crate) struct Shared {
     pub(crate) peer_identity: Option<crate::PeerIdentity>,
 
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
+    /// Messages queued for the writer and not yet written.
+    pub(crate) unwritten: AtomicUsize,
+    /// The reader has more of the peer's bytes buffered: replies to them
+    /// are coming, so frames are left to the writer to batch.
+    pub(crate) reading_more: AtomicBool,
+    pub(crate) wire: Mutex<WireSlot>,
+    /// Where frames are encoded: its memory comes back once the frame
+    /// encoded last is written and dropped (see `encode`).
+    encode_buf: Mutex<BytesMut>,
     /// Our requests awaiting replies (pings too), by sequence number.
-    pub(crate) in_flight: DashMap<u64, oneshot::Sender<Reply>>,
+    pub(crate) in_flight: DashMap<u64, Awaiting>,
+    pub(crate) sweeper: Sweeper,
+    /// Releases not yet queued: they go out with the next frame, or with
+    /// the sweeper's next look (25 ms), whichever comes first.
+    releases: Mutex<Vec<(u64, u64)>>,
+    pub(crate) releases_pending: AtomicBool,
+    /// The runtime the connection's tasks run on, where the sweeper is
+    /// started too (calls may come from other runtimes).
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
     pub(crate) next_seq: AtomicU64,
+    /// Our calls waiting for their reply (`in_flight.len()` without
+    /// visiting every shard), for [`Shared::send_frame`].
+    pub(crate) calls_waiting: AtomicUsize,
     /// The peer's requests being served, by its sequence number.
     /// Each entry carries a nonce so a finished task removes only its own
     /// entry, not a newer request that reused the number after a cancel.
@@ -102,12 +163,23 @@ fn drop_objects(connection: u64, objects: Vec<NetRef>) {
     }
 }
 
+/// Releases gathered beside the queue before they are queued at once.
+const RELEASES_HELD: usize = 1024;
+
+/// How much encoding memory a connection keeps once it sends small frames
+/// again.
+const ENCODE_KEEP: usize = 64 * 1024;
+
+/// The encoding buffer is used when it has at least this much room without
+/// allocating.
+const ENCODE_ROOM: usize = 256;
+
 /// What a queued frame costs: its bytes plus the bookkeeping around them.
 fn queued_cost(frame: &Bytes) -> usize {
     frame.len() + 64
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the data
     // inconsistent (each critical section is a single table operation).
     m.lock().unwrap_or_else(|poison| poison.into_inner())
@@ -133,8 +205,17 @@ impl Shared {
             peer_addr,
             peer_identity: peer.identity,
             out,
+            unwritten: AtomicUsize::new(0),
+            reading_more: AtomicBool::new(false),
+            wire: Mutex::new(WireSlot::default()),
+            encode_buf: Mutex::new(BytesMut::with_capacity(ENCODE_ROOM)),
             in_flight: DashMap::new(),
+            sweeper: Sweeper::default(),
+            releases: Mutex::new(Vec::new()),
+            releases_pending: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::try_current().ok(),
             next_seq: AtomicU64::new(1),
+            calls_waiting: AtomicUsize::new(0),
             serving: DashMap::new(),
             next_nonce: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
@@ -170,7 +251,31 @@ impl Shared {
             shared: self,
             exported: RefCell::new(Vec::new()),
         };
-        let result = codec::encode(message, &refs, self.send_limit);
+        // Reusing one buffer saves an allocation per frame, and for large
+        // frames, memory the allocator would otherwise hand back to the OS
+        // and fault in again every call. Only when its memory is free again
+        // (the frames made from it written) or has room; otherwise (calls
+        // pipelined, another task encoding) a new buffer as before.
+        let arena = self
+            .encode_buf
+            .try_lock()
+            .ok()
+            .and_then(|mut buf| buf.try_reclaim(ENCODE_ROOM).then_some(buf));
+        let result = match arena {
+            Some(mut buf) => {
+                let result = codec::encode_into(&mut buf, message, &refs, self.send_limit);
+                // Memory kept for large frames is let go with the first
+                // small one after them, so a connection keeps at most one
+                // large buffer, and only while it sends large frames.
+                if buf.capacity() > ENCODE_KEEP
+                    && result.as_ref().is_ok_and(|f| f.len() <= ENCODE_KEEP)
+                {
+                    *buf = BytesMut::with_capacity(ENCODE_ROOM);
+                }
+                result
+            }
+            None => codec::encode(message, &refs, self.send_limit),
+        };
         if result.is_err() {
             let sent = refs.exported.into_inner();
             if !sent.is_empty() {
@@ -186,7 +291,32 @@ impl Shared {
     /// without bound; past [`Config::max_queued_bytes`] of backlog the
     /// connection is closed instead (a frame is always accepted onto a
     /// backlog below the limit, so one maximal frame always fits).
-    pub(crate) fn send_frame(&self, frame: Bytes) -> Result<()> {
+    ///
+    /// When the connection is quiet (every sequential call: nothing
+    /// queued, the writer idle, no other call of ours waiting, no more of
+    /// the peer's requests read), the frame is written here and now,
+    /// without waking the writer task: the hand-off would cost a task
+    /// wake-up per frame. Under load frames go to the writer, which gathers
+    /// them into few writes.
+    pub(crate) fn send_frame(self: &Arc<Self>, frame: Bytes) -> Result<()> {
+        let quiet = self.unwritten.load(Ordering::Acquire) == 0
+            && !self.reading_more.load(Ordering::Relaxed)
+            && self.calls_waiting.load(Ordering::Relaxed) <= 1;
+        // Releases held back go first, in the same write.
+        let frame = if self.releases_pending.load(Ordering::Relaxed) {
+            match quiet.then(|| self.releases_before(&frame)).flatten() {
+                Some(both) => both,
+                None => {
+                    self.flush_releases();
+                    frame
+                }
+            }
+        } else {
+            frame
+        };
+        if quiet && self.write_through(&frame) {
+            return Ok(());
+        }
         let cost = queued_cost(&frame);
         let backlog = self.queued.fetch_add(cost, Ordering::AcqRel);
         if backlog > self.config.max_queued_bytes {
@@ -198,9 +328,44 @@ impl Shared {
             self.terminate(err.clone());
             return Err(err);
         }
-        self.out
-            .send(Outbound::Frame(frame))
+        self.queue(Outbound::Frame(frame))
             .map_err(|_| self.closed_error())
+    }
+
+    /// Hand `message` to the writer task.
+    fn queue(&self, message: Outbound) -> Result<(), mpsc::error::SendError<Outbound>> {
+        self.unwritten.fetch_add(1, Ordering::SeqCst);
+        self.out.send(message)
+    }
+
+    /// Write `frame` to the transport at once if the writer is idle with
+    /// nothing queued and the transport takes it without waiting; false if
+    /// it must be queued instead. A frame the transport took only part of
+    /// is finished by the writer, before anything queued after it.
+    fn write_through(&self, frame: &Bytes) -> bool {
+        let Ok(mut wire) = self.wire.try_lock() else {
+            return false;
+        };
+        // Checked again under the lock, which the writer holds when it
+        // takes the transport back or gives it up.
+        if self.unwritten.load(Ordering::SeqCst) != 0 || self.is_closed() {
+            return false;
+        }
+        let Some(io) = wire.io.as_mut() else {
+            return false;
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        let written = match Pin::new(&mut *io).poll_write(&mut cx, frame) {
+            Poll::Ready(Ok(n)) if n > 0 => n,
+            // Not writable now, or failing: the writer deals with it.
+            _ => return false,
+        };
+        let flushed = matches!(Pin::new(&mut *io).poll_flush(&mut cx), Poll::Ready(Ok(())));
+        if written < frame.len() || !flushed {
+            wire.tail = frame.slice(written..);
+            let _ = self.queue(Outbound::Finish);
+        }
+        true
     }
 
     /// A frame arrived from the peer.
@@ -227,12 +392,66 @@ impl Shared {
     }
 
     /// A proxy's last clone dropped: forget it and queue its release.
-    pub(crate) fn proxy_dropped(&self, id: u64, ptr: *const Proxy, received: u64) {
+    pub(crate) fn proxy_dropped(self: &Arc<Self>, id: u64, ptr: *const Proxy, received: u64) {
         self.imports.forget(id, ptr);
         if !self.is_closed() {
-            let _ = self.out.send(Outbound::Release(id, received));
+            self.hold_release(id, received);
         }
         self.user_ref_dropped();
+    }
+
+    /// Gather a release beside the queue rather than wake the writer for
+    /// it: it leaves with the next frame, or within one look of the sweeper
+    /// (which it wakes if idle), or at once when many are gathered.
+    fn hold_release(self: &Arc<Self>, id: u64, count: u64) {
+        let many = {
+            let mut held = lock(&self.releases);
+            held.push((id, count));
+            self.releases_pending.store(true, Ordering::SeqCst);
+            held.len() >= RELEASES_HELD
+        };
+        if many || self.runtime.is_none() {
+            self.flush_releases();
+        } else {
+            self.watch_deadlines();
+        }
+    }
+
+    /// The releases held back, encoded, followed by `frame`; `None` if
+    /// there were none or they do not fit one frame.
+    fn releases_before(self: &Arc<Self>, frame: &Bytes) -> Option<Bytes> {
+        let per_frame = (self.send_limit.saturating_sub(16) / 20).clamp(1, RELEASES_HELD);
+        let pairs = {
+            let mut held = lock(&self.releases);
+            if held.is_empty() || held.len() > per_frame {
+                return None;
+            }
+            self.releases_pending.store(false, Ordering::SeqCst);
+            std::mem::take(&mut *held)
+        };
+        match self.encode(&Message::Release(pairs)) {
+            Ok(releases) => {
+                let mut both = BytesMut::with_capacity(releases.len() + frame.len());
+                both.extend_from_slice(&releases);
+                both.extend_from_slice(frame);
+                Some(both.freeze())
+            }
+            Err(err) => {
+                tracing::warn!(connection = self.number, %err, "cannot send releases");
+                None
+            }
+        }
+    }
+
+    /// Queue the releases held back, if any.
+    pub(crate) fn flush_releases(&self) {
+        if !self.releases_pending.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let pairs = std::mem::take(&mut *lock(&self.releases));
+        if !pairs.is_empty() && !self.is_closed() {
+            let _ = self.queue(Outbound::Releases(pairs));
+        }
     }
 
     /// The peer released objects it received.
@@ -303,8 +522,8 @@ impl Shared {
         // A call registered after this drain sees `closed` and fails itself.
         let seqs: Vec<u64> = self.in_flight.iter().map(|e| *e.key()).collect();
         for seq in seqs {
-            if let Some((_, reply)) = self.in_flight.remove(&seq) {
-                let _ = reply.send(Reply::One(Err(self.closed_error())));
+            if let Some((_, waiting)) = self.in_flight.remove(&seq) {
+                let _ = waiting.reply.send(Reply::One(Err(self.closed_error())));
             }
         }
         // Take the objects out first, drop them after the lock is released.

@@ -63,14 +63,26 @@ pub(crate) trait RefCodec {
 /// `max_payload`, and with the exporter's error when a reference cannot be
 /// sent.
 pub(crate) fn encode(message: &Message, refs: &dyn RefCodec, max_payload: usize) -> Result<Bytes> {
-    let mut buf = BytesMut::with_capacity(64);
+    encode_into(&mut BytesMut::with_capacity(64), message, refs, max_payload)
+}
+
+/// [`encode`] into `buf` (which must be empty), whose memory the frame
+/// then shares: a buffer kept by the caller takes its memory back for the
+/// next frame once this one is dropped (`BytesMut::reserve`).
+pub(crate) fn encode_into(
+    buf: &mut BytesMut,
+    message: &Message,
+    refs: &dyn RefCodec,
+    max_payload: usize,
+) -> Result<Bytes> {
+    buf.clear();
     buf.put_u32(0);
     let out = Outgoing {
         message,
         refs,
         failure: RefCell::new(None),
     };
-    let written = bincode::encode_into_writer(&out, FrameWriter(&mut buf), config());
+    let written = bincode::encode_into_writer(&out, FrameWriter(&mut *buf), config());
     if let Some(err) = out.failure.into_inner() {
         return Err(err);
     }
@@ -84,7 +96,7 @@ pub(crate) fn encode(message: &Message, refs: &dyn RefCodec, max_payload: usize)
     let len = u32::try_from(payload)
         .map_err(|_| raise::limit(format!("message of {payload} bytes is too large")))?;
     buf[..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.freeze())
+    Ok(buf.split().freeze())
 }
 
 /// A decoded message, plus the first reference in it that could not be

@@ -19,6 +19,7 @@
 //! in a child pinned to CPU 0 (server included), as BENCHMARKING.md advises;
 //! those figures are named `pinned.*`.
 
+mod count;
 mod report;
 mod server;
 mod service;
@@ -95,6 +96,17 @@ fn main() {
     }
     // Hidden: `--only profile:KIND` runs one operation for 5 s and prints
     // how many ran, for `perf stat` (see BENCHMARKS.md).
+    // Hidden: `--only count:KIND:N` runs N operations in this process over
+    // an in-memory pair, for instruction counts (scripts/instr-count.sh).
+    if let Some(spec) = only.iter().find_map(|o| o.strip_prefix("count:")) {
+        let (kind, n) = spec.rsplit_once(':').unwrap_or((spec, "1000"));
+        count::run(
+            kind,
+            n.parse()
+                .unwrap_or_else(|_| fail("count:KIND:N needs a number")),
+        );
+        return;
+    }
     if let Some(kind) = only.iter().find_map(|o| o.strip_prefix("profile:")) {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {

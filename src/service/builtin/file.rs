@@ -12,13 +12,23 @@
 //! pool (`spawn_blocking`), so a slow disk never stalls the connection's
 //! tasks. Operations take the file's lock (a fair, FIFO tokio mutex) and
 //! move the owned guard into their blocking task, so they run one at a
-//! time. Calls that are in flight *at once* on one file run in the order
-//! their serving tasks first run, which is not always the order they were
-//! sent (measured by tether-bench with 4 reads in flight): wait for each
-//! reply, as [`RemoteFile`](crate::RemoteFile) does, when order matters.
+//! time, in the order the calls arrived: the connection polls each
+//! request once as its frame is read, in arrival order, which is when an
+//! operation queues for the lock, so calls pipelined on one file (several
+//! sent without waiting for each reply) run in the order they were sent.
 //! An operation whose
 //! caller gave up (deadline, cancellation) still finishes on the pool, so
 //! the file position stays consistent.
+//!
+//! Streaming reads skip most of those hand-offs: after two binary
+//! `read(n)` of one size in a row (n from 16 KiB to 1 MiB, as
+//! [`RemoteFile`](crate::RemoteFile) and `shutil.copyfileobj` do), the
+//! blocking task also reads the next `n` bytes ahead; the next `read(n)` is
+//! answered from them at once, without waiting for the pool, while the
+//! chunk after it is read ahead in the background (holding the lock, so
+//! order is kept). Any other operation first gives the bytes read ahead
+//! back (seeking the file back), so positions, writes and `tell` are as
+//! without it. A random reader pays at most one read of `n` too many.
 //!
 //! We chose this over one dedicated thread per open file: the pool reuses
 //! its threads, so an operation costs a queue hand-off (microseconds, small
@@ -43,7 +53,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::fs::os_error;
 use crate::error::raise;
@@ -53,6 +63,12 @@ use crate::{Args, Error, Result, Value};
 /// Writes smaller than this are gathered before they reach the OS; larger
 /// ones go straight through.
 const WRITE_BUFFER: usize = 64 * 1024;
+
+/// Binary reads of at least this many bytes (and at most
+/// [`READ_AHEAD_MAX`]), twice in a row of the same size, are taken for
+/// streaming: the next read of that size is done ahead.
+const READ_AHEAD_FROM: usize = 16 * 1024;
+const READ_AHEAD_MAX: usize = 1 << 20;
 
 const TEXT_MEMBERS: &[Member] = &[
     Member::method(
@@ -315,9 +331,16 @@ enum Need {
 /// At most one of the two holds data: a write first gives back what was
 /// read ahead (seeking the file back to where the reader is), and every
 /// other operation first passes on the pending writes.
+///
+/// Streaming binary reads (see [`READ_AHEAD_FROM`]) also keep the next
+/// chunk read ahead in `ahead`; any other operation gives it back first.
 struct Handle {
     reader: BufReader<File>,
     pending: Vec<u8>,
+    /// The bytes after the reader's position, read ahead of a `read(n)`.
+    ahead: Vec<u8>,
+    /// The size of the last `read(n)` if it was binary and full, else 0.
+    last_read: usize,
 }
 
 impl Handle {
@@ -332,13 +355,47 @@ impl Handle {
         result
     }
 
-    /// The reader, with pending writes passed on.
+    /// The reader, with pending writes passed on and what was read ahead
+    /// given back.
     fn settled(&mut self) -> io::Result<&mut BufReader<File>> {
         self.flush_pending()?;
+        self.give_back_ahead()?;
+        self.last_read = 0;
         Ok(&mut self.reader)
     }
 
+    /// Move the file back to before the bytes read ahead.
+    fn give_back_ahead(&mut self) -> io::Result<()> {
+        if self.ahead.is_empty() {
+            return Ok(());
+        }
+        let back = i64::try_from(self.ahead.len()).unwrap_or(i64::MAX);
+        self.ahead.clear();
+        // Relative to where the reader is, its own buffer accounted for.
+        self.reader.seek(SeekFrom::Current(-back)).map(drop)
+    }
+
+    /// Read the next `n` bytes into `ahead`. A failure is not reported
+    /// here: the read that needs those bytes meets it again.
+    fn read_ahead(&mut self, n: usize) {
+        let mut ahead = Vec::with_capacity(n);
+        let _ = (&mut self.reader).take(n as u64).read_to_end(&mut ahead);
+        self.ahead = ahead;
+    }
+
+    /// The next `n` bytes if they were read ahead for a streaming binary
+    /// `read(n)`.
+    fn take_ahead(&mut self, n: usize) -> Option<Vec<u8>> {
+        if n < READ_AHEAD_FROM || self.last_read != n || self.ahead.len() < n {
+            return None;
+        }
+        let rest = self.ahead.split_off(n);
+        Some(std::mem::replace(&mut self.ahead, rest))
+    }
+
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.give_back_ahead()?;
+        self.last_read = 0;
         if !self.reader.buffer().is_empty() {
             // Give back the read-ahead: the write goes where reading stopped.
             discard_read_ahead(&mut self.reader)?;
@@ -428,8 +485,9 @@ impl Drop for Handle {
 /// # Threads
 ///
 /// Each operation runs its `std::fs` work as one task on tokio's blocking
-/// pool (`spawn_blocking`, no thread per file), one at a time; calls in
-/// flight at once on one file may run in any order (see the module docs).
+/// pool (`spawn_blocking`, no thread per file), one at a time and in the
+/// order the calls arrived, pipelined ones included; sequential binary
+/// reads of one size are read ahead (see the module docs).
 /// One whose caller gave up still finishes, so the position stays
 /// consistent.
 ///
@@ -523,6 +581,8 @@ impl LocalFile {
             handle: Arc::new(Mutex::new(Some(Handle {
                 reader: BufReader::new(opened),
                 pending: Vec::new(),
+                ahead: Vec::new(),
+                last_read: 0,
             }))),
         })
     }
@@ -549,7 +609,21 @@ impl LocalFile {
         T: Send + 'static,
         F: FnOnce(&mut Handle, Mode) -> Result<T, OpError> + Send + 'static,
     {
-        let mut guard = self.handle.clone().lock_owned().await;
+        let guard = self.handle.clone().lock_owned().await;
+        self.with_guard(guard, need, op).await
+    }
+
+    /// [`with_handle`](Self::with_handle) with the lock already taken.
+    async fn with_guard<T, F>(
+        &self,
+        mut guard: OwnedMutexGuard<Option<Handle>>,
+        need: Need,
+        op: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Handle, Mode) -> Result<T, OpError> + Send + 'static,
+    {
         if guard.is_none() {
             return Err(closed_file());
         }
@@ -601,7 +675,22 @@ impl LocalFile {
     }
 
     async fn read(&self, n: Option<usize>) -> Result<Value> {
-        self.with_handle(Need::Reading, move |h, mode| {
+        let mut guard = self.handle.clone().lock_owned().await;
+        if let (Some(n), Some(h)) = (n, guard.as_mut()) {
+            // Streaming: answered at once from what was read ahead, and
+            // the next chunk is read ahead on the pool meanwhile (the lock
+            // goes with it, so the next operation waits for it).
+            if let Some(bytes) = h.take_ahead(n) {
+                tokio::task::spawn_blocking(move || {
+                    if let Some(h) = guard.as_mut() {
+                        h.read_ahead(n);
+                    }
+                });
+                return Ok(Value::Bytes(bytes));
+            }
+        }
+        self.with_guard(guard, Need::Reading, move |h, mode| {
+            let streaming = h.last_read;
             let r = h.settled()?;
             let mut out = Vec::new();
             match (n, mode) {
@@ -611,6 +700,14 @@ impl LocalFile {
                 (Some(n), Mode::Binary) => {
                     out.reserve(n.min(1 << 20));
                     r.take(n as u64).read_to_end(&mut out)?;
+                    if (READ_AHEAD_FROM..=READ_AHEAD_MAX).contains(&n) && out.len() == n {
+                        // The second full read of this size in a row
+                        // starts reading ahead.
+                        if streaming == n {
+                            h.read_ahead(n);
+                        }
+                        h.last_read = n;
+                    }
                 }
                 (Some(n), Mode::Text) => read_chars(r, n, &mut out)?,
             }

@@ -1,0 +1,102 @@
+//! Hidden mode `--only count:KIND:N`: N operations of one kind between two
+//! tether peers in this process, over `tether::transport::memory::pair`, on
+//! a current-thread runtime. Run under `valgrind --tool=callgrind` twice
+//! with different N (`scripts/instr-count.sh`), the difference of the
+//! instruction counts divided by the difference of N is the user-space
+//! cost of one operation on both sides, repeatable to a fraction of a per
+//! cent whatever else the machine runs (no sockets, no second thread).
+
+use std::io::Write;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use tether::{Builder, NetRef, Value};
+
+use crate::service::Bench;
+
+/// Run `n` operations of `kind`; kinds: `null`, `null64` (64 in flight),
+/// `make` (a new object per call, dropped), `make64`, `echo64k`,
+/// `read64k` (64 KiB reads of a remote `LocalFile`), `read64k_ahead4`.
+pub fn run(kind: &str, n: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (client, _server) =
+            tether::transport::memory::pair(Builder::default(), Builder::default().root(Bench))
+                .await
+                .expect("memory pair");
+        let root = client.root().await.expect("root");
+        match kind {
+            "null" => {
+                for _ in 0..n {
+                    root.call_method("null", ()).await.unwrap();
+                }
+            }
+            "null64" => windowed(n, 64, || root.call_method("null", ())).await,
+            "make" => {
+                for _ in 0..n {
+                    drop(root.call_method("make", ()).await.unwrap());
+                }
+            }
+            "make64" => windowed(n, 64, || root.call_method("make", ())).await,
+            "echo64k" => {
+                let data = Value::Bytes(vec![7u8; 64 << 10]);
+                for _ in 0..n {
+                    root.call_method("echo", (data.clone(),)).await.unwrap();
+                }
+            }
+            "read64k" | "read64k_ahead4" => {
+                let path =
+                    std::env::temp_dir().join(format!("tether-count-{}", std::process::id()));
+                {
+                    let mut f = std::fs::File::create(&path).unwrap();
+                    let chunk = vec![0x5au8; 64 << 10];
+                    for _ in 0..n {
+                        f.write_all(&chunk).unwrap();
+                    }
+                }
+                let file = NetRef::try_from(
+                    root.call_method("open", (path.to_str().unwrap(), "rb"))
+                        .await
+                        .unwrap(),
+                )
+                .unwrap();
+                let window = if kind == "read64k" { 1 } else { 4 };
+                windowed(n, window, || file.call_method("read", (65536,))).await;
+                drop(file);
+                let _ = std::fs::remove_file(&path);
+            }
+            other => {
+                eprintln!("unknown count kind {other:?}");
+                std::process::exit(2);
+            }
+        }
+        // Let the releases of the last objects reach the owner.
+        for _ in 0..4 {
+            let _ = root.call_method("null", ()).await;
+        }
+    });
+    println!("count.{kind}\t{n}\tops");
+}
+
+/// `n` operations made by `op`, `window` of them in flight at a time.
+async fn windowed<F, Fut>(n: u64, window: u64, mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = tether::Result<Value>>,
+{
+    let mut pending = FuturesUnordered::new();
+    let mut started = 0;
+    while started < n.min(window) {
+        pending.push(op());
+        started += 1;
+    }
+    while let Some(result) = pending.next().await {
+        drop(result.unwrap());
+        if started < n {
+            pending.push(op());
+            started += 1;
+        }
+    }
+}
