@@ -8,7 +8,8 @@
 //! `Type: message` and the session goes on; `trace` shows the last error's
 //! remote trace.
 //!
-//! [`run`] talks to a connected peer; [`run_embedded`] first starts a
+//! [`run`] talks to a connected [`Peer`]: a tether peer, or a Python RPyC
+//! server (`tether shell --rpyc`); [`run_embedded`] first starts a
 //! server in-process serving the [`demo`] service, so a newcomer can try
 //! the shell without one.
 

@@ -450,3 +450,42 @@ fn rpyc_shell_refuses_tls_and_unix_sockets() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn rpyc_shell_ends_when_the_python_server_goes_away() {
+    let mut server = PythonServer::classic();
+    let addr = server.addr();
+    let mut sh = Shell::start_with(&["--rpyc", &addr], "tether shell: connected to ");
+    sh.run("root.eval('1+2')", "3");
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    sh.type_line("root.eval('1+2')");
+    sh.expect("closed");
+    sh.p.expect(Eof)
+        .expect("the shell ends once the connection is gone");
+    let status = sh.p.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, code) if code != 0),
+        "exit status: {status:?}"
+    );
+}
+
+#[test]
+fn rpyc_shell_says_when_nothing_listens() {
+    // A port that was free a moment ago: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = shell_command(&["--rpyc", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}
