@@ -393,6 +393,11 @@ fn rpyc_shell_on_rpyc_classic_evaluates_imports_and_shows_exceptions() {
     sh.p.send("('c', 'd')\r").unwrap();
     sh.expect_line("'c/d'");
     sh.expect(PROMPT);
+    // help shows a Python function's docstring.
+    sh.type_line("help(modules.os.path.join)");
+    sh.expect_line("Help on <function join at .*>:");
+    sh.expect_line("    Join two or more pathname components.*");
+    sh.expect(PROMPT);
 
     // A Python exception: its type and message, then its traceback.
     sh.run("root.eval('1/0')", "ZeroDivisionError: division by zero");

@@ -510,7 +510,11 @@ impl Session {
         if let Expr::Attr(object, name) = e {
             if let Value::Ref(owner) = self.eval(object)?.value {
                 if let Some(m) = self.members(&owner)?.iter().find(|m| m.name == *name) {
-                    return Ok(member_help(m));
+                    // A Python attribute may be a function with a
+                    // docstring: described below, from its value.
+                    if m.kind == MemberKind::Method || !self.peer.is_python() {
+                        return Ok(member_help(m));
+                    }
                 }
             }
         }
@@ -534,10 +538,14 @@ impl Session {
         }
         let repr = self.peer.wrap(r.clone()).repr()?;
         let members = self.members(&r)?;
-        if members.is_empty() {
+        let doc = self.peer.doc(&self.peer.wrap(r.clone()));
+        if members.is_empty() && doc.is_none() {
             return Ok(format!("{repr} exposes no members."));
         }
         let mut out = format!("Help on {repr}:\n");
+        for line in doc.iter().flat_map(|doc| doc.lines()) {
+            out.push_str(&format!("    {}\n", line.trim_end()).replace("    \n", "\n"));
+        }
         for (title, methods) in [("Methods", true), ("Attributes", false)] {
             let group: Vec<&Member> = members
                 .iter()
@@ -694,7 +702,7 @@ impl Session {
             match members.iter().find(|m| m.name == part) {
                 Some(m) if m.kind == MemberKind::Method => return None,
                 Some(_) => {}
-                None if self.peer.reads_unlisted_attributes() => {}
+                None if self.peer.is_python() => {}
                 None => return None,
             }
             current = match self.peer.wrap(current).getattr(part).ok()? {
@@ -754,8 +762,12 @@ fn index_value(object: &Value, index: &Value) -> Res<Value> {
     }
 }
 
-/// `name(signature)` or `name: type`, then the doc, indented.
+/// `name(signature)` or `name: type`, then the doc, indented; a bare name
+/// for a member with neither (a Python attribute).
 fn member_help(m: &Member) -> String {
+    if m.signature.is_empty() && m.doc.trim().is_empty() {
+        return m.name.to_string();
+    }
     let head = match m.kind {
         MemberKind::Method => format!("{}{}", m.name, m.signature),
         MemberKind::Attribute { writable } => format!(

@@ -97,8 +97,10 @@ impl Peer {
                         },
                         None => Member {
                             name: short.to_string().into(),
+                            // Neither its type nor whether the server lets
+                            // it be assigned is known without reading it.
                             kind: MemberKind::Attribute { writable: false },
-                            signature: "object".into(),
+                            signature: "".into(),
                             doc: "".into(),
                         },
                     };
@@ -109,11 +111,23 @@ impl Peer {
         }
     }
 
-    /// Whether completion may read an attribute it has not seen listed
-    /// (a Python object's attributes are not all in its `dir()`: a
-    /// module namespace's are the modules it can import).
-    pub fn reads_unlisted_attributes(&self) -> bool {
+    /// Whether the peer is Python, whose objects list only part of what
+    /// they hold: completion may read an attribute it has not seen listed
+    /// (a module namespace's attributes are the modules it can import), and
+    /// `help` reads an attribute's own `__doc__`.
+    pub fn is_python(&self) -> bool {
         matches!(self, Peer::Rpyc(_))
+    }
+
+    /// A Python object's `__doc__`, when it has one.
+    pub fn doc(&self, object: &blocking::NetRef) -> Option<String> {
+        match self {
+            Peer::Tether(_) => None,
+            Peer::Rpyc(_) => match object.getattr("__doc__") {
+                Ok(Value::Str(doc)) if !doc.trim().is_empty() => Some(clean_doc(&doc)),
+                _ => None,
+            },
+        }
     }
 }
 
@@ -123,4 +137,40 @@ fn classic_modules(root: &blocking::NetRef) -> tether::Result<blocking::NetRef> 
     let getmodule = root.getattr("getmodule")?;
     let service = root.wrap_value(root.call_method("getmodule", ("rpyc.core.service",))?)?;
     root.wrap_value(service.call_method("ModuleNamespace", (getmodule,))?)
+}
+
+/// A docstring as Python's `inspect.cleandoc` shows it: the first line
+/// stripped, the others dedented by their common indentation.
+fn clean_doc(doc: &str) -> String {
+    let mut lines = doc.trim().lines();
+    let first = lines.next().unwrap_or("").trim();
+    let rest: Vec<&str> = lines.collect();
+    let indent = rest
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    std::iter::once(first)
+        .chain(
+            rest.iter()
+                .map(|l| l.get(indent..).unwrap_or("").trim_end()),
+        )
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_doc;
+
+    #[test]
+    fn docstrings_are_dedented_as_python_shows_them() {
+        let doc = "Join two paths.\n        If one is absolute,\n          the other goes.\n\n    ";
+        assert_eq!(
+            clean_doc(doc),
+            "Join two paths.\nIf one is absolute,\n  the other goes."
+        );
+        assert_eq!(clean_doc("\n  One line.  "), "One line.");
+    }
 }
