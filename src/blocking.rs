@@ -21,6 +21,16 @@
 //! let sum: i64 = root.call_method("add", (1, 2)).unwrap().try_into().unwrap();
 //! assert_eq!(sum, 3);
 //! ```
+//!
+//! [`connect_rpyc`] opens a [`RpycSession`] on a Python RPyC server (a
+//! `rpyc.Service`, or the stock `rpyc_classic`) the same way; its root is
+//! an ordinary blocking [`NetRef`]:
+//!
+//! ```no_run
+//! let session = tether::blocking::connect_rpyc("127.0.0.1:18812").unwrap(); // rpyc_classic
+//! let root = session.root().unwrap();
+//! assert_eq!(root.call_method("eval", ("6 * 7",)).unwrap(), tether::Value::from(42));
+//! ```
 
 use std::fmt;
 use std::net::ToSocketAddrs;
@@ -38,10 +48,7 @@ pub fn connect(addr: impl ToSocketAddrs) -> Result<Connection> {
 
 /// Connect over TCP with the given settings and root object.
 pub fn connect_with(builder: crate::Builder, addr: impl ToSocketAddrs) -> Result<Connection> {
-    let addrs: Vec<std::net::SocketAddr> = addr
-        .to_socket_addrs()
-        .map_err(|e| Error::with_source(ErrorKind::Transport, format!("bad address: {e}"), e))?
-        .collect();
+    let addrs = resolve(addr)?;
     let rt = runtime()?;
     let inner = rt.block_on(builder.connect(&addrs[..]))?;
     Ok(Connection { rt, inner })
@@ -63,6 +70,21 @@ pub fn connect_unix_with(
     let rt = runtime()?;
     let inner = rt.block_on(builder.connect_unix(path))?;
     Ok(Connection { rt, inner })
+}
+
+/// Connect over TCP to a Python RPyC server; see [`crate::rpyc::connect`].
+pub fn connect_rpyc(addr: impl ToSocketAddrs) -> Result<RpycSession> {
+    let addrs = resolve(addr)?;
+    let rt = runtime()?;
+    let inner = rt.block_on(crate::rpyc::connect(&addrs[..]))?;
+    Ok(RpycSession { inner, rt })
+}
+
+fn resolve(addr: impl ToSocketAddrs) -> Result<Vec<std::net::SocketAddr>> {
+    Ok(addr
+        .to_socket_addrs()
+        .map_err(|e| Error::with_source(ErrorKind::Transport, format!("bad address: {e}"), e))?
+        .collect())
 }
 
 /// The runtime a blocking connection owns: one worker keeps its tasks
@@ -128,6 +150,64 @@ impl Connection {
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("blocking::Connection")
+            .field(&self.inner)
+            .finish()
+    }
+}
+
+/// A connection to a Python RPyC server driven by its own runtime; see
+/// [`crate::rpyc::Session`].
+///
+/// The connection closes once every handle to it (this one, its clones and
+/// every [`NetRef`] to the peer's objects) is dropped, or at
+/// [`close`](RpycSession::close).
+#[derive(Clone)]
+pub struct RpycSession {
+    // Declared before the runtime, so it is dropped (and says goodbye)
+    // while the runtime still runs.
+    inner: crate::rpyc::Session,
+    rt: Arc<Runtime>,
+}
+
+impl RpycSession {
+    /// The server's root object (its service).
+    pub fn root(&self) -> Result<NetRef> {
+        let root = self.rt.block_on(self.inner.root())?;
+        Ok(self.wrap(root))
+    }
+
+    /// Use an async reference (from a returned [`Value`]) blockingly.
+    pub fn wrap(&self, netref: crate::NetRef) -> NetRef {
+        NetRef {
+            rt: self.rt.clone(),
+            inner: netref,
+        }
+    }
+
+    /// Object and call counts.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// True once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Close the connection (telling the server with RPyC's CLOSE).
+    pub fn close(&self) {
+        self.rt.block_on(self.inner.close())
+    }
+
+    /// The async session underneath.
+    pub fn as_async(&self) -> &crate::rpyc::Session {
+        &self.inner
+    }
+}
+
+impl fmt::Debug for RpycSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("blocking::RpycSession")
             .field(&self.inner)
             .finish()
     }

@@ -123,6 +123,12 @@ impl ServerBuilder {
 
     /// Run `f` for every connection once its handshake succeeded (to log it,
     /// or keep the handle to inspect its [`Stats`](crate::Stats)).
+    ///
+    /// Tether clients only: a Python RPyC client on the same port (see
+    /// [`crate::rpyc`]) is served by an [`rpyc::Session`](crate::rpyc::Session),
+    /// which is not a [`Connection`], and `f` is not called for it. To watch
+    /// RPyC clients, accept them yourself and serve each with
+    /// [`rpyc::serve_io`](crate::rpyc::serve_io), which returns its session.
     pub fn on_connect(mut self, f: impl Fn(&Connection) + Send + Sync + 'static) -> ServerBuilder {
         self.on_connect = Some(Arc::new(f));
         self

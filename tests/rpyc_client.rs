@@ -150,13 +150,13 @@ async fn tether_uses_a_python_service() {
     wait_exit(child).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tether_drives_the_stock_rpyc_classic_server() {
+/// The stock `rpyc_classic` server, for one connection.
+async fn rpyc_classic() -> (Child, u16) {
     let classic = support::python::python()
         .parent()
         .unwrap()
         .join("rpyc_classic");
-    let (child, port) = python_server(
+    python_server(
         &[
             classic.to_str().unwrap(),
             "--mode",
@@ -169,7 +169,12 @@ async fn tether_drives_the_stock_rpyc_classic_server() {
         ],
         |l| l.split('\t').nth(1).and_then(|p| p.trim().parse().ok()),
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tether_drives_the_stock_rpyc_classic_server() {
+    let (child, port) = rpyc_classic().await;
     let conn = tether::rpyc::connect(("127.0.0.1", port)).await.unwrap();
     let root = conn.root().await.unwrap();
 
@@ -216,5 +221,37 @@ async fn tether_drives_the_stock_rpyc_classic_server() {
 
     drop((twice, path, os, root));
     conn.close().await;
+    wait_exit(child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blocking_api_drives_rpyc_classic() {
+    let (child, port) = rpyc_classic().await;
+    // The blocking API owns its runtime: used from a plain thread.
+    tokio::task::spawn_blocking(move || {
+        let session = tether::blocking::connect_rpyc(("127.0.0.1", port)).unwrap();
+        let root = session.root().unwrap();
+        assert_eq!(
+            root.call_method("eval", ("6 * 7",)).unwrap(),
+            Value::from(42)
+        );
+        let os = root
+            .wrap_value(root.call_method("getmodule", ("os",)).unwrap())
+            .unwrap();
+        let path = os.wrap_value(os.getattr("path").unwrap()).unwrap();
+        assert_eq!(
+            path.call_method("join", ("a", "b")).unwrap(),
+            Value::from("a/b")
+        );
+        let err = root.call_method("eval", ("1 / 0",)).unwrap_err();
+        assert_eq!(err.type_name(), Some("ZeroDivisionError"), "{err:#}");
+        assert_eq!(session.stats().imported, 3);
+        drop((path, os));
+        assert_eq!(session.stats().imported, 1);
+        // Dropping the last handles closes the connection.
+        drop((root, session));
+    })
+    .await
+    .unwrap();
     wait_exit(child).await;
 }

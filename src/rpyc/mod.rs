@@ -73,6 +73,24 @@
 //!   exception name (`Error::app("ValueError", ..)`) is raised as that class.
 //! - A client with `RPYC_BIND_THREADS=true` (experimental in rpyc) is not
 //!   supported.
+//! - [`ServerBuilder::on_connect`](crate::ServerBuilder::on_connect) is
+//!   not called for RPyC clients: its callback takes a native
+//!   [`Connection`](crate::Connection). Serve them with [`serve_io`] to
+//!   hold each [`Session`].
+//!
+//! # Liveness
+//!
+//! RPyC sessions have no keepalive, and
+//! [`Config::keepalive`](crate::Config::keepalive) does not apply to them.
+//! A Python peer reads its socket only while one of its threads waits on
+//! the connection: a server's connection thread between requests does,
+//! but a client between its own calls does not (unless it runs a
+//! `BgServingThread`), and neither does a server's thread busy running a
+//! long request. A ping could go unanswered for as long as the peer likes,
+//! so silence cannot tell a quiet peer from a dead one. A dead peer is
+//! noticed when the operating system reports the socket closed or reset,
+//! and a call waiting on it ends at
+//! [`Config::call_timeout`](crate::Config::call_timeout).
 
 mod boxing;
 pub mod brine;

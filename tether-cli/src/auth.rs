@@ -120,6 +120,11 @@ impl ServeAuth {
 }
 
 impl ClientAuth {
+    /// Whether any TLS option was given.
+    pub fn uses_tls(&self) -> bool {
+        self.tls_ca.is_some() || self.tls_cert.is_some()
+    }
+
     /// Add TLS and a token to `builder` for connecting to `endpoint`.
     pub fn apply(&self, mut builder: Builder, endpoint: &Endpoint) -> Result<Builder, Failure> {
         if let Some(ca) = &self.tls_ca {

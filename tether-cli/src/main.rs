@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! tether serve [--classic | --demo] [--tcp ADDR | --unix PATH] [--max-connections N]
-//! tether shell [ADDR]
+//! tether shell [ADDR] | tether shell --rpyc HOST:PORT
 //! tether call ADDR PATH [ARGS]... [--named NAME=VALUE]...
 //! tether call ADDR --dir [PATH]
 //! tether cp SRC DST
@@ -113,7 +113,13 @@ struct ServeArgs {
 #[derive(Debug, Args)]
 struct ShellArgs {
     /// The server; without one, a demo service is started in-process.
+    #[arg(required_if_eq("rpyc", "true"))]
     addr: Option<Endpoint>,
+    /// ADDR is a Python RPyC server (rpyc 6.x: `rpyc_classic`, or a
+    /// `rpyc.Service` under a rpyc server), over plain TCP: no TLS, no
+    /// token. On a classic server `modules.NAME` imports NAME there.
+    #[arg(long)]
+    rpyc: bool,
     #[command(flatten)]
     auth: auth::ClientAuth,
 }
@@ -248,20 +254,48 @@ fn main() -> ExitCode {
 /// `tether shell [ADDR]`: the interactive session of [`shell`], on a
 /// server or on a demo server started in-process.
 fn shell(args: ShellArgs) -> Outcome {
+    if args.rpyc {
+        return rpyc_shell(&args);
+    }
     let finished = match &args.addr {
         None => shell::run_embedded(),
         Some(endpoint @ Endpoint::Tcp(addr)) => {
             let builder = args.auth.apply(tether::Builder::default(), endpoint)?;
             let conn = tether::blocking::connect_with(builder, addr.as_str())
                 .map_err(|e| cannot_connect(endpoint, e))?;
-            shell::run(conn, addr)
+            shell::run(shell::Peer::Tether(conn), addr)
         }
         Some(endpoint @ Endpoint::Unix(path)) => {
             let builder = args.auth.apply(tether::Builder::default(), endpoint)?;
             let conn = tether::blocking::connect_unix_with(builder, path)
                 .map_err(|e| cannot_connect(endpoint, e))?;
-            shell::run(conn, &format!("unix:{}", path.display()))
+            shell::run(
+                shell::Peer::Tether(conn),
+                &format!("unix:{}", path.display()),
+            )
         }
     };
     finished.map_err(|e| Failure::failed(e.to_string()))
+}
+
+/// `tether shell --rpyc HOST:PORT`: the same session on a Python RPyC
+/// server.
+fn rpyc_shell(args: &ShellArgs) -> Outcome {
+    let endpoint = args
+        .addr
+        .as_ref()
+        .ok_or_else(|| Failure::usage("--rpyc needs the server's HOST:PORT"))?;
+    let Endpoint::Tcp(addr) = endpoint else {
+        return Err(Failure::usage(
+            "--rpyc connects over TCP: give the RPyC server's HOST:PORT",
+        ));
+    };
+    if args.auth.uses_tls() {
+        return Err(Failure::usage(
+            "--rpyc speaks plain TCP: the --tls-* options are for tether servers",
+        ));
+    }
+    let session =
+        tether::blocking::connect_rpyc(addr.as_str()).map_err(|e| cannot_connect(endpoint, e))?;
+    shell::run(shell::Peer::Rpyc(session), addr).map_err(|e| Failure::failed(e.to_string()))
 }

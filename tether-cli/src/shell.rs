@@ -8,13 +8,15 @@
 //! `Type: message` and the session goes on; `trace` shows the last error's
 //! remote trace.
 //!
-//! [`run`] talks to a connected peer; [`run_embedded`] first starts a
+//! [`run`] talks to a connected [`Peer`]: a tether peer, or a Python RPyC
+//! server (`tether shell --rpyc`); [`run_embedded`] first starts a
 //! server in-process serving the [`demo`] service, so a newcomer can try
 //! the shell without one.
 
 pub mod demo;
 pub mod eval;
 pub mod parse;
+pub mod peer;
 
 use std::cell::RefCell;
 use std::io;
@@ -29,10 +31,10 @@ use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{CompletionType, Context, Editor, Helper};
-use tether::blocking::Connection;
 
 use self::eval::{Session, Step};
 use self::parse::Tok;
+pub use self::peer::Peer;
 
 /// The prompt.
 pub const PROMPT: &str = "tether> ";
@@ -40,12 +42,13 @@ pub const PROMPT: &str = "tether> ";
 /// History kept in memory, and in `$HOME/.tether_history` when `HOME` is set.
 const HISTORY_LINES: usize = 1000;
 
-/// Run an interactive session on `conn` until `exit`, `quit` or Ctrl-D.
-/// `name` says in the banner what the shell is connected to (the address).
+/// Run an interactive session on `peer` (a tether peer or a Python RPyC
+/// server) until `exit`, `quit` or Ctrl-D. `name` says in the banner where
+/// the peer is (the address).
 ///
 /// Blocking: call it from a plain thread, not from inside an async runtime.
-pub fn run(conn: Connection, name: &str) -> io::Result<()> {
-    let session = Session::new(conn).map_err(|e| {
+pub fn run(peer: Peer, name: &str) -> io::Result<()> {
+    let session = Session::new(peer).map_err(|e| {
         io::Error::new(
             io::ErrorKind::ConnectionRefused,
             format!("cannot get the root object of {name}: {e}"),
@@ -74,7 +77,7 @@ pub fn run(conn: Connection, name: &str) -> io::Result<()> {
          `root` is its root object. Type help for how to use the shell, \
          help(root) for what the peer offers.\n\
          Tab completes names; exit or Ctrl-D leaves.",
-        session.borrow().peer_service()
+        session.borrow().describe_peer()
     );
 
     let result = repl(&mut editor, &session);
@@ -136,7 +139,10 @@ pub fn run_embedded() -> io::Result<()> {
     let addr = server.local_addr().map_err(io::Error::other)?;
     rt.spawn(server.serve(demo::Demo));
     let conn = tether::blocking::connect(addr).map_err(io::Error::other)?;
-    let result = run(conn, &format!("{addr} (an embedded demo server)"));
+    let result = run(
+        Peer::Tether(conn),
+        &format!("{addr} (an embedded demo server)"),
+    );
     rt.shutdown_timeout(Duration::from_secs(1));
     result
 }

@@ -1,13 +1,24 @@
 //! `tether shell` as a person uses it: through a pseudo-terminal, typing
 //! lines, pressing Tab, reading what appears on the screen.
 //!
-//! Every test runs the shell with no address, so it starts its embedded
-//! demo server. Every wait is bounded ([`TIMEOUT`]), so a broken shell
-//! fails the test instead of hanging it.
+//! Most tests run the shell with no address, so it starts its embedded
+//! demo server; the `rpyc_*` ones start real Python RPyC servers (rpyc
+//! 6.0.2, from the test environment of `tests/support/python.rs`) and use
+//! `tether shell --rpyc`. Every wait is bounded ([`TIMEOUT`]), so a broken
+//! shell fails the test instead of hanging it.
 
 #![cfg(unix)]
 
-use std::process::{Command, Stdio};
+// The main crate's Python test environment: the venv lands in the
+// workspace's target/tmp, shared with the main crate's tests.
+#[path = "../../tests/support/python.rs"]
+#[allow(dead_code)]
+mod python;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use expectrl::{Eof, Regex, Session, WaitStatus};
@@ -277,5 +288,209 @@ fn connects_to_a_server_at_an_address() {
     assert!(
         matches!(status, WaitStatus::Exited(_, code) if code != 0),
         "exit status: {status:?}"
+    );
+}
+
+/// A Python RPyC server for one connection; killed when dropped.
+struct PythonServer {
+    child: Child,
+    port: u16,
+}
+
+impl PythonServer {
+    /// Run `args` with the test environment's Python and read the port
+    /// from the first stdout line for which `port_of` finds one.
+    fn start(args: &[&str], port_of: fn(&str) -> Option<u16>) -> PythonServer {
+        let mut child = Command::new(python::python())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some(port) = port_of(&line) {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let port = rx.recv_timeout(TIMEOUT);
+        let mut server = PythonServer { child, port: 0 };
+        server.port = port.expect("the Python server prints its port");
+        server
+    }
+
+    /// The stock `rpyc_classic` server, serving one client.
+    fn classic() -> PythonServer {
+        let classic = python::python().parent().unwrap().join("rpyc_classic");
+        PythonServer::start(
+            &[
+                classic.to_str().unwrap(),
+                "--mode",
+                "oneshot",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "-q",
+            ],
+            |l| l.split('\t').nth(1).and_then(|p| p.trim().parse().ok()),
+        )
+    }
+
+    /// A plain `rpyc.Service` (the main crate's
+    /// tests/python/rpyc_service_server.py), serving one client.
+    fn service() -> PythonServer {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/python/rpyc_service_server.py");
+        PythonServer::start(&[script.to_str().unwrap()], |l| l.trim().parse().ok())
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn rpyc_shell_on_rpyc_classic_evaluates_imports_and_shows_exceptions() {
+    let server = PythonServer::classic();
+    let addr = server.addr();
+    let mut sh = Shell::start_with(
+        &["--rpyc", &addr],
+        &format!("tether shell: connected to the Python RPyC service SLAVE at {addr}."),
+    );
+    sh.run(r#"root.eval("6*7")"#, "42");
+    sh.type_line("root.execute('x = [1, 2, 3]')");
+    sh.expect(PROMPT);
+    sh.run("root.eval('sum(x)')", "6");
+    // Python's conn.modules: modules.NAME imports NAME on the server.
+    sh.run("modules.os.getpid()", &server.child.id().to_string());
+    sh.run("modules.sys.version_info.major", "3");
+    sh.run("modules.os.path.join('a', 'b')", "'a/b'");
+    sh.run("root.getmodule('os').sep", "'/'");
+    // Tab completes the methods of a Python object, and follows attribute
+    // chains (a module's functions are attributes to RPyC's INSPECT, so
+    // no bracket is added).
+    sh.p.send("root.getmod").unwrap();
+    sh.p.send("\t").unwrap();
+    sh.expect("root.getmodule(");
+    sh.p.send("'os').name\r").unwrap();
+    sh.expect_line("'posix'");
+    sh.expect(PROMPT);
+    sh.p.send("modules.os.path.joi").unwrap();
+    sh.p.send("\t").unwrap();
+    sh.expect("modules.os.path.join");
+    sh.p.send("('c', 'd')\r").unwrap();
+    sh.expect_line("'c/d'");
+    sh.expect(PROMPT);
+    // help shows a Python function's docstring.
+    sh.type_line("help(modules.os.path.join)");
+    sh.expect_line("Help on <function join at .*>:");
+    sh.expect_line("    Join two or more pathname components.*");
+    sh.expect(PROMPT);
+
+    // A Python exception: its type and message, then its traceback.
+    sh.run("root.eval('1/0')", "ZeroDivisionError: division by zero");
+    sh.type_line("trace");
+    sh.expect_line(".*ZeroDivisionError.*");
+    sh.expect(PROMPT);
+    sh.run("root.nope", "AttributeError: .*nope.*");
+    // Still connected.
+    sh.run("root.eval('2**10')", "1024");
+    sh.exit();
+}
+
+#[test]
+fn rpyc_shell_on_a_python_service_calls_with_keywords_and_shows_help() {
+    let server = PythonServer::service();
+    let addr = server.addr();
+    let mut sh = Shell::start_with(
+        &["--rpyc", &addr],
+        &format!("tether shell: connected to the Python RPyC service LAB at {addr}."),
+    );
+    sh.run("root.add(40, 2)", "42");
+    sh.run("root.greet('tether', punctuation='?')", r"'hello tether\?'");
+    sh.run("root.version", "'1.0'");
+    sh.run("list(root.numbers(4))", r"\[0, 1, 2, 3\]");
+    sh.type_line("help(root)");
+    sh.expect("Help on ");
+    sh.expect_line("  greet.*");
+    sh.expect(PROMPT);
+    sh.p.send("root.gre").unwrap();
+    sh.p.send("\t").unwrap();
+    sh.expect("root.greet(");
+    sh.p.send("'ann')\r").unwrap();
+    sh.expect_line("'hello ann!'");
+    sh.expect(PROMPT);
+
+    sh.run("root.fail()", "ValueError: python says no");
+    sh.type_line("trace");
+    sh.expect_line(r".*raise ValueError\(.python says no.\)");
+    sh.expect(PROMPT);
+    sh.exit();
+}
+
+#[test]
+fn rpyc_shell_refuses_tls_and_unix_sockets() {
+    for (args, says) in [
+        (&["--rpyc", "unix:/tmp/nothing.sock"][..], "over TCP"),
+        (
+            &["--rpyc", "127.0.0.1:1", "--tls-ca", "ca.pem"][..],
+            "plain TCP",
+        ),
+    ] {
+        let out = shell_command(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn rpyc_shell_ends_when_the_python_server_goes_away() {
+    let mut server = PythonServer::classic();
+    let addr = server.addr();
+    let mut sh = Shell::start_with(&["--rpyc", &addr], "tether shell: connected to ");
+    sh.run("root.eval('1+2')", "3");
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    sh.type_line("root.eval('1+2')");
+    sh.expect("closed");
+    sh.p.expect(Eof)
+        .expect("the shell ends once the connection is gone");
+    let status = sh.p.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, code) if code != 0),
+        "exit status: {status:?}"
+    );
+}
+
+#[test]
+fn rpyc_shell_says_when_nothing_listens() {
+    // A port that was free a moment ago: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = shell_command(&["--rpyc", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{stderr}"
     );
 }

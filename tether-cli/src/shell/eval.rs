@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::rc::Rc;
 
-use tether::blocking::Connection;
 use tether::{Args, Member, MemberKind, Value};
 
 use super::parse::{self, Arg, Expr, ParseError, Stmt};
+use super::peer::Peer;
 
 /// Shell functions, callable as `help(x)`.
 pub const FUNCTIONS: &[&str] = &["dir", "help", "list", "repr", "str"];
@@ -128,10 +128,12 @@ pub struct Candidate {
     pub replacement: String,
 }
 
-/// The state of a session: the connection, variables, the last error and
-/// the member lists completion has seen.
+/// The state of a session: the peer, variables, the last error and the
+/// member lists completion has seen.
 pub struct Session {
-    conn: Connection,
+    peer: Peer,
+    /// What the banner calls the peer.
+    description: String,
     vars: BTreeMap<String, Item>,
     last_error: Option<ShellError>,
     members: RefCell<Vec<(tether::NetRef, Rc<[Member]>)>>,
@@ -140,34 +142,42 @@ pub struct Session {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("conn", &self.conn)
+            .field("peer", &self.peer)
             .field("vars", &self.vars.keys().collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl Session {
-    /// A session on `conn`, with `root` bound to the peer's root.
-    pub fn new(conn: Connection) -> tether::Result<Session> {
-        let root = conn.root()?;
-        let mut vars = BTreeMap::new();
+    /// A session on `peer`, with `root` bound to the peer's root (and,
+    /// on a classic RPyC server, `modules` to its module namespace).
+    pub fn new(peer: Peer) -> tether::Result<Session> {
+        let root = peer.root()?;
+        let description = peer.describe(&root);
+        let mut vars: BTreeMap<String, Item> = peer
+            .extra_vars(&root)
+            .into_iter()
+            .map(|(name, value)| (name, Item::plain(value)))
+            .collect();
         vars.insert("root".to_string(), Item::plain(root.into()));
         Ok(Session {
-            conn,
+            peer,
+            description,
             vars,
             last_error: None,
             members: RefCell::new(Vec::new()),
         })
     }
 
-    /// The peer's service name, from the handshake.
-    pub fn peer_service(&self) -> &str {
-        self.conn.as_async().peer_service()
+    /// What the peer is: a tether peer's service name (from the
+    /// handshake), or which Python RPyC service.
+    pub fn describe_peer(&self) -> &str {
+        &self.description
     }
 
     /// True once the connection is gone.
     pub fn is_closed(&self) -> bool {
-        self.conn.as_async().is_closed()
+        self.peer.is_closed()
     }
 
     /// Run one line.
@@ -219,7 +229,7 @@ impl Session {
             Stmt::SetAttr(object, name, e) => {
                 let target = self.eval_ref(&object, "attribute assignment")?;
                 let value = self.eval(&e)?.value;
-                self.conn.wrap(target).setattr(&name, value)?;
+                self.peer.wrap(target).setattr(&name, value)?;
                 Ok(Output::Text(String::new()))
             }
         }
@@ -263,7 +273,7 @@ impl Session {
             },
             Expr::Attr(object, name) => {
                 let target = self.eval_ref(object, &format!("attribute '{name}'"))?;
-                let value = self.conn.wrap(target.clone()).getattr(name)?;
+                let value = self.peer.wrap(target.clone()).getattr(name)?;
                 let origin = matches!(value, Value::Ref(_)).then(|| (target, name.clone()));
                 Ok(Item { value, origin })
             }
@@ -281,12 +291,12 @@ impl Session {
                     // One round trip: call the method by name.
                     Expr::Attr(object, name) => {
                         let target = self.eval_ref(object, &format!("attribute '{name}'"))?;
-                        self.conn.wrap(target).call_method(name, args)?
+                        self.peer.wrap(target).call_method(name, args)?
                     }
                     other => {
                         let f = self.eval(other)?.value;
                         match f {
-                            Value::Ref(r) => self.conn.wrap(r).call(args)?,
+                            Value::Ref(r) => self.peer.wrap(r).call(args)?,
                             v => {
                                 return Err(ShellError::type_error(format!(
                                     "'{}' value is not callable",
@@ -405,7 +415,7 @@ impl Session {
                 arity(1, 1)?;
                 let names: Vec<Value> = match self.eval(args[0])?.value {
                     Value::Ref(r) => self
-                        .conn
+                        .peer
                         .wrap(r)
                         .dir()?
                         .into_iter()
@@ -441,8 +451,8 @@ impl Session {
             "repr" | "str" => {
                 arity(1, 1)?;
                 let text = match self.eval(args[0])?.value {
-                    Value::Ref(r) if name == "repr" => self.conn.wrap(r).repr()?,
-                    Value::Ref(r) => self.conn.wrap(r).str()?,
+                    Value::Ref(r) if name == "repr" => self.peer.wrap(r).repr()?,
+                    Value::Ref(r) => self.peer.wrap(r).str()?,
                     Value::Str(s) if name == "str" => s,
                     v => self.render(&v),
                 };
@@ -457,7 +467,7 @@ impl Session {
         match value {
             Value::Ref(r) => {
                 let mut items = Vec::new();
-                for item in self.conn.wrap(r).iter() {
+                for item in self.peer.wrap(r).iter() {
                     if items.len() == limit {
                         eprintln!("(stopped after {limit} items; list(x, n) takes up to n items)");
                         break;
@@ -500,7 +510,11 @@ impl Session {
         if let Expr::Attr(object, name) = e {
             if let Value::Ref(owner) = self.eval(object)?.value {
                 if let Some(m) = self.members(&owner)?.iter().find(|m| m.name == *name) {
-                    return Ok(member_help(m));
+                    // A Python attribute may be a function with a
+                    // docstring: described below, from its value.
+                    if m.kind == MemberKind::Method || !self.peer.is_python() {
+                        return Ok(member_help(m));
+                    }
                 }
             }
         }
@@ -522,12 +536,16 @@ impl Session {
                 }
             }
         }
-        let repr = self.conn.wrap(r.clone()).repr()?;
+        let repr = self.peer.wrap(r.clone()).repr()?;
         let members = self.members(&r)?;
-        if members.is_empty() {
+        let doc = self.peer.doc(&self.peer.wrap(r.clone()));
+        if members.is_empty() && doc.is_none() {
             return Ok(format!("{repr} exposes no members."));
         }
         let mut out = format!("Help on {repr}:\n");
+        for line in doc.iter().flat_map(|doc| doc.lines()) {
+            out.push_str(&format!("    {}\n", line.trim_end()).replace("    \n", "\n"));
+        }
         for (title, methods) in [("Methods", true), ("Attributes", false)] {
             let group: Vec<&Member> = members
                 .iter()
@@ -555,7 +573,7 @@ impl Session {
         if let Some((_, m)) = self.members.borrow().iter().find(|(o, _)| o == r) {
             return Ok(m.clone());
         }
-        let members: Rc<[Member]> = self.conn.wrap(r.clone()).inspect()?.into();
+        let members: Rc<[Member]> = self.peer.members(&self.peer.wrap(r.clone()))?.into();
         let mut cache = self.members.borrow_mut();
         if cache.len() == CACHE_SIZE {
             cache.remove(0);
@@ -568,7 +586,7 @@ impl Session {
     pub fn render(&self, v: &Value) -> String {
         match v {
             Value::Ref(r) => self
-                .conn
+                .peer
                 .wrap(r.clone())
                 .repr()
                 .unwrap_or_else(|_| format!("{r:?}")),
@@ -680,16 +698,14 @@ impl Session {
             _ => return None,
         };
         for part in parts {
-            let member = self
-                .members(&current)
-                .ok()?
-                .iter()
-                .find(|m| m.name == part)
-                .cloned()?;
-            if member.kind == MemberKind::Method {
-                return None;
+            let members = self.members(&current).ok()?;
+            match members.iter().find(|m| m.name == part) {
+                Some(m) if m.kind == MemberKind::Method => return None,
+                Some(_) => {}
+                None if self.peer.is_python() => {}
+                None => return None,
             }
-            current = match self.conn.wrap(current).getattr(part).ok()? {
+            current = match self.peer.wrap(current).getattr(part).ok()? {
                 Value::Ref(r) => r,
                 _ => return None,
             };
@@ -746,8 +762,12 @@ fn index_value(object: &Value, index: &Value) -> Res<Value> {
     }
 }
 
-/// `name(signature)` or `name: type`, then the doc, indented.
+/// `name(signature)` or `name: type`, then the doc, indented; a bare name
+/// for a member with neither (a Python attribute).
 fn member_help(m: &Member) -> String {
+    if m.signature.is_empty() && m.doc.trim().is_empty() {
+        return m.name.to_string();
+    }
     let head = match m.kind {
         MemberKind::Method => format!("{}{}", m.name, m.signature),
         MemberKind::Attribute { writable } => format!(
@@ -818,7 +838,7 @@ mod tests {
         let addr = server.local_addr().unwrap();
         rt.spawn(server.serve(super::super::demo::Demo));
         let conn = tether::blocking::connect(addr).unwrap();
-        (Session::new(conn).unwrap(), rt)
+        (Session::new(Peer::Tether(conn)).unwrap(), rt)
     }
 
     fn print(s: &mut Session, line: &str) -> String {
