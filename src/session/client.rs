@@ -174,35 +174,16 @@ impl Session {
     /// safe to run more than once (reads, "set to" rather than "add").
     pub async fn call_idempotent(&self, method: &str, args: impl IntoArgs) -> Result<Value> {
         let args = args.into_args();
-        let mut last = None;
-        for attempt in 0..self.attempts {
-            if attempt > 0 {
-                self.pause(attempt).await;
+        self.retry_plainly(|link| {
+            let args = args.clone();
+            async move {
+                match link.host.call_method("root", ()).await? {
+                    Value::Ref(root) => root.call_method(method, args).await,
+                    other => Err(raise::type_mismatch("the served object", other.type_name())),
+                }
             }
-            let link = match self.link().await {
-                Ok(link) => link,
-                Err(err) if is_lost(&err, None) => {
-                    last = Some(err);
-                    continue;
-                }
-                Err(err) => return Err(err),
-            };
-            let outcome = match link.host.call_method("root", ()).await {
-                Ok(Value::Ref(root)) => root.call_method(method, args.clone()).await,
-                Ok(other) => {
-                    return Err(raise::type_mismatch("the served object", other.type_name()))
-                }
-                Err(err) => Err(err),
-            };
-            match outcome {
-                Err(err) if is_lost(&err, Some(&link.conn)) => {
-                    self.drop_link(&link).await;
-                    last = Some(err);
-                }
-                outcome => return outcome,
-            }
-        }
-        Err(last.expect("at least one attempt"))
+        })
+        .await
     }
 
     /// End the session: the host forgets its remembered outcomes (and
@@ -212,6 +193,26 @@ impl Session {
         let Some(id) = self.id() else {
             return Ok(());
         };
+        self.retry_plainly(|link| {
+            let id = id.clone();
+            async move {
+                let outcome = link.host.call_method("forget", (id,)).await;
+                if outcome.is_ok() {
+                    link.conn.close().await;
+                }
+                outcome.map(drop)
+            }
+        })
+        .await
+    }
+
+    /// Run `op` on the live connection; when the connection is lost before
+    /// or during it, connect again and run it again, up to `attempts` times.
+    async fn retry_plainly<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: Fn(Link) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let mut last = None;
         for attempt in 0..self.attempts {
             if attempt > 0 {
@@ -225,15 +226,12 @@ impl Session {
                 }
                 Err(err) => return Err(err),
             };
-            match link.host.call_method("forget", (id.clone(),)).await {
+            match op(link.clone()).await {
                 Err(err) if is_lost(&err, Some(&link.conn)) => {
                     self.drop_link(&link).await;
                     last = Some(err);
                 }
-                outcome => {
-                    link.conn.close().await;
-                    return outcome.map(drop);
-                }
+                outcome => return outcome,
             }
         }
         Err(last.expect("at least one attempt"))
