@@ -12,8 +12,8 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,7 +185,11 @@ async fn callers_beyond_max_in_flight_wait_for_a_slot_and_all_complete() {
     for caller in callers {
         assert_eq!(caller.await.unwrap().unwrap(), Value::None);
     }
-    assert_eq!(gate.most.load(Ordering::SeqCst), 4, "never more than 4 at once");
+    assert_eq!(
+        gate.most.load(Ordering::SeqCst),
+        4,
+        "never more than 4 at once"
+    );
     assert_eq!(client.stats().in_flight, 0);
     assert!(!client.is_closed());
 }
@@ -213,8 +217,7 @@ async fn a_call_waiting_for_a_slot_is_bounded_by_its_deadline_and_cancellable() 
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     assert!(err.message().contains("max_in_flight"), "{err}");
     // A waiting call dropped gives up its place without taking a slot.
-    let waiting = root.call_method("wait", ());
-    tokio::pin!(waiting);
+    let mut waiting = Box::pin(root.call_method("wait", ()));
     std::future::poll_fn(|cx| {
         assert!(waiting.as_mut().poll(cx).is_pending());
         std::task::Poll::Ready(())
@@ -312,7 +315,9 @@ async fn callbacks_nested_past_max_call_depth_fail_cleanly_on_both_sides() {
     assert_eq!(server.stats().serving, 0);
     assert_eq!(client.stats().serving, 0);
     assert_eq!(
-        root.call_method("ping_pong", (mine.clone(), 2)).await.unwrap(),
+        root.call_method("ping_pong", (mine.clone(), 2))
+            .await
+            .unwrap(),
         Value::from(2)
     );
 }
@@ -329,7 +334,9 @@ async fn the_callers_own_limit_refuses_the_callbacks_nested_too_deep() {
     let root = client.root().await.unwrap();
     let mine = NetRef::new(TestService::default());
     assert_eq!(
-        root.call_method("ping_pong", (mine.clone(), 4)).await.unwrap(),
+        root.call_method("ping_pong", (mine.clone(), 4))
+            .await
+            .unwrap(),
         Value::from(4)
     );
     // Depth 5 is the client's to serve, past its limit of 3.

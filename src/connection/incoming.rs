@@ -142,11 +142,7 @@ fn serve(
 
 /// Why a request is answered with an error without running, and where
 /// that was found: too deep, or a reference in it names nothing.
-fn refusal(
-    shared: &Shared,
-    depth: u32,
-    bad_ref: Option<Error>,
-) -> Option<(Error, &'static str)> {
+fn refusal(shared: &Shared, depth: u32, bad_ref: Option<Error>) -> Option<(Error, &'static str)> {
     match too_deep(shared, depth) {
         Some(err) => Some((err, "accepting the call")),
         None => bad_ref.map(|err| (err, "decoding the arguments")),
