@@ -92,9 +92,16 @@ impl Shared {
     ///
     /// [`Config::max_in_flight`]: super::Config::max_in_flight
     async fn call_slot(&self, timeout: Duration) -> Result<(Slot<'_>, Duration)> {
-        if let Some(slot) = self.call_slots.try_take() {
-            return Ok((slot, timeout));
+        match self.call_slots.try_take() {
+            Some(slot) => Ok((slot, timeout)),
+            // Boxed: the waiting (a timer, a select) would otherwise make
+            // every call's future larger.
+            None => Box::pin(self.wait_for_slot(timeout)).await,
         }
+    }
+
+    /// [`call_slot`](Shared::call_slot) when none is free.
+    async fn wait_for_slot(&self, timeout: Duration) -> Result<(Slot<'_>, Duration)> {
         let started = Instant::now();
         tokio::select! {
             slot = tokio::time::timeout(timeout, self.call_slots.take()) => match slot {
