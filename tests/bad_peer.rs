@@ -1160,3 +1160,49 @@ async fn a_flood_of_releases_leaves_the_table_intact_and_the_server_serving() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_request_claiming_a_depth_past_the_limit_is_refused_and_the_connection_goes_on() {
+    let server = Server::builder()
+        .config(Config::default().max_call_depth(8))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(TestService::default()));
+    let mut peer = raw_peer(addr).await;
+    let root = peer.root_id(1).await;
+    let add = op_call_method("add", &[int_value(1), int_value(2)]);
+    // The depth follows the operation: 9, then u32::MAX.
+    for (seq, depth) in [(2u64, 9u64), (3, u32::MAX as u64)] {
+        let mut deep = request(seq, root, &add);
+        varint(&mut deep, depth);
+        peer.send(&deep).await;
+        match peer.recv_msg().await {
+            Msg::ReplyErr {
+                seq: got,
+                kind,
+                message,
+                ..
+            } => {
+                assert_eq!(got, seq);
+                assert_eq!(kind, KIND_LIMIT_EXCEEDED, "{message}");
+                assert!(message.contains("max_call_depth"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    // At the limit, and without a depth at all, calls run.
+    let mut at_limit = request(4, root, &add);
+    varint(&mut at_limit, 8);
+    peer.send(&at_limit).await;
+    peer.send(&request(5, root, &add)).await;
+    for seq in [4, 5] {
+        match peer.recv_msg().await {
+            Msg::ReplyOk { seq: got, value } => {
+                assert_eq!((got, value), (seq, Val::Int(3)));
+            }
+            other => panic!("expected 3, got {other:?}"),
+        }
+    }
+}

@@ -13,7 +13,9 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::depth;
 use super::shared::{Awaiting, Reply, Shared};
+use super::slots::Slot;
 use crate::error::raise;
 use crate::protocol::frame::{Message, Op};
 use crate::{Error, ErrorKind, Result, Value};
@@ -40,11 +42,13 @@ impl Shared {
         timeout: Option<Duration>,
     ) -> Result<Value> {
         let timeout = timeout.unwrap_or(self.config.call_timeout);
+        let (_slot, timeout) = self.call_slot(timeout).await?;
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let request = Message::Request {
             seq,
             target,
             timeout_ms: millis(timeout),
+            depth: depth::of_new_call(),
             op,
         };
         match self.exchange(seq, request, timeout).await? {
@@ -61,11 +65,13 @@ impl Shared {
         timeout: Option<Duration>,
     ) -> Result<Vec<Result<Value>>> {
         let timeout = timeout.unwrap_or(self.config.call_timeout);
+        let (_slot, timeout) = self.call_slot(timeout).await?;
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let expected = calls.len();
         let batch = Message::Batch {
             seq,
             timeout_ms: millis(timeout),
+            depth: depth::of_new_call(),
             calls,
         };
         match self.exchange(seq, batch, timeout).await? {
@@ -77,6 +83,39 @@ impl Shared {
             // A whole-batch failure (deadline on the owner, connection end).
             Reply::One(Err(err)) => Err(err),
             Reply::One(Ok(_)) => Err(raise::protocol("a single reply answered a batch")),
+        }
+    }
+
+    /// One of the connection's call slots ([`Config::max_in_flight`]),
+    /// waiting for one to be given back when none is free; with the part of
+    /// `timeout` the wait left.
+    ///
+    /// [`Config::max_in_flight`]: super::Config::max_in_flight
+    async fn call_slot(&self, timeout: Duration) -> Result<(Slot<'_>, Duration)> {
+        match self.call_slots.try_take() {
+            Some(slot) => Ok((slot, timeout)),
+            // Boxed: the waiting (a timer, a select) would otherwise make
+            // every call's future larger.
+            None => Box::pin(self.wait_for_slot(timeout)).await,
+        }
+    }
+
+    /// [`call_slot`](Shared::call_slot) when none is free.
+    async fn wait_for_slot(&self, timeout: Duration) -> Result<(Slot<'_>, Duration)> {
+        let started = Instant::now();
+        tokio::select! {
+            slot = tokio::time::timeout(timeout, self.call_slots.take()) => match slot {
+                Ok(slot) => Ok((slot, timeout.saturating_sub(started.elapsed()))),
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no reply within {timeout:?}: the call waited all that time to be sent, \
+                         behind {} calls already in flight (Config::max_in_flight)",
+                        self.config.max_in_flight
+                    ),
+                )),
+            },
+            _ = self.shutdown.cancelled() => Err(self.closed_error()),
         }
     }
 

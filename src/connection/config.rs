@@ -9,6 +9,27 @@ use crate::service::policy::Policy;
 /// Start from `Config::default()` and change what you need; the defaults may
 /// change between versions.
 ///
+/// # What bounds a connection's memory
+///
+/// - Frames: one frame of at most [`max_frame_len`](Config::max_frame_len)
+///   is read and decoded at a time; while it is decoded, the values in it
+///   take more room than its bytes: up to about 32 times, as every
+///   [`Value`](crate::Value) is 32 bytes however small its encoding (a
+///   1-byte `None` becomes a 32-byte `Value`). Decoded size is not
+///   accounted separately: lower `max_frame_len` to bound it.
+/// - Calls served: at most [`max_serving`](Config::max_serving) at once,
+///   each holding its decoded arguments and what its object code holds.
+/// - Replies and requests waiting to be written: at most
+///   [`max_queued_bytes`](Config::max_queued_bytes) (plus one frame).
+/// - Our calls waiting for replies: at most
+///   [`max_in_flight`](Config::max_in_flight).
+/// - Objects the peer holds: at most [`max_exported`](Config::max_exported).
+/// - Nesting of callbacks: at most [`max_call_depth`](Config::max_call_depth).
+///
+/// So the worst case is roughly `max_frame_len × 33` while reading, plus
+/// `max_queued_bytes`, plus what `max_serving` calls and `max_exported`
+/// objects of your own code hold.
+///
 /// ```
 /// use std::time::Duration;
 /// let config = tether::Config::default()
@@ -51,6 +72,33 @@ pub struct Config {
     /// buffer without bound. A frame is always accepted while the backlog
     /// is below the limit. Default: 64 MiB.
     pub max_queued_bytes: usize,
+    /// Most of our calls (and batches, each counting as one) waiting for
+    /// the peer's reply at once. A call beyond it waits for one to finish
+    /// before it is sent (backpressure, not an unbounded queue): the wait
+    /// counts against its deadline, ends with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind) when that passes first, and
+    /// is abandoned by dropping the call. Pings are not counted. Calls
+    /// made while serving the peer's calls count too, so callbacks nested
+    /// deeper than this limit wait until their deadline.
+    /// Default: 10 000.
+    pub max_in_flight: usize,
+    /// Most of this side's objects the peer may hold references to at
+    /// once. A call or reply that would send a new object beyond it fails
+    /// with [`ErrorKind::LimitExceeded`](crate::ErrorKind) for the caller
+    /// whose message carried it, and nothing of that message is exported;
+    /// objects the peer releases make room again. Objects already
+    /// exported may be sent again freely. Each costs the owner about 110
+    /// bytes besides the object itself. Default: 1 000 000.
+    pub max_exported: usize,
+    /// Deepest nesting of calls this side serves. A call made while
+    /// serving a peer's call (a callback into the caller, or a call on to a
+    /// third peer) is one level deeper than it; a request deeper than this
+    /// is answered with [`ErrorKind::LimitExceeded`](crate::ErrorKind)
+    /// without running, so ping-pong between two peers cannot go on
+    /// without bound. Depth is followed through the serving task: a call
+    /// made from a task that object code spawns starts again at 0.
+    /// Default: 256.
+    pub max_call_depth: u32,
     /// What the peer may do to this side's objects. Default: deny setattr
     /// and delattr.
     pub policy: Policy,
@@ -67,6 +115,9 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             max_queued_bytes: 64 << 20,
             max_serving: 10_000,
+            max_in_flight: 10_000,
+            max_exported: 1_000_000,
+            max_call_depth: 256,
             keepalive: Some(Duration::from_secs(30)),
             policy: Policy::default(),
         }
@@ -108,6 +159,24 @@ impl Config {
     /// Set [`max_queued_bytes`](Config::max_queued_bytes).
     pub fn max_queued_bytes(mut self, bytes: usize) -> Config {
         self.max_queued_bytes = bytes;
+        self
+    }
+
+    /// Set [`max_in_flight`](Config::max_in_flight) (at least 1).
+    pub fn max_in_flight(mut self, calls: usize) -> Config {
+        self.max_in_flight = calls.max(1);
+        self
+    }
+
+    /// Set [`max_exported`](Config::max_exported).
+    pub fn max_exported(mut self, objects: usize) -> Config {
+        self.max_exported = objects;
+        self
+    }
+
+    /// Set [`max_call_depth`](Config::max_call_depth).
+    pub fn max_call_depth(mut self, depth: u32) -> Config {
+        self.max_call_depth = depth;
         self
     }
 

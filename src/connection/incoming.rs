@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::depth;
 use super::shared::{Reply, Shared};
 use super::Connection;
 use crate::error::raise;
@@ -32,11 +33,13 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
             seq,
             target,
             timeout_ms,
+            depth,
             op,
         } => serve(
             shared,
             seq,
             target,
+            depth,
             // The caller's own timer fires first and cancels; the owner's
             // deadline, a little later, is the backstop should the cancel
             // never come (so the caller sees one kind of timeout error).
@@ -74,10 +77,12 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
         Message::Batch {
             seq,
             timeout_ms,
+            depth,
             calls,
         } => serve_batch(
             shared,
             seq,
+            depth,
             Duration::from_millis(timeout_ms).saturating_add(OWNER_GRACE),
             calls,
             decoded.bad_ref,
@@ -113,22 +118,46 @@ fn serve(
     shared: &Arc<Shared>,
     seq: u64,
     target: u64,
+    depth: u32,
     timeout: Duration,
     op: Op,
     bad_ref: Option<Error>,
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
+    let refused = refusal(shared, depth, bad_ref);
     let work_shared = shared.clone();
-    start_serving(shared, seq, timeout, async move {
+    let work = async move {
         let shared = work_shared;
-        let result = match bad_ref {
-            Some(err) => Err((err, here(&shared, "decoding the arguments"))),
+        let result = match refused {
+            Some((err, what)) => Err((err, here(&shared, what))),
             None => run(&shared, target, op, deadline).await,
         };
         Message::Reply {
             seq,
             result: result.map_err(|(err, location)| err.to_remote(&location)),
         }
+    };
+    start_serving(shared, seq, timeout, depth::serving(depth, work))
+}
+
+/// Why a request is answered with an error without running, and where
+/// that was found: too deep, or a reference in it names nothing.
+fn refusal(shared: &Shared, depth: u32, bad_ref: Option<Error>) -> Option<(Error, &'static str)> {
+    match too_deep(shared, depth) {
+        Some(err) => Some((err, "accepting the call")),
+        None => bad_ref.map(|err| (err, "decoding the arguments")),
+    }
+}
+
+/// The error refusing a request nested `depth` deep, if that is past
+/// [`Config::max_call_depth`](super::Config::max_call_depth).
+fn too_deep(shared: &Shared, depth: u32) -> Option<Error> {
+    (depth > shared.config.max_call_depth).then(|| {
+        raise::limit(format!(
+            "calls nested {depth} deep: past this side's limit of {} \
+             (Config::max_call_depth)",
+            shared.config.max_call_depth
+        ))
     })
 }
 
@@ -137,24 +166,27 @@ fn serve(
 fn serve_batch(
     shared: &Arc<Shared>,
     seq: u64,
+    depth: u32,
     timeout: Duration,
     calls: Vec<(u64, Op)>,
     bad_ref: Option<Error>,
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
+    let refused = refusal(shared, depth, bad_ref);
     let work_shared = shared.clone();
-    start_serving(shared, seq, timeout, async move {
+    let work = async move {
         let shared = work_shared;
         let mut results = Vec::with_capacity(calls.len());
         for (target, op) in calls {
-            let result = match &bad_ref {
-                Some(err) => Err((err.clone(), here(&shared, "decoding the arguments"))),
+            let result = match &refused {
+                Some((err, what)) => Err((err.clone(), here(&shared, what))),
                 None => run(&shared, target, op, deadline).await,
             };
             results.push(result.map_err(|(err, location)| err.to_remote(&location)));
         }
         Message::BatchReply { seq, results }
-    })
+    };
+    start_serving(shared, seq, timeout, depth::serving(depth, work))
 }
 
 /// A user reference held until the reply is queued: a side whose last

@@ -20,9 +20,11 @@
 mod batch;
 mod call;
 mod config;
+pub(crate) mod depth;
 mod driver;
 mod incoming;
 pub(crate) mod shared;
+mod slots;
 
 use std::fmt;
 use std::sync::Arc;

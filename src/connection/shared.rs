@@ -122,6 +122,9 @@ pub(crate) struct Shared {
     /// Our calls waiting for their reply (`in_flight.len()` without
     /// visiting every shard), for [`Shared::send_frame`].
     pub(crate) calls_waiting: AtomicUsize,
+    /// Our calls allowed to wait for replies at once
+    /// ([`Config::max_in_flight`]).
+    pub(crate) call_slots: super::slots::Slots,
     /// The peer's requests being served, by its sequence number.
     /// Each entry carries a nonce so a finished task removes only its own
     /// entry, not a newer request that reused the number after a cancel.
@@ -195,6 +198,7 @@ impl Shared {
         out: mpsc::UnboundedSender<Outbound>,
     ) -> Shared {
         let peer_service = peer.service;
+        let call_slots = super::slots::Slots::new(config.max_in_flight);
         Shared {
             send_limit: config.max_frame_len.min(peer.max_frame.max(MIN_FRAME_LEN)),
             number: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
@@ -216,6 +220,7 @@ impl Shared {
             runtime: tokio::runtime::Handle::try_current().ok(),
             next_seq: AtomicU64::new(1),
             calls_waiting: AtomicUsize::new(0),
+            call_slots,
             serving: DashMap::new(),
             next_nonce: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
@@ -570,7 +575,19 @@ impl RefCodec for Refs<'_> {
             if self.shared.is_closed() {
                 return Err(self.shared.closed_error());
             }
-            table.export(netref)
+            let before = table.len();
+            let id = table.export(netref);
+            if table.len() > before && before >= self.shared.config.max_exported {
+                // A new object past the limit: taken back at once (the
+                // message still holds the object, so nothing is dropped
+                // here), and the whole message fails with what it sent.
+                let _ = table.release(id, 1);
+                return Err(raise::limit(format!(
+                    "the peer already holds {before} of this side's objects, \
+                     the limit (Config::max_exported); it must release some first"
+                )));
+            }
+            id
         };
         self.exported.borrow_mut().push(id);
         Ok(WireRef::Mine(id))

@@ -181,6 +181,23 @@ const VAL_MINE: u8 = 10;
 
 // ---------------------------------------------------------------- encoding
 
+/// A request's nesting depth, last in its message and only when not 0: a
+/// call made by no serving call (nearly all) is encoded as before depths.
+fn nesting_depth<E: Encoder>(e: &mut E, depth: u32) -> Result<(), EncodeError> {
+    if depth == 0 {
+        return Ok(());
+    }
+    depth.encode(e)
+}
+
+/// The depth [`nesting_depth`] wrote: 0 when the message ends here.
+fn decode_nesting_depth<'de, D: BorrowDecoder<'de>>(d: &mut D) -> Result<u32, DecodeError> {
+    if d.reader().peek_read(1).is_none() {
+        return Ok(0);
+    }
+    u32::decode(d)
+}
+
 struct Outgoing<'a> {
     message: &'a Message,
     refs: &'a dyn RefCodec,
@@ -195,13 +212,15 @@ impl Encode for Outgoing<'_> {
                 seq,
                 target,
                 timeout_ms,
+                depth,
                 op,
             } => {
                 MSG_REQUEST.encode(e)?;
                 seq.encode(e)?;
                 target.encode(e)?;
                 timeout_ms.encode(e)?;
-                self.op(e, op)
+                self.op(e, op)?;
+                nesting_depth(e, *depth)
             }
             Message::Reply { seq, result } => match result {
                 Ok(value) => {
@@ -243,6 +262,7 @@ impl Encode for Outgoing<'_> {
             Message::Batch {
                 seq,
                 timeout_ms,
+                depth,
                 calls,
             } => {
                 MSG_BATCH.encode(e)?;
@@ -253,7 +273,7 @@ impl Encode for Outgoing<'_> {
                     target.encode(e)?;
                     self.op(e, op)?;
                 }
-                Ok(())
+                nesting_depth(e, *depth)
             }
             Message::BatchReply { seq, results } => {
                 MSG_BATCH_REPLY.encode(e)?;
@@ -469,6 +489,7 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
                     seq,
                     target,
                     timeout_ms,
+                    depth: decode_nesting_depth(d)?,
                     op,
                 }
             }
@@ -510,6 +531,7 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
                 Message::Batch {
                     seq,
                     timeout_ms,
+                    depth: decode_nesting_depth(d)?,
                     calls,
                 }
             }
@@ -750,6 +772,7 @@ mod tests {
             seq: 7,
             target: u64::MAX,
             timeout_ms: 30_000,
+            depth: 0,
             op: op.clone(),
         };
         match round_trip(&msg) {
@@ -757,8 +780,28 @@ mod tests {
                 seq: 7,
                 target: u64::MAX,
                 timeout_ms: 30_000,
+                depth: 0,
                 op: got,
             } => assert_eq!(got, op),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_nested_requests_depth_round_trips() {
+        let msg = Message::Request {
+            seq: 1,
+            target: 2,
+            timeout_ms: 3,
+            depth: 300,
+            op: Op::Dir,
+        };
+        match round_trip(&msg) {
+            Message::Request {
+                depth: 300,
+                op: Op::Dir,
+                ..
+            } => {}
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -795,11 +838,13 @@ mod tests {
         match round_trip(&Message::Batch {
             seq: 9,
             timeout_ms: 5,
+            depth: 2,
             calls: calls.clone(),
         }) {
             Message::Batch {
                 seq: 9,
                 timeout_ms: 5,
+                depth: 2,
                 calls: got,
             } => assert_eq!(got, calls),
             other => panic!("unexpected {other:?}"),

@@ -13,11 +13,14 @@ use crate::{Args, Value};
 pub(crate) enum Message {
     /// Run `op` on the receiver's object `target` (unused for `GetRoot`);
     /// the caller gives up after `timeout_ms` (a relative deadline, so clock
-    /// skew between peers does not matter).
+    /// skew between peers does not matter). `depth` is how deeply the call
+    /// is nested in calls being served (0: made by no serving call); on the
+    /// wire it follows the operation, and only when not 0.
     Request {
         seq: u64,
         target: u64,
         timeout_ms: u64,
+        depth: u32,
         op: Op,
     },
     /// The outcome of the request numbered `seq`.
@@ -41,6 +44,7 @@ pub(crate) enum Message {
     Batch {
         seq: u64,
         timeout_ms: u64,
+        depth: u32,
         calls: Vec<(u64, Op)>,
     },
     /// The outcomes of a `Batch`, in its order.

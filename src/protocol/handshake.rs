@@ -24,8 +24,9 @@
 //! framed [messages]. Raw bytes rather than bincode, so a peer of any
 //! version, or no tether at all, is recognised before anything is trusted.
 //!
-//! Version 1 had no nonces and no challenge; peers of versions 1 and 2
-//! refuse each other with a message naming both versions.
+//! Version 1 had no nonces and no challenge; version 2 had no nesting
+//! depth in requests. Peers of different versions refuse each other with a
+//! message naming both versions.
 //!
 //! [messages]: super::frame::Message
 
@@ -43,7 +44,7 @@ use crate::{Error, ErrorKind, Result};
 pub const MAGIC: &[u8; 6] = b"TETHER";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Longest handshake frame accepted (service names are short).
 const MAX_HANDSHAKE: usize = 1024;
