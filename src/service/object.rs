@@ -155,7 +155,13 @@ impl CallContext {
 /// dispatch methods do. The other operations have safe defaults: not
 /// callable, not iterable, identity equality and hash, `close` does nothing.
 ///
-/// Implement it by hand as below, or (later) with the expose macro.
+/// Implement it by hand as below, or with [`#[tether::expose]`](crate::expose).
+///
+/// Each call starts on the connection's reader, in the order the peer's
+/// requests arrived, and moves to a task of its own only when it first
+/// waits. So a method that computes for a long time without awaiting
+/// holds up the other calls of that connection meanwhile: put such work
+/// in [`tokio::task::spawn_blocking`] (or yield now and then).
 ///
 /// ```
 /// use tether::{Args, BoxFuture, CallContext, Member, Object, Result, Value};
