@@ -33,6 +33,9 @@ use crate::{Error, ErrorKind, Value};
 const READ_AHEAD: usize = 64 * 1024;
 /// Default reads kept in flight while streaming.
 const READS_IN_FLIGHT: usize = 4;
+/// While streaming, each read asks for twice the bytes of the one before,
+/// up to this (or the size asked for, if larger).
+const STREAM_READ_MAX: usize = 1 << 20;
 /// Default bytes gathered before a write round trip.
 const WRITE_BEHIND: usize = 64 * 1024;
 /// The most one `poll_read` into a large buffer asks for at once, so a
@@ -56,7 +59,9 @@ const MAX_READ: usize = 4 << 20;
 ///   being streamed), up to 4 reads are kept in flight
 ///   ([`with_reads_in_flight`](RemoteFile::with_reads_in_flight)), sent
 ///   one after the other without waiting, so the stream is not held up by
-///   a round trip per read. The remote file answers them in the order they
+///   a round trip per read; each asks for twice the bytes of the one
+///   before, up to 1 MiB (or the read-ahead, if larger), so a long stream
+///   moves in 1 MiB calls and a short read costs only the read-ahead. The remote file answers them in the order they
 ///   were sent, and their bytes are handed out in that order. A write, a
 ///   seek, `flush` or `shutdown` first waits for the reads in flight (their
 ///   bytes then count as read ahead); reads still in flight when the end
@@ -207,8 +212,8 @@ impl RemoteFile {
     /// Keep up to `reads` reads in flight while streaming (default 4; at
     /// least 1: one at a time, the next sent as soon as the previous one
     /// is back).
-    /// Each asks for the read-ahead size, so up to `reads` × read-ahead
-    /// bytes are on their way at once.
+    /// They grow to 1 MiB each (or the read-ahead, if larger), so up to
+    /// `reads` × 1 MiB are on their way at once.
     pub fn with_reads_in_flight(mut self, reads: usize) -> RemoteFile {
         self.reads_in_flight = reads.max(1);
         self
@@ -451,9 +456,12 @@ impl RemoteFile {
                     self.streak = self.streak.saturating_add(1);
                     if self.streak >= 2 && full {
                         // Streaming: keep the pipeline full while this
-                        // chunk is consumed.
+                        // chunk is consumed, each read larger than the
+                        // last up to STREAM_READ_MAX.
+                        let most = STREAM_READ_MAX.max(want);
                         while self.fetches.len() < self.reads_in_flight {
-                            self.fetch(want);
+                            let last = self.fetches.back().map_or(asked, |f| f.asked);
+                            self.fetch(last.saturating_mul(2).clamp(want, most));
                         }
                         self.poll_fetches(cx);
                     }

@@ -720,10 +720,9 @@ pub async fn file(t: Targets, plan: Plan, files: &Files, floor: bool) {
     );
 
     // tether::RemoteFile (tokio AsyncRead over the netref), reading into a
-    // 64 KiB buffer: with its defaults (64 KiB per read, 4 reads in flight
-    // while streaming), with one read in flight (one round trip per 64 KiB,
-    // as above, overlapped with consuming the previous chunk), with 8, and
-    // with 1 MiB per read.
+    // 64 KiB buffer: with its defaults (64 KiB read-ahead; while streaming,
+    // 4 reads in flight, each twice the last up to 1 MiB), with one read in
+    // flight, with 8, and with a 1 MiB read-ahead from the start.
     for (name, ahead, in_flight) in [
         ("file.remotefile_64KiB", 64 * 1024, 4),
         ("file.remotefile_64KiB_x1", 64 * 1024, 1),
