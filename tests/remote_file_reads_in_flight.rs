@@ -158,7 +158,9 @@ async fn a_read_failing_midway_is_reported_after_the_bytes_before_it() {
     let pattern = Pattern::new(100 * CHUNK as u64, false, Some(6));
     let (_conn, root) = connect(pattern.clone()).await;
     bounded(async {
-        let mut file = RemoteFile::new(root).with_read_ahead(CHUNK);
+        let mut file = RemoteFile::new(root)
+            .with_read_ahead(CHUNK)
+            .with_reads_in_flight(4);
         let mut got = Vec::new();
         let mut piece = [0u8; 1000];
         let err = loop {
@@ -189,7 +191,9 @@ async fn a_failure_met_while_settling_reads_comes_after_their_bytes() {
     let pattern = Pattern::new(100 * CHUNK as u64, false, Some(4));
     let (_conn, root) = connect(pattern.clone()).await;
     bounded(async {
-        let mut file = RemoteFile::new(root).with_read_ahead(CHUNK);
+        let mut file = RemoteFile::new(root)
+            .with_read_ahead(CHUNK)
+            .with_reads_in_flight(4);
         read_in_pieces(&mut file, 2 * CHUNK, CHUNK).await;
         // Flushing waits for the reads in flight; the failure waits for the
         // reader, after the bytes of read 3.
@@ -234,7 +238,9 @@ async fn writes_and_seeks_after_reads_in_flight_land_where_the_reader_is() {
             let (root, path) = (root.clone(), path.to_string_lossy().into_owned());
             async move { NetRef::try_from(root.call_method("open", (path, mode)).await.unwrap()) }
         };
-        let mut file = RemoteFile::new(open("r+b").await.unwrap()).with_read_ahead(1000);
+        let mut file = RemoteFile::new(open("r+b").await.unwrap())
+            .with_read_ahead(1000)
+            .with_reads_in_flight(4);
         // 1000 bytes per read, reads in flight from the third on.
         assert_eq!(read_in_pieces(&mut file, 3500, 500).await, data[..3500]);
         assert_eq!(file.stream_position().await.unwrap(), 3500);

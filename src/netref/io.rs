@@ -32,7 +32,7 @@ use crate::{Error, ErrorKind, Value};
 /// Default bytes asked for per read round trip.
 const READ_AHEAD: usize = 64 * 1024;
 /// Default reads kept in flight while streaming.
-const READS_IN_FLIGHT: usize = 4;
+const READS_IN_FLIGHT: usize = 2;
 /// While streaming, each read asks for twice the bytes of the one before,
 /// up to this (or the size asked for, if larger).
 const STREAM_READ_MAX: usize = 1 << 20;
@@ -56,7 +56,7 @@ const MAX_READ: usize = 4 << 20;
 ///   larger buffer asks for that much (up to 4 MiB). What is not consumed
 ///   stays buffered for the next read ([`AsyncBufRead`]).
 /// - **Reads in flight**: once two reads in a row came back (the file is
-///   being streamed), up to 4 reads are kept in flight
+///   being streamed), up to 2 reads are kept in flight
 ///   ([`with_reads_in_flight`](RemoteFile::with_reads_in_flight)), sent
 ///   one after the other without waiting, so the stream is not held up by
 ///   a round trip per read; each asks for twice the bytes of the one
@@ -209,7 +209,7 @@ impl RemoteFile {
         }
     }
 
-    /// Keep up to `reads` reads in flight while streaming (default 4; at
+    /// Keep up to `reads` reads in flight while streaming (default 2; at
     /// least 1: one at a time, the next sent as soon as the previous one
     /// is back).
     /// They grow to 1 MiB each (or the read-ahead, if larger), so up to
