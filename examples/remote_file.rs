@@ -7,7 +7,8 @@
 //! 2. reads it back line by line (iteration, a batch of lines per round
 //!    trip) and asks for its `metadata`;
 //! 3. copies it to `copy.txt` with `tokio::io::copy` between two
-//!    [`RemoteFile`]s (64 KiB per round trip), then downloads the copy;
+//!    [`RemoteFile`]s (reads in flight while streaming, writes gathered
+//!    into 64 KiB calls), then downloads the copy;
 //! 4. prints the sizes and an FNV-1a checksum of what it wrote and what
 //!    came back, and fails unless they match.
 //!

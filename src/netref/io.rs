@@ -4,9 +4,10 @@
 //! anything with the same `read`/`write`/`seek`/`flush`/`close` methods)
 //! becomes a tokio [`AsyncRead`], [`AsyncBufRead`], [`AsyncWrite`] and
 //! [`AsyncSeek`], so `tokio::io::copy`, `BufReader::lines`, `read_to_end`
-//! and friends work on it. Reads fetch at least 64 KiB per round trip and
-//! writes are gathered into 64 KiB calls, so a byte stream costs a round
-//! trip per 64 KiB rather than one per call.
+//! and friends work on it. Reads fetch at least 64 KiB per round trip,
+//! with several reads in flight while streaming, and writes are gathered
+//! into 64 KiB calls, so a byte stream costs a fraction of a round trip per
+//! 64 KiB rather than a round trip per call.
 //!
 //! Tether errors become [`std::io::Error`]s whose inner error is the
 //! [`Error`] (`io_err.get_ref()` and `downcast_ref::<tether::Error>()`) and
@@ -14,6 +15,7 @@
 //! `From<tether::Error> for std::io::Error` impl, listed with [`Error`]'s
 //! trait implementations.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, SeekFrom};
@@ -29,6 +31,11 @@ use crate::{Error, ErrorKind, Value};
 
 /// Default bytes asked for per read round trip.
 const READ_AHEAD: usize = 64 * 1024;
+/// Default reads kept in flight while streaming.
+const READS_IN_FLIGHT: usize = 2;
+/// While streaming, each read asks for twice the bytes of the one before,
+/// up to this (or the size asked for, if larger).
+const STREAM_READ_MAX: usize = 1 << 20;
 /// Default bytes gathered before a write round trip.
 const WRITE_BEHIND: usize = 64 * 1024;
 /// The most one `poll_read` into a large buffer asks for at once, so a
@@ -48,6 +55,19 @@ const MAX_READ: usize = 4 << 20;
 ///   ([`with_read_ahead`](RemoteFile::with_read_ahead)); `poll_read` into a
 ///   larger buffer asks for that much (up to 4 MiB). What is not consumed
 ///   stays buffered for the next read ([`AsyncBufRead`]).
+/// - **Reads in flight**: once two reads in a row came back (the file is
+///   being streamed), up to 2 reads are kept in flight
+///   ([`with_reads_in_flight`](RemoteFile::with_reads_in_flight)), sent
+///   one after the other without waiting, so the stream is not held up by
+///   a round trip per read; each asks for twice the bytes of the one
+///   before, up to 1 MiB (or the read-ahead, if larger), so a long stream
+///   moves in 1 MiB calls and a short read costs only the read-ahead. The remote file answers them in the order they
+///   were sent, and their bytes are handed out in that order. A write, a
+///   seek, `flush` or `shutdown` first waits for the reads in flight (their
+///   bytes then count as read ahead); reads still in flight when the end
+///   of the file is reached or a read fails are cancelled. After a failed
+///   read the remote position is unspecified (as after any failed read):
+///   seek to an absolute position before going on.
 /// - **Write-behind**: writes are gathered up to 64 KiB
 ///   ([`with_write_behind`](RemoteFile::with_write_behind)) and sent when
 ///   the buffer is full, on `flush` (which also flushes the remote file),
@@ -64,8 +84,9 @@ const MAX_READ: usize = 4 << 20;
 ///   seeking drops the read-ahead buffer; `SeekFrom::Current` counts from
 ///   the position the reader sees.
 ///
-/// One remote operation is in flight at a time. Dropping a `RemoteFile`
-/// (or the future polling it) in the middle of one cancels that call.
+/// Apart from streaming reads, one remote operation is in flight at a
+/// time. Dropping a `RemoteFile` (or the future polling it) in the middle
+/// of one cancels that call (and the reads in flight).
 /// [`AsyncSeek::poll_complete`] without a preceding `start_seek` returns 0,
 /// as tokio's own `BufReader` does (tokio's `seek` helpers never rely on
 /// it); use `stream_position()` for the position.
@@ -116,14 +137,35 @@ pub struct RemoteFile {
     sought: Option<u64>,
     /// Shut down: the remote file is closed.
     closed: bool,
-    /// The one remote operation in flight.
+    /// The one remote operation in flight other than reads.
     pending: Option<BoxFuture<'static, io::Result<Done>>>,
+    /// The most reads kept in flight while streaming.
+    reads_in_flight: usize,
+    /// Reads sent, oldest first: their bytes follow `rbuf` in this order.
+    /// Never non-empty together with `pending`.
+    fetches: VecDeque<Fetch>,
+    /// Reads that came back with data since the last seek, write or
+    /// failure; from 2 on, the file is streamed and reads are pipelined.
+    streak: u32,
+    /// A read failure met while waiting for the reads in flight, reported
+    /// once the bytes before it are consumed.
+    failed: Option<io::Error>,
+}
+
+/// A read sent to the remote file, or what it returned, and the bytes it
+/// asked for.
+struct Fetch {
+    asked: usize,
+    state: FetchState,
+}
+
+enum FetchState {
+    Sent(BoxFuture<'static, io::Result<Vec<u8>>>),
+    Back(io::Result<Vec<u8>>),
 }
 
 /// What a finished remote operation did.
 enum Done {
-    /// `read` returned these bytes (none at the end of the file).
-    Data(Vec<u8>),
     /// `write` took the bytes.
     Wrote,
     /// `write` (if any) and `flush` are done.
@@ -160,7 +202,21 @@ impl RemoteFile {
             sought: None,
             closed: false,
             pending: None,
+            reads_in_flight: READS_IN_FLIGHT,
+            fetches: VecDeque::new(),
+            streak: 0,
+            failed: None,
         }
+    }
+
+    /// Keep up to `reads` reads in flight while streaming (default 2; at
+    /// least 1: one at a time, the next sent as soon as the previous one
+    /// is back).
+    /// They grow to 1 MiB each (or the read-ahead, if larger), so up to
+    /// `reads` × 1 MiB are on their way at once.
+    pub fn with_reads_in_flight(mut self, reads: usize) -> RemoteFile {
+        self.reads_in_flight = reads.max(1);
+        self
     }
 
     /// Ask for at least `bytes` per read round trip (default 64 KiB; at
@@ -209,11 +265,6 @@ impl RemoteFile {
             let result = ready!(fut.as_mut().poll(cx));
             self.pending = None;
             match result? {
-                Done::Data(data) => {
-                    self.eof = data.is_empty();
-                    self.rbuf = data;
-                    self.rpos = 0;
-                }
                 Done::Wrote => self.dirty = true,
                 Done::Flushed => self.dirty = false,
                 Done::Closed => {
@@ -284,15 +335,86 @@ impl RemoteFile {
         self.rbuf.clear();
         self.rpos = 0;
         self.eof = false;
+        self.streak = 0;
+        self.failed = None;
     }
 
-    /// Make sure there is read-ahead to hand out, or an end of file to
-    /// report, asking for `want` bytes if a round trip is needed.
+    /// Send a `read(want)` after the ones in flight (it leaves when the
+    /// fetches are next polled).
+    fn fetch(&mut self, want: usize) {
+        let file = self.file.clone();
+        let state = FetchState::Sent(Box::pin(async move {
+            let n = i64::try_from(want).unwrap_or(i64::MAX);
+            match file.call_method("read", (n,)).await? {
+                Value::Bytes(data) => Ok(data),
+                Value::Str(text) => Ok(text.into_bytes()),
+                other => Err(raise::type_mismatch("bytes from read", other.type_name()).into()),
+            }
+        }));
+        self.fetches.push_back(Fetch { asked: want, state });
+    }
+
+    /// Poll the reads in flight, oldest first, so they are sent in order.
+    fn poll_fetches(&mut self, cx: &mut Context<'_>) {
+        for fetch in &mut self.fetches {
+            if let FetchState::Sent(fut) = &mut fetch.state {
+                if let Poll::Ready(result) = fut.as_mut().poll(cx) {
+                    fetch.state = FetchState::Back(result);
+                }
+            }
+        }
+    }
+
+    /// Cancel the reads in flight (dropping a call cancels it).
+    fn cancel_fetches(&mut self) {
+        self.fetches.clear();
+        self.streak = 0;
+    }
+
+    /// Wait for every read in flight and add their bytes to the
+    /// read-ahead, so the remote position is just past `rbuf` again. A
+    /// failure is kept for the reader, after the bytes before it.
+    fn poll_settle_fetches(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.fetches.is_empty() {
+            return Poll::Ready(());
+        }
+        self.poll_fetches(cx);
+        if self
+            .fetches
+            .iter()
+            .any(|f| matches!(f.state, FetchState::Sent(_)))
+        {
+            return Poll::Pending;
+        }
+        self.rbuf.drain(..self.rpos);
+        self.rpos = 0;
+        for fetch in std::mem::take(&mut self.fetches) {
+            let FetchState::Back(result) = fetch.state else {
+                unreachable!("every fetch is back")
+            };
+            match result {
+                Ok(data) if self.failed.is_none() => self.rbuf.extend_from_slice(&data),
+                Ok(_) => {}
+                Err(err) => {
+                    self.failed.get_or_insert(err);
+                }
+            }
+        }
+        Poll::Ready(())
+    }
+
+    /// Make sure there is read-ahead to hand out, or an end of file (or a
+    /// read failure) to report, asking for `want` bytes per read if round
+    /// trips are needed.
     fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<io::Result<()>> {
         loop {
             ready!(self.poll_pending(cx))?;
             if self.rpos < self.rbuf.len() || self.eof {
                 return Poll::Ready(Ok(()));
+            }
+            if let Some(err) = self.failed.take() {
+                self.streak = 0;
+                return Poll::Ready(Err(err));
             }
             if self.closed {
                 return Poll::Ready(Err(closed_file()));
@@ -301,15 +423,54 @@ impl RemoteFile {
                 self.send(Then::Nothing);
                 continue;
             }
-            let file = self.file.clone();
-            self.start(async move {
-                let n = i64::try_from(want).unwrap_or(i64::MAX);
-                match file.call_method("read", (n,)).await? {
-                    Value::Bytes(data) => Ok(Done::Data(data)),
-                    Value::Str(text) => Ok(Done::Data(text.into_bytes())),
-                    other => Err(raise::type_mismatch("bytes from read", other.type_name()).into()),
+            if self.fetches.is_empty() {
+                self.fetch(want);
+            }
+            self.poll_fetches(cx);
+            if !matches!(
+                self.fetches.front(),
+                Some(Fetch {
+                    state: FetchState::Back(_),
+                    ..
+                })
+            ) {
+                return Poll::Pending;
+            }
+            let Some(Fetch {
+                asked,
+                state: FetchState::Back(result),
+            }) = self.fetches.pop_front()
+            else {
+                unreachable!("the first fetch is back")
+            };
+            match result {
+                Ok(data) if data.is_empty() => {
+                    self.eof = true;
+                    self.cancel_fetches();
                 }
-            });
+                Ok(data) => {
+                    // A short read: the end is near, send no more.
+                    let full = data.len() >= asked;
+                    self.rbuf = data;
+                    self.rpos = 0;
+                    self.streak = self.streak.saturating_add(1);
+                    if self.streak >= 2 && full {
+                        // Streaming: keep the pipeline full while this
+                        // chunk is consumed, each read larger than the
+                        // last up to STREAM_READ_MAX.
+                        let most = STREAM_READ_MAX.max(want);
+                        while self.fetches.len() < self.reads_in_flight {
+                            let last = self.fetches.back().map_or(asked, |f| f.asked);
+                            self.fetch(last.saturating_mul(2).clamp(want, most));
+                        }
+                        self.poll_fetches(cx);
+                    }
+                }
+                Err(err) => {
+                    self.cancel_fetches();
+                    return Poll::Ready(Err(err));
+                }
+            }
         }
     }
 }
@@ -371,6 +532,7 @@ impl AsyncWrite for RemoteFile {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        ready!(this.poll_settle_fetches(cx));
         loop {
             ready!(this.poll_pending(cx))?;
             if this.closed {
@@ -404,6 +566,7 @@ impl AsyncWrite for RemoteFile {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        ready!(this.poll_settle_fetches(cx));
         loop {
             ready!(this.poll_pending(cx))?;
             if this.wbuf.is_empty() && !this.dirty {
@@ -420,6 +583,7 @@ impl AsyncWrite for RemoteFile {
     /// writes fail; shutting down again does nothing.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        ready!(this.poll_settle_fetches(cx));
         loop {
             ready!(this.poll_pending(cx))?;
             if this.closed {
@@ -445,6 +609,7 @@ impl AsyncSeek for RemoteFile {
 
     fn poll_complete(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u64>> {
         let this = self.get_mut();
+        ready!(this.poll_settle_fetches(cx));
         loop {
             if let Err(err) = ready!(this.poll_pending(cx)) {
                 this.seek = None;
@@ -493,6 +658,7 @@ impl fmt::Debug for RemoteFile {
             .field("buffered_read", &self.buffered_read())
             .field("buffered_write", &self.wbuf.len())
             .field("in_flight", &self.pending.is_some())
+            .field("reads_in_flight", &self.fetches.len())
             .field("closed", &self.closed)
             .finish()
     }

@@ -15,7 +15,9 @@ use crate::service::Bench;
 
 /// Run `n` operations of `kind`; kinds: `null`, `null64` (64 in flight),
 /// `make` (a new object per call, dropped), `make64`, `echo64k`,
-/// `read64k` (64 KiB reads of a remote `LocalFile`), `read64k_ahead4`.
+/// `read64k` (64 KiB reads of a remote `LocalFile`), `read64k_ahead4`,
+/// `remotefile64k` (`RemoteFile` read into a 64 KiB buffer; one op per
+/// 64 KiB).
 pub fn run(kind: &str, n: u64) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -46,7 +48,7 @@ pub fn run(kind: &str, n: u64) {
                     root.call_method("echo", (data.clone(),)).await.unwrap();
                 }
             }
-            "read64k" | "read64k_ahead4" => {
+            "read64k" | "read64k_ahead4" | "remotefile64k" => {
                 let path =
                     std::env::temp_dir().join(format!("tether-count-{}", std::process::id()));
                 {
@@ -62,8 +64,22 @@ pub fn run(kind: &str, n: u64) {
                         .unwrap(),
                 )
                 .unwrap();
-                let window = if kind == "read64k" { 1 } else { 4 };
-                windowed(n, window, || file.call_method("read", (65536,))).await;
+                if kind == "remotefile64k" {
+                    // `RemoteFile` (4 reads in flight by default) read
+                    // into a 64 KiB buffer: what a tokio user writes.
+                    use tokio::io::AsyncReadExt;
+                    let mut remote = tether::RemoteFile::new(file.clone());
+                    let mut buf = vec![0u8; 64 << 10];
+                    let mut left = n * (64 << 10);
+                    while left > 0 {
+                        let k = remote.read(&mut buf).await.unwrap();
+                        assert!(k > 0, "file ended early");
+                        left -= k as u64;
+                    }
+                } else {
+                    let window = if kind == "read64k" { 1 } else { 4 };
+                    windowed(n, window, || file.call_method("read", (65536,))).await;
+                }
                 drop(file);
                 let _ = std::fs::remove_file(&path);
             }

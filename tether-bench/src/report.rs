@@ -126,6 +126,12 @@ pub fn ratio_table() {
         want: Some(Want::AtLeast(0.60)),
     });
     rows.push(Row {
+        what: "remote file read, RemoteFile 64 KiB reads / raw TCP stream",
+        how: "file.remotefile_64KiB / floor.stream".into(),
+        value: ratio("file.remotefile_64KiB", "floor.stream"),
+        want: Some(Want::AtLeast(0.60)),
+    });
+    rows.push(Row {
         what: "remote file line iteration, lines/s / 1 M",
         how: "file.lines / 1e6".into(),
         value: get("file.lines").map(|v| v / 1e6),
@@ -215,6 +221,16 @@ pub fn ratio_table() {
         (
             "(info) file read, 4 reads in flight / raw TCP stream",
             "file.read_64KiB_ahead4",
+            "floor.stream",
+        ),
+        (
+            "(info) RemoteFile, 64 KiB, 1 read in flight / raw TCP stream",
+            "file.remotefile_64KiB_x1",
+            "floor.stream",
+        ),
+        (
+            "(info) RemoteFile, 64 KiB, 8 reads in flight / raw TCP stream",
+            "file.remotefile_64KiB_x8",
             "floor.stream",
         ),
         (

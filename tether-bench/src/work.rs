@@ -720,17 +720,23 @@ pub async fn file(t: Targets, plan: Plan, files: &Files, floor: bool) {
     );
 
     // tether::RemoteFile (tokio AsyncRead over the netref), reading into a
-    // 64 KiB buffer: with its default 64 KiB read-ahead (one round trip per
-    // 64 KiB, as above, plus the adapter), and with 1 MiB per round trip.
-    for (name, ahead) in [
-        ("file.remotefile_64KiB", 64 * 1024),
-        ("file.remotefile_1MiB", 1 << 20),
+    // 64 KiB buffer: with its defaults (64 KiB read-ahead; while streaming,
+    // 2 reads in flight, each twice the last up to 1 MiB), with 1, 4 and 8
+    // reads in flight, and with a 1 MiB read-ahead from the start.
+    for (name, ahead, in_flight) in [
+        ("file.remotefile_64KiB", 64 * 1024, 2),
+        ("file.remotefile_64KiB_x1", 64 * 1024, 1),
+        ("file.remotefile_64KiB_x4", 64 * 1024, 4),
+        ("file.remotefile_64KiB_x8", 64 * 1024, 8),
+        ("file.remotefile_1MiB", 1 << 20, 2),
     ] {
         let (mut n, mut time) = (0u64, Duration::ZERO);
         while time < budget {
             let start = Instant::now();
             let f = open_remote(&root, &files.binary, "rb").await;
-            let mut rf = tether::RemoteFile::new(f).with_read_ahead(ahead);
+            let mut rf = tether::RemoteFile::new(f)
+                .with_read_ahead(ahead)
+                .with_reads_in_flight(in_flight);
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 let k = rf.read(&mut buf).await.unwrap();
