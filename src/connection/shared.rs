@@ -522,7 +522,6 @@ impl Shared {
         }
         tracing::debug!(connection = self.number, %reason, "connection ends");
         *lock(&self.close_reason) = Some(reason);
-        self.shutdown.cancel();
 
         // A call registered after this drain sees `closed` and fails itself.
         let seqs: Vec<u64> = self.in_flight.iter().map(|e| *e.key()).collect();
@@ -534,6 +533,9 @@ impl Shared {
         // Take the objects out first, drop them after the lock is released.
         let exported = lock(&self.exports).drain();
         drop_objects(self.number, exported);
+        // Last, so that whoever `Connection::closed` wakes sees every call
+        // failed and every exported object released.
+        self.shutdown.cancel();
     }
 
     /// The reason the connection ended, once it has.
