@@ -389,6 +389,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
         }
     }
 
+    /// A new `Counter` from the root `root`: its wire id.
+    async fn make_counter(&mut self, seq: u64, root: u64) -> u64 {
+        match self
+            .call(seq, root, &op_call_method("make_counter", &[]))
+            .await
+        {
+            Msg::ReplyOk {
+                seq: s,
+                value: Val::Mine(id),
+            } if s == seq => id,
+            other => panic!("expected a Counter reference, got {other:?}"),
+        }
+    }
+
     async fn add(&mut self, seq: u64, target: u64, a: i64, b: i64) -> Msg {
         self.call(
             seq,
@@ -432,6 +446,27 @@ async fn start(builder: ServerBuilder) -> SocketAddr {
 
 async fn start_default() -> SocketAddr {
     start(Server::builder()).await
+}
+
+/// A raw peer over an in-memory pipe, through `Builder::accept_io`: the
+/// peer, the server's side of the connection, and the service's probe.
+async fn pipe_peer() -> (
+    Peer<tokio::io::DuplexStream>,
+    Connection,
+    Arc<support::Probe>,
+) {
+    let service = TestService::default();
+    let probe = service.probe.clone();
+    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    let (peer, server) = tokio::time::timeout(BOUND, async {
+        tokio::join!(
+            Peer::handshake(client_end),
+            Builder::default().root(service).accept_io(server_end, None)
+        )
+    })
+    .await
+    .expect("handshake over the pipe");
+    (peer, server.expect("server side of the pipe"), probe)
 }
 
 async fn raw_peer(addr: SocketAddr) -> Peer<TcpStream> {
@@ -712,32 +747,10 @@ async fn a_request_on_a_released_id_gets_an_unknown_object_reply() {
 
 #[tokio::test]
 async fn a_released_counter_is_dropped_and_its_id_is_unknown() {
-    // Over an in-memory pipe, through `Builder::accept_io`.
-    let service = TestService::default();
-    let probe = service.probe.clone();
-    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-    let (peer, server) = tokio::time::timeout(BOUND, async {
-        tokio::join!(
-            Peer::handshake(client_end),
-            Builder::default().root(service).accept_io(server_end, None)
-        )
-    })
-    .await
-    .expect("handshake over the pipe");
-    let server = server.expect("server side of the pipe");
-    let mut peer = peer;
+    let (mut peer, server, probe) = pipe_peer().await;
 
     let root = peer.root_id(1).await;
-    let counter = match peer
-        .call(2, root, &op_call_method("make_counter", &[]))
-        .await
-    {
-        Msg::ReplyOk {
-            seq: 2,
-            value: Val::Mine(id),
-        } => id,
-        other => panic!("expected a Counter reference, got {other:?}"),
-    };
+    let counter = peer.make_counter(2, root).await;
     assert_eq!(probe.counters_alive.load(Ordering::SeqCst), 1);
     assert_eq!(server.stats().exported, 2);
     assert_eq!(
@@ -1013,16 +1026,7 @@ async fn an_id_exported_to_another_connection_is_unknown_on_this_one() {
 
     let mut owner = raw_peer(addr).await;
     let root = owner.root_id(1).await;
-    let counter = match owner
-        .call(2, root, &op_call_method("make_counter", &[]))
-        .await
-    {
-        Msg::ReplyOk {
-            value: Val::Mine(id),
-            ..
-        } => id,
-        other => panic!("expected a Counter reference, got {other:?}"),
-    };
+    let counter = owner.make_counter(2, root).await;
 
     // Another connection names the owner's counter: its own table has no
     // such id, whatever the owner's holds.
@@ -1112,30 +1116,9 @@ async fn calls_beyond_the_serving_limit_are_refused_and_the_connection_recovers(
 
 #[tokio::test]
 async fn a_flood_of_releases_leaves_the_table_intact_and_the_server_serving() {
-    let service = TestService::default();
-    let probe = service.probe.clone();
-    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
-    let (peer, server) = tokio::time::timeout(BOUND, async {
-        tokio::join!(
-            Peer::handshake(client_end),
-            Builder::default().root(service).accept_io(server_end, None)
-        )
-    })
-    .await
-    .expect("handshake over the pipe");
-    let server = server.expect("server side of the pipe");
-    let mut peer = peer;
+    let (mut peer, server, probe) = pipe_peer().await;
     let root = peer.root_id(1).await;
-    let counter = match peer
-        .call(2, root, &op_call_method("make_counter", &[]))
-        .await
-    {
-        Msg::ReplyOk {
-            value: Val::Mine(id),
-            ..
-        } => id,
-        other => panic!("expected a Counter reference, got {other:?}"),
-    };
+    let counter = peer.make_counter(2, root).await;
 
     // 20 000 release frames naming ids the peer never held, or zero counts
     // of ones it holds: none of them may remove a live object.
