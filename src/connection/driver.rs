@@ -25,10 +25,11 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
 use super::incoming;
-use super::shared::{lock, Outbound, Shared, Wire};
+use super::shared::{Outbound, Shared, Wire};
 use crate::error::raise;
 use crate::protocol::frame::Message;
 use crate::protocol::framing::{FrameDecoder, FrameError};
+use crate::service::table::lock;
 use crate::{Error, ErrorKind};
 
 /// Stop gathering frames into one write beyond this many bytes.

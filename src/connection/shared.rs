@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
@@ -18,7 +18,7 @@ use crate::netref::{ImportTable, NetRef, Proxy, Target};
 use crate::protocol::codec::{self, RefCodec};
 use crate::protocol::frame::{Message, WireRef};
 use crate::protocol::handshake::PeerHello;
-use crate::service::table::{ExportTable, Released};
+use crate::service::table::{drop_objects, lock, ExportTable, Released};
 use crate::{Error, ErrorKind, Result, Value};
 
 /// What the writer task is asked to send.
@@ -153,19 +153,6 @@ pub(crate) struct Shared {
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
-/// Drop released objects; a destructor that panics is logged, not allowed
-/// to take down the reader task (and with it the whole connection).
-fn drop_objects(connection: u64, objects: Vec<NetRef>) {
-    for object in objects {
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(object))).is_err() {
-            tracing::error!(
-                connection,
-                "an object's destructor panicked while being released"
-            );
-        }
-    }
-}
-
 /// Releases gathered beside the queue before they are queued at once.
 const RELEASES_HELD: usize = 1024;
 
@@ -180,12 +167,6 @@ const ENCODE_ROOM: usize = 256;
 /// What a queued frame costs: its bytes plus the bookkeeping around them.
 fn queued_cost(frame: &Bytes) -> usize {
     frame.len() + 64
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks cannot leave the data
-    // inconsistent (each critical section is a single table operation).
-    m.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl Shared {

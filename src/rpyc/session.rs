@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,7 +28,7 @@ use super::id_pack::IdPack;
 use super::remote::PyObject;
 use crate::error::raise;
 use crate::netref::{next_uid, Local, LocalRef, NetRef, Target};
-use crate::service::table::{ExportTable, Released};
+use crate::service::table::{drop_objects, lock, ExportTable, Released};
 use crate::{Config, Error, ErrorKind, Result, Stats, Value};
 
 /// One entry of the import table: the proxy's token, and the proxy weakly.
@@ -70,25 +70,6 @@ pub(crate) struct State {
     /// can use the connection any more). A served connection lives until
     /// the peer closes it.
     auto_close: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Each critical section is one table operation; a panic cannot leave
-    // the data half-changed.
-    m.lock().unwrap_or_else(|poison| poison.into_inner())
-}
-
-/// Drop released objects outside every lock; a panicking destructor is
-/// logged, not allowed to take the reader down.
-fn drop_objects(connection: u64, objects: Vec<NetRef>) {
-    for object in objects {
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(object))).is_err() {
-            tracing::error!(
-                connection,
-                "an object's destructor panicked while being released"
-            );
-        }
-    }
 }
 
 impl State {

@@ -7,10 +7,31 @@
 //! count reaches zero.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 
 use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 
 use crate::netref::NetRef;
+
+/// Lock a connection's table (or other per-connection state). A panic while
+/// holding it cannot leave the data half-changed (each critical section is
+/// one table operation), so a poisoned lock is taken as it is.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poison| poison.into_inner())
+}
+
+/// Drop released objects outside every lock; a panicking destructor is
+/// logged, not allowed to take the connection's reader down.
+pub(crate) fn drop_objects(connection: u64, objects: Vec<NetRef>) {
+    for object in objects {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(object))).is_err() {
+            tracing::error!(
+                connection,
+                "an object's destructor panicked while being released"
+            );
+        }
+    }
+}
 
 struct Entry {
     netref: NetRef,
