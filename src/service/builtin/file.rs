@@ -70,7 +70,46 @@ const WRITE_BUFFER: usize = 64 * 1024;
 const READ_AHEAD_FROM: usize = 16 * 1024;
 const READ_AHEAD_MAX: usize = 1 << 20;
 
-const TEXT_MEMBERS: &[Member] = &[
+/// A file's member table: the members given (those that differ between
+/// text and binary files, in `str` versus `bytes`), then the ones both share.
+macro_rules! file_members {
+    ($($specific:expr),* $(,)?) => {
+        &[
+            $($specific,)*
+            Member::method(
+                "flush",
+                "() -> None",
+                "Push buffered writes to the operating system.",
+            ),
+            Member::method(
+                "truncate",
+                "(size: int = None) -> int",
+                "Cut (or extend) the file to size bytes, the current position by default; \
+                 the position does not move. Returns the new size.",
+            ),
+            Member::method(
+                "metadata",
+                "() -> map",
+                "size (bytes), modified (Unix seconds), is_file, is_dir and readonly.",
+            ),
+            Member::method(
+                "close",
+                "() -> None",
+                "Flush and close the file; later operations fail with ValueError. Closing twice is \
+                 allowed.",
+            ),
+            Member::attribute("name", "str", "The path the file was opened with."),
+            Member::attribute(
+                "mode",
+                "str",
+                "The mode it was opened with: 'r', 'w', 'a', 'x', with 'b' and '+' ('rb+').",
+            ),
+            Member::attribute("closed", "bool", "True once the file is closed."),
+        ]
+    };
+}
+
+const TEXT_MEMBERS: &[Member] = file_members![
     Member::method(
         "readline",
         "() -> str",
@@ -100,38 +139,9 @@ const TEXT_MEMBERS: &[Member] = &[
          or the end (2); returns the new position.",
     ),
     Member::method("tell", "() -> int", "The current position, in bytes."),
-    Member::method(
-        "flush",
-        "() -> None",
-        "Push buffered writes to the operating system.",
-    ),
-    Member::method(
-        "truncate",
-        "(size: int = None) -> int",
-        "Cut (or extend) the file to size bytes, the current position by default; \
-         the position does not move. Returns the new size.",
-    ),
-    Member::method(
-        "metadata",
-        "() -> map",
-        "size (bytes), modified (Unix seconds), is_file, is_dir and readonly.",
-    ),
-    Member::method(
-        "close",
-        "() -> None",
-        "Flush and close the file; later operations fail with ValueError. Closing twice is \
-         allowed.",
-    ),
-    Member::attribute("name", "str", "The path the file was opened with."),
-    Member::attribute(
-        "mode",
-        "str",
-        "The mode it was opened with: 'r', 'w', 'a', 'x', with 'b' and '+' ('rb+').",
-    ),
-    Member::attribute("closed", "bool", "True once the file is closed."),
 ];
 
-const BINARY_MEMBERS: &[Member] = &[
+const BINARY_MEMBERS: &[Member] = file_members![
     Member::method(
         "readline",
         "() -> bytes",
@@ -161,35 +171,6 @@ const BINARY_MEMBERS: &[Member] = &[
          returns the new position.",
     ),
     Member::method("tell", "() -> int", "The current position."),
-    Member::method(
-        "flush",
-        "() -> None",
-        "Push buffered writes to the operating system.",
-    ),
-    Member::method(
-        "truncate",
-        "(size: int = None) -> int",
-        "Cut (or extend) the file to size bytes, the current position by default; \
-         the position does not move. Returns the new size.",
-    ),
-    Member::method(
-        "metadata",
-        "() -> map",
-        "size (bytes), modified (Unix seconds), is_file, is_dir and readonly.",
-    ),
-    Member::method(
-        "close",
-        "() -> None",
-        "Flush and close the file; later operations fail with ValueError. Closing twice is \
-         allowed.",
-    ),
-    Member::attribute("name", "str", "The path the file was opened with."),
-    Member::attribute(
-        "mode",
-        "str",
-        "The mode it was opened with: 'r', 'w', 'a', 'x', with 'b' and '+' ('rb+').",
-    ),
-    Member::attribute("closed", "bool", "True once the file is closed."),
 ];
 
 /// Whether reads return `str` (UTF-8 checked) or `bytes`.
