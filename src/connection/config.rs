@@ -12,13 +12,15 @@ use crate::service::policy::Policy;
 /// # What bounds a connection's memory
 ///
 /// - Frames: one frame of at most [`max_frame_len`](Config::max_frame_len)
-///   is read and decoded at a time; while it is decoded, the values in it
-///   take more room than its bytes: up to about 32 times, as every
-///   [`Value`](crate::Value) is 32 bytes however small its encoding (a
-///   1-byte `None` becomes a 32-byte `Value`). Decoded size is not
-///   accounted separately: lower `max_frame_len` to bound it.
+///   is read at a time.
+/// - Decoded values: a frame's values take more room than its bytes (a
+///   1-byte `None` becomes a 32-byte [`Value`](crate::Value)), so decoding
+///   is counted against [`max_decoded_bytes`](Config::max_decoded_bytes),
+///   which bounds one frame's values *and* the decoded arguments of every
+///   call still being served, together.
 /// - Calls served: at most [`max_serving`](Config::max_serving) at once,
-///   each holding its decoded arguments and what its object code holds.
+///   each holding its decoded arguments (counted above) and what its
+///   object code holds.
 /// - Replies and requests waiting to be written: at most
 ///   [`max_queued_bytes`](Config::max_queued_bytes) (plus one frame).
 /// - Our calls waiting for replies: at most
@@ -26,9 +28,11 @@ use crate::service::policy::Policy;
 /// - Objects the peer holds: at most [`max_exported`](Config::max_exported).
 /// - Nesting of callbacks: at most [`max_call_depth`](Config::max_call_depth).
 ///
-/// So the worst case is roughly `max_frame_len × 33` while reading, plus
-/// `max_queued_bytes`, plus what `max_serving` calls and `max_exported`
-/// objects of your own code hold.
+/// So the worst case is roughly `max_frame_len + max_decoded_bytes +
+/// max_queued_bytes` (with the defaults, 64 + 128 + 64 MiB), plus what
+/// `max_serving` calls and `max_exported` objects of your own code hold.
+/// Values are counted at 32 bytes each plus their text and bytes; a list
+/// growing while it decodes may briefly hold up to twice its slots.
 ///
 /// ```
 /// use std::time::Duration;
@@ -51,6 +55,16 @@ pub struct Config {
     /// larger frame anyway is disconnected.
     /// Default: 64 MiB. At most 4 GiB − 1.
     pub max_frame_len: usize,
+    /// Most bytes of decoded values this side holds for the peer at once:
+    /// what one frame decodes to, plus the decoded arguments of the
+    /// peer's calls still being served. Each value counts 32 bytes, text
+    /// and bytes their length besides. A request over what is left is
+    /// answered with [`ErrorKind::LimitExceeded`](crate::ErrorKind)
+    /// without running, a reply over it fails its call the same way; the
+    /// frame is parsed to its end without building more, and the
+    /// connection goes on. Keep it above `max_frame_len` so that any
+    /// frame of plain text or bytes fits. Default: 128 MiB.
+    pub max_decoded_bytes: usize,
     /// How long the handshake may take: tether's own (token challenge
     /// included) and, before it, the TLS handshake when there is one, each.
     /// A peer that stalls in either is cut off with
@@ -112,6 +126,7 @@ impl Default for Config {
         Config {
             call_timeout: Duration::from_secs(30),
             max_frame_len: 64 << 20,
+            max_decoded_bytes: 128 << 20,
             handshake_timeout: Duration::from_secs(10),
             max_queued_bytes: 64 << 20,
             max_serving: 10_000,
@@ -135,6 +150,12 @@ impl Config {
     /// 4 GiB − 1).
     pub fn max_frame_len(mut self, bytes: usize) -> Config {
         self.max_frame_len = bytes.clamp(MIN_FRAME_LEN, u32::MAX as usize);
+        self
+    }
+
+    /// Set [`max_decoded_bytes`](Config::max_decoded_bytes).
+    pub fn max_decoded_bytes(mut self, bytes: usize) -> Config {
+        self.max_decoded_bytes = bytes;
         self
     }
 

@@ -5,12 +5,15 @@
 //! - `framing`: the byte stream cut into length-prefixed frames, memory
 //!   following the bytes that arrive rather than the lengths declared;
 //! - `frame`: the message kinds and the operations a request carries;
+//! - `budget`: what decoding a frame may allocate, shared by both
+//!   dialects' decoders;
 //! - `codec`: messages to length-prefixed bincode frames and back,
 //!   resolving object references on the way ([`MAX_DEPTH`]).
 //!
 //! Nothing here touches sockets beyond the handshake; the connection module
 //! drives the frames.
 
+pub(crate) mod budget;
 pub(crate) mod codec;
 pub(crate) mod frame;
 pub(crate) mod framing;
