@@ -1,6 +1,7 @@
 //! The two tasks that move bytes: one reads and routes frames, one writes.
 //!
-//! The reader never waits on anything but the socket: replies complete a
+//! The reader never waits on anything but the socket (and, for a large
+//! frame, its decoding on a blocking thread): replies complete a
 //! pending call, requests run in the reader as far as they go without
 //! waiting and continue in a task of their own if they must wait, so a
 //! side blocked in a call still serves the peer's callbacks, to any depth.
@@ -31,6 +32,12 @@ use crate::protocol::frame::Message;
 use crate::protocol::framing::{FrameDecoder, FrameError};
 use crate::service::table::lock;
 use crate::{Error, ErrorKind};
+
+/// Frames at least this large are decoded on a blocking thread, which
+/// this connection's reader awaits (keeping its frames in order) while the
+/// runtime's workers go on serving every other connection: decoding a
+/// frame of many small values takes milliseconds per megabyte.
+const DECODE_ASIDE: usize = 64 * 1024;
 
 /// Stop gathering frames into one write beyond this many bytes.
 const MAX_COALESCE: usize = 256 * 1024;
@@ -78,6 +85,20 @@ where
             Some(Err(FrameError::Io(e))) => {
                 break Error::with_source(ErrorKind::Transport, format!("read failed: {e}"), e)
             }
+            Some(Ok(payload)) if payload.len() >= DECODE_ASIDE => {
+                shared.heard_from_peer();
+                shared.reading_more.store(false, Ordering::Relaxed);
+                let decoding = shared.clone();
+                let payload = payload.freeze();
+                let decoded = tokio::task::spawn_blocking(move || {
+                    incoming::decode_frame(&decoding, &payload)
+                })
+                .await
+                .unwrap_or_else(|_| Err(raise::protocol("decoding a frame panicked")));
+                if let Err(err) = decoded.and_then(|d| incoming::dispatch(&shared, d)) {
+                    break err;
+                }
+            }
             Some(Ok(payload)) => {
                 shared.heard_from_peer();
                 let more = !frames.read_buffer().is_empty();
@@ -88,7 +109,10 @@ where
             }
         }
     };
-    if reason.kind() == ErrorKind::Protocol {
+    if matches!(
+        reason.kind(),
+        ErrorKind::Protocol | ErrorKind::LimitExceeded
+    ) {
         tracing::warn!(connection = shared.number, %reason, "closing connection");
     }
     shared.terminate(reason);

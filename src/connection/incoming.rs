@@ -15,7 +15,8 @@ use super::shared::{Reply, Shared};
 use super::Connection;
 use crate::error::raise;
 use crate::error::RemoteError;
-use crate::protocol::codec;
+use crate::protocol::budget::HeldGuard;
+use crate::protocol::codec::{self, Decoded};
 use crate::protocol::frame::{Message, Op};
 use crate::service::object::CallContext;
 use crate::{Args, Error, Result, Value};
@@ -23,11 +24,34 @@ use crate::{Args, Error, Result, Value};
 /// How much longer than the caller the owner lets a call run.
 const OWNER_GRACE: Duration = Duration::from_millis(250);
 
-/// Route one frame. An error is a protocol violation that ends the
-/// connection; anything wrong with a single request is answered instead.
+/// Decode and route one frame. An error is a protocol violation that ends
+/// the connection; anything wrong with a single request is answered
+/// instead.
 pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
-    let decoded = codec::decode(payload, &super::shared::Refs::new(shared))
-        .map_err(|e| raise::protocol(format!("protocol violation: {}", e.message())))?;
+    dispatch(shared, decode_frame(shared, payload)?)
+}
+
+/// Decode one frame within what is left of the connection's decoding
+/// budget ([`Config::max_decoded_bytes`](super::Config::max_decoded_bytes)
+/// less what calls in progress hold). Needs no runtime: the reader runs it
+/// on a blocking thread for large frames.
+pub(crate) fn decode_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<Decoded> {
+    let left = shared.decoded_held.left(shared.config.max_decoded_bytes);
+    codec::decode_within(payload, &super::shared::Refs::new(shared), left)
+        .map_err(|e| raise::protocol(format!("protocol violation: {}", e.message())))
+}
+
+/// Route one decoded frame. A message whose values went over the decoding
+/// budget fails alone: a request is answered with the error, a reply
+/// fails its call.
+pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
+    let over_budget = decoded
+        .budget
+        .exceeded()
+        .then(|| decoded.budget.error(shared.decoded_held.get()));
+    // What a request's values take is held until its call ends.
+    let held = shared.decoded_held.hold(decoded.budget.used());
+    let bad_ref = over_budget.or(decoded.bad_ref);
     match decoded.message {
         Message::Request {
             seq,
@@ -45,10 +69,11 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
             // never come (so the caller sees one kind of timeout error).
             Duration::from_millis(timeout_ms).saturating_add(OWNER_GRACE),
             op,
-            decoded.bad_ref,
+            bad_ref,
+            held,
         ),
         Message::Reply { seq, result } => {
-            let result = match (result, decoded.bad_ref) {
+            let result = match (result, bad_ref) {
                 (Ok(_), Some(bad)) => Err(bad),
                 (Ok(value), None) => Ok(value),
                 (Err(remote), _) => Err(Error::from_remote(remote)),
@@ -63,7 +88,7 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
         Message::BatchReply { seq, results } => {
             let results = results
                 .into_iter()
-                .map(|r| match (&decoded.bad_ref, r) {
+                .map(|r| match (&bad_ref, r) {
                     (Some(bad), Ok(_)) => Err(bad.clone()),
                     (None, Ok(value)) => Ok(value),
                     (_, Err(remote)) => Err(Error::from_remote(remote)),
@@ -85,7 +110,8 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
             depth,
             Duration::from_millis(timeout_ms).saturating_add(OWNER_GRACE),
             calls,
-            decoded.bad_ref,
+            bad_ref,
+            held,
         ),
         Message::Release(pairs) => {
             shared.release_exports(pairs);
@@ -122,11 +148,13 @@ fn serve(
     timeout: Duration,
     op: Op,
     bad_ref: Option<Error>,
+    held: HeldGuard,
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
     let refused = refusal(shared, depth, bad_ref);
     let work_shared = shared.clone();
     let work = async move {
+        let _held = held;
         let shared = work_shared;
         let result = match refused {
             Some((err, what)) => Err((err, here(&shared, what))),
@@ -141,7 +169,8 @@ fn serve(
 }
 
 /// Why a request is answered with an error without running, and where
-/// that was found: too deep, or a reference in it names nothing.
+/// that was found: too deep, or its arguments are not all there (over the
+/// decoding budget, or a reference in them names nothing).
 fn refusal(shared: &Shared, depth: u32, bad_ref: Option<Error>) -> Option<(Error, &'static str)> {
     match too_deep(shared, depth) {
         Some(err) => Some((err, "accepting the call")),
@@ -170,11 +199,13 @@ fn serve_batch(
     timeout: Duration,
     calls: Vec<(u64, Op)>,
     bad_ref: Option<Error>,
+    held: HeldGuard,
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
     let refused = refusal(shared, depth, bad_ref);
     let work_shared = shared.clone();
     let work = async move {
+        let _held = held;
         let shared = work_shared;
         let mut results = Vec::with_capacity(calls.len());
         for (target, op) in calls {

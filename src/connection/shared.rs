@@ -129,6 +129,9 @@ pub(crate) struct Shared {
     /// Each entry carries a nonce so a finished task removes only its own
     /// entry, not a newer request that reused the number after a cancel.
     pub(crate) serving: DashMap<u64, (u64, CancellationToken)>,
+    /// Decoded arguments held by the peer's calls still being served,
+    /// counted against [`Config::max_decoded_bytes`].
+    pub(crate) decoded_held: crate::protocol::budget::HeldBytes,
     pub(crate) next_nonce: AtomicU64,
     /// Bytes queued for the writer and not yet written.
     queued: AtomicUsize,
@@ -203,6 +206,7 @@ impl Shared {
             calls_waiting: AtomicUsize::new(0),
             call_slots,
             serving: DashMap::new(),
+            decoded_held: Default::default(),
             next_nonce: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
             started: tokio::time::Instant::now(),

@@ -12,7 +12,11 @@
 //!   before any allocation), and lists reserve at most what the frame could
 //!   hold;
 //! - nesting is bounded by [`MAX_DEPTH`], so a hostile frame cannot overflow
-//!   the stack.
+//!   the stack;
+//! - what the values take once decoded is counted against a
+//!   [`DecodeBudget`] (see `protocol::budget`): past it, decoding goes on
+//!   parsing to the end of the frame without building anything more, and
+//!   the message fails alone.
 //!
 //! This is the only module that knows the encoding; swapping bincode means
 //! rewriting this file alone.
@@ -27,6 +31,7 @@ use bincode::error::{DecodeError, EncodeError};
 use bincode::{BorrowDecode, Decode, Encode};
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::budget::DecodeBudget;
 use super::frame::{Message, Op, WireRef};
 use crate::error::{raise, RemoteError};
 use crate::netref::NetRef;
@@ -100,21 +105,33 @@ pub(crate) fn encode_into(
 }
 
 /// A decoded message, plus the first reference in it that could not be
-/// resolved (the message is still complete; that value reads as `None`).
+/// resolved (the message is still complete; that value reads as `None`),
+/// and what its values were counted at.
 #[derive(Debug)]
 pub(crate) struct Decoded {
     pub(crate) message: Message,
     pub(crate) bad_ref: Option<Error>,
+    /// When [`exceeded`](DecodeBudget::exceeded), the message's values are
+    /// incomplete (its header and ids are not) and it must fail.
+    pub(crate) budget: DecodeBudget,
 }
 
-/// Decode one frame's payload (without the length prefix).
+/// Decode one frame's payload (without the length prefix), with no bound
+/// on what its values take (fuzzing, tests).
+pub(crate) fn decode(payload: &[u8], refs: &dyn RefCodec) -> Result<Decoded> {
+    decode_within(payload, refs, usize::MAX)
+}
+
+/// Decode one frame's payload (without the length prefix), building at
+/// most `budget` bytes of values.
 ///
 /// A malformed payload is a protocol error: the connection cannot trust
 /// anything after it.
-pub(crate) fn decode(payload: &[u8], refs: &dyn RefCodec) -> Result<Decoded> {
+pub(crate) fn decode_within(payload: &[u8], refs: &dyn RefCodec, budget: usize) -> Result<Decoded> {
     let mut cx = DecodeCx {
         refs,
         bad_ref: None,
+        budget: DecodeBudget::new(budget),
     };
     let (message, used): (Incoming, usize) =
         bincode::borrow_decode_from_slice_with_context(payload, config(), &mut cx)
@@ -128,6 +145,7 @@ pub(crate) fn decode(payload: &[u8], refs: &dyn RefCodec) -> Result<Decoded> {
     Ok(Decoded {
         message: message.0,
         bad_ref: cx.bad_ref,
+        budget: cx.budget,
     })
 }
 
@@ -464,6 +482,18 @@ fn remote_error<E: Encoder>(e: &mut E, err: &RemoteError, depth: u32) -> Result<
 pub(crate) struct DecodeCx<'r> {
     refs: &'r dyn RefCodec,
     bad_ref: Option<Error>,
+    budget: DecodeBudget,
+}
+
+/// Count a value with `extra` bytes of text or bytes; false once the
+/// budget is spent, when the caller builds nothing more.
+fn charge<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(d: &mut D, extra: usize) -> bool {
+    d.context().budget.charge_value(extra)
+}
+
+/// Whether the budget is spent.
+fn spent<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(d: &mut D) -> bool {
+    d.context().budget.exceeded()
 }
 
 struct Incoming(Message);
@@ -589,11 +619,16 @@ fn borrowed_bytes<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
     d.borrow_reader().take_bytes(n)
 }
 
+/// Text, copied out of the frame while the budget lasts (empty after).
 fn string<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(d: &mut D) -> Result<String, DecodeError> {
     let bytes = borrowed_bytes(d)?;
-    std::str::from_utf8(bytes)
-        .map(str::to_string)
-        .map_err(|e| DecodeError::OtherString(format!("invalid UTF-8 in text: {e}")))
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| DecodeError::OtherString(format!("invalid UTF-8 in text: {e}")))?;
+    Ok(if charge(d, text.len()) {
+        text.to_string()
+    } else {
+        String::new()
+    })
 }
 
 fn op<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(d: &mut D) -> Result<Op, DecodeError> {
@@ -630,13 +665,19 @@ fn args<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(d: &mut D) -> Result<Args, DecodeE
     let n = len(d, 1)?;
     let mut positional = Vec::with_capacity(n.min(PREALLOC));
     for _ in 0..n {
-        positional.push(value(d, 0)?);
+        let item = value(d, 0)?;
+        if !spent(d) {
+            positional.push(item);
+        }
     }
     let n = len(d, 2)?;
     let mut named = Vec::with_capacity(n.min(PREALLOC));
     for _ in 0..n {
         let name = string(d)?;
-        named.push((name, value(d, 0)?));
+        let item = value(d, 0)?;
+        if !spent(d) {
+            named.push((name, item));
+        }
     }
     Ok(Args { positional, named })
 }
@@ -650,30 +691,85 @@ fn value<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
             "value nests deeper than {MAX_DEPTH} levels"
         )));
     }
+    // Past the budget every value still parses (and every reference is
+    // still counted) but reads as `None`, and lists stop growing.
     Ok(match u8::decode(d)? {
-        VAL_NONE => Value::None,
-        VAL_FALSE => Value::Bool(false),
-        VAL_TRUE => Value::Bool(true),
-        VAL_INT => Value::Int(i64::decode(d)?),
-        VAL_FLOAT => Value::Float(f64::decode(d)?),
-        VAL_STR => Value::Str(string(d)?),
-        VAL_BYTES => Value::Bytes(borrowed_bytes(d)?.to_vec()),
+        VAL_NONE => {
+            charge(d, 0);
+            Value::None
+        }
+        tag @ (VAL_FALSE | VAL_TRUE) => {
+            if charge(d, 0) {
+                Value::Bool(tag == VAL_TRUE)
+            } else {
+                Value::None
+            }
+        }
+        VAL_INT => {
+            let n = i64::decode(d)?;
+            if charge(d, 0) {
+                Value::Int(n)
+            } else {
+                Value::None
+            }
+        }
+        VAL_FLOAT => {
+            let x = f64::decode(d)?;
+            if charge(d, 0) {
+                Value::Float(x)
+            } else {
+                Value::None
+            }
+        }
+        VAL_STR => {
+            // `string` counted it, text and all.
+            let text = string(d)?;
+            if spent(d) {
+                Value::None
+            } else {
+                Value::Str(text)
+            }
+        }
+        VAL_BYTES => {
+            let bytes = borrowed_bytes(d)?;
+            if charge(d, bytes.len()) {
+                Value::Bytes(bytes.to_vec())
+            } else {
+                Value::None
+            }
+        }
         VAL_LIST => {
             let n = len(d, 1)?;
-            let mut items = Vec::with_capacity(n.min(PREALLOC));
+            let building = charge(d, 0);
+            let mut items = Vec::with_capacity(if building { n.min(PREALLOC) } else { 0 });
             for _ in 0..n {
-                items.push(value(d, depth + 1)?);
+                let item = value(d, depth + 1)?;
+                if !spent(d) {
+                    items.push(item);
+                }
             }
-            Value::List(items)
+            if spent(d) {
+                Value::None
+            } else {
+                Value::List(items)
+            }
         }
         VAL_MAP => {
             let n = len(d, 2)?;
-            let mut pairs = Vec::with_capacity(n.min(PREALLOC));
+            let building = charge(d, 0);
+            let mut pairs = Vec::with_capacity(if building { n.min(PREALLOC) } else { 0 });
             for _ in 0..n {
                 let k = value(d, depth + 1)?;
-                pairs.push((k, value(d, depth + 1)?));
+                let v = value(d, depth + 1)?;
+                if !spent(d) {
+                    pairs.push((k, v));
+                }
             }
-            Value::Map(pairs)
+            if spent(d) {
+                Value::None
+            } else {
+                Value::Map(pairs)
+            }
         }
         tag @ (VAL_YOURS | VAL_MINE) => {
             let id = u64::decode(d)?;
@@ -684,7 +780,12 @@ fn value<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
             };
             let cx = d.context();
             match cx.refs.import(wire) {
-                Ok(netref) => Value::Ref(netref),
+                // Counted even past the budget (the caller drops it then,
+                // which releases it).
+                Ok(netref) => {
+                    charge(d, 0);
+                    Value::Ref(netref)
+                }
                 Err(err) => {
                     // Keep decoding so every "mine" id in the frame is still
                     // counted (and later released); the caller fails the
