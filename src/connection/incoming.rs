@@ -49,9 +49,11 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
         .budget
         .exceeded()
         .then(|| decoded.budget.error(shared.decoded_held.get()));
-    // What a request's values take is held until its call ends.
-    let held = shared.decoded_held.hold(decoded.budget.used());
-    let bad_ref = over_budget.or(decoded.bad_ref);
+    let intake = Intake {
+        // What a request's values take is held until its call ends.
+        held: shared.decoded_held.hold(decoded.budget.used()),
+        incomplete: over_budget.or(decoded.bad_ref),
+    };
     match decoded.message {
         Message::Request {
             seq,
@@ -69,11 +71,10 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
             // never come (so the caller sees one kind of timeout error).
             Duration::from_millis(timeout_ms).saturating_add(OWNER_GRACE),
             op,
-            bad_ref,
-            held,
+            intake,
         ),
         Message::Reply { seq, result } => {
-            let result = match (result, bad_ref) {
+            let result = match (result, intake.incomplete) {
                 (Ok(_), Some(bad)) => Err(bad),
                 (Ok(value), None) => Ok(value),
                 (Err(remote), _) => Err(Error::from_remote(remote)),
@@ -88,7 +89,7 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
         Message::BatchReply { seq, results } => {
             let results = results
                 .into_iter()
-                .map(|r| match (&bad_ref, r) {
+                .map(|r| match (&intake.incomplete, r) {
                     (Some(bad), Ok(_)) => Err(bad.clone()),
                     (None, Ok(value)) => Ok(value),
                     (_, Err(remote)) => Err(Error::from_remote(remote)),
@@ -110,8 +111,7 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
             depth,
             Duration::from_millis(timeout_ms).saturating_add(OWNER_GRACE),
             calls,
-            bad_ref,
-            held,
+            intake,
         ),
         Message::Release(pairs) => {
             shared.release_exports(pairs);
@@ -136,6 +136,15 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
     }
 }
 
+/// What decoding a message left for serving it.
+struct Intake {
+    /// The decoding budget its values take until its call ends.
+    held: HeldGuard,
+    /// Why its values are not all there: over the decoding budget, or a
+    /// reference in them names nothing. The message must fail.
+    incomplete: Option<Error>,
+}
+
 /// Serve the peer's request `seq`: run at once, in the reader, as far as
 /// it goes without waiting; only a call that must wait gets a task of its
 /// own, so the reader goes on reading (and a nested callback can be served
@@ -147,11 +156,11 @@ fn serve(
     depth: u32,
     timeout: Duration,
     op: Op,
-    bad_ref: Option<Error>,
-    held: HeldGuard,
+    intake: Intake,
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
-    let refused = refusal(shared, depth, bad_ref);
+    let refused = refusal(shared, depth, intake.incomplete);
+    let held = intake.held;
     let work_shared = shared.clone();
     let work = async move {
         let _held = held;
@@ -198,11 +207,11 @@ fn serve_batch(
     depth: u32,
     timeout: Duration,
     calls: Vec<(u64, Op)>,
-    bad_ref: Option<Error>,
-    held: HeldGuard,
+    intake: Intake,
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
-    let refused = refusal(shared, depth, bad_ref);
+    let refused = refusal(shared, depth, intake.incomplete);
+    let held = intake.held;
     let work_shared = shared.clone();
     let work = async move {
         let _held = held;
