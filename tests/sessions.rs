@@ -242,10 +242,9 @@ async fn a_forgotten_call_is_reported_as_unknown_not_run_again() {
     let bank = Bank::new(100);
     let host = SessionHost::with_limits(
         NetRef::new(bank.clone()),
-        SessionLimits {
-            max_sessions: 4,
-            outcomes_per_session: 2,
-        },
+        SessionLimits::default()
+            .max_sessions(4)
+            .outcomes_per_session(2),
     );
     let (client, _server) =
         support::memory_pair_with(Builder::default(), Builder::default().root(host)).await;

@@ -237,7 +237,9 @@ impl Session {
         Err(last.expect("at least one attempt"))
     }
 
-    /// The session's id on the host, once opened.
+    /// The session's token on the host, once opened: it names the session
+    /// and proves its ownership, so keep it secret. See the
+    /// [module docs](super#who-may-use-a-session).
     pub fn id(&self) -> Option<String> {
         self.id.lock().unwrap().clone()
     }
@@ -309,7 +311,7 @@ fn unknown_session(err: &Error) -> bool {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("id", &self.id())
+            .field("open", &self.id().is_some())
             .field("attempts", &self.attempts)
             .field("reconnects", &self.reconnects())
             .finish_non_exhaustive()

@@ -1,14 +1,16 @@
 //! The server side of sessions: remembers recent outcomes per session and
 //! joins calls that are still running.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hasher};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::watch;
 use tokio::time::Instant;
+
+use super::ledger::{Begin, Caller, Ledger, Shared};
+use crate::service::table::lock;
 
 use crate::error::raise;
 use crate::protocol::frame::Op;
@@ -18,23 +20,93 @@ use crate::{Args, BoxFuture, CallContext, Error, Member, NetRef, Object, Result,
 /// How an error about a session the host does not know begins.
 pub(super) const UNKNOWN_SESSION: &str = "unknown session";
 
-/// How much a [`SessionHost`] remembers.
+/// How much a [`SessionHost`] remembers, and for how long.
+///
+/// An *owner* is an authenticated identity (all its sessions together) or,
+/// for a peer that did not authenticate, each session on its own. At its
+/// own quota an owner forgets its own oldest sessions and outcomes, never
+/// another owner's; at the host's bounds a new session is refused and a
+/// new outcome is not remembered (a retry of that call is then
+/// [`OutcomeUnknown`](crate::ErrorKind::OutcomeUnknown)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionLimits {
-    /// Sessions kept; opening one more forgets the least recently used.
+    /// Sessions kept in all; past it, opening one fails with
+    /// [`LimitExceeded`](crate::ErrorKind::LimitExceeded) until idle ones
+    /// expire. Default: 4 096.
     pub max_sessions: usize,
+    /// Sessions kept per authenticated identity; opening one more forgets
+    /// that identity's least recently used one. Default: 16.
+    pub sessions_per_owner: usize,
     /// Finished outcomes kept per session; one more forgets the oldest
     /// call id, after which a retry of it fails with `OutcomeUnknown`.
+    /// Default: 256.
     pub outcomes_per_session: usize,
+    /// Bytes of remembered outcomes per owner (values counted as the
+    /// decoding budget counts them: 32 bytes each plus text and bytes);
+    /// past it the owner's oldest outcomes are forgotten, and an outcome
+    /// larger than this alone is not remembered. Default: 16 MiB.
+    pub bytes_per_owner: usize,
+    /// Bytes of remembered outcomes in all; an outcome that would pass it
+    /// (after its owner's own older ones are forgotten) is not remembered.
+    /// Default: 256 MiB.
+    pub max_bytes: usize,
+    /// A session with no call for this long is forgotten, with everything
+    /// it remembers, the objects its outcomes hold included. Default: 10
+    /// minutes (Java RMI's lease).
+    pub idle_timeout: Duration,
 }
 
 impl Default for SessionLimits {
-    /// 1 024 sessions of 256 outcomes each.
     fn default() -> SessionLimits {
         SessionLimits {
-            max_sessions: 1024,
+            max_sessions: 4096,
+            sessions_per_owner: 16,
             outcomes_per_session: 256,
+            bytes_per_owner: 16 << 20,
+            max_bytes: 256 << 20,
+            idle_timeout: Duration::from_secs(600),
         }
+    }
+}
+
+impl SessionLimits {
+    /// Set [`max_sessions`](SessionLimits::max_sessions) (at least 1).
+    pub fn max_sessions(mut self, n: usize) -> SessionLimits {
+        self.max_sessions = n.max(1);
+        self
+    }
+
+    /// Set [`sessions_per_owner`](SessionLimits::sessions_per_owner) (at
+    /// least 1).
+    pub fn sessions_per_owner(mut self, n: usize) -> SessionLimits {
+        self.sessions_per_owner = n.max(1);
+        self
+    }
+
+    /// Set [`outcomes_per_session`](SessionLimits::outcomes_per_session)
+    /// (at least 1).
+    pub fn outcomes_per_session(mut self, n: usize) -> SessionLimits {
+        self.outcomes_per_session = n.max(1);
+        self
+    }
+
+    /// Set [`bytes_per_owner`](SessionLimits::bytes_per_owner).
+    pub fn bytes_per_owner(mut self, bytes: usize) -> SessionLimits {
+        self.bytes_per_owner = bytes;
+        self
+    }
+
+    /// Set [`max_bytes`](SessionLimits::max_bytes).
+    pub fn max_bytes(mut self, bytes: usize) -> SessionLimits {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// Set [`idle_timeout`](SessionLimits::idle_timeout).
+    pub fn idle_timeout(mut self, idle: Duration) -> SessionLimits {
+        self.idle_timeout = idle;
+        self
     }
 }
 
@@ -42,12 +114,13 @@ impl Default for SessionLimits {
 /// [`Session`](super::Session) run at most once, even when the client
 /// retries them over a new connection. See the [module docs](super).
 ///
-/// Members: `open()` starts a session and returns its id; `call(session,
-/// call_id, method, *args, **kwargs)` calls `method` on the wrapped object
-/// at most once per `(session, call_id)`; `forget(session)` ends a session;
-/// `root()` is the wrapped object itself, for calls that need no
-/// bookkeeping. The connection's policy applies to the wrapped object as
-/// if it were served directly.
+/// Members: `open()` starts a session and returns its token (an opaque
+/// secret: whoever holds it *and* is the same authenticated identity can
+/// use the session); `call(token, call_id, method, *args, **kwargs)` calls
+/// `method` on the wrapped object at most once per `(session, call_id)`;
+/// `forget(token)` ends a session; `root()` is the wrapped object itself,
+/// for calls that need no bookkeeping. The connection's policy applies to
+/// the wrapped object as if it were served directly.
 ///
 /// Clones share their sessions, so a server that serves a clone per
 /// connection ([`Server::serve`](crate::Server::serve)) lets a session
@@ -55,8 +128,10 @@ impl Default for SessionLimits {
 #[derive(Clone)]
 pub struct SessionHost {
     root: NetRef,
-    limits: SessionLimits,
-    sessions: Arc<Mutex<HashMap<String, Arc<SessionState>>>>,
+    ledger: Arc<Mutex<Ledger>>,
+    /// Whether a task forgets idle sessions yet (started with the first
+    /// session, as `new` may run outside a runtime).
+    sweeping: Arc<AtomicBool>,
 }
 
 impl SessionHost {
@@ -67,70 +142,91 @@ impl SessionHost {
 
     /// Wrap `root`, remembering as much as `limits` says.
     pub fn with_limits(root: NetRef, limits: SessionLimits) -> SessionHost {
+        let limits = SessionLimits {
+            max_sessions: limits.max_sessions.max(1),
+            sessions_per_owner: limits.sessions_per_owner.max(1),
+            outcomes_per_session: limits.outcomes_per_session.max(1),
+            ..limits
+        };
         SessionHost {
             root,
-            limits: SessionLimits {
-                max_sessions: limits.max_sessions.max(1),
-                outcomes_per_session: limits.outcomes_per_session.max(1),
-            },
-            sessions: Arc::default(),
+            ledger: Arc::new(Mutex::new(Ledger::new(limits))),
+            sweeping: Arc::default(),
         }
     }
 
     /// Sessions currently remembered.
     pub fn session_count(&self) -> usize {
-        self.sessions.lock().unwrap().len()
+        self.ledger().len()
     }
 
-    fn open(&self) -> String {
-        let id = new_session_id();
-        let mut sessions = self.sessions.lock().unwrap();
-        if sessions.len() >= self.limits.max_sessions {
-            let oldest = sessions
-                .iter()
-                .min_by_key(|(_, s)| *s.last_used.lock().unwrap())
-                .map(|(id, _)| id.clone());
-            if let Some(oldest) = oldest {
-                sessions.remove(&oldest);
-            }
+    /// Bytes of outcomes currently remembered, as
+    /// [`SessionLimits::max_bytes`] counts them.
+    pub fn remembered_bytes(&self) -> usize {
+        self.ledger().bytes()
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        lock(&self.ledger)
+    }
+
+    fn open(&self, caller: Caller<'_>) -> Result<String> {
+        self.sweep_idle();
+        let (token, forgotten) = self.ledger().open(caller, Instant::now())?;
+        drop(forgotten);
+        Ok(token)
+    }
+
+    /// Start the task that forgets idle sessions, once.
+    fn sweep_idle(&self) {
+        if self.sweeping.swap(true, Ordering::SeqCst) {
+            return;
         }
-        let state = SessionState {
-            calls: Mutex::default(),
-            last_used: Mutex::new(Instant::now()),
-        };
-        sessions.insert(id.clone(), Arc::new(state));
-        id
+        let ledger = Arc::downgrade(&self.ledger);
+        tokio::spawn(async move {
+            loop {
+                let next = {
+                    let Some(ledger) = ledger.upgrade() else {
+                        return;
+                    };
+                    let mut ledger = lock(&ledger);
+                    let forgotten = ledger.expire(Instant::now());
+                    let next = ledger.next_expiry();
+                    drop(ledger);
+                    drop(forgotten);
+                    next
+                };
+                // With nothing that can expire, look again a minute later
+                // (a session opened meanwhile expires no sooner than that
+                // far past its last call).
+                let at = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(60));
+                tokio::time::sleep_until(at).await;
+            }
+        });
     }
 
-    fn session(&self, id: &str) -> Result<Arc<SessionState>> {
-        let session = self.sessions.lock().unwrap().get(id).cloned();
-        let session = session.ok_or_else(|| {
-            raise::outcome_unknown(format!(
-                "{UNKNOWN_SESSION} '{id}' (forgotten, or the server restarted)"
-            ))
-        })?;
-        *session.last_used.lock().unwrap() = Instant::now();
-        Ok(session)
-    }
-
-    /// `call(session, call_id, method, *args, **kwargs)`.
+    /// `call(token, call_id, method, *args, **kwargs)`.
     async fn call_once(&self, mut args: Args, cx: &CallContext) -> Result<Value> {
         if args.positional.len() < 3 {
             return Err(raise::bad_args(
-                "call() takes a session id, a call id and a method name, then the method's arguments",
+                "call() takes a session token, a call id and a method name, then the method's arguments",
             ));
         }
         let mut head = args.positional.drain(..3);
-        let session: String = head.next().unwrap().try_into()?;
+        let token: String = head.next().unwrap().try_into()?;
         let call_id: u64 = head.next().unwrap().try_into()?;
         let method: String = head.next().unwrap().try_into()?;
         drop(head);
-        let session = self.session(&session)?;
+        let caller = caller_of(cx);
+        let (begin, forgotten) =
+            self.ledger()
+                .begin(&token, caller.as_deref(), call_id, Instant::now())?;
+        drop(forgotten);
 
-        let waiting = match session.begin(call_id)? {
+        let waiting = match begin {
             Begin::Done(outcome) => return outcome,
             Begin::Running(waiting) => waiting,
-            Begin::Start(done) => {
+            Begin::Start(session, done) => {
                 // Runs to the end even if this caller's connection goes away:
                 // the retry on the next connection collects the outcome.
                 let root = self.root.clone();
@@ -140,7 +236,7 @@ impl SessionHost {
                     .unwrap_or_else(Policy::trusted);
                 let cx = cx.clone();
                 let waiting = done.subscribe();
-                let limit = self.limits.outcomes_per_session;
+                let ledger = self.ledger.clone();
                 tokio::spawn(async move {
                     let work = root.serve(Op::CallMethod(method, args), &policy, &cx);
                     let outcome =
@@ -153,7 +249,9 @@ impl SessionHost {
                                     "the method panicked during a session call",
                                 ))
                             });
-                    session.finish(call_id, outcome.clone(), limit);
+                    let forgotten =
+                        lock(&ledger).finish(&session, call_id, outcome.clone(), Instant::now());
+                    drop(forgotten);
                     done.send_replace(Some(outcome));
                 });
                 waiting
@@ -161,13 +259,26 @@ impl SessionHost {
         };
         wait_for(waiting, call_id).await
     }
+
+    /// `forget(token)`: the same answer whether or not there was such a
+    /// session for this caller.
+    fn forget(&self, token: &str, cx: &CallContext) {
+        let caller = caller_of(cx);
+        let forgotten = self.ledger().forget(token, caller.as_deref());
+        drop(forgotten);
+    }
+}
+
+/// Who is calling, as sessions are owned: the authenticated identity of
+/// the connection (with how it authenticated, so a certificate's subject
+/// and a token's name never match), or `None`.
+fn caller_of(cx: &CallContext) -> Option<String> {
+    cx.peer_identity()
+        .map(|who| format!("{:?}:{}", who.method(), who.name()))
 }
 
 /// The outcome of a call another request started.
-async fn wait_for(
-    mut waiting: watch::Receiver<Option<Result<Value>>>,
-    call_id: u64,
-) -> Result<Value> {
+async fn wait_for(mut waiting: Shared, call_id: u64) -> Result<Value> {
     match waiting.wait_for(Option::is_some).await {
         Ok(outcome) => outcome.clone().expect("waited for Some"),
         Err(_) => Err(raise::outcome_unknown(format!(
@@ -176,92 +287,18 @@ async fn wait_for(
     }
 }
 
-/// What one session remembers.
-struct SessionState {
-    calls: Mutex<Calls>,
-    last_used: Mutex<Instant>,
-}
-
-#[derive(Default)]
-struct Calls {
-    outcomes: BTreeMap<u64, Outcome>,
-    /// Finished outcomes among `outcomes`.
-    finished: usize,
-    /// Ids below this may have run and are no longer remembered.
-    forgotten_below: u64,
-}
-
-enum Outcome {
-    Running(watch::Receiver<Option<Result<Value>>>),
-    Done(Result<Value>),
-}
-
-enum Begin {
-    Done(Result<Value>),
-    Running(watch::Receiver<Option<Result<Value>>>),
-    Start(watch::Sender<Option<Result<Value>>>),
-}
-
-impl SessionState {
-    fn begin(&self, call_id: u64) -> Result<Begin> {
-        let mut calls = self.calls.lock().unwrap();
-        match calls.outcomes.get(&call_id) {
-            Some(Outcome::Done(outcome)) => return Ok(Begin::Done(outcome.clone())),
-            Some(Outcome::Running(waiting)) => return Ok(Begin::Running(waiting.clone())),
-            None => {}
-        }
-        if call_id < calls.forgotten_below {
-            return Err(raise::outcome_unknown(format!(
-                "call {call_id} is no longer remembered: it may or may not have run"
-            )));
-        }
-        let (done, waiting) = watch::channel(None);
-        calls.outcomes.insert(call_id, Outcome::Running(waiting));
-        Ok(Begin::Start(done))
-    }
-
-    fn finish(&self, call_id: u64, outcome: Result<Value>, limit: usize) {
-        let mut calls = self.calls.lock().unwrap();
-        calls.outcomes.insert(call_id, Outcome::Done(outcome));
-        calls.finished += 1;
-        while calls.finished > limit {
-            let oldest = calls
-                .outcomes
-                .iter()
-                .find(|(_, o)| matches!(o, Outcome::Done(_)))
-                .map(|(id, _)| *id);
-            let Some(oldest) = oldest else { break };
-            calls.outcomes.remove(&oldest);
-            calls.finished -= 1;
-            calls.forgotten_below = calls.forgotten_below.max(oldest + 1);
-        }
-    }
-}
-
-/// 128 unpredictable bits, as hex: SipHash keyed from the OS's randomness
-/// (std's `RandomState`), so ids cannot be guessed from one another.
-fn new_session_id() -> String {
-    let word = || {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
-        h.finish()
-    };
-    format!("{:016x}{:016x}", word(), word())
-}
-
 const MEMBERS: &[Member] = &[
-    Member::method("open", "() -> str", "Start a session; return its id."),
+    Member::method(
+        "open",
+        "() -> str",
+        "Start a session; return its token (a secret: keep it).",
+    ),
     Member::method(
         "call",
-        "(session: str, call_id: int, method: str, *args, **kwargs) -> any",
+        "(token: str, call_id: int, method: str, *args, **kwargs) -> any",
         "Call method(*args, **kwargs) on the served object at most once per (session, call_id).",
     ),
-    Member::method("forget", "(session: str) -> None", "End a session."),
+    Member::method("forget", "(token: str) -> None", "End a session."),
     Member::method(
         "root",
         "() -> object",
@@ -288,12 +325,12 @@ impl Object for SessionHost {
             match name {
                 "open" => {
                     args.parse::<()>()?;
-                    Ok(Value::from(self.open()))
+                    Ok(Value::from(self.open(caller_of(cx).as_deref())?))
                 }
                 "call" => self.call_once(args, cx).await,
                 "forget" => {
-                    let (id,): (String,) = args.parse()?;
-                    self.sessions.lock().unwrap().remove(&id);
+                    let (token,): (String,) = args.parse()?;
+                    self.forget(&token, cx);
                     Ok(Value::None)
                 }
                 "root" => {
@@ -310,7 +347,6 @@ impl std::fmt::Debug for SessionHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionHost")
             .field("root", &self.root)
-            .field("limits", &self.limits)
             .field("sessions", &self.session_count())
             .finish()
     }

@@ -53,13 +53,43 @@
 //! # tokio::runtime::Runtime::new().unwrap().block_on(demo()).unwrap();
 //! ```
 //!
-//! What a session does not cover: references. Objects returned by calls
-//! belong to the connection they came over and die with it; a session
-//! re-fetches only the host after a reconnect, so address resumable work
-//! by method name on the wrapped root.
+//! # Who may use a session
+//!
+//! A session belongs to whoever opened it. `open` returns a token of 256
+//! random bits (128 naming the session, 128 of secret, from the operating
+//! system's CSPRNG); every later call must present the whole token, whose
+//! secret is compared in constant time, and, on a server that
+//! authenticates its peers (tokens, client certificates), come from the
+//! same [`peer_identity`](crate::Connection::peer_identity) that opened
+//! it. Anything else, another identity holding a stolen token included,
+//! is answered exactly as a session that never existed: `OutcomeUnknown`,
+//! the same message, nothing run. [`Session::id`] is that token: keep it
+//! as secret as a password (the `Debug` output of a [`Session`] omits it).
+//!
+//! # What a host remembers, and for how long
+//!
+//! [`SessionLimits`] bounds it, per owner and in all: sessions, outcomes
+//! per session, bytes of outcomes. An *owner* is an authenticated
+//! identity, or, without authentication, each session on its own; at its
+//! quota an owner forgets its own oldest sessions or outcomes, never
+//! another's, and at the host's bounds a new session is refused
+//! (`LimitExceeded`) and a new outcome is not remembered. A call whose
+//! outcome was not remembered (too large, or over the bounds) still
+//! answers its caller; a retry of it is `OutcomeUnknown`, saying why.
+//! Sessions idle for [`SessionLimits::idle_timeout`] (default 10 minutes,
+//! as Java RMI's leases) are forgotten.
+//!
+//! Objects that session calls return are held by the remembered outcome:
+//! they live exactly as long as the session remembers that outcome (until
+//! the session ends, expires, or forgets the call to stay within its
+//! quotas), whether or not the connection they were first sent over is
+//! still open, and only the session's owner can reach them (by retrying
+//! the call). A session re-fetches only the host after a reconnect, so
+//! address resumable work by method name on the wrapped root.
 
 mod client;
 mod host;
+mod ledger;
 
 pub use client::{Session, SessionBuilder};
 pub use host::{SessionHost, SessionLimits};
