@@ -20,6 +20,7 @@
 //! those figures are named `pinned.*`.
 
 mod count;
+mod hostile;
 mod report;
 mod server;
 mod service;
@@ -34,7 +35,7 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOC: sys::Counting = sys::Counting;
 
-const ALL: [&str; 11] = [
+const ALL: [&str; 12] = [
     "floor",
     "null",
     "pipelined",
@@ -46,6 +47,7 @@ const ALL: [&str; 11] = [
     "connections",
     "tarpc",
     "allocs",
+    "hostile",
 ];
 
 /// What runs again pinned to one vCPU: the sequential latencies.
@@ -58,7 +60,7 @@ usage: tether-bench [--quick] [--only NAME[,NAME...]] [--no-pinned]
                 100 k objects and 1 k connections instead of 1 M and 10 k)
   --only NAMES  run only these workloads: floor, null, pipelined, callback,
                 payload, file, netrefs, objects, connections, tarpc,
-                allocs
+                allocs, hostile
                 (the option may be repeated)
   --no-pinned   skip the second pass of the latency workloads on CPU 0
 
@@ -243,6 +245,18 @@ async fn run(selected: &[&str], plan: work::Plan, pinned: bool, nofile: u64) {
             report::note("netrefs");
             work::netrefs(t, plan).await;
         }
+    }
+    if wants("hostile") && !pinned {
+        // A server process of its own, so its peak memory is this
+        // workload's alone.
+        let servers = server::Servers::spawn(false);
+        report::note("hostile peers: native and RPyC frames built to decode large");
+        hostile::run(
+            SocketAddr::from(([127, 0, 0, 1], servers.tether)),
+            servers.pid(),
+            plan,
+        )
+        .await;
     }
     if (wants("objects") || wants("connections") || wants("allocs")) && !pinned {
         // A server process of its own, with the counting allocator on.
