@@ -1,5 +1,6 @@
-//! Settings of a gateway: its limits on what a client may send, and the
-//! deadline of each call.
+//! Settings of a gateway: its limits on what a client may send and how
+//! long it may take, how many connections it serves, and the deadline of
+//! each call.
 
 use std::time::Duration;
 
@@ -13,11 +14,20 @@ pub(crate) const DEPTH_CEILING: usize = 100;
 /// Start from `Config::default()` and change what you need; the defaults
 /// may change between versions.
 ///
+/// The connection settings ([`header_timeout`](Config::header_timeout),
+/// [`max_connections`](Config::max_connections)) apply when the gateway
+/// serves a listener itself ([`Gateway::serve`](super::Gateway::serve),
+/// [`Gateway::serve_until`](super::Gateway::serve_until)); a
+/// [`router`](super::Gateway::router) mounted in another server has that
+/// server's connections and settings. Everything else applies to each
+/// request either way.
+///
 /// ```
 /// use std::time::Duration;
 /// let config = tether::gateway::Config::default()
 ///     .max_body(64 * 1024)
-///     .call_timeout(Duration::from_secs(5));
+///     .call_timeout(Duration::from_secs(5))
+///     .max_connections(100);
 /// assert_eq!(config.max_body, 64 * 1024);
 /// ```
 #[derive(Debug, Clone)]
@@ -38,6 +48,18 @@ pub struct Config {
     /// Deadline of each call on the object; past it the call is cancelled
     /// and answered with an internal-error fault. Default: 30 s.
     pub call_timeout: Duration,
+    /// How long a client may take to send a request's head (the request
+    /// line and headers), counted from when its connection opens or the
+    /// previous answer on it was sent. So it is also how long an idle
+    /// keep-alive connection stays open. Past it the connection is closed
+    /// without an answer, which stops clients that hold connections by
+    /// sending headers a byte at a time ("slowloris"). Default: 10 s.
+    pub header_timeout: Duration,
+    /// Most connections served at once. A connection beyond is closed as
+    /// soon as it is accepted, after a best-effort HTTP 503 that it may
+    /// or may not read; the connections already open go on as before.
+    /// Default: 1024.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -47,6 +69,8 @@ impl Default for Config {
             max_depth: 32,
             max_batch: 1000,
             call_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
     }
 }
@@ -73,6 +97,18 @@ impl Config {
     /// Set [`call_timeout`](Config::call_timeout).
     pub fn call_timeout(mut self, timeout: Duration) -> Config {
         self.call_timeout = timeout;
+        self
+    }
+
+    /// Set [`header_timeout`](Config::header_timeout).
+    pub fn header_timeout(mut self, timeout: Duration) -> Config {
+        self.header_timeout = timeout;
+        self
+    }
+
+    /// Set [`max_connections`](Config::max_connections) (at least 1).
+    pub fn max_connections(mut self, connections: usize) -> Config {
+        self.max_connections = connections.max(1);
         self
     }
 }

@@ -41,6 +41,8 @@
 //!
 //! # How the pieces fit
 //!
+//! - `listen`: serving a listener: hyper's HTTP/1.1 connections, their
+//!   bound and their header timeout;
 //! - `http`: the one request handler: content type, body limit, which
 //!   protocol;
 //! - `xmlrpc`: XML-RPC `methodCall` in (with `quick-xml`), `methodResponse`
@@ -81,15 +83,18 @@
 //! [`restrict`](crate::restrict)ed view narrows the methods further. Request
 //! bodies, nesting depth and batch sizes are bounded ([`Config`]); bad
 //! input gets the protocol's own error (see [`FaultKind`]), never a crash.
-//! The gateway does no authentication and [`Gateway::serve_until`] no
-//! connection limit or header timeout: bind it to loopback, or mount it
-//! behind whatever guards your application.
+//! [`Gateway::serve`] bounds connections and the time a request head (or
+//! an idle connection) may take ([`Config::max_connections`],
+//! [`Config::header_timeout`]); a [`Gateway::router`] mounted in another
+//! server has that server's. The gateway does no authentication: bind it
+//! to loopback, or mount it behind whatever guards your application.
 
 mod call;
 mod config;
 mod fault;
 mod http;
 mod jsonrpc;
+mod listen;
 #[cfg(test)]
 mod proptests;
 mod system;
@@ -197,18 +202,25 @@ impl Gateway {
 
     /// Serve on `listener` until `shutdown` completes; then stop accepting,
     /// let requests in progress finish, and return.
+    ///
+    /// Connections are HTTP/1.1, at most
+    /// [`Config::max_connections`] at once, each closed when a request
+    /// head takes longer than [`Config::header_timeout`] to arrive or the
+    /// connection stays idle that long (see [Security](self#security)).
+    /// Failed accepts are retried, so this returns only after `shutdown`,
+    /// always `Ok`.
     pub async fn serve_until<F>(self, listener: TcpListener, shutdown: F) -> std::io::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        listen::serve(self, listener, shutdown).await;
+        Ok(())
     }
 
-    /// Serve on `listener` for as long as the returned future is polled.
+    /// Serve on `listener` for as long as the returned future is polled,
+    /// as [`serve_until`](Gateway::serve_until) does.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        self.serve_until(listener, std::future::pending()).await
     }
 }
 
