@@ -1016,3 +1016,26 @@ async fn python_clients_see_413_and_send_gzip() {
         python("gateway_limits.py", url.clone()).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_until_closes_idle_connections_and_returns() {
+    // No timeout of the gateway's own closes anything during the test.
+    let config = Config::default().header_timeout(Duration::from_secs(3600));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(
+        Gateway::new(Calculator)
+            .with_config(config)
+            .serve_until(listener, async { stopped.await.unwrap_or(()) }),
+    );
+    tokio::time::timeout(PATIENCE, async {
+        let mut client = Raw::connect(addr).await;
+        assert!(client.call().await);
+        stop.send(()).unwrap();
+        serving.await.unwrap().unwrap();
+        client.closed().await;
+    })
+    .await
+    .expect("serve_until did not return");
+}
