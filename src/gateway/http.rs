@@ -1,21 +1,19 @@
-//! The HTTP side: routes, the body limit, and which protocol a request
-//! speaks.
+//! The HTTP side: routes, and which protocol a request speaks.
 //!
 //! A request's protocol comes from its content type: `text/xml`,
 //! `application/xml` or `…+xml` is XML-RPC, any type naming `json`
 //! (`application/json`, `application/json-rpc`) is JSON-RPC. Without a
 //! content type, or with `text/plain`, the body's first character decides
-//! (`<` or `{`/`[`). Anything else is HTTP 415; a body over the limit is
-//! HTTP 413, refused from its `Content-Length` before it is read when it
-//! declares one.
+//! (`<` or `{`/`[`). Anything else is HTTP 415. The body itself (its
+//! limit, deadline and content coding) is `body`'s.
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
+use super::body::{self, Refusal};
 use super::{jsonrpc, xmlrpc, Gateway};
 
 /// `POST /` and `POST /RPC2`, both answering either protocol.
@@ -34,18 +32,18 @@ enum Protocol {
 }
 
 async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
-    let declared = match declared_protocol(request.headers().get(header::CONTENT_TYPE)) {
-        Ok(declared) => declared,
-        Err(()) => return unsupported_media_type(),
-    };
-    let limit = gateway.config().max_body;
-    let body = match read_body(request, limit).await {
-        Ok(body) => body,
-        Err(response) => return response,
+    let (parts, body) = request.into_parts();
+    let received = body::receive(gateway.config(), &parts.headers, body, |headers| {
+        declared_protocol(headers.get(header::CONTENT_TYPE)).map_err(|()| Refusal::media_type())
+    })
+    .await;
+    let (declared, body) = match received {
+        Ok(received) => received,
+        Err(refusal) => return refusal.into_response(),
     };
     let protocol = match declared.or_else(|| sniff(&body)) {
         Some(protocol) => protocol,
-        None => return unsupported_media_type(),
+        None => return Refusal::media_type().into_response(),
     };
     match protocol {
         Protocol::Xml => {
@@ -96,40 +94,6 @@ fn sniff(body: &[u8]) -> Option<Protocol> {
         b'{' | b'[' => Some(Protocol::Json),
         _ => None,
     }
-}
-
-/// The whole body, at most `limit` bytes; HTTP 413 past that.
-async fn read_body(request: Request, limit: usize) -> Result<Bytes, Response> {
-    let too_large = || {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body exceeds the gateway's limit of {limit} bytes\n"),
-        )
-            .into_response()
-    };
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let body: Body = request.into_body();
-    // Stops reading as soon as the limit is passed; with a truthful
-    // Content-Length (checked above) nothing else can fail here but a
-    // client that went away, which no response reaches anyway.
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())
-}
-
-fn unsupported_media_type() -> Response {
-    (
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "send XML-RPC as text/xml or JSON-RPC as application/json\n",
-    )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -41,8 +41,11 @@
 //!
 //! # How the pieces fit
 //!
-//! - `http`: the one request handler: content type, body limit, which
-//!   protocol;
+//! - `listen`: serving a listener: hyper's HTTP/1.1 connections, their
+//!   bound and their header timeout;
+//! - `http`: the one request handler: content type, which protocol;
+//! - `body`: receiving a body: its limit and deadline, `gzip`/`deflate`
+//!   inflated within the limit, and what is refused read to its end;
 //! - `xmlrpc`: XML-RPC `methodCall` in (with `quick-xml`), `methodResponse`
 //!   out, every value type of the specification plus `nil`;
 //! - `jsonrpc`: JSON-RPC 2.0 requests, notifications and batches;
@@ -53,7 +56,7 @@
 //!   `system.methodHelp` and `system.multicall`, from the object's
 //!   introspection (its `#[tether::expose]` signatures and doc comments);
 //! - `fault`: failures ([`FaultKind`]) and their codes in both protocols;
-//! - [`Config`]: limits and the call deadline.
+//! - [`Config`]: limits, timeouts and the call deadline.
 //!
 //! # Values
 //!
@@ -73,23 +76,59 @@
 //! holds an object reference (a [`NetRef`]) is answered with an
 //! internal-error fault saying that the gateway passes values only.
 //!
+//! # Limits
+//!
+//! What one client may send or hold is bounded, each by a [`Config`] field
+//! with a documented default:
+//!
+//! | what | default | past it |
+//! |---|---|---|
+//! | connections at once ([`Gateway::serve`] only) | 1024 | closed on accept, with a best-effort `503` |
+//! | time to send a request's head, and to stay idle between requests ([`Gateway::serve`] only) | 10 s | connection closed |
+//! | time to send a request's body | 30 s | `408`, connection closed |
+//! | body size, as sent and inflated | 1 MiB | `413` |
+//! | refused body read to its end before the answer | 8 MiB (8 × the body limit) | answered at once, connection closed |
+//! | value nesting | 32 levels | invalid-request fault |
+//! | calls per batch or multicall | 1000 | invalid-request fault |
+//! | time per call | 30 s | internal-error fault |
+//!
+//! `Content-Encoding: gzip` (or `x-gzip`) and `deflate` bodies, as
+//! Python's `xmlrpc.client` sends past its `encode_threshold`, are
+//! inflated with the output bounded by the body limit: a "gzip bomb"
+//! costs at most the limit plus one byte before its `413`. Another coding
+//! is `415` (the answer's `Accept-Encoding` names the two taken), data
+//! that does not inflate is `400`; neither is ever parsed as the raw body.
+//!
+//! A refused body (too large, of another type or coding) is read and
+//! thrown away before the answer, up to the discard bound: clients such as
+//! `xmlrpc.client` send their whole body before they read, and would see a
+//! broken pipe instead of the `413` if the gateway closed on them. A
+//! client that sends `Expect: 100-continue` is answered without being
+//! asked for its body.
+//!
+//! A [`Gateway::router`] mounted in another server leaves connections to
+//! that server: give it a header timeout and a connection bound there.
+//! Writing answers has no deadline of its own: a client that never reads
+//! holds its connection, within the connection bound.
+//!
 //! # Security
 //!
 //! Only the object's declared methods (and the four `system.` methods) can
 //! be called: the gateway goes through the same member check as the native
 //! protocol, attributes are not reachable at all, and serving a
-//! [`restrict`](crate::restrict)ed view narrows the methods further. Request
-//! bodies, nesting depth and batch sizes are bounded ([`Config`]); bad
-//! input gets the protocol's own error (see [`FaultKind`]), never a crash.
-//! The gateway does no authentication and [`Gateway::serve_until`] no
-//! connection limit or header timeout: bind it to loopback, or mount it
-//! behind whatever guards your application.
+//! [`restrict`](crate::restrict)ed view narrows the methods further.
+//! Requests are bounded as above; bad input gets the protocol's own error
+//! (see [`FaultKind`]) or an HTTP status, never a crash. The gateway does
+//! no authentication and no TLS: bind it to loopback, or mount it behind
+//! whatever guards your application.
 
+mod body;
 mod call;
 mod config;
 mod fault;
 mod http;
 mod jsonrpc;
+mod listen;
 #[cfg(test)]
 mod proptests;
 mod system;
@@ -197,18 +236,25 @@ impl Gateway {
 
     /// Serve on `listener` until `shutdown` completes; then stop accepting,
     /// let requests in progress finish, and return.
+    ///
+    /// Connections are HTTP/1.1, at most
+    /// [`Config::max_connections`] at once, each closed when a request
+    /// head takes longer than [`Config::header_timeout`] to arrive or the
+    /// connection stays idle that long (see [Limits](self#limits)).
+    /// Failed accepts are retried, so this returns only after `shutdown`,
+    /// always `Ok`.
     pub async fn serve_until<F>(self, listener: TcpListener, shutdown: F) -> std::io::Result<()>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
+        listen::serve(self, listener, shutdown).await;
+        Ok(())
     }
 
-    /// Serve on `listener` for as long as the returned future is polled.
+    /// Serve on `listener` for as long as the returned future is polled,
+    /// as [`serve_until`](Gateway::serve_until) does.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
-        axum::serve(listener, self.router()).await
+        self.serve_until(listener, std::future::pending()).await
     }
 }
 

@@ -1,0 +1,83 @@
+//! Serving a listener: HTTP/1.1 connections with hyper, at most
+//! [`Config::max_connections`] at once, each held to
+//! [`Config::header_timeout`] for every request head and between requests.
+//!
+//! A connection past the bound is closed as soon as it is accepted, with a
+//! best-effort `503` written only if the socket takes it at once: a flood
+//! of connections costs one accept and one close each, and nothing waits
+//! on them. hyper's header read timeout starts when a connection is first
+//! read and again whenever it goes idle after an answer, so the same
+//! timeout closes connections that dribble their headers and keep-alive
+//! connections nobody uses.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::serve::Listener;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::Gateway;
+
+/// What a connection past the bound is told, if its socket takes it at
+/// once.
+const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+    content-type: text/plain\r\ncontent-length: 38\r\nconnection: close\r\n\r\n\
+    the gateway has too many connections\r\n";
+
+/// Serves `gateway` on `listener` until `shutdown` completes; then stops
+/// accepting and waits for the connections to finish the requests they
+/// are in.
+pub(super) async fn serve(
+    gateway: Gateway,
+    mut listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let config = gateway.config().clone();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .keep_alive(true);
+    let service = TowerToHyperService::new(gateway.router());
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // axum's `Listener` for tokio's `TcpListener` retries failed
+        // accepts (with a pause when out of file descriptors), so this
+        // yields only connections.
+        let (stream, peer) = tokio::select! {
+            accepted = Listener::accept(&mut listener) => accepted,
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            refuse(stream, peer);
+            continue;
+        };
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                // A header timeout, a client that went away, bad HTTP:
+                // the client's affair, never the server's.
+                tracing::debug!(%peer, "gateway connection ended: {err}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Closes a connection past the bound, telling it why if its socket
+/// takes the answer without waiting.
+fn refuse(stream: TcpStream, peer: SocketAddr) {
+    tracing::debug!(%peer, "gateway connection refused: too many connections");
+    let _ = stream.try_write(REFUSED);
+    drop(stream);
+}
