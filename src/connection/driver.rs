@@ -28,6 +28,7 @@ use tokio_util::codec::FramedRead;
 use super::incoming;
 use super::shared::{Outbound, Shared, Wire};
 use crate::error::raise;
+use crate::protocol::capped::Capped;
 use crate::protocol::frame::Message;
 use crate::protocol::framing::{FrameDecoder, FrameError};
 use crate::service::table::lock;
@@ -56,7 +57,10 @@ pub(crate) async fn read_loop<R>(shared: Arc<Shared>, io: R)
 where
     R: AsyncRead + Unpin,
 {
-    let mut frames = FramedRead::new(io, FrameDecoder::new(shared.config.max_frame_len));
+    let mut frames = FramedRead::new(
+        Capped::new(io),
+        FrameDecoder::new(shared.config.max_frame_len),
+    );
     // One waiter for the whole loop, polled only when no frame is ready
     // (a new one per frame would join and leave the token's waiter list
     // each time); a stream of frames cannot hide the end, since `closed`

@@ -7,6 +7,8 @@
 //! - `frame`: the message kinds and the operations a request carries;
 //! - `budget`: what decoding a frame may allocate, shared by both
 //!   dialects' decoders;
+//! - `capped`: reads of bounded size, so a large frame never holds a
+//!   runtime worker in one long system call;
 //! - `codec`: messages to length-prefixed bincode frames and back,
 //!   resolving object references on the way ([`MAX_DEPTH`]).
 //!
@@ -14,6 +16,7 @@
 //! drives the frames.
 
 pub(crate) mod budget;
+pub(crate) mod capped;
 pub(crate) mod codec;
 pub(crate) mod frame;
 pub(crate) mod framing;

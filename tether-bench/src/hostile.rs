@@ -15,12 +15,9 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::report::{self, Latency};
 use crate::work::Plan;
@@ -65,16 +62,23 @@ pub async fn run(server: SocketAddr, server_pid: u32, plan: Plan) {
             frame.len() >> 10
         ));
         let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        // Threads of their own, outside the client's runtime, so that
+        // their long writes never hold up the measured client's tasks.
         let peers: Vec<_> = (0..2)
-            .map(|_| tokio::spawn(hostile_peer(server, what, frame.clone(), sent.clone())))
+            .map(|_| {
+                let (frame, sent, stop) = (frame.clone(), sent.clone(), stop.clone());
+                std::thread::spawn(move || hostile_peer(server, what, &frame, &sent, &stop))
+            })
             .collect();
         // Let the first frames arrive before measuring.
         while sent.load(Ordering::Relaxed) < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         measure(what).await;
+        stop.store(true, Ordering::SeqCst);
         for peer in peers {
-            peer.abort();
+            let _ = peer.join();
         }
         report::fig(
             &format!("hostile.{what}.frames_sent"),
@@ -99,26 +103,48 @@ pub async fn run(server: SocketAddr, server_pid: u32, plan: Plan) {
 }
 
 /// One hostile peer: send `frame` over and over, reading and dropping
-/// whatever comes back, reconnecting when the server closes on it.
-async fn hostile_peer(server: SocketAddr, what: &str, frame: Arc<Vec<u8>>, sent: Arc<AtomicU64>) {
-    loop {
-        let Ok(mut sock) = TcpStream::connect(server).await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+/// whatever comes back, reconnecting when the server closes on it, until
+/// `stop`.
+fn hostile_peer(server: SocketAddr, what: &str, frame: &[u8], sent: &AtomicU64, stop: &AtomicBool) {
+    use std::io::Read;
+    while !stop.load(Ordering::SeqCst) {
+        let Ok(mut sock) = std::net::TcpStream::connect(server) else {
+            std::thread::sleep(Duration::from_millis(10));
             continue;
         };
         let _ = sock.set_nodelay(true);
-        if what == "native" && sock.write_all(&hello()).await.is_err() {
+        // Bounded waits, so `stop` is seen within a second.
+        let _ = sock.set_write_timeout(Some(Duration::from_secs(1)));
+        if what == "native" && sock.write_all(&hello()).is_err() {
             continue;
         }
-        let (mut rd, mut wr) = sock.into_split();
-        let drain = tokio::spawn(async move {
+        let Ok(mut rd) = sock.try_clone() else {
+            continue;
+        };
+        let drain = std::thread::spawn(move || {
             let mut sink = vec![0u8; 64 * 1024];
-            while matches!(rd.read(&mut sink).await, Ok(n) if n > 0) {}
+            while matches!(rd.read(&mut sink), Ok(n) if n > 0) {}
         });
-        while wr.write_all(&frame).await.is_ok() {
-            sent.fetch_add(1, Ordering::Relaxed);
+        let mut at = 0;
+        while !stop.load(Ordering::SeqCst) {
+            match sock.write(&frame[at..]) {
+                Ok(0) => break,
+                Ok(n) => at += n,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    continue
+                }
+                Err(_) => break,
+            }
+            if at == frame.len() {
+                at = 0;
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        drain.abort();
+        let _ = sock.shutdown(std::net::Shutdown::Both);
+        let _ = drain.join();
     }
 }
 
