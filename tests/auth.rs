@@ -1,6 +1,7 @@
 //! Token authentication in the handshake: right, wrong and missing tokens
 //! over TCP and Unix sockets, per-identity roots and policies, and
-//! handshakes that stall.
+//! handshakes that stall. The server's log line for a denied client is in
+//! `auth_log.rs`, a test binary of its own.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -344,56 +345,6 @@ async fn a_client_stalling_server_is_cut_off_by_the_clients_timeout() {
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     hold.abort();
-}
-
-/// Collects the server's log lines (level and fields) for one test; the
-/// default test runtime runs every task on the test's thread, where it is
-/// installed.
-struct LogCapture(tokio::sync::watch::Sender<Vec<String>>);
-
-impl tracing::Subscriber for LogCapture {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0 += &format!(" {}={value:?}", field.name());
-            }
-        }
-        let mut line = Fields(event.metadata().level().to_string());
-        event.record(&mut line);
-        self.0.send_modify(|lines| lines.push(line.0));
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-#[tokio::test]
-async fn the_server_logs_why_it_denied_a_client() {
-    let (lines, mut seen) = tokio::sync::watch::channel(Vec::new());
-    let _guard = tracing::subscriber::set_default(LogCapture(lines));
-    let addr = start(Notes::default(), Config::default()).await;
-    let err = token("not-the-secret").connect(addr).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Denied);
-    let lines = tokio::time::timeout(
-        BOUND,
-        seen.wait_for(|lines| lines.iter().any(|l| l.contains("client denied"))),
-    )
-    .await
-    .expect("a log line")
-    .unwrap();
-    let line = lines.iter().find(|l| l.contains("client denied")).unwrap();
-    assert!(line.starts_with("WARN"), "{line}");
-    assert!(line.contains("matches no known token"), "{line}");
-    assert!(line.contains("127.0.0.1"), "the peer's address: {line}");
-    assert!(!line.contains("not-the-secret"), "{line}");
 }
 
 #[tokio::test]
