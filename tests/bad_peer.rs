@@ -26,34 +26,26 @@ struct TrackLargest;
 
 static LARGEST_ALLOC: AtomicUsize = AtomicUsize::new(0);
 
-/// Bytes currently allocated by the whole test process.
-static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
-
 // SAFETY (the reason for `unsafe` here): a pass-through to the system
 // allocator that only records sizes; every pointer and layout is handed to
 // `System` unchanged, so its contract is the caller's contract.
 unsafe impl GlobalAlloc for TrackLargest {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LARGEST_ALLOC.fetch_max(layout.size(), Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
         System.alloc(layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         LARGEST_ALLOC.fetch_max(layout.size(), Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
         System.alloc_zeroed(layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         LARGEST_ALLOC.fetch_max(new_size, Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
         System.realloc(ptr, layout, new_size)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
         System.dealloc(ptr, layout)
     }
 }
@@ -448,6 +440,9 @@ async fn start_default() -> SocketAddr {
     start(Server::builder()).await
 }
 
+/// Bytes each way an in-memory pipe of [`pipe_peer`] holds.
+const PIPE_BUFFER: usize = 64 * 1024;
+
 /// A raw peer over an in-memory pipe, through `Builder::accept_io`: the
 /// peer, the server's side of the connection, and the service's probe.
 async fn pipe_peer() -> (
@@ -455,13 +450,27 @@ async fn pipe_peer() -> (
     Connection,
     Arc<support::Probe>,
 ) {
+    pipe_peer_with(Config::default()).await
+}
+
+/// [`pipe_peer`] with the server's side configured by `config`.
+async fn pipe_peer_with(
+    config: Config,
+) -> (
+    Peer<tokio::io::DuplexStream>,
+    Connection,
+    Arc<support::Probe>,
+) {
     let service = TestService::default();
     let probe = service.probe.clone();
-    let (client_end, server_end) = tokio::io::duplex(64 * 1024);
+    let (client_end, server_end) = tokio::io::duplex(PIPE_BUFFER);
     let (peer, server) = tokio::time::timeout(BOUND, async {
         tokio::join!(
             Peer::handshake(client_end),
-            Builder::default().root(service).accept_io(server_end, None)
+            Builder::default()
+                .root(service)
+                .config(config)
+                .accept_io(server_end, None)
         )
     })
     .await
@@ -994,49 +1003,49 @@ async fn ten_clients_are_served_while_a_bad_client_sends_garbage() {
 
 /// A peer that writes but never reads: the server's queue for it is capped
 /// (`Config::max_queued_bytes`), then the peer is dropped with a reason.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Over an in-memory pipe, so what the peer gets the server to take is
+/// counted exactly: at most the limit and the pipe's buffers.
+#[tokio::test]
 async fn a_peer_that_never_reads_cannot_make_the_server_buffer_without_bound() {
-    let conns = Arc::new(Mutex::new(Vec::<Connection>::new()));
-    let seen = conns.clone();
-    let addr = start(
-        Server::builder()
-            .config(Config::default().max_queued_bytes(1 << 20))
-            .on_connect(move |c| seen.lock().unwrap().push(c.clone())),
-    )
-    .await;
-    let mut peer = raw_peer(addr).await;
-    let before = LIVE_BYTES.load(Ordering::Relaxed);
-    // Pipeline pings and never read a pong: once the socket buffers are full
-    // the server has to stop reading (or drop the peer), not queue pongs.
-    let mut batch = Vec::new();
-    for n in 0..10_000u64 {
-        batch.extend_from_slice(&frame(&ping(n)));
+    const LIMIT: usize = 1 << 20;
+    let config = Config::default().max_queued_bytes(LIMIT);
+    let (mut peer, conn, _probe) = pipe_peer_with(config).await;
+    // Pipeline pings and never read a pong: once the pipe back is full the
+    // server has to queue its pongs, up to its limit, then drop the peer.
+    let mut pings = Vec::new();
+    for n in 0..1_000u64 {
+        pings.extend_from_slice(&frame(&ping(n)));
     }
-    let sent = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut sent = 0usize;
-        for _ in 0..400 {
-            if peer.io.write_all(&batch).await.is_err() {
-                break;
+    // Far more than a server keeping to its limit takes.
+    let most = 16 * LIMIT;
+    let (mut sent, mut at) = (0usize, 0usize);
+    let refused = tokio::time::timeout(BOUND, async {
+        while sent < most {
+            match peer.io.write(&pings[at..]).await {
+                Ok(n) => {
+                    sent += n;
+                    at = (at + n) % pings.len();
+                }
+                Err(err) => return Some(err),
             }
-            sent += batch.len();
         }
-        sent
+        None
     })
-    .await;
-    let grown = LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before);
-    eprintln!("sent {sent:?} bytes of pings; server heap grew by {grown} bytes");
+    .await
+    .expect("the server neither read on nor dropped the peer");
+    let refused = refused.unwrap_or_else(|| panic!("the server took {sent} bytes and went on"));
+    eprintln!("the server took {sent} bytes of pings before dropping the peer");
+    assert_eq!(refused.kind(), std::io::ErrorKind::BrokenPipe, "{refused}");
     assert!(
-        grown < 32 << 20,
-        "the server buffered {grown} bytes for a peer that does not read"
+        sent <= LIMIT + 3 * PIPE_BUFFER,
+        "the server took {sent} bytes from a peer that does not read (limit {LIMIT})"
     );
-    // The server gave up on that peer, with a reason, and serves others.
-    let conn = conns.lock().unwrap()[0].clone();
+    // It gave up on that peer with a reason.
     let reason = tokio::time::timeout(BOUND, conn.closed())
         .await
         .expect("closed");
     assert_eq!(reason.kind(), ErrorKind::LimitExceeded, "{reason}");
     assert!(reason.message().contains("not reading"), "{reason}");
-    assert_serves(addr).await;
 }
 
 // ------------------------------------------------------------ forged ids and floods
