@@ -270,14 +270,19 @@ async fn read_message(raw: &mut TcpStream) -> Vec<u8> {
     body.split_off(8)
 }
 
-/// Everything the peer still sends until it closes.
-async fn rest(raw: &mut TcpStream) -> Vec<u8> {
+/// Everything the peer still sends until it closes, within `bound`.
+async fn rest_within(raw: &mut TcpStream, bound: Duration) -> Vec<u8> {
     let mut rest = Vec::new();
-    tokio::time::timeout(BOUND, raw.read_to_end(&mut rest))
+    tokio::time::timeout(bound, raw.read_to_end(&mut rest))
         .await
         .expect("the server closed the connection")
         .unwrap();
     rest
+}
+
+/// Everything the peer still sends until it closes.
+async fn rest(raw: &mut TcpStream) -> Vec<u8> {
+    rest_within(raw, BOUND).await
 }
 
 #[tokio::test]
@@ -310,15 +315,19 @@ async fn a_denied_client_is_told_so_and_gets_nothing_else() {
 
 #[tokio::test]
 async fn a_client_stalling_in_the_handshake_is_cut_off() {
-    let config = Config::default().handshake_timeout(Duration::from_millis(200));
+    // Cut off after 1 s; waited for at most 5 s, half the default of 10 s,
+    // so a server that ignored the setting fails here.
+    let config = Config::default().handshake_timeout(Duration::from_secs(1));
+    let cut_off = Duration::from_secs(5);
+    assert!(cut_off < Config::default().handshake_timeout);
     let addr = start(Notes::default(), config).await;
     // One says nothing at all; one stops after its hello, before its proof.
     let mut silent = TcpStream::connect(addr).await.unwrap();
     let mut halfway = TcpStream::connect(addr).await.unwrap();
     halfway.write_all(&raw_hello()).await.unwrap();
     assert_eq!(read_message(&mut halfway).await[0], 2, "challenged");
-    assert_eq!(rest(&mut silent).await, b"");
-    assert_eq!(rest(&mut halfway).await, b"");
+    assert_eq!(rest_within(&mut silent, cut_off).await, b"");
+    assert_eq!(rest_within(&mut halfway, cut_off).await, b"");
     // Meanwhile the server serves others.
     let conn = token("bob-secret-0123456789abcdef")
         .connect(addr)
@@ -327,24 +336,26 @@ async fn a_client_stalling_in_the_handshake_is_cut_off() {
     assert_eq!(whoami(&conn).await.as_deref(), Some("bob"));
 }
 
-#[tokio::test]
+/// In virtual time, over a pipe (no real I/O for the clock to skip past):
+/// the client gives up exactly when its setting says, not at the 10 s
+/// default.
+#[tokio::test(start_paused = true)]
 async fn a_client_stalling_server_is_cut_off_by_the_clients_timeout() {
-    // A listener that accepts and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hold = tokio::spawn(async move { listener.accept().await });
+    // A "server" that takes the hello and never answers.
+    let (client_end, _server_end) = tokio::io::duplex(64 * 1024);
     let config = Config::default().handshake_timeout(Duration::from_millis(200));
+    let started = tokio::time::Instant::now();
     let err = tokio::time::timeout(
         BOUND,
         token("alice-secret-0123456789abcdef")
             .config(config)
-            .connect(addr),
+            .connect_io(client_end, None),
     )
     .await
     .expect("bounded by the handshake timeout")
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    hold.abort();
+    assert_eq!(started.elapsed(), Duration::from_millis(200));
 }
 
 #[tokio::test]

@@ -290,8 +290,16 @@ async fn read_answer<S: AsyncRead + Unpin>(io: &mut S) -> Answer {
 /// stream, `Err` when the connection was reset (the server closed with our
 /// unread bytes still queued, which some kernels answer with a reset).
 async fn read_until_closed<S: AsyncRead + Unpin>(io: &mut S) -> std::io::Result<Vec<u8>> {
+    read_until_closed_within(io, BOUND).await
+}
+
+/// [`read_until_closed`], waiting at most `bound`.
+async fn read_until_closed_within<S: AsyncRead + Unpin>(
+    io: &mut S,
+    bound: Duration,
+) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    tokio::time::timeout(BOUND, io.read_to_end(&mut out))
+    tokio::time::timeout(bound, io.read_to_end(&mut out))
         .await
         .expect("the server did not close the connection")?;
     Ok(out)
@@ -604,33 +612,41 @@ async fn connecting_to_a_non_tether_server_fails_with_a_protocol_error() {
     stranger.abort();
 }
 
-#[tokio::test]
+/// In virtual time, over a pipe (no real I/O for the clock to skip past):
+/// the client gives up exactly when its setting says, not at the 10 s
+/// default.
+#[tokio::test(start_paused = true)]
 async fn a_silent_server_fails_the_client_handshake_after_its_timeout() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let silent = tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.unwrap();
-        let mut sink = Vec::new();
-        let _ = sock.read_to_end(&mut sink).await;
-    });
+    // A "server" that takes the hello and never answers.
+    let (client_end, _silent) = tokio::io::duplex(PIPE_BUFFER);
     let config = Config::default().handshake_timeout(Duration::from_millis(200));
-    let err = tokio::time::timeout(BOUND, Builder::default().config(config).connect(addr))
-        .await
-        .expect("connect hung on a silent server")
-        .expect_err("connected to a silent server");
+    let started = tokio::time::Instant::now();
+    let err = tokio::time::timeout(
+        BOUND,
+        Builder::default().config(config).connect_io(client_end, None),
+    )
+    .await
+    .expect("connect hung on a silent server")
+    .expect_err("connected to a silent server");
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-    silent.abort();
+    assert_eq!(started.elapsed(), Duration::from_millis(200));
 }
 
 #[tokio::test]
 async fn a_handshake_that_never_comes_is_dropped_after_the_handshake_timeout() {
-    let config = Config::default().handshake_timeout(Duration::from_millis(200));
+    // Cut off after 1 s; waited for at most 5 s, half the default of 10 s,
+    // so a server that ignored the setting fails here.
+    let config = Config::default().handshake_timeout(Duration::from_secs(1));
+    let cut_off = Duration::from_secs(5);
+    assert!(cut_off < Config::default().handshake_timeout);
     let addr = start(Server::builder().config(config)).await;
     let mut silent = TcpStream::connect(addr).await.unwrap();
     let mut half = TcpStream::connect(addr).await.unwrap();
     half.write_all(&hello(1, "Half")[..7]).await.unwrap();
-    assert_eq!(read_until_closed(&mut silent).await.unwrap(), b"");
-    assert_eq!(read_until_closed(&mut half).await.unwrap(), b"");
+    let closed = read_until_closed_within(&mut silent, cut_off).await;
+    assert_eq!(closed.unwrap(), b"");
+    let closed = read_until_closed_within(&mut half, cut_off).await;
+    assert_eq!(closed.unwrap(), b"");
     assert_serves(addr).await;
 }
 
