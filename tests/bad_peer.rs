@@ -582,7 +582,11 @@ async fn a_malformed_hello_is_closed_without_being_accepted() {
     );
     assert_eq!(read_until_closed(&mut raw).await.unwrap(), b"");
 
-    assert_eq!(accepted.load(Ordering::SeqCst), 0, "a malformed hello was accepted");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "a malformed hello was accepted"
+    );
     assert_serves(addr).await;
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
@@ -624,7 +628,9 @@ async fn a_silent_server_fails_the_client_handshake_after_its_timeout() {
     let started = tokio::time::Instant::now();
     let err = tokio::time::timeout(
         BOUND,
-        Builder::default().config(config).connect_io(client_end, None),
+        Builder::default()
+            .config(config)
+            .connect_io(client_end, None),
     )
     .await
     .expect("connect hung on a silent server")

@@ -182,7 +182,8 @@ async fn a_panicking_method_answers_with_an_error_instead_of_hanging_the_caller(
     assert_eq!(err.kind(), ErrorKind::Remote, "{err:#}");
     assert_eq!(err.type_name(), Some("Panic"), "{err:#}");
     assert!(
-        err.message().contains("the method panicked: index out of bounds"),
+        err.message()
+            .contains("the method panicked: index out of bounds"),
         "{err:#}"
     );
     assert_eq!(

@@ -191,11 +191,7 @@ async fn callers_beyond_max_in_flight_wait_for_a_slot_and_all_complete() {
         })
         .collect();
     // Every caller has tried to send: none went past the limit.
-    polled
-        .subscribe()
-        .wait_for(|&n| n == 20)
-        .await
-        .unwrap();
+    polled.subscribe().wait_for(|&n| n == 20).await.unwrap();
     assert_eq!(client.stats().in_flight, 4);
     until(|| server.stats().serving == 4).await;
     assert_eq!(gate.now.load(Ordering::SeqCst), 4);
