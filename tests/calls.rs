@@ -2,8 +2,11 @@
 
 mod support;
 
+use std::time::Duration;
+
+use support::faults::{faulty_pair, tag, Dir, Fault};
 use support::{memory_pair, TestService};
-use tether::{Args, ErrorKind, MemberKind, NetRef, Value};
+use tether::{Args, Builder, ErrorKind, MemberKind, NetRef, Value};
 
 /// The same assertions on a local object and on a proxy of it, as capnp's
 /// `rpc_and_local_top_level` does: a local call and a remote one must agree.
@@ -192,11 +195,31 @@ async fn many_calls_in_flight_on_one_connection_each_get_their_own_reply() {
     }
 }
 
-#[tokio::test]
+/// In virtual time through a relay: a round trip with nothing held up
+/// takes no time, and one whose pong is held back takes exactly as long as
+/// it was held, from either side.
+#[tokio::test(start_paused = true)]
 async fn ping_measures_a_round_trip() {
-    let (client, server) = memory_pair(TestService::default()).await;
-    client.ping().await.unwrap();
-    server.ping().await.unwrap();
+    let (client, server, relay) = faulty_pair(
+        Builder::default(),
+        Builder::default().root(TestService::default()),
+    )
+    .await;
+    assert_eq!(client.ping().await.unwrap(), Duration::ZERO);
+    relay.arm(Fault::Delay {
+        dir: Dir::ToClient,
+        tag: tag::PONG,
+        nth: 0,
+        by: Duration::from_millis(1500),
+    });
+    assert_eq!(client.ping().await.unwrap(), Duration::from_millis(1500));
+    relay.arm(Fault::Delay {
+        dir: Dir::ToServer,
+        tag: tag::PONG,
+        nth: 0,
+        by: Duration::from_millis(700),
+    });
+    assert_eq!(server.ping().await.unwrap(), Duration::from_millis(700));
     assert_eq!(client.peer_service(), "TestService");
     assert_eq!(server.peer_service(), "Empty");
 }

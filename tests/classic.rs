@@ -475,7 +475,11 @@ async fn bind_and_serve_by_hand() {
     let task = tokio::spawn(server.serve(Classic::new()));
     let conn = tether::connect(addr).await.unwrap();
     let host = conn.root().await.unwrap();
-    assert!(host.call_method("cwd", ()).await.is_ok());
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(
+        host.call_method("cwd", ()).await.unwrap(),
+        Value::from(cwd.to_string_lossy().as_ref())
+    );
     task.abort();
 
     let dir = tempfile::tempdir().unwrap();
@@ -484,6 +488,10 @@ async fn bind_and_serve_by_hand() {
     let task = tokio::spawn(server.serve(Classic::new()));
     let conn = Builder::default().connect_unix(&socket).await.unwrap();
     let host = conn.root().await.unwrap();
-    assert!(host.call_method("hostinfo", ()).await.is_ok());
+    let info = host.call_method("hostinfo", ()).await.unwrap();
+    assert_eq!(
+        info.get("pid"),
+        Some(&Value::from(i64::from(std::process::id())))
+    );
     task.abort();
 }

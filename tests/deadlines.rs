@@ -5,6 +5,7 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use support::wire::{self, RawPeer, Reply};
 use support::{memory_pair, memory_pair_with, wait_until, TestService};
 use tether::{Builder, Config, ErrorKind, Value};
 
@@ -86,23 +87,46 @@ async fn the_connection_default_deadline_applies_to_every_call() {
     assert_eq!(v, Value::from(80));
 }
 
-#[tokio::test]
+/// The caller's deadline travels with the request, and the owner stops the
+/// work past it even when the caller never cancels: here a raw peer that
+/// sends a 100 ms call and waits, with no timer of its own. Virtual time
+/// over a pipe, so the owner's timer is the only one that can answer.
+#[tokio::test(start_paused = true)]
 async fn the_owner_enforces_the_callers_deadline_too() {
-    // The caller's deadline travels with the request; the owner stops work
-    // past it even if the caller is still waiting (here: a longer local wait).
     let service = TestService::default();
     let probe = service.probe.clone();
-    let (client, _server) = memory_pair(service).await;
-    let root = client.root().await.unwrap();
+    let (peer_end, server_end) = tokio::io::duplex(64 * 1024);
+    let (mut peer, server) = tokio::join!(
+        RawPeer::handshake(peer_end),
+        Builder::default().root(service).accept_io(server_end, None)
+    );
+    let server = server.unwrap();
+    let root = peer.root(1).await;
     let started = tokio::time::Instant::now();
-    let err = root
-        .with_timeout(Duration::from_millis(100))
-        .call_method("slow", (60_000,))
+    let slow = wire::call_method("slow", &[wire::int(60_000)]);
+    peer.send(&wire::request(2, root, 100, &slow)).await;
+    // Bounded well inside the owner's own defaults (30 s), so only the
+    // caller's deadline can have stopped the call.
+    let reply = tokio::time::timeout(Duration::from_secs(10), peer.reply())
         .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Timeout);
-    assert!(started.elapsed() < Duration::from_secs(30));
-    wait_until(|| probe.aborted.load(Ordering::SeqCst) == 1).await;
+        .expect("the owner never stopped the call");
+    match reply {
+        Reply::Err {
+            seq: 2,
+            kind,
+            message,
+            ..
+        } => {
+            assert_eq!(kind, wire::KIND_TIMEOUT, "{message}");
+            assert!(message.contains("ran past its deadline"), "{message}");
+        }
+        other => panic!("expected the owner's timeout, got {other:?}"),
+    }
+    // Not before the caller's deadline; the work was started, then dropped.
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert_eq!(probe.started.load(Ordering::SeqCst), 1);
+    assert_eq!(probe.aborted.load(Ordering::SeqCst), 1);
+    assert_eq!(server.stats().serving, 0);
 }
 
 #[tokio::test]

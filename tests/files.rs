@@ -465,9 +465,13 @@ async fn permission_denied_is_a_permission_error() {
     let path = s.file("secret.txt", "top secret");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
     if std::fs::File::open(&path).is_ok() {
-        // Root (or CAP_DAC_OVERRIDE) reads it anyway: nothing to check.
-        eprintln!("note: running with permission checks bypassed (root?); skipping the PermissionError assertions");
-        return;
+        // Root (or CAP_DAC_OVERRIDE) reads it anyway, as in CI: the checks
+        // below run again in a copy of this test as `nobody`.
+        assert!(
+            std::env::var_os(AS_NOBODY).is_none(),
+            "permission checks are bypassed even as nobody"
+        );
+        return run_as_nobody("permission_denied_is_a_permission_error").await;
     }
     for mode in ["r", "rb", "w", "a", "r+"] {
         let err = s.open(&path, mode).await.unwrap_err();
@@ -479,6 +483,46 @@ async fn permission_denied_is_a_permission_error() {
     // The file was left alone (no truncation by "w").
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "top secret");
+}
+
+/// Set in the environment of a test run again by [`run_as_nobody`].
+#[cfg(unix)]
+const AS_NOBODY: &str = "TETHER_TEST_AS_NOBODY";
+
+/// Run test `name` again, alone, as the user `nobody` (uid and gid 65534),
+/// from a copy of this test binary in a temporary directory `nobody` owns
+/// (its temporary files go there too); it must run and pass.
+#[cfg(unix)]
+async fn run_as_nobody(name: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    const NOBODY: u32 = 65534;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    // A copy, so the checkout's own directories need not be open to nobody.
+    let exe = dir.path().join("files-test");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = tokio::process::Command::new(&exe);
+    command
+        .args(["--exact", name, "--test-threads=1"])
+        .env(AS_NOBODY, "1")
+        .env("TMPDIR", dir.path())
+        .current_dir(dir.path())
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the test as nobody did not finish within 60 s")
+        .expect("run the test as nobody");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{name} as nobody: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]

@@ -456,8 +456,12 @@ async fn stream_over_a_duplex_pipe() {
         let stream = stream.clone();
         tokio::spawn(async move { stream.call_method("readline", ()).await })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    eventually("the read is waiting on the server", || {
+        s.server.stats().serving == 1
+    })
+    .await;
     call(&stream, "write", (bytes(b"while reading"),)).await;
+    assert!(!pending.is_finished(), "the read did not wait for data");
     let mut got = [0u8; 13];
     theirs.read_exact(&mut got).await.unwrap();
     assert_eq!(&got, b"while reading");
@@ -469,7 +473,10 @@ async fn stream_over_a_duplex_pipe() {
         let stream = stream.clone();
         tokio::spawn(async move { stream.call_method("read", (10,)).await })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    eventually("the read is waiting on the server", || {
+        s.server.stats().serving == 1
+    })
+    .await;
     stream.close().await.unwrap();
     let err = pending.await.unwrap().unwrap_err();
     assert_eq!(err.to_string(), "ValueError: I/O operation on closed file.");

@@ -158,6 +158,21 @@ async fn until(mut done: impl FnMut() -> bool) {
     .expect("condition not reached within 5 s");
 }
 
+/// `call`, counting itself in `polled` once it has been polled: a call
+/// takes a slot and is sent, or starts waiting for one, on its first poll.
+async fn counted<F: Future>(call: F, polled: &watch::Sender<usize>) -> F::Output {
+    let mut call = std::pin::pin!(call);
+    let mut first = true;
+    std::future::poll_fn(|cx| {
+        let out = call.as_mut().poll(cx);
+        if std::mem::take(&mut first) {
+            polled.send_modify(|n| *n += 1);
+        }
+        out
+    })
+    .await
+}
+
 #[tokio::test]
 async fn callers_beyond_max_in_flight_wait_for_a_slot_and_all_complete() {
     let (gate, open) = Gate::new();
@@ -167,19 +182,18 @@ async fn callers_beyond_max_in_flight_wait_for_a_slot_and_all_complete() {
     )
     .await;
     let root = client.root().await.unwrap();
+    let polled = Arc::new(watch::channel(0usize).0);
     let callers: Vec<_> = (0..20)
         .map(|_| {
             let root = root.clone();
-            tokio::spawn(async move { root.call_method("wait", ()).await })
+            let polled = polled.clone();
+            tokio::spawn(async move { counted(root.call_method("wait", ()), &polled).await })
         })
         .collect();
-    until(|| server.stats().serving == 4).await;
-    // Every caller has had many chances to send: none went past the limit.
-    for _ in 0..200 {
-        tokio::task::yield_now().await;
-    }
-    assert_eq!(server.stats().serving, 4);
+    // Every caller has tried to send: none went past the limit.
+    polled.subscribe().wait_for(|&n| n == 20).await.unwrap();
     assert_eq!(client.stats().in_flight, 4);
+    until(|| server.stats().serving == 4).await;
     assert_eq!(gate.now.load(Ordering::SeqCst), 4);
     open.send(true).unwrap();
     for caller in callers {

@@ -60,11 +60,12 @@ impl Pattern {
         // The position is taken on arrival: calls arrive in the order sent.
         let (k, start, end) = {
             let mut pos = s.pos.lock().unwrap();
-            let mut k = 0;
-            s.arrived.send_modify(|a| {
-                *a += 1;
-                k = *a;
-            });
+            let k = *s.arrived.borrow() + 1;
+            // Counted before the arrival is announced: a test opens the
+            // gate once it sees the arrival, and a read let through then
+            // could be answered before this one was counted.
+            let outstanding = k - s.answered.load(Ordering::SeqCst);
+            s.max_outstanding.fetch_max(outstanding, Ordering::SeqCst);
             let start = *pos;
             let end = (start + n.max(0) as u64).min(s.len);
             if s.fail_at == Some(k) {
@@ -72,10 +73,9 @@ impl Pattern {
             } else {
                 *pos = end;
             }
+            s.arrived.send_replace(k);
             (k, start, end)
         };
-        let outstanding = k - s.answered.load(Ordering::SeqCst);
-        s.max_outstanding.fetch_max(outstanding, Ordering::SeqCst);
         if k > 2 {
             s.gate.acquire().await.unwrap().forget();
         }

@@ -6,8 +6,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use support::wire::{self, RawPeer, Reply, Val};
 use support::TestService;
 use tether::{Connection, ErrorKind, Server, Value};
+use tokio::net::TcpStream;
 
 async fn spawn_tcp(
     builder: tether::ServerBuilder,
@@ -45,30 +47,53 @@ async fn the_design_surface_works_over_tcp() {
     assert!(root.dir().await.unwrap().contains(&"add".to_string()));
 }
 
+/// Two raw peers, so b can name a's object by its wire id, as a hostile
+/// client would.
 #[tokio::test]
 async fn each_connection_gets_its_own_root_and_tables() {
     let (addr, _stop, _task) = spawn_tcp(Server::builder()).await;
-    let a = tether::connect(addr).await.unwrap();
-    let b = tether::connect(addr).await.unwrap();
-    let counter_a = tether::NetRef::try_from(
-        a.root()
-            .await
-            .unwrap()
-            .call_method("make_counter", ())
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    counter_a.call_method("incr", ()).await.unwrap();
-    // b cannot reach a's object: ids are per connection.
-    let b_root = b.root().await.unwrap();
+    let mut a = RawPeer::handshake(TcpStream::connect(addr).await.unwrap()).await;
+    let mut b = RawPeer::handshake(TcpStream::connect(addr).await.unwrap()).await;
+    let incr = wire::call_method("incr", &[]);
+
+    let a_root = a.root(1).await;
+    let counter = a
+        .object(2, a_root, &wire::call_method("make_counter", &[]))
+        .await;
     assert_eq!(
-        b_root.call_method("add", (2, 2)).await.unwrap(),
-        Value::from(4)
+        a.call(3, counter, &incr).await,
+        Reply::Ok {
+            seq: 3,
+            value: Val::Int(1)
+        }
     );
-    drop(b_root);
-    assert_eq!(b.stats().imported, 0);
-    assert_eq!(a.stats().imported, 1);
+
+    // b cannot reach a's counter: ids are per connection, and b's table
+    // holds only its own root.
+    let b_root = b.root(1).await;
+    assert_ne!(b_root, counter);
+    match b.call(2, counter, &incr).await {
+        Reply::Err { seq: 2, kind, .. } => assert_eq!(kind, wire::KIND_UNKNOWN_OBJECT),
+        other => panic!("b reached a's counter: {other:?}"),
+    }
+    // b's own counter is another object; a's was not touched.
+    let b_counter = b
+        .object(3, b_root, &wire::call_method("make_counter", &[]))
+        .await;
+    assert_eq!(
+        b.call(4, b_counter, &incr).await,
+        Reply::Ok {
+            seq: 4,
+            value: Val::Int(1)
+        }
+    );
+    assert_eq!(
+        a.call(4, counter, &incr).await,
+        Reply::Ok {
+            seq: 4,
+            value: Val::Int(2)
+        }
+    );
 }
 
 #[cfg(unix)]

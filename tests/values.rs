@@ -261,8 +261,9 @@ fn encode_value(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
-/// Valid payloads of every message kind, built around `v`.
-fn valid_payloads(v: &Value, n: u64) -> Vec<Vec<u8>> {
+/// Valid payloads of every message kind, built around `v`, each with the
+/// values it carries (as `frame_values` lists them).
+fn valid_payloads(v: &Value, n: u64) -> Vec<(Vec<u8>, Vec<Value>)> {
     let mut val = Vec::new();
     encode_value(&mut val, v);
     let mut out = Vec::new();
@@ -279,7 +280,7 @@ fn valid_payloads(v: &Value, n: u64) -> Vec<Vec<u8>> {
     varint(&mut p, 1);
     text(&mut p, "scale");
     p.extend_from_slice(&val);
-    out.push(p);
+    out.push((p, vec![v.clone(), v.clone()]));
 
     // Request with SetAttr, Eq, Next and the argument-less operations.
     for op in [2u8, 10, 12, 0, 6, 7, 8, 9, 11, 13, 1, 3] {
@@ -288,24 +289,29 @@ fn valid_payloads(v: &Value, n: u64) -> Vec<Vec<u8>> {
         varint(&mut p, 1);
         varint(&mut p, 0);
         p.push(op);
+        let mut carried = vec![];
         match op {
             2 => {
                 text(&mut p, "label");
                 p.extend_from_slice(&val);
+                carried.push(v.clone());
             }
-            10 => p.extend_from_slice(&val),
+            10 => {
+                p.extend_from_slice(&val);
+                carried.push(v.clone());
+            }
             12 => varint(&mut p, n & 0xffff_ffff),
             1 | 3 => text(&mut p, "name"),
             _ => {}
         }
-        out.push(p);
+        out.push((p, carried));
     }
 
     // ReplyOk { seq, v }
     let mut p = vec![1];
     varint(&mut p, n);
     p.extend_from_slice(&val);
-    out.push(p);
+    out.push((p, vec![v.clone()]));
 
     // ReplyErr { seq, kind, type, message, trace, cause: one level }
     let mut p = vec![2];
@@ -318,7 +324,7 @@ fn valid_payloads(v: &Value, n: u64) -> Vec<Vec<u8>> {
         text(&mut p, "in quadratic()");
         p.push(if level == 0 { 1 } else { 0 });
     }
-    out.push(p);
+    out.push((p, vec![]));
 
     // Release, Cancel, Ping, Pong, Close
     let mut p = vec![3];
@@ -327,15 +333,15 @@ fn valid_payloads(v: &Value, n: u64) -> Vec<Vec<u8>> {
         varint(&mut p, id);
         varint(&mut p, 1);
     }
-    out.push(p);
+    out.push((p, vec![]));
     for tag in [4u8, 5, 6] {
         let mut p = vec![tag];
         varint(&mut p, n);
-        out.push(p);
+        out.push((p, vec![]));
     }
     let mut p = vec![7];
     text(&mut p, "bye");
-    out.push(p);
+    out.push((p, vec![]));
     out
 }
 
@@ -376,9 +382,10 @@ fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
 #[test]
 fn the_decoder_accepts_every_hand_built_valid_frame() {
     proptest!(ProptestConfig::with_cases(64), |(v in value(), n in any::<u64>())| {
-        for payload in valid_payloads(&v, n) {
-            let decoded = tether::__private::decode_frame(&payload);
+        for (payload, carried) in valid_payloads(&v, n) {
+            let decoded = tether::__private::frame_values(&payload);
             prop_assert!(decoded.is_ok(), "{:?} on {:02x?}", decoded, payload);
+            prop_assert_eq!(decoded.unwrap(), carried, "on {:02x?}", payload);
         }
     });
 }
@@ -396,7 +403,7 @@ fn the_decoder_never_panics_on_mutated_frames() {
         ProptestConfig::with_cases(512),
         |(v in value(), n in any::<u64>(), which in any::<usize>(), ms in vec(mutation(), 1..=8))| {
             let payloads = valid_payloads(&v, n);
-            let mut bytes = payloads[which % payloads.len()].clone();
+            let mut bytes = payloads[which % payloads.len()].0.clone();
             for m in &ms {
                 apply(&mut bytes, m);
             }

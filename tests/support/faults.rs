@@ -7,6 +7,10 @@
 //! client ⇄ pipe ⇄ [relay: to_server, to_client] ⇄ pipe ⇄ server
 //! ```
 //!
+//! The relay can also hold one frame back for a while, delaying it and
+//! everything behind it in that direction (in virtual time, a test sees
+//! exactly that delay).
+//!
 //! The relay reads whole frames (`len:u32be payload`, the handshake's frames
 //! included) and knows each message's tag (the payload's first byte), so a
 //! [`Fault`] names the point it strikes as "the `nth` frame with this tag
@@ -26,6 +30,8 @@ pub mod tag {
     pub const REPLY_OK: u8 = 1;
     pub const REPLY_ERR: u8 = 2;
     pub const RELEASE: u8 = 3;
+    pub const PING: u8 = 5;
+    pub const PONG: u8 = 6;
 }
 
 /// Which way a frame travels.
@@ -59,14 +65,22 @@ pub enum Fault {
     /// From the frame on, deliver nothing either way, keeping both ends
     /// open (a half-open connection, a dead router).
     Blackhole { dir: Dir, tag: u8, nth: usize },
+    /// Deliver the frame `by` later than it came (and the frames behind it
+    /// in that direction with it); it has struck once delivered.
+    Delay {
+        dir: Dir,
+        tag: u8,
+        nth: usize,
+        by: std::time::Duration,
+    },
 }
 
 impl Fault {
     fn point(&self) -> (Dir, u8, usize) {
         match *self {
-            Fault::Cut { dir, tag, nth, .. } | Fault::Blackhole { dir, tag, nth } => {
-                (dir, tag, nth)
-            }
+            Fault::Cut { dir, tag, nth, .. }
+            | Fault::Blackhole { dir, tag, nth }
+            | Fault::Delay { dir, tag, nth, .. } => (dir, tag, nth),
         }
     }
 }
@@ -193,6 +207,14 @@ async fn relay(
                     None => {}
                     Some(Fault::Blackhole { .. }) => {
                         control.inner.blackholed.store(true, Ordering::SeqCst);
+                        control.inner.struck.send_replace(true);
+                        continue;
+                    }
+                    Some(Fault::Delay { by, .. }) => {
+                        tokio::time::sleep(by).await;
+                        if deliver(&mut to, &frame, &control, &mut rng).await.is_err() {
+                            return;
+                        }
                         control.inner.struck.send_replace(true);
                         continue;
                     }

@@ -263,7 +263,11 @@ async fn run(selected: &[&str], plan: work::Plan, pinned: bool, nofile: u64) {
         let servers = server::Servers::spawn(true);
         let tether = SocketAddr::from(([127, 0, 0, 1], servers.tether));
         if wants("objects") {
-            let count = if plan.quick { 100_000 } else { 1_000_000 };
+            let count = if plan.quick {
+                work::OBJECTS / 10
+            } else {
+                work::OBJECTS
+            };
             report::note(&format!("objects: {count} live objects"));
             work::objects(tether, servers.pid(), count).await;
         }

@@ -95,7 +95,13 @@ pub fn main(count_heap: bool) -> ! {
             }
         });
 
+        // The objects workload keeps `OBJECTS` objects alive on one
+        // connection, and the peer also holds the root: one more than the
+        // default `max_exported` (exactly 1 M) allows. Room for both, and a
+        // margin for the calls' own references.
+        let config = tether::Config::default().max_exported(crate::work::OBJECTS + 1024);
         let server = tether::Server::builder()
+            .config(config)
             .max_connections(100_000)
             .bind("127.0.0.1:0")
             .await

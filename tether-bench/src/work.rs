@@ -60,6 +60,9 @@ pub struct Targets {
 }
 
 const FLOOR_PAYLOAD: usize = 16;
+
+/// Live objects in the `objects` workload (`--quick`: a tenth).
+pub const OBJECTS: usize = 1_000_000;
 pub const SIZES: [(&str, usize); 3] = [("1KiB", 1024), ("64KiB", 64 * 1024), ("1MiB", 1 << 20)];
 
 // ------------------------------------------------------------- connecting

@@ -158,13 +158,16 @@ fn closed_port() -> SocketAddr {
     listener.local_addr().unwrap()
 }
 
-/// `len` bytes from xorshift64*, seeded from the clock.
-fn random_bytes(len: usize) -> Vec<u8> {
-    let mut state = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
+/// `len` bytes from xorshift64*, from `seed`, or from `TETHER_TEST_SEED`
+/// when set (to try others); the seed is printed, so a failure can be
+/// replayed.
+fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let seed = match std::env::var("TETHER_TEST_SEED") {
+        Ok(s) => s.parse().expect("TETHER_TEST_SEED is a u64"),
+        Err(_) => seed,
+    };
+    eprintln!("random_bytes({len}): seed {seed} (TETHER_TEST_SEED={seed} replays it)");
+    let mut state = seed | 1;
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         state ^= state >> 12;
@@ -307,7 +310,7 @@ fn dir_lists_members_with_signatures_and_docs() {
 fn cp_copies_both_ways_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let server = Served::start(&["--classic"]);
-    let data = random_bytes(1 << 20 | 12345);
+    let data = random_bytes(1 << 20 | 12345, 0x5EED_0001);
     let local = dir.path().join("local.bin");
     std::fs::write(&local, &data).unwrap();
 
@@ -350,7 +353,7 @@ fn cp_copies_both_ways_byte_for_byte() {
 fn cp_into_remote_directories_and_onto_itself() {
     let dir = tempfile::tempdir().unwrap();
     let server = Served::start(&["--classic"]);
-    let data = random_bytes(300_000);
+    let data = random_bytes(300_000, 0x5EED_0002);
     let local = dir.path().join("data.bin");
     std::fs::write(&local, &data).unwrap();
     let local_arg = local.to_str().unwrap();

@@ -16,6 +16,16 @@ use crate::error::raise;
 use crate::service::object::{BoxFuture, CallContext, Member, Object};
 use crate::{Args, Error, NetRef, Result, Value};
 
+/// Held while a child is spawned. The child's ends of its pipes are open
+/// in this process from their creation until the spawn returns, and a
+/// child forked meanwhile (on another thread) inherits them and keeps them
+/// until it executes its program (they are close-on-exec), which under
+/// load can outlast the first child: a write to the first child's stdin
+/// after it ended then succeeds instead of failing with a broken pipe.
+/// Spawning one at a time closes that window, as Go's `syscall.ForkLock`
+/// does.
+static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const MEMBERS: &[Member] = &[
     Member::method(
         "wait",
@@ -156,13 +166,23 @@ impl Process {
     /// `stdin`, `stdout` and `stderr` streams; the others are `None`.
     /// `kill_on_drop` is set, whatever the command said. Must be called
     /// within a tokio runtime.
+    ///
+    /// Spawns through `Process` take turns, so a child never holds another
+    /// child's pipes: once a child has ended, writing to its stdin fails
+    /// with `BrokenPipeError`, and closing its stdin is the end of its
+    /// input. A fork by other code in the process can still hold them
+    /// briefly, until it executes its program.
     pub fn from_command(mut command: Command) -> Result<Process> {
         command.kill_on_drop(true);
         let std = command.as_std();
         let mut args = vec![std.get_program().to_string_lossy().into_owned()];
         args.extend(std.get_args().map(|a| a.to_string_lossy().into_owned()));
         let cwd = std.get_current_dir().map(|d| d.to_path_buf());
-        let mut child = command.spawn().map_err(|e| {
+        let spawned = {
+            let _turn = SPAWNING.lock().unwrap_or_else(|e| e.into_inner());
+            command.spawn()
+        };
+        let mut child = spawned.map_err(|e| {
             match &cwd {
                 // The OS reports a missing directory as a missing program.
                 Some(dir) if !dir.is_dir() => {
