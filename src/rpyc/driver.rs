@@ -18,8 +18,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
-use super::boxing::{self, box_value};
+use super::boxing::box_value;
 use super::brine::Brine;
+use super::decode::{decode_frame, Failure, Incoming};
 use super::envelope::{self, EnvelopeError, Message};
 use super::frame::{self, FrameDecoder, FrameError};
 use super::handler;
@@ -28,7 +29,8 @@ use super::serve::{self, Raised};
 use super::session::{Refs, State};
 use super::vinegar;
 use crate::error::raise;
-use crate::{Error, ErrorKind, Result, Value};
+use crate::protocol::budget::HeldGuard;
+use crate::{Error, ErrorKind, NetRef, Result, Value};
 
 /// Stop gathering frames into one write beyond this many bytes.
 const MAX_COALESCE: usize = 256 * 1024;
@@ -44,15 +46,29 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(state: Arc<State>, io: R) {
             _ = state.shutdown.cancelled() => return,
             next = frames.next() => next,
         };
-        let payload = match next {
+        let frame = match next {
             None => break raise::closed("the Python peer closed the connection"),
             Some(Err(FrameError::Io(e))) => {
                 break Error::with_source(ErrorKind::Transport, format!("read failed: {e}"), e)
             }
             Some(Err(e)) => break raise::protocol(format!("protocol violation: {e}")),
-            Some(Ok(payload)) => payload,
+            Some(Ok(frame)) => frame,
         };
-        if let Err(err) = handle_payload(&state, &payload) {
+        // Awaited here, so frames are handled in the order they came.
+        let decoded = tokio::select! {
+            biased;
+            _ = state.shutdown.cancelled() => return,
+            decoded = decode_frame(&state, frame) => decoded,
+        };
+        let message = match decoded {
+            Ok(message) => message,
+            Err(Failure::Version5(seq)) => {
+                refuse_version5(&state, seq);
+                break raise::protocol(EnvelopeError::Version5);
+            }
+            Err(e) => break raise::protocol(format!("protocol violation: {e}")),
+        };
+        if let Err(err) = route(&state, message) {
             break err;
         }
     };
@@ -62,42 +78,33 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(state: Arc<State>, io: R) {
     state.terminate(reason);
 }
 
-/// Route one message; an error ends the connection.
-fn handle_payload(state: &Arc<State>, payload: &[u8]) -> Result<()> {
-    let message = match Message::decode(payload) {
-        Ok(message) => message,
-        Err(EnvelopeError::Version5) => {
-            refuse_version5(state, payload);
-            return Err(raise::protocol(EnvelopeError::Version5));
-        }
-        Err(e) => return Err(raise::protocol(format!("protocol violation: {e}"))),
-    };
+/// Act on one message; an error ends the connection.
+fn route(state: &Arc<State>, message: Incoming) -> Result<()> {
     match message {
-        Message::Reply { seq, value } => {
-            let refs = Refs::new(state);
-            state.complete(seq, boxing::unbox(value, &refs));
+        Incoming::Close => return Err(raise::closed("the Python peer closed the connection")),
+        Incoming::Outcome { seq, result } => state.complete(seq, result),
+        Incoming::Release { seq, args } => {
+            release(state, &args);
+            reply(state, seq, Ok(Value::None));
         }
-        Message::Exception { seq, value } => state.complete(seq, Err(vinegar::load(&value))),
-        Message::Request { seq, handler, args } => match handler {
-            handler::CLOSE => return Err(raise::closed("the Python peer closed the connection")),
-            handler::DEL => {
-                release(state, &args);
-                reply(state, seq, Ok(Value::None));
-            }
-            _ => {
-                let refs = Refs::new(state);
-                let args = boxing::unbox(args, &refs).and_then(|v| match v {
-                    Value::List(items) => Ok(items),
-                    other => Err(raise::type_mismatch("an argument tuple", other.type_name())),
-                });
-                match args {
-                    Ok(args) => spawn_serving(state, seq, handler, args),
-                    Err(err) => {
-                        let location =
-                            format!("unboxing the arguments of {}", handler::name(handler));
-                        reply(state, seq, Err(Raised::Error(err, location)));
-                    }
-                }
+        Incoming::Refused {
+            seq,
+            handler,
+            error,
+        } => {
+            let location = format!("decoding the arguments of {}", handler::name(handler));
+            reply(state, seq, Err(Raised::Error(error, location)));
+        }
+        Incoming::Request {
+            seq,
+            handler,
+            args,
+            held,
+        } => match args {
+            Ok(args) => spawn_serving(state, seq, handler, args, held),
+            Err(err) => {
+                let location = format!("unboxing the arguments of {}", handler::name(handler));
+                reply(state, seq, Err(Raised::Error(err, location)));
             }
         },
     }
@@ -128,7 +135,10 @@ fn release(state: &State, args: &Brine) {
     }
 }
 
-fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>) {
+/// Serve request `seq` in a task of its own, unless that would pass
+/// [`Config::max_serving`](crate::Config::max_serving). `held` counts the
+/// arguments' decoded bytes until the reply is queued.
+fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>, held: HeldGuard) {
     if state.serving.load(Ordering::Relaxed) >= state.config.max_serving {
         let err = raise::limit(format!(
             "too many calls in progress on this connection (limit {})",
@@ -148,7 +158,7 @@ fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>) {
     // and then write its next request while that answer is unacknowledged:
     // with Nagle's algorithm on (rpyc's default) the request waits for our
     // delayed ACK, 40 ms per call (measured: examples/python/rpyc_bench.py).
-    let held = args.clone();
+    let refs = references(&args);
     tokio::spawn(async move {
         let work = AssertUnwindSafe(serve::serve(&state, handler, args))
             .catch_unwind()
@@ -174,8 +184,27 @@ fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>) {
         if let Some(outcome) = outcome {
             reply(&state, seq, outcome);
         }
+        drop(refs);
         drop(held);
     });
+}
+
+/// The references among `values`, at any depth (cheap clones).
+fn references(values: &[Value]) -> Vec<NetRef> {
+    fn walk(value: &Value, out: &mut Vec<NetRef>) {
+        match value {
+            Value::Ref(netref) => out.push(netref.clone()),
+            Value::List(items) => items.iter().for_each(|v| walk(v, out)),
+            Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                walk(k, out);
+                walk(v, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    values.iter().for_each(|v| walk(v, &mut out));
+    out
 }
 
 /// Send the reply (or exception) for the peer's request `seq`.
@@ -207,8 +236,8 @@ fn reply(state: &Arc<State>, seq: i64, outcome: Result<Value, Raised>) {
 
 /// Tell an RPyC 5.x client why it is refused, in its own envelope, before
 /// the connection closes (best effort: it is the last thing sent).
-fn refuse_version5(state: &State, payload: &[u8]) {
-    let Some(seq) = envelope::version5_seq(payload) else {
+fn refuse_version5(state: &State, seq: Option<Brine>) {
+    let Some(seq) = seq else {
         return;
     };
     let err = Error::app("RuntimeError", EnvelopeError::Version5.to_string());

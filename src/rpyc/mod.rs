@@ -94,6 +94,7 @@
 
 mod boxing;
 pub mod brine;
+mod decode;
 mod detect;
 mod driver;
 mod envelope;
@@ -113,7 +114,9 @@ use tokio::net::ToSocketAddrs;
 use tokio::sync::mpsc;
 
 pub use self::brine::{Brine, BrineError};
+pub(crate) use self::decode::read_detached;
 pub use self::detect::{detect, Dialect, Rewind};
+pub use self::frame::MAX_INFLATE_RATIO;
 use self::session::State;
 use crate::error::raise;
 use crate::service::builtin::empty::Empty;

@@ -28,6 +28,7 @@ use super::id_pack::IdPack;
 use super::remote::PyObject;
 use crate::error::raise;
 use crate::netref::{next_uid, Local, LocalRef, NetRef, Target};
+use crate::protocol::budget::HeldBytes;
 use crate::service::table::{drop_objects, lock, ExportTable, Released};
 use crate::{Config, Error, ErrorKind, Result, Stats, Value};
 
@@ -59,6 +60,9 @@ pub(crate) struct State {
     next_seq: AtomicI64,
     /// The peer's requests being served.
     pub(crate) serving: AtomicUsize,
+    /// Decoded bytes of the arguments of the requests being served
+    /// ([`Config::max_decoded_bytes`]).
+    pub(crate) held: HeldBytes,
     pub(crate) shutdown: CancellationToken,
     /// Cancelled once the writer flushed its last bytes.
     pub(crate) writer_done: CancellationToken,
@@ -93,6 +97,7 @@ impl State {
             in_flight: DashMap::new(),
             next_seq: AtomicI64::new(0),
             serving: AtomicUsize::new(0),
+            held: HeldBytes::default(),
             shutdown: CancellationToken::new(),
             writer_done: CancellationToken::new(),
             closed: AtomicBool::new(false),
@@ -299,12 +304,17 @@ impl State {
                 imports.remove(pack);
             }
         }
+        self.release_theirs(pack, received);
+        self.user_ref_dropped();
+    }
+
+    /// Tell the peer we dropped `count` receipts of its object `pack`.
+    pub(crate) fn release_theirs(&self, pack: &IdPack, count: u64) {
         let args = boxing::box_tuple(vec![
             boxing::yours(pack),
-            boxing::labelled(1, Brine::Int(received as i128)),
+            boxing::labelled(1, Brine::Int(count as i128)),
         ]);
         self.notify(super::handler::DEL, args);
-        self.user_ref_dropped();
     }
 
     /// End the connection (once): fail our pending requests, drop what the
