@@ -28,6 +28,7 @@ use super::id_pack::IdPack;
 use super::serve::{self, Raised};
 use super::session::{Refs, State};
 use super::vinegar;
+use crate::connection::depth;
 use crate::error::raise;
 use crate::protocol::budget::HeldGuard;
 use crate::{Error, ErrorKind, NetRef, Result, Value};
@@ -136,14 +137,27 @@ fn release(state: &State, args: &Brine) {
 }
 
 /// Serve request `seq` in a task of its own, unless that would pass
-/// [`Config::max_serving`](crate::Config::max_serving). `held` counts the
-/// arguments' decoded bytes until the reply is queued.
+/// [`Config::max_serving`](crate::Config::max_serving) or
+/// [`Config::max_call_depth`](crate::Config::max_call_depth). `held`
+/// counts the arguments' decoded bytes until the reply is queued.
 fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>, held: HeldGuard) {
-    if state.serving.load(Ordering::Relaxed) >= state.config.max_serving {
-        let err = raise::limit(format!(
-            "too many calls in progress on this connection (limit {})",
+    let depth = state.depth_of_incoming();
+    let refusal = if state.serving.load(Ordering::Relaxed) >= state.config.max_serving {
+        Some(raise::limit(format!(
+            "too many calls in progress on this connection (limit {}, Config::max_serving)",
             state.config.max_serving
-        ));
+        )))
+    } else if depth > state.config.max_call_depth {
+        Some(raise::limit(format!(
+            "calls nested {depth} deep: past this side's limit of {} (Config::max_call_depth; \
+             RPyC carries no depth, so a request is counted one deeper than the deepest \
+             call of ours waiting for the peer)",
+            state.config.max_call_depth
+        )))
+    } else {
+        None
+    };
+    if let Some(err) = refusal {
         reply(
             state,
             seq,
@@ -160,7 +174,7 @@ fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>, h
     // delayed ACK, 40 ms per call (measured: examples/python/rpyc_bench.py).
     let refs = references(&args);
     tokio::spawn(async move {
-        let work = AssertUnwindSafe(serve::serve(&state, handler, args))
+        let work = AssertUnwindSafe(depth::serving(depth, serve::serve(&state, handler, args)))
             .catch_unwind()
             .map(|outcome| {
                 outcome.unwrap_or_else(|panic| {
@@ -209,16 +223,22 @@ fn references(values: &[Value]) -> Vec<NetRef> {
 
 /// Send the reply (or exception) for the peer's request `seq`.
 fn reply(state: &Arc<State>, seq: i64, outcome: Result<Value, Raised>) {
-    let refs = Refs::new(state);
+    let mut refs = Refs::new(state);
     // The outcome (and the references in it) outlives the queueing of the
     // reply: dropping a Python object's proxy sends DEL, which must not
     // overtake the reply that names the object.
     let message = match outcome.as_ref().map(|value| box_value(value, &refs)) {
         Ok(Ok(value)) => Message::Reply { seq, value },
-        Ok(Err(err)) => Message::Exception {
-            seq,
-            value: vinegar::dump(&err, "boxing the reply"),
-        },
+        Ok(Err(err)) => {
+            // Nothing of a reply that cannot be boxed is sent: take back
+            // what was exported before the failure.
+            refs.undo();
+            refs = Refs::new(state);
+            Message::Exception {
+                seq,
+                value: vinegar::dump(&err, "boxing the reply"),
+            }
+        }
         Err(&Raised::StopIteration) => Message::Exception {
             seq,
             value: Brine::Int(vinegar::STOP_ITERATION),
