@@ -289,12 +289,9 @@ where
 /// `rpyc_classic`) over TCP, serving it nothing of ours but what we pass it.
 pub async fn connect(addr: impl ToSocketAddrs) -> Result<Session> {
     let (stream, peer) = transport::tcp::connect(addr).await?;
-    Ok(connect_io(
-        stream,
-        NetRef::new(Empty),
-        Config::default(),
-        Some(peer),
-    ))
+    let config = Config::default();
+    transport::tcp::keepalive(&stream, config.keepalive);
+    Ok(connect_io(stream, NetRef::new(Empty), config, Some(peer)))
 }
 
 /// Run the connecting side over any byte stream; `root` is what the Python
