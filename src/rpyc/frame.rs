@@ -4,7 +4,7 @@
 //! Like the native framing, the read buffer grows with the bytes that
 //! arrive, not with the length the peer declared. A compressed payload
 //! (flag 1) is a zlib stream, inflated by an [`Inflater`] a step at a
-//! time into a buffer that never grows past the smaller of two bounds:
+//! time, never past the smaller of two bounds:
 //!
 //! - the frame limit ([`Config::max_frame_len`](crate::Config)): a
 //!   compressed frame may not carry more than an uncompressed one;
@@ -13,7 +13,8 @@
 //!   peer sent.
 //!
 //! Past either the frame is refused and the connection closed, as for an
-//! oversized frame; nothing beyond the bound was allocated.
+//! oversized frame, having allocated nothing in proportion to what it
+//! would have inflated to.
 
 use bytes::{Buf, Bytes, BytesMut};
 use flate2::{Decompress, FlushDecompress, Status};
@@ -116,9 +117,18 @@ impl Decoder for FrameDecoder {
     }
 }
 
-/// Inflates one compressed payload in steps, never holding more than
-/// `bound` bytes of output: the frame limit, or [`MAX_INFLATE_RATIO`]
-/// times the compressed size if that is less.
+/// Inflates one compressed payload, never past `bound` bytes of output:
+/// the frame limit, or [`MAX_INFLATE_RATIO`] times the compressed size if
+/// that is less.
+///
+/// [`run`](Inflater::run) inflates a first part into a buffer grown by
+/// doubling (small frames end there). [`finish`](Inflater::finish)
+/// inflates the rest into a fixed scratch buffer only to measure it,
+/// refusing the frame as soon as it passes the bound, then inflates the
+/// whole stream again into a buffer of exactly its size: a bomb is
+/// refused having allocated nothing in proportion to it, and a large
+/// payload is never copied into a larger buffer (at the price of
+/// inflating it twice, off the runtime's threads).
 pub(crate) struct Inflater {
     zlib: Decompress,
     input: Bytes,
@@ -127,6 +137,9 @@ pub(crate) struct Inflater {
     max_len: usize,
     done: bool,
 }
+
+/// The buffer the rest of a large payload is measured in.
+const SCRATCH: usize = 32 * 1024;
 
 impl Inflater {
     pub(crate) fn new(input: Bytes, max_len: usize) -> Inflater {
@@ -142,7 +155,7 @@ impl Inflater {
     }
 
     /// Inflate until the stream ends (true) or `until` bytes are out
-    /// (false: call again to go on).
+    /// (false: [`finish`](Inflater::finish) does the rest).
     pub(crate) fn run(&mut self, until: usize) -> Result<bool, FrameError> {
         let target = until.min(self.bound);
         while !self.done {
@@ -150,12 +163,13 @@ impl Inflater {
                 if target < self.bound {
                     return Ok(false);
                 }
-                self.check_ends_here()?;
+                // Full at the bound: fine only if the stream ends here.
+                if self.measure()? > self.bound {
+                    return Err(self.past_the_bound());
+                }
                 break;
             }
             if self.out.len() == self.out.capacity() {
-                // Doubling, never past the target: a bomb is refused with
-                // at most `bound` bytes allocated.
                 let grow = self.out.len().max(4096).min(target - self.out.len());
                 self.out.reserve_exact(grow);
             }
@@ -167,57 +181,90 @@ impl Inflater {
                     &mut self.out,
                     FlushDecompress::None,
                 )
-                .map_err(|e| FrameError::Inflate(e.to_string()))?;
+                .map_err(inflate_error)?;
             if status == Status::StreamEnd {
                 self.done = true;
             } else if (read, written) == (self.zlib.total_in(), self.zlib.total_out()) {
-                return Err(FrameError::Inflate("the stream ends early".into()));
+                return Err(ends_early());
             }
         }
         Ok(true)
     }
 
-    /// The output is full at `bound`: an error unless the stream ends
-    /// exactly there.
-    fn check_ends_here(&mut self) -> Result<(), FrameError> {
-        let mut probe = [0u8; 1];
-        loop {
+    /// Inflate the rest of the stream into scratch space, and return the
+    /// whole stream's size, stopping as soon as it passes the bound.
+    fn measure(&mut self) -> Result<usize, FrameError> {
+        let mut scratch = vec![0u8; SCRATCH];
+        while !self.done && self.zlib.total_out() as usize <= self.bound {
             let (read, written) = (self.zlib.total_in(), self.zlib.total_out());
             let status = self
                 .zlib
                 .decompress(
                     &self.input[read as usize..],
-                    &mut probe,
+                    &mut scratch,
                     FlushDecompress::None,
                 )
-                .map_err(|e| FrameError::Inflate(e.to_string()))?;
-            if self.zlib.total_out() > written {
-                return Err(if self.bound < self.max_len {
-                    FrameError::Bomb {
-                        compressed: self.input.len(),
-                    }
-                } else {
-                    FrameError::TooLarge {
-                        len: self.bound + 1,
-                        max: self.max_len,
-                    }
-                });
-            }
+                .map_err(inflate_error)?;
             if status == Status::StreamEnd {
                 self.done = true;
-                return Ok(());
+            } else if (read, written) == (self.zlib.total_in(), self.zlib.total_out()) {
+                return Err(ends_early());
             }
-            if self.zlib.total_in() == read {
-                return Err(FrameError::Inflate("the stream ends early".into()));
+        }
+        Ok(self.zlib.total_out() as usize)
+    }
+
+    fn past_the_bound(&self) -> FrameError {
+        if self.bound < self.max_len {
+            FrameError::Bomb {
+                compressed: self.input.len(),
+            }
+        } else {
+            FrameError::TooLarge {
+                len: self.zlib.total_out() as usize,
+                max: self.max_len,
             }
         }
     }
 
-    /// Inflate the rest and return the payload.
+    /// The whole payload.
     pub(crate) fn finish(mut self) -> Result<Bytes, FrameError> {
-        self.run(usize::MAX)?;
-        Ok(Bytes::from(self.out))
+        if self.done || self.run(0)? {
+            return Ok(Bytes::from(self.out));
+        }
+        let len = self.measure()?;
+        if len > self.bound {
+            return Err(self.past_the_bound());
+        }
+        drop(std::mem::take(&mut self.out));
+        let mut zlib = Decompress::new(true);
+        let mut out = Vec::with_capacity(len);
+        loop {
+            let (read, written) = (zlib.total_in(), zlib.total_out());
+            let status = zlib
+                .decompress_vec(
+                    &self.input[read as usize..],
+                    &mut out,
+                    FlushDecompress::None,
+                )
+                .map_err(inflate_error)?;
+            if status == Status::StreamEnd {
+                break;
+            }
+            if (read, written) == (zlib.total_in(), zlib.total_out()) {
+                return Err(ends_early());
+            }
+        }
+        Ok(Bytes::from(out))
     }
+}
+
+fn inflate_error(e: flate2::DecompressError) -> FrameError {
+    FrameError::Inflate(e.to_string())
+}
+
+fn ends_early() -> FrameError {
+    FrameError::Inflate("the stream ends early".into())
 }
 
 /// A whole payload: as it came, or inflated.
@@ -337,15 +384,19 @@ mod tests {
     }
 
     #[test]
-    fn a_bomb_is_refused_by_its_ratio_with_no_more_than_the_bound_allocated() {
+    fn a_bomb_is_refused_by_its_ratio_with_nothing_allocated_for_it() {
         let compressed = zlib(&vec![0u8; 16 << 20], 9);
         let len = compressed.len();
         let mut inflater = Inflater::new(compressed.into(), 64 << 20);
         assert_eq!(inflater.bound, len * MAX_INFLATE_RATIO);
-        let err = inflater.run(usize::MAX).unwrap_err();
+        assert!(!inflater.run(1000).unwrap());
+        assert!(inflater.measure().unwrap() > inflater.bound);
+        assert!(inflater.out.capacity() <= 1000);
+        let err = inflater.past_the_bound();
         assert!(matches!(err, FrameError::Bomb { compressed } if compressed == len));
         assert!(err.to_string().contains("compression bomb"), "{err}");
-        assert!(inflater.out.capacity() <= len * MAX_INFLATE_RATIO);
+        let again = Inflater::new(zlib(&vec![0u8; 16 << 20], 9).into(), 64 << 20);
+        assert!(matches!(again.finish(), Err(FrameError::Bomb { .. })));
     }
 
     #[test]
@@ -359,10 +410,22 @@ mod tests {
     }
 
     #[test]
-    fn a_payload_exactly_at_the_bound_is_accepted() {
-        let payload = vec![5u8; 4096];
-        let out = Inflater::new(zlib(&payload, 1).into(), 4096).finish();
-        assert_eq!(out.unwrap().len(), 4096);
+    fn a_payload_exactly_at_the_bound_is_accepted_and_one_byte_more_is_not() {
+        for (len, at_once) in [(4096, true), (100_000, true), (100_000, false)] {
+            let compressed = || Bytes::from(zlib(&vec![5u8; len], 1));
+            let inline = |mut inflater: Inflater| {
+                if at_once {
+                    inflater.run(usize::MAX).map(|_| inflater.out.len())
+                } else {
+                    inflater.finish().map(|out| out.len())
+                }
+            };
+            assert_eq!(inline(Inflater::new(compressed(), len)).unwrap(), len);
+            assert!(matches!(
+                inline(Inflater::new(compressed(), len - 1)),
+                Err(FrameError::TooLarge { .. })
+            ));
+        }
     }
 
     #[test]
