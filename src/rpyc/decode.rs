@@ -9,8 +9,8 @@
 //! [`DecodeBudget`] of what the connection has left of
 //! [`Config::max_decoded_bytes`](crate::Config::max_decoded_bytes): the
 //! arguments of requests still being served are held
-//! ([`HeldBytes`](crate::protocol::budget::HeldBytes)) until their reply
-//! is queued. The envelope's header (type, sequence number, handler) is
+//! ([`HeldBytes`](crate::protocol::budget::HeldBytes)) until their call
+//! ends. The envelope's header (type, sequence number, handler) is
 //! read before the body, so a body over the budget is not built but still
 //! walked to its end without allocating, which finds every reference the
 //! peer counted as sent (each is released with `DEL`, as if a proxy had

@@ -139,7 +139,7 @@ fn release(state: &State, args: &Brine) {
 /// Serve request `seq` in a task of its own, unless that would pass
 /// [`Config::max_serving`](crate::Config::max_serving) or
 /// [`Config::max_call_depth`](crate::Config::max_call_depth). `held`
-/// counts the arguments' decoded bytes until the reply is queued.
+/// counts the arguments' decoded bytes until the call ends.
 fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>, held: HeldGuard) {
     let depth = state.depth_of_incoming();
     let refusal = if state.serving.load(Ordering::Relaxed) >= state.config.max_serving {
@@ -194,12 +194,14 @@ fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>, h
             outcome = work => Some(outcome),
             _ = state.shutdown.cancelled() => None,
         };
+        // The call has ended (its arguments are gone): it counts no more,
+        // before the peer can hear so and send its next request.
         state.serving.fetch_sub(1, Ordering::Relaxed);
+        drop(held);
         if let Some(outcome) = outcome {
             reply(&state, seq, outcome);
         }
         drop(refs);
-        drop(held);
     });
 }
 
