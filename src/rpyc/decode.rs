@@ -49,7 +49,7 @@ use super::session::{Refs, State};
 use super::vinegar;
 use crate::error::raise;
 use crate::protocol::budget::{DecodeBudget, HeldGuard};
-use crate::{Error, Result, Value};
+use crate::{Error, NetRef, Result, Value};
 
 /// Frames larger than this (payload, or inflated output) are decoded on
 /// the blocking pool; smaller ones where they are read.
@@ -61,12 +61,13 @@ const RELEASE_BATCH: usize = 1024;
 
 /// One message of the peer's, ready to route.
 pub(crate) enum Incoming {
-    /// A request, its arguments unboxed (or why they could not be); its
-    /// decoded bytes are held until it has been served.
+    /// A request, its arguments unboxed with the references among them
+    /// (or why they could not be); its decoded bytes are held until it has
+    /// been served.
     Request {
         seq: i64,
         handler: i64,
-        args: Result<Vec<Value>>,
+        args: Result<(Vec<Value>, Vec<NetRef>)>,
         held: HeldGuard,
     },
     /// A `DEL`, as its raw box: only the object's id is needed.
@@ -222,7 +223,10 @@ fn decode(
         Kind::Request => {
             let refs = Refs::new(state);
             let args = boxing::unbox(value, &refs).and_then(|v| match v {
-                Value::List(items) => Ok(items),
+                Value::List(items) => {
+                    let refs = references(&items);
+                    Ok((items, refs))
+                }
                 other => Err(raise::type_mismatch("an argument tuple", other.type_name())),
             });
             Incoming::Request {
@@ -270,6 +274,24 @@ pub(crate) fn read_detached(frame: &[u8], config: &crate::Config) -> Result<()> 
         Ok(_) => Ok(()),
         Err(e) => Err(protocol(&e)),
     }
+}
+
+/// The references among `values`, at any depth (cheap clones).
+fn references(values: &[Value]) -> Vec<NetRef> {
+    fn walk(value: &Value, out: &mut Vec<NetRef>) {
+        match value {
+            Value::Ref(netref) => out.push(netref.clone()),
+            Value::List(items) => items.iter().for_each(|v| walk(v, out)),
+            Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
+                walk(k, out);
+                walk(v, out);
+            }),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    values.iter().for_each(|v| walk(v, &mut out));
+    out
 }
 
 fn over_budget(header: Header, error: Error) -> Incoming {

@@ -102,7 +102,7 @@ fn route(state: &Arc<State>, message: Incoming) -> Result<()> {
             args,
             held,
         } => match args {
-            Ok(args) => spawn_serving(state, seq, handler, args, held),
+            Ok((args, refs)) => spawn_serving(state, seq, handler, args, refs, held),
             Err(err) => {
                 let location = format!("unboxing the arguments of {}", handler::name(handler));
                 reply(state, seq, Err(Raised::Error(err, location)));
@@ -140,7 +140,14 @@ fn release(state: &State, args: &Brine) {
 /// [`Config::max_serving`](crate::Config::max_serving) or
 /// [`Config::max_call_depth`](crate::Config::max_call_depth). `held`
 /// counts the arguments' decoded bytes until the call ends.
-fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>, held: HeldGuard) {
+fn spawn_serving(
+    state: &Arc<State>,
+    seq: i64,
+    handler: i64,
+    args: Vec<Value>,
+    refs: Vec<NetRef>,
+    held: HeldGuard,
+) {
     let depth = state.depth_of_incoming();
     let refusal = if state.serving.load(Ordering::Relaxed) >= state.config.max_serving {
         Some(raise::limit(format!(
@@ -172,7 +179,6 @@ fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>, h
     // and then write its next request while that answer is unacknowledged:
     // with Nagle's algorithm on (rpyc's default) the request waits for our
     // delayed ACK, 40 ms per call (measured: examples/python/rpyc_bench.py).
-    let refs = references(&args);
     tokio::spawn(async move {
         let work = AssertUnwindSafe(depth::serving(depth, serve::serve(&state, handler, args)))
             .catch_unwind()
@@ -203,24 +209,6 @@ fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>, h
         }
         drop(refs);
     });
-}
-
-/// The references among `values`, at any depth (cheap clones).
-fn references(values: &[Value]) -> Vec<NetRef> {
-    fn walk(value: &Value, out: &mut Vec<NetRef>) {
-        match value {
-            Value::Ref(netref) => out.push(netref.clone()),
-            Value::List(items) => items.iter().for_each(|v| walk(v, out)),
-            Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
-                walk(k, out);
-                walk(v, out);
-            }),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    values.iter().for_each(|v| walk(v, &mut out));
-    out
 }
 
 /// Send the reply (or exception) for the peer's request `seq`.
