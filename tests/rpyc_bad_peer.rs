@@ -794,3 +794,61 @@ async fn a_peer_that_stops_reading_is_closed_past_max_queued_bytes() {
     assert!(reason.message().contains("not reading"), "{reason:#}");
     host.still_serves().await;
 }
+
+#[tokio::test]
+async fn past_max_in_flight_our_requests_wait_for_a_slot() {
+    // tether as the client of a raw "Python server".
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stream, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let mut server = accepted.unwrap().0;
+    let conn = tether::rpyc::connect_io(
+        stream.unwrap(),
+        NetRef::new(Lab::default()),
+        Config::default().max_in_flight(1),
+        None,
+    );
+    let answer = |seq: Brine, value: Brine| {
+        let mut payload = vec![2u8];
+        payload.extend(Brine::Tuple(vec![seq, value]).encode());
+        frame(&payload)
+    };
+    let root = tokio::spawn({
+        let conn = conn.clone();
+        async move { conn.root().await }
+    });
+    let (_, seq, _) = decode(&read_frame(&mut server).await.unwrap());
+    let pack = Brine::Tuple(vec![
+        Brine::Str("builtins.object".into()),
+        Brine::Int(1),
+        Brine::Int(2),
+    ]);
+    server
+        .write_all(&answer(seq, boxed(4, pack)))
+        .await
+        .unwrap();
+    let root = root.await.unwrap().unwrap();
+    // Two calls started in the same poll: the second waits for a slot
+    // before it is even numbered, let alone sent.
+    let calls = tokio::spawn(async move {
+        tokio::join!(
+            root.call_method("add", (1, 2)),
+            root.call_method("add", (3, 4))
+        )
+    });
+    let (kind, first, _) = decode(&read_frame(&mut server).await.unwrap());
+    assert_eq!(kind, 1);
+    assert_eq!(conn.stats().in_flight, 1, "{:?}", conn.stats());
+    server
+        .write_all(&answer(first, boxed(1, Brine::Int(3))))
+        .await
+        .unwrap();
+    let (kind, second, _) = decode(&read_frame(&mut server).await.unwrap());
+    assert_eq!(kind, 1);
+    server
+        .write_all(&answer(second, boxed(1, Brine::Int(7))))
+        .await
+        .unwrap();
+    let (a, b) = calls.await.unwrap();
+    assert_eq!((a.unwrap(), b.unwrap()), (Value::from(3), Value::from(7)));
+}
