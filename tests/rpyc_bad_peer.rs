@@ -682,6 +682,57 @@ async fn arguments_held_by_a_call_in_progress_count_against_the_budget_until_it_
 }
 
 #[tokio::test]
+async fn a_release_is_read_even_while_calls_in_progress_hold_the_whole_budget() {
+    // What a `hold` request costs to decode (rpyc_read_frame says whether
+    // a frame fits a budget), found on a first server; the second is
+    // given exactly that budget.
+    let probe = Host::new(Config::default()).await;
+    let (mut p, _) = probe.connect().await;
+    let text = || boxed(1, Brine::Str("x".repeat(1000)));
+    let hold = request(
+        2,
+        CALLATTR,
+        callattr_args(&p.root(0).await, "hold", vec![text()]),
+    );
+    let fits = |budget| {
+        let config = Config::default().max_decoded_bytes(budget);
+        tether::__private::rpyc_read_frame(&hold, &config).is_ok()
+    };
+    let (mut low, mut high) = (0, 1 << 20);
+    while low < high {
+        let mid = (low + high) / 2;
+        if fits(mid) {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
+    }
+    let host = Host::new(Config::default().max_decoded_bytes(low)).await;
+    let (mut peer, session) = host.connect().await;
+    let root = peer.root(0).await;
+    let (kind, made) = peer.call(1, &root, "make", vec![]).await;
+    assert_eq!(kind, 2);
+    peer.send(2, CALLATTR, callattr_args(&root, "hold", vec![text()]))
+        .await;
+    // The whole budget is held: any other request is refused ...
+    let (kind, args) = peer.call(3, &root, "add", two(1, 1)).await;
+    assert_limit(kind, &args, "max_decoded_bytes");
+    // ... but a release is still read.
+    let del = boxed(
+        2,
+        Brine::Tuple(vec![
+            boxed(3, made.as_tuple().unwrap()[1].clone()),
+            boxed(1, Brine::Int(1)),
+        ]),
+    );
+    peer.send(4, DEL, del).await;
+    assert_eq!(peer.answer(4).await.0, 2);
+    assert_eq!(session.stats().exported, 1);
+    host.lab.gate.notify_one();
+    assert_eq!(peer.answer(2).await.0, 2);
+}
+
+#[tokio::test]
 async fn nested_tuples_declaring_the_whole_frame_each_close_the_connection() {
     // 60 levels each declaring a million items, then a million `None`s:
     // before, each level reserved room for its count (~2 GB in all);

@@ -59,6 +59,11 @@ pub(crate) const INLINE_MAX: usize = 64 * 1024;
 /// releases are sent.
 const RELEASE_BATCH: usize = 1024;
 
+/// What a `DEL` or `CLOSE` may decode to whatever the connection has left:
+/// a release must not be lost because calls in progress hold the budget
+/// (an honest one is an id pack and a count, under 200 bytes).
+const CONTROL_BUDGET: usize = 4096;
+
 /// One message of the peer's, ready to route.
 pub(crate) enum Incoming {
     /// A request, its arguments unboxed with the references among them
@@ -175,6 +180,13 @@ pub(crate) fn parse(
     };
     let depth = header.body_depth();
     let start = body.mark();
+    let control = header.kind == Kind::Request
+        && (header.handler == handler::DEL || header.handler == handler::CLOSE);
+    let limit = if control {
+        limit.max(CONTROL_BUDGET)
+    } else {
+        limit
+    };
     let mut budget = DecodeBudget::new(limit);
     let body = match body.value_within(depth, &mut budget) {
         Ok(value) => {
