@@ -17,6 +17,8 @@
 //! been made and dropped); then the request alone is answered with
 //! [`ErrorKind::LimitExceeded`](crate::ErrorKind::LimitExceeded), or our
 //! call that the reply answers fails with it, and the connection goes on.
+//! `DEL` and `CLOSE` are read within a small budget of their own
+//! (`CONTROL_BUDGET`), whatever calls in progress hold.
 //!
 //! What is charged is the brine tree; unboxing turns it into tether values
 //! one for one (moving text and bytes, not copying them), so for a moment

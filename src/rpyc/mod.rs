@@ -83,7 +83,8 @@
 //!   `RuntimeError` in Python) without running; a reply over it fails the
 //!   call it answers. Either way the message is read to its end without
 //!   being built, the objects it carried are released (`DEL`), and the
-//!   connection goes on.
+//!   connection goes on. A `DEL` or `CLOSE` is read within 4 KiB of its
+//!   own, so a release is never lost to a budget that calls hold.
 //! - [`max_serving`](crate::Config::max_serving),
 //!   [`max_exported`](crate::Config::max_exported): a request past them
 //!   is answered with `LimitExceeded`; a reply that would export an object
