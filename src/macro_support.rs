@@ -173,3 +173,13 @@ pub fn check_frame_round_trip(payload: &[u8]) -> Result<()> {
     assert_eq!(bytes, again, "{first:?} and {second:?} encode differently");
     Ok(())
 }
+
+/// Read one RPyC frame (header, payload, trailer) with no connection
+/// behind it, as an RPyC connection under `config` would: inflated within
+/// the frame limit and ratio, decoded within `max_decoded_bytes`. An
+/// error of kind `Protocol` for a frame that would close the connection,
+/// `LimitExceeded` for a message that would fail alone. For tests and
+/// fuzzing.
+pub fn rpyc_read_frame(frame: &[u8], config: &crate::Config) -> Result<()> {
+    crate::rpyc::read_detached(frame, config)
+}

@@ -284,7 +284,7 @@ impl Server {
             let accepted = tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                accepted = accept(&self.listener) => accepted,
+                accepted = accept(&self.listener, self.config.keepalive) => accepted,
             };
             while tasks.try_join_next().is_some() {}
             match accepted {
@@ -391,11 +391,18 @@ where
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 
-async fn accept(listener: &Listener) -> std::io::Result<(Box<dyn Stream>, String)> {
+/// Accept the next stream. TCP streams get keepalive at `keepalive`
+/// before the dialect is known: RPyC connections have no other way to
+/// notice a dead peer (see `rpyc`'s "Liveness").
+async fn accept(
+    listener: &Listener,
+    keepalive: Option<Duration>,
+) -> std::io::Result<(Box<dyn Stream>, String)> {
     match listener {
         Listener::Tcp(l) => {
             let (stream, addr) = l.accept().await?;
             transport::tcp::prepare(&stream);
+            transport::tcp::keepalive(&stream, keepalive);
             Ok((Box::new(stream), addr.to_string()))
         }
         #[cfg(unix)]

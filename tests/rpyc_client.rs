@@ -173,6 +173,34 @@ async fn rpyc_classic() -> (Child, u16) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_reply_over_the_decoding_budget_fails_its_call_alone() {
+    let script = support::python::script("rpyc_service_server.py");
+    let (child, port) = python_server(&[script.to_str().unwrap()], |l| l.trim().parse().ok()).await;
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let nothing = tether::callback(|(): ()| async move { Ok(()) });
+    let config = tether::Config::default().max_decoded_bytes(1 << 20);
+    let conn = tether::rpyc::connect_io(stream, nothing, config, None);
+    let root = conn.root().await.unwrap();
+    // 200 000 boxed `None`s and one object: compressed by Python, over the
+    // 1 MiB budget once decoded.
+    let err = root.call_method("heavy", (200_000,)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LimitExceeded, "{err:#}");
+    assert!(err.message().contains("max_decoded_bytes"), "{err:#}");
+    // The connection goes on, and the object in the refused reply was
+    // released: Python holds only the root it gave us.
+    assert_eq!(
+        root.call_method("add", (1, 2)).await.unwrap(),
+        Value::from(3)
+    );
+    assert_eq!(root.call_method("held", ()).await.unwrap(), Value::from(1));
+    assert_eq!(conn.stats().imported, 1);
+    drop((root, conn));
+    wait_exit(child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tether_drives_the_stock_rpyc_classic_server() {
     let (child, port) = rpyc_classic().await;
     let conn = tether::rpyc::connect(("127.0.0.1", port)).await.unwrap();

@@ -248,3 +248,27 @@ async fn a_python_client_uses_a_tether_service_and_releases_everything() {
     assert_eq!(session.stats().exported, 0);
     assert!(child.wait().await.unwrap().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_request_over_the_decoding_budget_fails_alone() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let client = tokio::task::spawn_blocking(move || {
+        support::python::run_script("rpyc_limits.py", &[&port])
+    });
+    let (stream, peer) = listener.accept().await.unwrap();
+    let session = tether::rpyc::serve_io(
+        stream,
+        NetRef::new(Lab::default()),
+        tether::Config::default().max_decoded_bytes(4 << 20),
+        Some(peer.to_string()),
+    );
+    let output = client.await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("ok released"), "{stdout}");
+    let reason = tokio::time::timeout(Duration::from_secs(10), session.closed())
+        .await
+        .expect("the connection ends when Python closes it");
+    assert!(reason.is_closed(), "{reason:?}");
+    assert_eq!(session.stats().imported, 0);
+}

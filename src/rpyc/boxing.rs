@@ -9,10 +9,11 @@
 //! hold (complex, slice, `Ellipsis`, `NotImplemented`, integers beyond
 //! `i64`) are a type error naming what arrived.
 
-use super::brine::Brine;
+use super::brine::{Brine, BrineError, Cursor, MAX_DEPTH};
 use super::id_pack::IdPack;
 use crate::error::raise;
 use crate::netref::NetRef;
+use crate::protocol::budget::DecodeBudget;
 use crate::{Error, ErrorKind, Result, Value};
 
 const VALUE: i128 = 1;
@@ -133,6 +134,62 @@ pub(crate) fn unbox(boxed: Brine, refs: &dyn RefTable) -> Result<Value> {
     }
 }
 
+/// What an id pack may decode to: a name and two integers.
+const ID_PACK_BUDGET: usize = 4096;
+
+/// Walk the boxed value at `cursor`, nested `depth` deep, without
+/// building it, and call `mine` with each reference the sender owns
+/// (label 4): a message too large to build still counted one send of
+/// each with its sender, to be released. Parts that are not boxes are
+/// skipped; brine errors are returned.
+pub(crate) fn scan_mine(
+    cursor: &mut Cursor<'_>,
+    depth: usize,
+    mine: &mut dyn FnMut(IdPack),
+) -> Result<(), BrineError> {
+    let start = cursor.mark();
+    if depth >= MAX_DEPTH || cursor.tuple_len()? != Some(2) {
+        cursor.reset(start);
+        return cursor.skip(depth);
+    }
+    let label = cursor
+        .value_within(depth + 1, &mut DecodeBudget::new(ID_PACK_BUDGET))
+        .ok();
+    match label {
+        Some(Brine::Int(TUPLE)) => match cursor.tuple_len()? {
+            Some(n) if depth + 1 < MAX_DEPTH => {
+                for _ in 0..n {
+                    scan_mine(cursor, depth + 2, mine)?;
+                }
+                Ok(())
+            }
+            _ => {
+                cursor.reset(start);
+                cursor.skip(depth)
+            }
+        },
+        Some(Brine::Int(MINE)) => {
+            let at = cursor.mark();
+            match cursor.value_within(depth + 1, &mut DecodeBudget::new(ID_PACK_BUDGET)) {
+                Ok(pack) => {
+                    if let Some(pack) = IdPack::from_brine(&pack) {
+                        mine(pack);
+                    }
+                    Ok(())
+                }
+                Err(_) => {
+                    cursor.reset(at);
+                    cursor.skip(depth + 1)
+                }
+            }
+        }
+        _ => {
+            cursor.reset(start);
+            cursor.skip(depth)
+        }
+    }
+}
+
 /// A brine value as a tether value.
 pub(crate) fn from_data(b: Brine) -> Result<Value> {
     Ok(match b {
@@ -243,6 +300,38 @@ mod tests {
             let err = unbox(labelled(VALUE, b), &t).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Type);
         }
+    }
+
+    #[test]
+    fn a_scan_finds_the_senders_references_at_any_depth_and_nothing_else() {
+        let pack = |n: i128| IdPack {
+            name: "builtins.object".into(),
+            class_id: 1,
+            instance_id: n,
+        };
+        let boxed = labelled(
+            TUPLE,
+            Brine::Tuple(vec![
+                mine(&pack(1)),
+                labelled(VALUE, Brine::Tuple(vec![Brine::Int(4), pack(9).to_brine()])),
+                yours(&pack(8)),
+                labelled(TUPLE, Brine::Tuple(vec![mine(&pack(2)), mine(&pack(1))])),
+            ]),
+        );
+        let bytes = boxed.encode();
+        let mut cursor = Cursor::new(&bytes);
+        let mut found = Vec::new();
+        scan_mine(&mut cursor, 0, &mut |p| found.push(p.instance_id)).unwrap();
+        cursor.finish().unwrap();
+        assert_eq!(found, [1, 2, 1]);
+        // Not boxing at all: walked past, nothing found.
+        let bytes = Brine::Tuple(vec![Brine::None; 3]).encode();
+        let mut cursor = Cursor::new(&bytes);
+        scan_mine(&mut cursor, 0, &mut |_| panic!("no reference")).unwrap();
+        cursor.finish().unwrap();
+        // Bad brine is an error.
+        let mut cursor = Cursor::new(&[0x11, 0x54, 0x07]);
+        assert!(scan_mine(&mut cursor, 0, &mut drop).is_err());
     }
 
     #[test]

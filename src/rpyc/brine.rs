@@ -8,7 +8,13 @@
 //!
 //! Decoding is bounded: nesting deeper than [`MAX_DEPTH`] is refused, an
 //! integer that does not fit an `i128` is refused, and no length the peer
-//! declares is trusted beyond the bytes actually present.
+//! declares is trusted beyond the bytes actually present: a tuple may
+//! declare no more items than the bytes left can hold at one byte each,
+//! less one byte for each item still due in the tuples around it, so the
+//! slots reserved at once never outnumber the input's bytes however the
+//! tuples nest. RPyC's reader also charges what it builds to the
+//! connection's decoding budget
+//! ([`Config::max_decoded_bytes`](crate::Config::max_decoded_bytes)).
 //!
 //! ```
 //! use tether::rpyc::Brine;
@@ -17,6 +23,8 @@
 //! assert_eq!(bytes, [0x11, 0x51, 0x08, 0x0b, b'h', b'i']);
 //! assert_eq!(Brine::decode(&bytes).unwrap(), value);
 //! ```
+
+use crate::protocol::budget::{DecodeBudget, VALUE_COST};
 
 /// Deepest nesting of tuples (and frozensets and slices) decoded.
 pub const MAX_DEPTH: usize = 64;
@@ -105,6 +113,11 @@ pub enum BrineError {
     /// Bytes left after the value.
     #[error("{0} bytes after the brine value")]
     Trailing(usize),
+    /// The value decodes to more than the decoder may build (only from a
+    /// decoder with a budget: RPyC's reader, within
+    /// [`Config::max_decoded_bytes`](crate::Config::max_decoded_bytes)).
+    #[error("brine that decodes to more than this side's decoding budget")]
+    OverBudget,
 }
 
 impl Brine {
@@ -152,12 +165,18 @@ impl Brine {
 
     /// Decode exactly one value from `bytes` (nothing may follow it).
     pub fn decode(bytes: &[u8]) -> Result<Brine, BrineError> {
-        let mut reader = Reader { bytes, at: 0 };
-        let value = reader.value(0)?;
-        match bytes.len() - reader.at {
-            0 => Ok(value),
-            n => Err(BrineError::Trailing(n)),
-        }
+        Brine::decode_within(bytes, &mut DecodeBudget::new(usize::MAX))
+    }
+
+    /// Decode exactly one value, charging what it builds to `budget`.
+    pub(crate) fn decode_within(
+        bytes: &[u8],
+        budget: &mut DecodeBudget,
+    ) -> Result<Brine, BrineError> {
+        let mut cursor = Cursor::new(bytes);
+        let value = cursor.value_within(0, budget)?;
+        cursor.finish()?;
+        Ok(value)
     }
 
     /// The integer, if this is one that fits an `i64`.
@@ -231,12 +250,69 @@ fn encode_tuple(items: &[Brine], out: &mut Vec<u8>) {
     }
 }
 
-struct Reader<'a> {
+/// Reads brine from a byte slice, one value (or tuple header) at a time.
+///
+/// Two rules bound what it allocates, whatever the bytes declare:
+///
+/// - every value takes at least one byte, so a tuple may declare no more
+///   items than the bytes left can hold, *less* one byte for each item
+///   still due in the tuples around it (`promised`): however the tuples
+///   nest, the slots reserved at once never outnumber the input's bytes;
+/// - what it builds is charged to a [`DecodeBudget`] before it is
+///   allocated: [`VALUE_COST`] per value (a tuple's slots when it is
+///   declared), text and bytes their length besides. Past the budget it
+///   stops with [`BrineError::OverBudget`].
+///
+/// [`skip`](Cursor::skip) walks a value without building anything.
+#[derive(Debug, Clone)]
+pub(crate) struct Cursor<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Items declared by the tuples being read and not yet begun.
+    promised: usize,
 }
 
-impl<'a> Reader<'a> {
+/// Where a [`Cursor`] was, to go back there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    at: usize,
+    promised: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Cursor<'a> {
+        Cursor {
+            bytes,
+            at: 0,
+            promised: 0,
+        }
+    }
+
+    pub(crate) fn mark(&self) -> Mark {
+        Mark {
+            at: self.at,
+            promised: self.promised,
+        }
+    }
+
+    pub(crate) fn reset(&mut self, mark: Mark) {
+        self.at = mark.at;
+        self.promised = mark.promised;
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    /// An error unless every byte was read.
+    pub(crate) fn finish(&self) -> Result<(), BrineError> {
+        match self.remaining() {
+            0 => Ok(()),
+            n => Err(BrineError::Trailing(n)),
+        }
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], BrineError> {
         let end = self.at.checked_add(n).ok_or(BrineError::Truncated)?;
         let slice = self.bytes.get(self.at..end).ok_or(BrineError::Truncated)?;
@@ -260,11 +336,38 @@ impl<'a> Reader<'a> {
         Ok(f64::from_be_bytes(a))
     }
 
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.at
+    /// If a tuple begins here, read its header and return its length;
+    /// otherwise read nothing.
+    pub(crate) fn tuple_len(&mut self) -> Result<Option<usize>, BrineError> {
+        let mark = self.mark();
+        let tag = self.u8()?;
+        let n = match tag {
+            EMPTY_TUPLE => 0,
+            TUPLE1..=TUPLE4 => (tag - TUPLE1 + 1) as usize,
+            TUPLE_L1 => self.u8()? as usize,
+            TUPLE_L4 => self.u32()?,
+            _ => {
+                self.reset(mark);
+                return Ok(None);
+            }
+        };
+        Ok(Some(n))
     }
 
-    fn value(&mut self, depth: usize) -> Result<Brine, BrineError> {
+    /// Decode one value nested `depth` deep, its own slot charged too.
+    pub(crate) fn value_within(
+        &mut self,
+        depth: usize,
+        budget: &mut DecodeBudget,
+    ) -> Result<Brine, BrineError> {
+        if !budget.charge_value(0) {
+            return Err(BrineError::OverBudget);
+        }
+        self.value(depth, budget)
+    }
+
+    /// Decode one value nested `depth` deep; its slot is already charged.
+    fn value(&mut self, depth: usize, budget: &mut DecodeBudget) -> Result<Brine, BrineError> {
         let tag = self.u8()?;
         Ok(match tag {
             NONE => Brine::None,
@@ -276,88 +379,180 @@ impl<'a> Reader<'a> {
             ELLIPSIS => Brine::Ellipsis,
             STR => {
                 let bytes = self.bytes_item()?;
-                Brine::Str(String::from_utf8(bytes.to_vec()).map_err(|_| BrineError::BadStr)?)
+                let text = std::str::from_utf8(bytes).map_err(|_| BrineError::BadStr)?;
+                charge(budget, text.len())?;
+                Brine::Str(text.to_string())
             }
-            BYTES1..=BYTES4 => Brine::Bytes(self.take((tag - BYTES1 + 1) as usize)?.to_vec()),
-            BYTES_L1 => {
-                let n = self.u8()? as usize;
-                Brine::Bytes(self.take(n)?.to_vec())
+            BYTES1..=BYTES_L4 => {
+                let n = self.bytes_len(tag)?;
+                let bytes = self.take(n)?;
+                charge(budget, bytes.len())?;
+                Brine::Bytes(bytes.to_vec())
             }
-            BYTES_L4 => {
-                let n = self.u32()?;
-                Brine::Bytes(self.take(n)?.to_vec())
+            TUPLE1..=TUPLE4 => {
+                Brine::Tuple(self.items((tag - TUPLE1 + 1) as usize, depth, budget)?)
             }
-            TUPLE1..=TUPLE4 => Brine::Tuple(self.items((tag - TUPLE1 + 1) as usize, depth)?),
             TUPLE_L1 => {
                 let n = self.u8()? as usize;
-                Brine::Tuple(self.items(n, depth)?)
+                Brine::Tuple(self.items(n, depth, budget)?)
             }
             TUPLE_L4 => {
                 let n = self.u32()?;
-                Brine::Tuple(self.items(n, depth)?)
+                Brine::Tuple(self.items(n, depth, budget)?)
             }
-            INT_L1 => {
-                let n = self.u8()? as usize;
-                Brine::Int(parse_int(self.take(n)?)?)
-            }
-            INT_L4 => {
-                let n = self.u32()?;
-                Brine::Int(parse_int(self.take(n)?)?)
-            }
+            INT_L1 | INT_L4 => Brine::Int(self.int_text(tag)?),
             FLOAT => Brine::Float(self.f64()?),
             COMPLEX => Brine::Complex(self.f64()?, self.f64()?),
-            SLICE => match self.nested(depth)? {
-                Brine::Tuple(items) if items.len() == 3 => {
-                    let [a, b, c]: [Brine; 3] = items
-                        .try_into()
-                        .map_err(|_| BrineError::BadShape("slice"))?;
-                    Brine::Slice(Box::new([a, b, c]))
+            SLICE => {
+                self.nested_depth(depth)?;
+                match self.value(depth + 1, budget)? {
+                    Brine::Tuple(items) if items.len() == 3 => {
+                        let [a, b, c]: [Brine; 3] = items
+                            .try_into()
+                            .map_err(|_| BrineError::BadShape("slice"))?;
+                        Brine::Slice(Box::new([a, b, c]))
+                    }
+                    _ => return Err(BrineError::BadShape("slice")),
                 }
-                _ => return Err(BrineError::BadShape("slice")),
-            },
-            FROZENSET => match self.nested(depth)? {
-                Brine::Tuple(items) => Brine::FrozenSet(items),
-                _ => return Err(BrineError::BadShape("frozenset")),
-            },
+            }
+            FROZENSET => {
+                self.nested_depth(depth)?;
+                match self.value(depth + 1, budget)? {
+                    Brine::Tuple(items) => Brine::FrozenSet(items),
+                    _ => return Err(BrineError::BadShape("frozenset")),
+                }
+            }
             SMALL_INT_FIRST..=SMALL_INT_LAST => Brine::Int(tag as i128 - SMALL_INT_BIAS),
             other => return Err(BrineError::UnknownTag(other)),
+        })
+    }
+
+    /// Read one value nested `depth` deep without building it: the same
+    /// checks as decoding (so the same inputs are refused), no allocation.
+    pub(crate) fn skip(&mut self, depth: usize) -> Result<(), BrineError> {
+        let tag = self.u8()?;
+        match tag {
+            NONE | EMPTY_BYTES | EMPTY_TUPLE | TRUE | FALSE | NOT_IMPLEMENTED | ELLIPSIS => {}
+            SMALL_INT_FIRST..=SMALL_INT_LAST => {}
+            STR => {
+                let bytes = self.bytes_item()?;
+                std::str::from_utf8(bytes).map_err(|_| BrineError::BadStr)?;
+            }
+            BYTES1..=BYTES_L4 => {
+                let n = self.bytes_len(tag)?;
+                self.take(n)?;
+            }
+            TUPLE1..=TUPLE4 => self.skip_items((tag - TUPLE1 + 1) as usize, depth)?,
+            TUPLE_L1 => {
+                let n = self.u8()? as usize;
+                self.skip_items(n, depth)?;
+            }
+            TUPLE_L4 => {
+                let n = self.u32()?;
+                self.skip_items(n, depth)?;
+            }
+            INT_L1 | INT_L4 => {
+                self.int_text(tag)?;
+            }
+            FLOAT => {
+                self.take(8)?;
+            }
+            COMPLEX => {
+                self.take(16)?;
+            }
+            SLICE | FROZENSET => {
+                self.nested_depth(depth)?;
+                let what = if tag == SLICE { "slice" } else { "frozenset" };
+                match self.tuple_len()? {
+                    Some(n) if tag == FROZENSET || n == 3 => self.skip_items(n, depth + 1)?,
+                    _ => return Err(BrineError::BadShape(what)),
+                }
+            }
+            other => return Err(BrineError::UnknownTag(other)),
+        }
+        Ok(())
+    }
+
+    /// The length of a bytes value whose tag was just read.
+    fn bytes_len(&mut self, tag: u8) -> Result<usize, BrineError> {
+        Ok(match tag {
+            EMPTY_BYTES => 0,
+            BYTES1..=BYTES4 => (tag - BYTES1 + 1) as usize,
+            BYTES_L1 => self.u8()? as usize,
+            BYTES_L4 => self.u32()?,
+            _ => return Err(BrineError::BadStr),
         })
     }
 
     /// The bytes item a `str` tag must be followed by.
     fn bytes_item(&mut self) -> Result<&'a [u8], BrineError> {
         let tag = self.u8()?;
-        let n = match tag {
-            EMPTY_BYTES => 0,
-            BYTES1..=BYTES4 => (tag - BYTES1 + 1) as usize,
-            BYTES_L1 => self.u8()? as usize,
-            BYTES_L4 => self.u32()?,
-            _ => return Err(BrineError::BadStr),
-        };
+        let n = self.bytes_len(tag)?;
         self.take(n)
     }
 
-    fn nested(&mut self, depth: usize) -> Result<Brine, BrineError> {
-        if depth >= MAX_DEPTH {
-            return Err(BrineError::TooDeep);
-        }
-        self.value(depth + 1)
+    fn int_text(&mut self, tag: u8) -> Result<i128, BrineError> {
+        let n = if tag == INT_L1 {
+            self.u8()? as usize
+        } else {
+            self.u32()?
+        };
+        parse_int(self.take(n)?)
     }
 
-    fn items(&mut self, n: usize, depth: usize) -> Result<Vec<Brine>, BrineError> {
+    fn nested_depth(&self, depth: usize) -> Result<(), BrineError> {
         if depth >= MAX_DEPTH {
             return Err(BrineError::TooDeep);
         }
-        // Every item takes at least one byte: a count beyond what is left
-        // is a lie, and reserving for it would let a peer make us allocate.
-        if n > self.remaining() {
+        Ok(())
+    }
+
+    /// Check a tuple's declared length `n` against the bytes left.
+    fn declared(&self, n: usize, depth: usize) -> Result<(), BrineError> {
+        self.nested_depth(depth)?;
+        // Every item takes at least one byte, and so does every item still
+        // due in the tuples around this one: a count beyond that is a lie,
+        // and reserving for it would let a peer make us allocate.
+        if n > self.remaining().saturating_sub(self.promised) {
             return Err(BrineError::Truncated);
         }
+        Ok(())
+    }
+
+    fn items(
+        &mut self,
+        n: usize,
+        depth: usize,
+        budget: &mut DecodeBudget,
+    ) -> Result<Vec<Brine>, BrineError> {
+        self.declared(n, depth)?;
+        // The slots are charged before they are reserved.
+        charge(budget, n.saturating_mul(VALUE_COST))?;
         let mut items = Vec::with_capacity(n);
+        self.promised += n;
         for _ in 0..n {
-            items.push(self.value(depth + 1)?);
+            self.promised -= 1;
+            items.push(self.value(depth + 1, budget)?);
         }
         Ok(items)
+    }
+
+    fn skip_items(&mut self, n: usize, depth: usize) -> Result<(), BrineError> {
+        self.declared(n, depth)?;
+        self.promised += n;
+        for _ in 0..n {
+            self.promised -= 1;
+            self.skip(depth + 1)?;
+        }
+        Ok(())
+    }
+}
+
+fn charge(budget: &mut DecodeBudget, bytes: usize) -> Result<(), BrineError> {
+    if budget.charge(bytes) {
+        Ok(())
+    } else {
+        Err(BrineError::OverBudget)
     }
 }
 
@@ -461,6 +656,104 @@ mod tests {
             Brine::decode(&[0x17, 0xff, 0xff, 0xff, 0xff]),
             Err(BrineError::Truncated)
         );
+    }
+
+    #[test]
+    fn nested_tuples_cannot_declare_more_items_than_the_bytes_hold() {
+        // Each level declares as many items as there are bytes left: only
+        // the outermost may, since its items are due before the bytes of
+        // any inner tuple can count for the inner one.
+        let n: u32 = 1000;
+        let mut bytes = Vec::new();
+        for _ in 0..3 {
+            bytes.push(0x15);
+            bytes.extend_from_slice(&n.to_be_bytes());
+        }
+        bytes.extend(std::iter::repeat_n(0u8, n as usize));
+        let mut budget = DecodeBudget::new(usize::MAX);
+        assert_eq!(
+            Brine::decode_within(&bytes, &mut budget),
+            Err(BrineError::Truncated)
+        );
+        // Refused at the second level, before its slots were reserved.
+        assert_eq!(budget.used(), (n as usize + 1) * VALUE_COST);
+        // An honest nesting of the same shape decodes.
+        let honest = Brine::Tuple(vec![
+            Brine::Tuple(vec![Brine::None; 500]),
+            Brine::Tuple(vec![Brine::None; 500]),
+        ]);
+        round_trip(honest);
+    }
+
+    #[test]
+    fn a_budget_stops_decoding_before_the_slots_are_reserved() {
+        let mut bytes = vec![0x15];
+        bytes.extend_from_slice(&100_000u32.to_be_bytes());
+        bytes.extend(std::iter::repeat_n(0u8, 100_000));
+        let mut budget = DecodeBudget::new(1 << 20);
+        assert_eq!(
+            Brine::decode_within(&bytes, &mut budget),
+            Err(BrineError::OverBudget)
+        );
+        assert!(budget.used() <= VALUE_COST, "nothing was built");
+        let mut enough = DecodeBudget::new(4 << 20);
+        assert!(Brine::decode_within(&bytes, &mut enough).is_ok());
+        assert_eq!(enough.used(), 100_001 * VALUE_COST);
+        // Text and bytes count their length besides.
+        let text = Brine::Str("x".repeat(10_000)).encode();
+        let mut small = DecodeBudget::new(10_000);
+        assert_eq!(
+            Brine::decode_within(&text, &mut small),
+            Err(BrineError::OverBudget)
+        );
+    }
+
+    #[test]
+    fn a_brine_node_costs_no_more_than_a_value() {
+        assert!(std::mem::size_of::<Brine>() <= VALUE_COST);
+    }
+
+    #[test]
+    fn skipping_accepts_and_refuses_what_decoding_does() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut inputs: Vec<Vec<u8>> = vec![
+            Brine::Tuple(vec![
+                Brine::Str("héllo".into()),
+                Brine::Slice(Box::new([Brine::Int(1), Brine::None, Brine::Int(-1)])),
+                Brine::FrozenSet(vec![Brine::Int(1)]),
+                Brine::Complex(1.0, 2.0),
+                Brine::Bytes(vec![1; 300]),
+                Brine::Int(1 << 100),
+            ])
+            .encode(),
+            vec![0x19, 0x11, 0x00, 0x00],
+            vec![0x08, 0x0a, 0xff],
+        ];
+        for len in 0..3000 {
+            inputs.push(
+                (0..len % 24)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly tags that nest, so tuples are exercised.
+                        [0x00, 0x10, 0x11, 0x14, 0x19, 0x1a, 0x08, 0x0b, 0x50, 0x02]
+                            [seed as usize % 10]
+                            ^ ((seed >> 60) as u8 & 1)
+                    })
+                    .collect(),
+            );
+        }
+        for bytes in inputs {
+            let decoded = Brine::decode(&bytes);
+            let mut cursor = Cursor::new(&bytes);
+            let skipped = cursor.skip(0).and_then(|()| cursor.finish());
+            assert_eq!(
+                decoded.is_ok(),
+                skipped.is_ok(),
+                "{bytes:02x?}: {decoded:?} {skipped:?}"
+            );
+        }
     }
 
     #[test]

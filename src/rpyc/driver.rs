@@ -18,8 +18,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
-use super::boxing::{self, box_value};
+use super::boxing::box_value;
 use super::brine::Brine;
+use super::decode::{decode_frame, Failure, Incoming};
 use super::envelope::{self, EnvelopeError, Message};
 use super::frame::{self, FrameDecoder, FrameError};
 use super::handler;
@@ -27,8 +28,10 @@ use super::id_pack::IdPack;
 use super::serve::{self, Raised};
 use super::session::{Refs, State};
 use super::vinegar;
+use crate::connection::depth;
 use crate::error::raise;
-use crate::{Error, ErrorKind, Result, Value};
+use crate::protocol::budget::HeldGuard;
+use crate::{Error, ErrorKind, NetRef, Result, Value};
 
 /// Stop gathering frames into one write beyond this many bytes.
 const MAX_COALESCE: usize = 256 * 1024;
@@ -44,15 +47,29 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(state: Arc<State>, io: R) {
             _ = state.shutdown.cancelled() => return,
             next = frames.next() => next,
         };
-        let payload = match next {
+        let frame = match next {
             None => break raise::closed("the Python peer closed the connection"),
             Some(Err(FrameError::Io(e))) => {
                 break Error::with_source(ErrorKind::Transport, format!("read failed: {e}"), e)
             }
             Some(Err(e)) => break raise::protocol(format!("protocol violation: {e}")),
-            Some(Ok(payload)) => payload,
+            Some(Ok(frame)) => frame,
         };
-        if let Err(err) = handle_payload(&state, &payload) {
+        // Awaited here, so frames are handled in the order they came.
+        let decoded = tokio::select! {
+            biased;
+            _ = state.shutdown.cancelled() => return,
+            decoded = decode_frame(&state, frame) => decoded,
+        };
+        let message = match decoded {
+            Ok(message) => message,
+            Err(Failure::Version5(seq)) => {
+                refuse_version5(&state, seq);
+                break raise::protocol(EnvelopeError::Version5);
+            }
+            Err(e) => break raise::protocol(format!("protocol violation: {e}")),
+        };
+        if let Err(err) = route(&state, message) {
             break err;
         }
     };
@@ -62,42 +79,33 @@ pub(crate) async fn read_loop<R: AsyncRead + Unpin>(state: Arc<State>, io: R) {
     state.terminate(reason);
 }
 
-/// Route one message; an error ends the connection.
-fn handle_payload(state: &Arc<State>, payload: &[u8]) -> Result<()> {
-    let message = match Message::decode(payload) {
-        Ok(message) => message,
-        Err(EnvelopeError::Version5) => {
-            refuse_version5(state, payload);
-            return Err(raise::protocol(EnvelopeError::Version5));
-        }
-        Err(e) => return Err(raise::protocol(format!("protocol violation: {e}"))),
-    };
+/// Act on one message; an error ends the connection.
+fn route(state: &Arc<State>, message: Incoming) -> Result<()> {
     match message {
-        Message::Reply { seq, value } => {
-            let refs = Refs::new(state);
-            state.complete(seq, boxing::unbox(value, &refs));
+        Incoming::Close => return Err(raise::closed("the Python peer closed the connection")),
+        Incoming::Outcome { seq, result } => state.complete(seq, result),
+        Incoming::Release { seq, args } => {
+            release(state, &args);
+            reply(state, seq, Ok(Value::None));
         }
-        Message::Exception { seq, value } => state.complete(seq, Err(vinegar::load(&value))),
-        Message::Request { seq, handler, args } => match handler {
-            handler::CLOSE => return Err(raise::closed("the Python peer closed the connection")),
-            handler::DEL => {
-                release(state, &args);
-                reply(state, seq, Ok(Value::None));
-            }
-            _ => {
-                let refs = Refs::new(state);
-                let args = boxing::unbox(args, &refs).and_then(|v| match v {
-                    Value::List(items) => Ok(items),
-                    other => Err(raise::type_mismatch("an argument tuple", other.type_name())),
-                });
-                match args {
-                    Ok(args) => spawn_serving(state, seq, handler, args),
-                    Err(err) => {
-                        let location =
-                            format!("unboxing the arguments of {}", handler::name(handler));
-                        reply(state, seq, Err(Raised::Error(err, location)));
-                    }
-                }
+        Incoming::Refused {
+            seq,
+            handler,
+            error,
+        } => {
+            let location = format!("decoding the arguments of {}", handler::name(handler));
+            reply(state, seq, Err(Raised::Error(error, location)));
+        }
+        Incoming::Request {
+            seq,
+            handler,
+            args,
+            held,
+        } => match args {
+            Ok((args, refs)) => spawn_serving(state, seq, handler, args, refs, held),
+            Err(err) => {
+                let location = format!("unboxing the arguments of {}", handler::name(handler));
+                reply(state, seq, Err(Raised::Error(err, location)));
             }
         },
     }
@@ -128,12 +136,35 @@ fn release(state: &State, args: &Brine) {
     }
 }
 
-fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>) {
-    if state.serving.load(Ordering::Relaxed) >= state.config.max_serving {
-        let err = raise::limit(format!(
-            "too many calls in progress on this connection (limit {})",
+/// Serve request `seq` in a task of its own, unless that would pass
+/// [`Config::max_serving`](crate::Config::max_serving) or
+/// [`Config::max_call_depth`](crate::Config::max_call_depth). `held`
+/// counts the arguments' decoded bytes until the call ends.
+fn spawn_serving(
+    state: &Arc<State>,
+    seq: i64,
+    handler: i64,
+    args: Vec<Value>,
+    refs: Vec<NetRef>,
+    held: HeldGuard,
+) {
+    let depth = state.depth_of_incoming();
+    let refusal = if state.serving.load(Ordering::Relaxed) >= state.config.max_serving {
+        Some(raise::limit(format!(
+            "too many calls in progress on this connection (limit {}, Config::max_serving)",
             state.config.max_serving
-        ));
+        )))
+    } else if depth > state.config.max_call_depth {
+        Some(raise::limit(format!(
+            "calls nested {depth} deep: past this side's limit of {} (Config::max_call_depth; \
+             RPyC carries no depth, so a request is counted one deeper than the deepest \
+             call of ours waiting for the peer)",
+            state.config.max_call_depth
+        )))
+    } else {
+        None
+    };
+    if let Some(err) = refusal {
         reply(
             state,
             seq,
@@ -148,9 +179,8 @@ fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>) {
     // and then write its next request while that answer is unacknowledged:
     // with Nagle's algorithm on (rpyc's default) the request waits for our
     // delayed ACK, 40 ms per call (measured: examples/python/rpyc_bench.py).
-    let held = args.clone();
     tokio::spawn(async move {
-        let work = AssertUnwindSafe(serve::serve(&state, handler, args))
+        let work = AssertUnwindSafe(depth::serving(depth, serve::serve(&state, handler, args)))
             .catch_unwind()
             .map(|outcome| {
                 outcome.unwrap_or_else(|panic| {
@@ -170,26 +200,35 @@ fn spawn_serving(state: &Arc<State>, seq: i64, handler: i64, args: Vec<Value>) {
             outcome = work => Some(outcome),
             _ = state.shutdown.cancelled() => None,
         };
+        // The call has ended (its arguments are gone): it counts no more,
+        // before the peer can hear so and send its next request.
         state.serving.fetch_sub(1, Ordering::Relaxed);
+        drop(held);
         if let Some(outcome) = outcome {
             reply(&state, seq, outcome);
         }
-        drop(held);
+        drop(refs);
     });
 }
 
 /// Send the reply (or exception) for the peer's request `seq`.
 fn reply(state: &Arc<State>, seq: i64, outcome: Result<Value, Raised>) {
-    let refs = Refs::new(state);
+    let mut refs = Refs::new(state);
     // The outcome (and the references in it) outlives the queueing of the
     // reply: dropping a Python object's proxy sends DEL, which must not
     // overtake the reply that names the object.
     let message = match outcome.as_ref().map(|value| box_value(value, &refs)) {
         Ok(Ok(value)) => Message::Reply { seq, value },
-        Ok(Err(err)) => Message::Exception {
-            seq,
-            value: vinegar::dump(&err, "boxing the reply"),
-        },
+        Ok(Err(err)) => {
+            // Nothing of a reply that cannot be boxed is sent: take back
+            // what was exported before the failure.
+            refs.undo();
+            refs = Refs::new(state);
+            Message::Exception {
+                seq,
+                value: vinegar::dump(&err, "boxing the reply"),
+            }
+        }
         Err(&Raised::StopIteration) => Message::Exception {
             seq,
             value: Brine::Int(vinegar::STOP_ITERATION),
@@ -207,8 +246,8 @@ fn reply(state: &Arc<State>, seq: i64, outcome: Result<Value, Raised>) {
 
 /// Tell an RPyC 5.x client why it is refused, in its own envelope, before
 /// the connection closes (best effort: it is the last thing sent).
-fn refuse_version5(state: &State, payload: &[u8]) {
-    let Some(seq) = envelope::version5_seq(payload) else {
+fn refuse_version5(state: &State, seq: Option<Brine>) {
+    let Some(seq) = seq else {
         return;
     };
     let err = Error::app("RuntimeError", EnvelopeError::Version5.to_string());

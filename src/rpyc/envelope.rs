@@ -6,7 +6,8 @@
 //! 3-tuple tag `0x12`; the two do not interoperate and a 5.x peer is
 //! refused with an error saying so.
 
-use super::brine::{Brine, BrineError};
+use super::brine::{Brine, BrineError, Cursor};
+use crate::protocol::budget::DecodeBudget;
 
 const REQUEST: u8 = 1;
 const REPLY: u8 = 2;
@@ -62,40 +63,101 @@ impl Message {
     }
 
     /// Parse a payload.
+    #[cfg(test)]
     pub(crate) fn decode(payload: &[u8]) -> Result<Message, EnvelopeError> {
+        let (header, mut body) = Header::parse(payload)?;
+        let value = body.value_within(header.body_depth(), &mut DecodeBudget::new(usize::MAX))?;
+        body.finish()?;
+        Ok(match header.kind {
+            Kind::Request => Message::Request {
+                seq: header.seq,
+                handler: header.handler,
+                args: value,
+            },
+            Kind::Reply => Message::Reply {
+                seq: header.seq,
+                value,
+            },
+            Kind::Exception => Message::Exception {
+                seq: header.seq,
+                value,
+            },
+        })
+    }
+}
+
+/// What a message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Request,
+    Reply,
+    Exception,
+}
+
+/// A message's type, sequence number and (for a request) handler, read
+/// before its body so that a body too large to build can still be
+/// answered, or can fail the call it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) kind: Kind,
+    pub(crate) seq: i64,
+    /// The handler of a request (0 otherwise).
+    pub(crate) handler: i64,
+}
+
+/// What the small parts of the envelope (sequence number, handler) may
+/// decode to: an integer takes a few dozen bytes.
+const SMALL: usize = 1024;
+
+impl Header {
+    /// Read the header of `payload`; the cursor returned is at the body
+    /// (a request's boxed arguments, a reply's boxed value, an
+    /// exception's tuple), the last value of the payload.
+    pub(crate) fn parse(payload: &[u8]) -> Result<(Header, Cursor<'_>), EnvelopeError> {
         let (&kind, body) = payload.split_first().ok_or(EnvelopeError::Empty)?;
-        match kind {
-            REQUEST | REPLY | EXCEPTION => {}
+        let kind = match kind {
+            REQUEST => Kind::Request,
+            REPLY => Kind::Reply,
+            EXCEPTION => Kind::Exception,
             V5_TUPLE3 => return Err(EnvelopeError::Version5),
             other => return Err(EnvelopeError::UnknownType(other)),
-        }
-        let Brine::Tuple(pair) = Brine::decode(body)? else {
-            return Err(EnvelopeError::Shape("not a (seq, args) pair"));
         };
-        let [seq, args]: [Brine; 2] = pair
-            .try_into()
-            .map_err(|_| EnvelopeError::Shape("not a (seq, args) pair"))?;
-        let seq = seq.as_i64().ok_or(EnvelopeError::Shape(
+        let mut cursor = Cursor::new(body);
+        if cursor.tuple_len()? != Some(2) {
+            return Err(EnvelopeError::Shape("not a (seq, args) pair"));
+        }
+        let seq = small_int(&mut cursor, 1).ok_or(EnvelopeError::Shape(
             "a sequence number that is not an integer",
-        ))?;
-        Ok(match kind {
-            REQUEST => {
-                let Brine::Tuple(parts) = args else {
-                    return Err(EnvelopeError::Shape(
-                        "a request that is not (handler, args)",
-                    ));
-                };
-                let [handler, args]: [Brine; 2] = parts
-                    .try_into()
-                    .map_err(|_| EnvelopeError::Shape("a request that is not (handler, args)"))?;
-                let handler = handler
-                    .as_i64()
-                    .ok_or(EnvelopeError::Shape("a handler that is not an integer"))?;
-                Message::Request { seq, handler, args }
+        ))??;
+        let mut handler = 0;
+        if kind == Kind::Request {
+            if cursor.tuple_len()? != Some(2) {
+                return Err(EnvelopeError::Shape(
+                    "a request that is not (handler, args)",
+                ));
             }
-            REPLY => Message::Reply { seq, value: args },
-            _ => Message::Exception { seq, value: args },
-        })
+            handler = small_int(&mut cursor, 2)
+                .ok_or(EnvelopeError::Shape("a handler that is not an integer"))??;
+        }
+        Ok((Header { kind, seq, handler }, cursor))
+    }
+
+    /// How deep the body is nested in the payload's brine.
+    pub(crate) fn body_depth(&self) -> usize {
+        match self.kind {
+            Kind::Request => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The next value, if it is an integer that fits an `i64` (`None` if it is
+/// anything else); brine errors are errors.
+fn small_int(cursor: &mut Cursor<'_>, depth: usize) -> Option<Result<i64, EnvelopeError>> {
+    match cursor.value_within(depth, &mut DecodeBudget::new(SMALL)) {
+        Ok(value) => value.as_i64().map(Ok),
+        Err(BrineError::OverBudget) => None,
+        Err(e) => Some(Err(e.into())),
     }
 }
 
@@ -105,12 +167,18 @@ pub(crate) fn version5_refusal(seq: &Brine, exception: Brine) -> Vec<u8> {
     Brine::Tuple(vec![Brine::Int(EXCEPTION as i128), seq.clone(), exception]).encode()
 }
 
-/// The sequence number of a 5.x payload, if it is one.
+/// The sequence number of a 5.x payload, if it is one (read without
+/// building the rest of the payload).
 pub(crate) fn version5_seq(payload: &[u8]) -> Option<Brine> {
-    match Brine::decode(payload).ok()? {
-        Brine::Tuple(mut items) if items.len() == 3 => Some(items.swap_remove(1)),
-        _ => None,
+    let mut cursor = Cursor::new(payload);
+    if cursor.tuple_len().ok()? != Some(3) {
+        return None;
     }
+    cursor.skip(1).ok()?;
+    let seq = cursor.value_within(1, &mut DecodeBudget::new(SMALL)).ok()?;
+    cursor.skip(1).ok()?;
+    cursor.finish().ok()?;
+    Some(seq)
 }
 
 #[cfg(test)]
@@ -146,6 +214,38 @@ mod tests {
         let v5 = Brine::Tuple(vec![Brine::Int(1), Brine::Int(0), Brine::Tuple(vec![])]).encode();
         assert!(matches!(Message::decode(&v5), Err(EnvelopeError::Version5)));
         assert_eq!(version5_seq(&v5), Some(Brine::Int(0)));
+    }
+
+    #[test]
+    fn the_header_is_read_before_the_body_is_built() {
+        let mut payload = vec![1u8];
+        // (seq 7, (handler 4, <a body>)), the pair and tuples in their
+        // long forms, as another encoder might write them.
+        payload.extend_from_slice(&[0x14, 2, 0x57, 0x15, 0, 0, 0, 2, 0x54]);
+        let body = Brine::Tuple(vec![Brine::None; 100]).encode();
+        payload.extend_from_slice(&body);
+        let (header, mut cursor) = Header::parse(&payload).unwrap();
+        assert_eq!(
+            header,
+            Header {
+                kind: Kind::Request,
+                seq: 7,
+                handler: 4
+            }
+        );
+        assert_eq!(header.body_depth(), 2);
+        assert_eq!(cursor.remaining(), body.len());
+        cursor.skip(2).unwrap();
+        cursor.finish().unwrap();
+        // A sequence number that is not a small integer is a shape error.
+        let mut big_seq = vec![2u8, 0x11, 0x08, 0x0f];
+        big_seq.extend_from_slice(&5000u32.to_be_bytes());
+        big_seq.extend(std::iter::repeat_n(b'a', 5000));
+        big_seq.push(0x00);
+        assert!(matches!(
+            Header::parse(&big_seq),
+            Err(EnvelopeError::Shape(_))
+        ));
     }
 
     #[test]

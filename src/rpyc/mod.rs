@@ -31,10 +31,14 @@
 //! # How the pieces fit
 //!
 //! - `frame`: length, compressed flag, payload and the extra `\n`; zlib
-//!   inflated within the frame limit;
+//!   inflated within the frame limit and [`MAX_INFLATE_RATIO`];
 //! - [`brine`]: RPyC's value serializer ([`Brine`]), bounded in depth and
 //!   allocation;
-//! - `envelope`: message type plus `(seq, args)`; 5.x peers refused;
+//! - `envelope`: message type plus `(seq, args)`, the header read before
+//!   the body; 5.x peers refused;
+//! - `decode`: from a frame to a message within the connection's decoding
+//!   budget, large frames off the runtime's threads (its docs have the
+//!   design);
 //! - `boxing` and `id_pack`: values by value or by reference, and how an
 //!   object is named on the wire;
 //! - `vinegar`: exceptions both ways;
@@ -56,9 +60,54 @@
 //! to tether are governed by the Python side's own policy: by default a
 //! tether service can call a Python function and iterate a Python file,
 //! but reading other public attributes needs the client's
-//! `allow_public_attrs`. Frames are limited to
-//! [`Config::max_frame_len`](crate::Config::max_frame_len), compressed or
-//! not; brine nesting to [`brine::MAX_DEPTH`].
+//! `allow_public_attrs`.
+//!
+//! # Limits
+//!
+//! An RPyC connection has the same [`Config`] limits as a native one,
+//! as far as RPyC can carry them:
+//!
+//! - [`max_frame_len`](crate::Config::max_frame_len): frames, compressed
+//!   or not. A compressed payload may also inflate to no more than
+//!   [`MAX_INFLATE_RATIO`] (256) times its size: rpyc compresses at zlib
+//!   level 1, which stays under 230:1, while a bomb made at a higher
+//!   level reaches ~1030:1. Past either, the connection is closed (logged
+//!   at warn, with the reason), having allocated nothing in proportion to
+//!   what the frame would have inflated to. Brine nests at most
+//!   [`brine::MAX_DEPTH`] deep, and no count it declares reserves more
+//!   than the bytes left can hold.
+//! - [`max_decoded_bytes`](crate::Config::max_decoded_bytes): what one
+//!   message decodes to, together with the arguments of the calls being
+//!   served. A request over what is left is answered with
+//!   [`ErrorKind::LimitExceeded`](crate::ErrorKind::LimitExceeded) (a
+//!   `RuntimeError` in Python) without running; a reply over it fails the
+//!   call it answers. Either way the message is read to its end without
+//!   being built, the objects it carried are released (`DEL`), and the
+//!   connection goes on. A `DEL` or `CLOSE` is read within 4 KiB of its
+//!   own, so a release is never lost to a budget that calls hold.
+//! - [`max_serving`](crate::Config::max_serving),
+//!   [`max_exported`](crate::Config::max_exported): a request past them
+//!   is answered with `LimitExceeded`; a reply that would export an object
+//!   past `max_exported` is replaced by that error, nothing of it
+//!   exported.
+//! - [`max_queued_bytes`](crate::Config::max_queued_bytes): a peer that
+//!   stops reading its replies is disconnected.
+//! - [`max_in_flight`](crate::Config::max_in_flight): our requests past it
+//!   wait for a slot, within their deadline.
+//! - [`max_call_depth`](crate::Config::max_call_depth): RPyC messages
+//!   carry no depth, so it is followed locally. Each request of ours
+//!   records the depth it was made at, and a request of the peer's is
+//!   taken to be nested in the deepest of ours that waits (a Python peer
+//!   serves requests only while it waits): it runs one deeper, or at 0
+//!   when none waits, and past the limit it is refused without running.
+//!   Ping-pong between two sides nested in each other is thereby bounded;
+//!   with a multi-threaded peer the count may run ahead of the truth,
+//!   never behind it.
+//! - [`handshake_timeout`](crate::Config::handshake_timeout): on a
+//!   [`Server`](crate::Server), the first bytes (which tell the dialect)
+//!   must come within it. RPyC has no handshake after that.
+//! - [`keepalive`](crate::Config::keepalive): TCP keepalive, see
+//!   "Liveness".
 //!
 //! # Differences from a Python server
 //!
@@ -80,20 +129,38 @@
 //!
 //! # Liveness
 //!
-//! RPyC sessions have no keepalive, and
-//! [`Config::keepalive`](crate::Config::keepalive) does not apply to them.
-//! A Python peer reads its socket only while one of its threads waits on
-//! the connection: a server's connection thread between requests does,
-//! but a client between its own calls does not (unless it runs a
+//! RPyC has a PING request both ways, but tether never sends it: a Python
+//! peer reads its socket only while one of its threads waits on the
+//! connection. A server's connection thread between requests does, but a
+//! client between its own calls does not (unless it runs a
 //! `BgServingThread`), and neither does a server's thread busy running a
-//! long request. A ping could go unanswered for as long as the peer likes,
-//! so silence cannot tell a quiet peer from a dead one. A dead peer is
-//! noticed when the operating system reports the socket closed or reset,
-//! and a call waiting on it ends at
-//! [`Config::call_timeout`](crate::Config::call_timeout).
+//! long request. A ping could go unanswered for as long as the peer
+//! likes, so silence cannot tell a quiet peer from a dead one, and
+//! declaring it dead would cut off healthy clients.
+//!
+//! So [`Config::keepalive`](crate::Config::keepalive) turns on TCP
+//! keepalive instead, on the connections a [`Server`](crate::Server)
+//! accepts and those [`connect`] opens: once a connection has been idle
+//! for the interval, the kernel sends probes (four, a quarter interval
+//! apart), which the peer's kernel answers whatever its program is doing.
+//! A dead host or a half-open connection is reset within about two
+//! intervals, its calls fail and its objects are released; a quiet peer
+//! never is. A stream handed to [`serve_io`] or [`connect_io`] is the
+//! caller's: set keepalive on it yourself (e.g. with `socket2`). A call
+//! waiting on the peer ends at
+//! [`Config::call_timeout`](crate::Config::call_timeout) in any case.
+//!
+//! # Fairness
+//!
+//! Each connection's reader decodes its frames in order; a frame whose
+//! payload, or inflated output, is over 64 KiB is inflated, decoded and
+//! unboxed on tokio's blocking pool while that reader waits for it, so
+//! one peer's large or compressed frames never hold the runtime's worker
+//! threads that every other connection shares.
 
 mod boxing;
 pub mod brine;
+mod decode;
 mod detect;
 mod driver;
 mod envelope;
@@ -113,7 +180,9 @@ use tokio::net::ToSocketAddrs;
 use tokio::sync::mpsc;
 
 pub use self::brine::{Brine, BrineError};
+pub(crate) use self::decode::read_detached;
 pub use self::detect::{detect, Dialect, Rewind};
+pub use self::frame::MAX_INFLATE_RATIO;
 use self::session::State;
 use crate::error::raise;
 use crate::service::builtin::empty::Empty;
@@ -286,12 +355,9 @@ where
 /// `rpyc_classic`) over TCP, serving it nothing of ours but what we pass it.
 pub async fn connect(addr: impl ToSocketAddrs) -> Result<Session> {
     let (stream, peer) = transport::tcp::connect(addr).await?;
-    Ok(connect_io(
-        stream,
-        NetRef::new(Empty),
-        Config::default(),
-        Some(peer),
-    ))
+    let config = Config::default();
+    transport::tcp::keepalive(&stream, config.keepalive);
+    Ok(connect_io(stream, NetRef::new(Empty), config, Some(peer)))
 }
 
 /// Run the connecting side over any byte stream; `root` is what the Python

@@ -10,14 +10,14 @@
 //! [`NetRef`] drops.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::boxing::{self, RefTable};
@@ -26,8 +26,10 @@ use super::envelope::Message;
 use super::frame;
 use super::id_pack::IdPack;
 use super::remote::PyObject;
+use crate::connection::depth;
 use crate::error::raise;
 use crate::netref::{next_uid, Local, LocalRef, NetRef, Target};
+use crate::protocol::budget::HeldBytes;
 use crate::service::table::{drop_objects, lock, ExportTable, Released};
 use crate::{Config, Error, ErrorKind, Result, Stats, Value};
 
@@ -56,9 +58,20 @@ pub(crate) struct State {
     next_token: AtomicU64,
     /// Our requests awaiting replies.
     in_flight: DashMap<i64, oneshot::Sender<Result<Value>>>,
+    /// One permit per request awaiting its reply
+    /// ([`Config::max_in_flight`]); closed when the connection ends.
+    slots: Semaphore,
+    /// How deep each of our waiting requests is nested in calls being
+    /// served (depth -> how many): RPyC carries no depth, so a request of
+    /// the peer's is taken to be nested in the deepest call of ours that
+    /// waits ([`Config::max_call_depth`]).
+    waiting_depths: Mutex<BTreeMap<u32, usize>>,
     next_seq: AtomicI64,
     /// The peer's requests being served.
     pub(crate) serving: AtomicUsize,
+    /// Decoded bytes of the arguments of the requests being served
+    /// ([`Config::max_decoded_bytes`]).
+    pub(crate) held: HeldBytes,
     pub(crate) shutdown: CancellationToken,
     /// Cancelled once the writer flushed its last bytes.
     pub(crate) writer_done: CancellationToken,
@@ -80,6 +93,7 @@ impl State {
         out: mpsc::UnboundedSender<Bytes>,
         auto_close: bool,
     ) -> State {
+        let slots = config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         State {
             number: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             config,
@@ -91,8 +105,11 @@ impl State {
             imports: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(0),
             in_flight: DashMap::new(),
+            slots: Semaphore::new(slots),
+            waiting_depths: Mutex::new(BTreeMap::new()),
             next_seq: AtomicI64::new(0),
             serving: AtomicUsize::new(0),
+            held: HeldBytes::default(),
             shutdown: CancellationToken::new(),
             writer_done: CancellationToken::new(),
             closed: AtomicBool::new(false),
@@ -173,34 +190,62 @@ impl State {
     }
 
     /// Send request `handler` with boxed `args` and wait for its outcome.
+    ///
+    /// At most [`Config::max_in_flight`] requests wait at once: one
+    /// beyond waits for a slot first, within its deadline.
     pub(crate) async fn request(
         self: &Arc<Self>,
         handler: i64,
         args: Brine,
         timeout: Option<Duration>,
     ) -> Result<Value> {
+        let timeout = timeout.unwrap_or(self.config.call_timeout);
+        let deadline = tokio::time::Instant::now().checked_add(timeout);
+        let timed_out = |waiting_for: &str| {
+            Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{waiting_for} {} within {timeout:?}",
+                    super::handler::name(handler)
+                ),
+            )
+        };
+        let _slot = match within(deadline, self.slots.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(self.closed_error()),
+            Err(_) => {
+                return Err(timed_out(&format!(
+                    "no free slot among the {} requests that may wait for the \
+                     Python peer at once (Config::max_in_flight) for",
+                    self.config.max_in_flight
+                )))
+            }
+        };
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         // Registered before sending, so the reply always finds it; removed
         // by the guard however this future ends (timeout, drop).
         self.in_flight.insert(seq, tx);
-        let _guard = InFlight { state: self, seq };
+        let _guard = InFlight::new(self, seq, depth::of_new_call());
         if self.is_closed() {
             return Err(self.closed_error());
         }
         self.send(&Message::Request { seq, handler, args })?;
-        let timeout = timeout.unwrap_or(self.config.call_timeout);
-        match tokio::time::timeout(timeout, rx).await {
+        match within(deadline, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(self.closed_error()),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!(
-                    "the Python peer did not answer {} within {timeout:?}",
-                    super::handler::name(handler)
-                ),
-            )),
+            Err(_) => Err(timed_out("the Python peer did not answer")),
         }
+    }
+
+    /// The depth to serve a request of the peer's at: one deeper than the
+    /// deepest request of ours waiting for the peer (which the peer may be
+    /// serving, as a Python peer serves requests only while it waits),
+    /// or 0 when none waits.
+    pub(crate) fn depth_of_incoming(&self) -> u32 {
+        lock(&self.waiting_depths)
+            .last_key_value()
+            .map_or(0, |(depth, _)| depth.saturating_add(1))
     }
 
     /// Send request `handler` without waiting (RPyC's async requests; the
@@ -299,12 +344,17 @@ impl State {
                 imports.remove(pack);
             }
         }
+        self.release_theirs(pack, received);
+        self.user_ref_dropped();
+    }
+
+    /// Tell the peer we dropped `count` receipts of its object `pack`.
+    pub(crate) fn release_theirs(&self, pack: &IdPack, count: u64) {
         let args = boxing::box_tuple(vec![
             boxing::yours(pack),
-            boxing::labelled(1, Brine::Int(received as i128)),
+            boxing::labelled(1, Brine::Int(count as i128)),
         ]);
         self.notify(super::handler::DEL, args);
-        self.user_ref_dropped();
     }
 
     /// End the connection (once): fail our pending requests, drop what the
@@ -317,6 +367,7 @@ impl State {
         tracing::debug!(connection = self.number, %reason, "RPyC connection ends");
         *lock(&self.close_reason) = Some(reason);
         self.shutdown.cancel();
+        self.slots.close();
         let seqs: Vec<i64> = self.in_flight.iter().map(|e| *e.key()).collect();
         for seq in seqs {
             if let Some((_, tx)) = self.in_flight.remove(&seq) {
@@ -328,15 +379,41 @@ impl State {
     }
 }
 
-/// Removes a pending request however its future ends.
+/// `work`, unless `deadline` passes first (`None`: no deadline).
+async fn within<F: std::future::Future>(
+    deadline: Option<tokio::time::Instant>,
+    work: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await,
+        None => Ok(work.await),
+    }
+}
+
+/// Removes a pending request (and its depth) however its future ends.
 struct InFlight<'a> {
     state: &'a State,
     seq: i64,
+    depth: u32,
+}
+
+impl<'a> InFlight<'a> {
+    fn new(state: &'a State, seq: i64, depth: u32) -> InFlight<'a> {
+        *lock(&state.waiting_depths).entry(depth).or_insert(0) += 1;
+        InFlight { state, seq, depth }
+    }
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.state.in_flight.remove(&self.seq);
+        let mut depths = lock(&self.state.waiting_depths);
+        if let Some(n) = depths.get_mut(&self.depth) {
+            *n -= 1;
+            if *n == 0 {
+                depths.remove(&self.depth);
+            }
+        }
     }
 }
 
@@ -377,7 +454,20 @@ impl RefTable for Refs<'_> {
             if self.state.is_closed() {
                 return Err(self.state.closed_error());
             }
-            table.export(netref)
+            let before = table.len();
+            let id = table.export(netref);
+            if table.len() > before && before >= self.state.config.max_exported {
+                // A new object past the limit: taken back at once (the
+                // message still holds the object, so nothing is dropped
+                // here); the message fails, and the caller undoes what
+                // else it exported.
+                let _ = table.release(id, 1);
+                return Err(raise::limit(format!(
+                    "the Python peer already holds {before} of this side's objects, \
+                     the limit (Config::max_exported); it must release some first"
+                )));
+            }
+            id
         };
         self.exported.borrow_mut().push(id);
         Ok(boxing::mine(&IdPack::ours(netref, id)))

@@ -38,6 +38,11 @@ class LabService(rpyc.Service):
     def exposed_items(self):
         return [1, 2, 3]
 
+    def exposed_heavy(self, n):
+        """An object (by reference) and n Nones: a reply too large for a
+        small decoding budget, carrying a reference to release."""
+        return (object(),) + (None,) * n
+
     def exposed_held(self):
         """How many objects this side has handed out and not had back,
         once the proxies it held in reference cycles (a failed call's
