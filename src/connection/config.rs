@@ -73,7 +73,11 @@ pub struct Config {
     /// How often to ping a peer that has sent nothing; one silent for two
     /// intervals is declared dead (its pending calls fail with
     /// [`ErrorKind::Closed`](crate::ErrorKind), its objects are released).
-    /// `None` turns keepalive off. Default: 30 s.
+    /// The same interval sets TCP keepalive on every stream a server
+    /// accepts and on RPyC client connections, whose peers cannot answer a
+    /// ping of ours: the peer's kernel answers the probes instead, so a
+    /// vanished host is found within about two intervals.
+    /// `None` turns both off. Default: 30 s.
     pub keepalive: Option<Duration>,
     /// Most of the peer's calls this side runs at once; past it a call is
     /// answered at once with [`ErrorKind::LimitExceeded`](crate::ErrorKind).
