@@ -31,6 +31,7 @@ use super::vinegar;
 use crate::connection::depth;
 use crate::error::raise;
 use crate::protocol::budget::HeldGuard;
+use crate::protocol::capped::Capped;
 use crate::{Error, ErrorKind, NetRef, Result, Value};
 
 /// Stop gathering frames into one write beyond this many bytes.
@@ -40,7 +41,10 @@ const MAX_COALESCE: usize = 256 * 1024;
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
 pub(crate) async fn read_loop<R: AsyncRead + Unpin>(state: Arc<State>, io: R) {
-    let mut frames = FramedRead::new(io, FrameDecoder::new(state.config.max_frame_len));
+    let mut frames = FramedRead::new(
+        Capped::new(io),
+        FrameDecoder::new(state.config.max_frame_len),
+    );
     let reason = loop {
         let next = tokio::select! {
             biased;
