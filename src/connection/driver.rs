@@ -1,7 +1,7 @@
 //! The two tasks that move bytes: one reads and routes frames, one writes.
 //!
 //! The reader never waits on anything but the socket (and, for a large
-//! frame, its decoding on a blocking thread): replies complete a
+//! frame, its decoding on a blocking thread, `protocol::aside`): replies complete a
 //! pending call, requests run in the reader as far as they go without
 //! waiting and continue in a task of their own if they must wait, so a
 //! side blocked in a call still serves the peer's callbacks, to any depth.
@@ -28,6 +28,7 @@ use tokio_util::codec::FramedRead;
 use super::incoming;
 use super::shared::{Outbound, Shared, Wire};
 use crate::error::raise;
+use crate::protocol::aside;
 use crate::protocol::capped::Capped;
 use crate::protocol::frame::Message;
 use crate::protocol::framing::{FrameDecoder, FrameError};
@@ -94,11 +95,16 @@ where
                 shared.reading_more.store(false, Ordering::Relaxed);
                 let decoding = shared.clone();
                 let payload = payload.freeze();
-                let decoded = tokio::task::spawn_blocking(move || {
+                let decoding = aside::decode_aside(move || {
                     incoming::decode_frame(&decoding, &payload)
-                })
-                .await
-                .unwrap_or_else(|_| Err(raise::protocol("decoding a frame panicked")));
+                });
+                let decoded = tokio::select! {
+                    biased;
+                    () = cancelled.as_mut() => return,
+                    decoded = decoding => decoded,
+                };
+                let decoded =
+                    decoded.unwrap_or_else(|| Err(raise::protocol("decoding a frame panicked")));
                 if let Err(err) = decoded.and_then(|d| incoming::dispatch(&shared, d)) {
                     break err;
                 }

@@ -7,14 +7,17 @@
 //! - `frame`: the message kinds and the operations a request carries;
 //! - `budget`: what decoding a frame may allocate, shared by both
 //!   dialects' decoders;
-//! - `capped`: reads of bounded size, so a large frame never holds a
-//!   runtime worker in one long system call;
+//! - `capped`: reads of bounded size and a bounded amount per turn, so a
+//!   large frame never holds a runtime worker for long;
+//! - `aside`: large frames decoded on the blocking pool, one fewer at a
+//!   time than the machine has cores, so the workers always keep one;
 //! - `codec`: messages to length-prefixed bincode frames and back,
 //!   resolving object references on the way ([`MAX_DEPTH`]).
 //!
 //! Nothing here touches sockets beyond the handshake; the connection module
 //! drives the frames.
 
+pub(crate) mod aside;
 pub(crate) mod budget;
 pub(crate) mod capped;
 pub(crate) mod codec;

@@ -29,8 +29,9 @@
 //!
 //! The reader of a connection decodes its frames one at a time, in order.
 //! A frame whose payload, or inflated output, is over [`INLINE_MAX`] bytes
-//! is inflated, decoded and unboxed on tokio's blocking pool
-//! (`spawn_blocking`), and the reader waits for it there: the runtime's
+//! is inflated, decoded and unboxed on tokio's blocking pool, a few at a
+//! time process-wide (`protocol::aside`), and the reader waits for it
+//! there: the runtime's
 //! worker threads, which every connection's tasks share, are never held
 //! by one peer's large or compressed frames, and that peer's next frame
 //! waits, so order is kept. Smaller frames, nearly all of them, are
@@ -131,7 +132,7 @@ pub(crate) async fn decode_frame(
         Payload::Plain(bytes) if bytes.len() <= INLINE_MAX => decode(state, &bytes, limit, held),
         large => {
             let state = state.clone();
-            tokio::task::spawn_blocking(move || {
+            crate::protocol::aside::decode_aside(move || {
                 let bytes = match large {
                     Payload::Plain(bytes) => bytes,
                     Payload::Inflating(inflater) => inflater.finish()?,
@@ -139,7 +140,7 @@ pub(crate) async fn decode_frame(
                 decode(&state, &bytes, limit, held)
             })
             .await
-            .unwrap_or_else(|_| {
+            .unwrap_or_else(|| {
                 Err(Failure::Envelope(EnvelopeError::Shape(
                     "a message whose decoding panicked",
                 )))
