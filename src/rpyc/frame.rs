@@ -173,20 +173,9 @@ impl Inflater {
                 let grow = self.out.len().max(4096).min(target - self.out.len());
                 self.out.reserve_exact(grow);
             }
-            let (read, written) = (self.zlib.total_in(), self.zlib.total_out());
-            let status = self
-                .zlib
-                .decompress_vec(
-                    &self.input[read as usize..],
-                    &mut self.out,
-                    FlushDecompress::None,
-                )
-                .map_err(inflate_error)?;
-            if status == Status::StreamEnd {
-                self.done = true;
-            } else if (read, written) == (self.zlib.total_in(), self.zlib.total_out()) {
-                return Err(ends_early());
-            }
+            self.done = inflate_step(&mut self.zlib, &self.input, |zlib, input| {
+                zlib.decompress_vec(input, &mut self.out, FlushDecompress::None)
+            })?;
         }
         Ok(true)
     }
@@ -196,20 +185,9 @@ impl Inflater {
     fn measure(&mut self) -> Result<usize, FrameError> {
         let mut scratch = vec![0u8; SCRATCH];
         while !self.done && self.zlib.total_out() as usize <= self.bound {
-            let (read, written) = (self.zlib.total_in(), self.zlib.total_out());
-            let status = self
-                .zlib
-                .decompress(
-                    &self.input[read as usize..],
-                    &mut scratch,
-                    FlushDecompress::None,
-                )
-                .map_err(inflate_error)?;
-            if status == Status::StreamEnd {
-                self.done = true;
-            } else if (read, written) == (self.zlib.total_in(), self.zlib.total_out()) {
-                return Err(ends_early());
-            }
+            self.done = inflate_step(&mut self.zlib, &self.input, |zlib, input| {
+                zlib.decompress(input, &mut scratch, FlushDecompress::None)
+            })?;
         }
         Ok(self.zlib.total_out() as usize)
     }
@@ -239,24 +217,30 @@ impl Inflater {
         drop(std::mem::take(&mut self.out));
         let mut zlib = Decompress::new(true);
         let mut out = Vec::with_capacity(len);
-        loop {
-            let (read, written) = (zlib.total_in(), zlib.total_out());
-            let status = zlib
-                .decompress_vec(
-                    &self.input[read as usize..],
-                    &mut out,
-                    FlushDecompress::None,
-                )
-                .map_err(inflate_error)?;
-            if status == Status::StreamEnd {
-                break;
-            }
-            if (read, written) == (zlib.total_in(), zlib.total_out()) {
-                return Err(ends_early());
-            }
-        }
+        while !inflate_step(&mut zlib, &self.input, |zlib, input| {
+            zlib.decompress_vec(input, &mut out, FlushDecompress::None)
+        })? {}
         Ok(Bytes::from(out))
     }
+}
+
+/// One call of `inflate` on what `zlib` has not yet read of `input`: true
+/// once the stream has ended, an error if it is corrupt or made no
+/// progress (it ends early).
+fn inflate_step(
+    zlib: &mut Decompress,
+    input: &[u8],
+    inflate: impl FnOnce(&mut Decompress, &[u8]) -> Result<Status, flate2::DecompressError>,
+) -> Result<bool, FrameError> {
+    let (read, written) = (zlib.total_in(), zlib.total_out());
+    let status = inflate(zlib, &input[read as usize..]).map_err(inflate_error)?;
+    if status == Status::StreamEnd {
+        return Ok(true);
+    }
+    if (read, written) == (zlib.total_in(), zlib.total_out()) {
+        return Err(ends_early());
+    }
+    Ok(false)
 }
 
 fn inflate_error(e: flate2::DecompressError) -> FrameError {
