@@ -7,6 +7,7 @@
 //! tether call ADDR PATH [ARGS]... [--named NAME=VALUE]...
 //! tether call ADDR --dir [PATH]
 //! tether cp SRC DST
+//! tether run FILE [ADDR] | tether run FILE --rpyc HOST:PORT
 //! ```
 //!
 //! Every subcommand also takes credentials: TLS certificates and tokens
@@ -23,6 +24,8 @@ mod call;
 mod cp;
 mod demo;
 mod json;
+mod lang;
+mod run;
 mod serve;
 mod shell;
 
@@ -58,6 +61,9 @@ enum Command {
     /// Copy a file to or from a server running the classic service.
     #[command(after_help = CP_HELP)]
     Cp(CpArgs),
+    /// Run a Python file with `root` bound to a server's root object (none:
+    /// an in-process demo).
+    Run(run::RunArgs),
 }
 
 const CALL_HELP: &str = "\
@@ -230,13 +236,14 @@ fn main() -> ExitCode {
         // The shell uses the blocking API, which must not run inside a
         // runtime; everything else runs in one.
         Command::Shell(args) => shell(args),
+        Command::Run(args) => run::run(args),
         command => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(async {
                 match command {
                     Command::Serve(args) => serve::run(args).await,
                     Command::Call(args) => call::run(args).await,
                     Command::Cp(args) => cp::run(args).await,
-                    Command::Shell(_) => unreachable!(),
+                    Command::Shell(_) | Command::Run(_) => unreachable!(),
                 }
             }),
             Err(err) => Err(Failure::failed(format!("cannot start a runtime: {err}"))),

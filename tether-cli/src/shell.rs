@@ -132,12 +132,7 @@ pub fn run_embedded() -> io::Result<()> {
         .thread_name("tether-demo-server")
         .enable_all()
         .build()?;
-    let config = tether::Config::default().policy(tether::Policy::default().allow_setattr(true));
-    let server = rt
-        .block_on(tether::Server::builder().config(config).bind("127.0.0.1:0"))
-        .map_err(io::Error::other)?;
-    let addr = server.local_addr().map_err(io::Error::other)?;
-    rt.spawn(server.serve(demo::Demo));
+    let addr = rt.block_on(start_demo_server()).map_err(io::Error::other)?;
     let conn = tether::blocking::connect(addr).map_err(io::Error::other)?;
     let result = run(
         Peer::Tether(conn),
@@ -145,6 +140,19 @@ pub fn run_embedded() -> io::Result<()> {
     );
     rt.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+/// Start a server of the [`demo`] service on a free loopback port, served
+/// on the current runtime; its address.
+pub async fn start_demo_server() -> tether::Result<std::net::SocketAddr> {
+    let config = tether::Config::default().policy(tether::Policy::default().allow_setattr(true));
+    let server = tether::Server::builder()
+        .config(config)
+        .bind("127.0.0.1:0")
+        .await?;
+    let addr = server.local_addr()?;
+    tokio::spawn(server.serve(demo::Demo));
+    Ok(addr)
 }
 
 fn history_path() -> Option<PathBuf> {

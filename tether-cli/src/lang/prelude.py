@@ -1,0 +1,97 @@
+# What every session starts with: remote objects as Python values.
+# The _tether_* functions are the engine's (tether-cli/src/lang/remote.rs);
+# a handle is a number the engine maps to a tether reference.
+
+class RemoteError(Exception):
+    """An error raised by the peer, or by tether on the way."""
+
+
+class Remote:
+    """An object on the peer: attributes, calls, items and iteration go there."""
+
+    def __init__(self, handle):
+        object.__setattr__(self, "_tether_handle", handle)
+
+    def __del__(self):
+        _tether_release(self._tether_handle)
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return _tether_getattr(self._tether_handle, name)
+
+    def __setattr__(self, name, value):
+        _tether_setattr(self._tether_handle, name, value)
+
+    def __call__(self, *args, **kwargs):
+        return _tether_call(self._tether_handle, None, args, kwargs)
+
+    def __getitem__(self, key):
+        return _tether_call(self._tether_handle, "__getitem__", (key,), {})
+
+    def __setitem__(self, key, value):
+        _tether_call(self._tether_handle, "__setitem__", (key, value), {})
+
+    def __len__(self):
+        return _tether_call(self._tether_handle, "__len__", (), {})
+
+    def __contains__(self, item):
+        return _tether_call(self._tether_handle, "__contains__", (item,), {})
+
+    def __iter__(self):
+        return _RemoteIter(self._tether_handle)
+
+    def __repr__(self):
+        return _tether_repr(self._tether_handle)
+
+    def __str__(self):
+        return _tether_str(self._tether_handle)
+
+    def __eq__(self, other):
+        return _tether_eq(self._tether_handle, other)
+
+    def __hash__(self):
+        return _tether_hash(self._tether_handle)
+
+    def __dir__(self):
+        return _tether_dir(self._tether_handle)
+
+    def __enter__(self):
+        return _tether_enter(self._tether_handle, self)
+
+    def __exit__(self, kind, value, trace):
+        _tether_exit(self._tether_handle)
+        return False
+
+
+class _RemoteMethod:
+    """A method of a remote object, called by name."""
+
+    def __init__(self, handle, name):
+        self._handle = handle
+        self._name = name
+
+    def __call__(self, *args, **kwargs):
+        return _tether_call(self._handle, self._name, args, kwargs)
+
+    def __repr__(self):
+        return "<remote method " + self._name + ">"
+
+
+class _RemoteIter:
+    """Iteration over a remote iterable; items come a batch per round trip."""
+
+    def __init__(self, handle):
+        self._iter = _tether_iter(handle)
+
+    def __del__(self):
+        _tether_release_iter(self._iter)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        more, item = _tether_next(self._iter)
+        if not more:
+            raise StopIteration
+        return item

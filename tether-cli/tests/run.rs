@@ -1,0 +1,346 @@
+//! `tether run FILE [ADDR]`: Python files against a server, with
+//! callbacks from the file's functions, exit codes and errors.
+//!
+//! The server is a tether server of a `Lab` service in this test process
+//! (on a runtime of its own, loopback, a port the OS picks), so the tests
+//! can see what it was called with; `tether run` is a child process.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use tether::{NetRef, Result, Value};
+
+const TETHER: &str = env!("CARGO_BIN_EXE_tether");
+
+#[derive(Clone, Default)]
+struct Lab {
+    /// Calls of `add` so far.
+    adds: Arc<AtomicI64>,
+    /// What `hold` reports: "started", then "dropped" when its call is
+    /// cancelled.
+    events: Arc<Mutex<Option<mpsc::Sender<&'static str>>>>,
+}
+
+/// Reports "dropped" when the served call it lives in is dropped.
+struct Dropped(Option<mpsc::Sender<&'static str>>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        if let Some(events) = &self.0 {
+            let _ = events.send("dropped");
+        }
+    }
+}
+
+#[tether::expose]
+impl Lab {
+    #[method]
+    fn add(&self, a: i64, b: i64) -> i64 {
+        self.adds.fetch_add(1, Ordering::SeqCst);
+        a + b
+    }
+
+    #[method]
+    fn divide(&self, a: f64, b: f64) -> Result<f64> {
+        if b == 0.0 {
+            return Err(tether::Error::app("ZeroDivisionError", "division by zero"));
+        }
+        Ok(a / b)
+    }
+
+    /// Calls `callback(i)` for i = 1..=n in order; returns the results.
+    #[method]
+    async fn map_to(&self, n: i64, callback: NetRef) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for i in 1..=n {
+            out.push(callback.call((i,)).await?);
+        }
+        Ok(out)
+    }
+
+    #[method]
+    fn echo(&self, value: Value) -> Value {
+        value
+    }
+
+    /// Never returns; reports when it starts and when it is cancelled.
+    #[method]
+    async fn hold(&self) -> Result<()> {
+        let events = self.events.lock().unwrap().clone();
+        let _dropped = Dropped(events.clone());
+        if let Some(events) = events {
+            let _ = events.send("started");
+        }
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
+/// A server of a fresh `Lab` on its own runtime.
+struct LabServer {
+    _rt: tokio::runtime::Runtime,
+    addr: String,
+    lab: Lab,
+}
+
+fn lab_server() -> LabServer {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lab = Lab::default();
+    let server = rt
+        .block_on(tether::Server::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = server.local_addr().unwrap().to_string();
+    rt.spawn(server.serve(lab.clone()));
+    LabServer { _rt: rt, addr, lab }
+}
+
+/// `tether run` on a file holding `source`, against `addr` (none: the
+/// embedded demo).
+fn run(source: &str, addr: Option<&str>) -> Output {
+    let (child, _file) = spawn(source, addr);
+    child.wait_with_output().expect("run tether")
+}
+
+/// `tether run` started, its output piped; the file lives as long as the
+/// returned guard.
+fn spawn(source: &str, addr: Option<&str>) -> (std::process::Child, tempfile::NamedTempFile) {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(source.as_bytes()).unwrap();
+    let mut args = vec!["run".to_string(), file.path().display().to_string()];
+    args.extend(addr.map(str::to_string));
+    let child = Command::new(TETHER)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tether");
+    (child, file)
+}
+
+/// Safety bound on waiting for an event that should come at once.
+const EVENT: Duration = Duration::from_secs(60);
+
+/// Run `source` until the server's `hold` has started, then Ctrl-C it
+/// (SIGINT to its PID); its output, and whether the server saw the call
+/// cancelled.
+fn interrupt_during_hold(source: &str) -> (Output, &'static str) {
+    let server = lab_server();
+    let (events, seen) = mpsc::channel();
+    *server.lab.events.lock().unwrap() = Some(events);
+    let (child, _file) = spawn(source, Some(&server.addr));
+    assert_eq!(seen.recv_timeout(EVENT), Ok("started"));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let after = seen
+        .recv_timeout(EVENT)
+        .expect("the call ends on the server");
+    (child.wait_with_output().unwrap(), after)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_file_prints_and_exits_0() {
+    let server = lab_server();
+    let out = run("print(root.add(2, 3))\n", Some(&server.addr));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out), "5\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(server.lab.adds.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_uncaught_remote_error_exits_1_with_its_trace_on_stderr() {
+    let server = lab_server();
+    let out = run(
+        "print('before')\nroot.divide(1, 0)\nprint('after')\n",
+        Some(&server.addr),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "before\n");
+    let err = stderr(&out);
+    assert!(
+        err.contains("RemoteError: ZeroDivisionError: division by zero"),
+        "{err}"
+    );
+    assert!(err.contains("in divide()"), "the remote trace: {err}");
+}
+
+#[test]
+fn a_remote_error_can_be_caught() {
+    let server = lab_server();
+    let source = "\
+try:
+    root.divide(1, 0)
+except RemoteError as e:
+    print('caught', e)
+";
+    let out = run(source, Some(&server.addr));
+    assert_eq!(stdout(&out), "caught ZeroDivisionError: division by zero\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn the_server_calls_back_a_lambda_and_a_def_with_a_loop() {
+    let server = lab_server();
+    let source = "\
+print(root.map_to(3, lambda i: i * 10))
+def total_to(i):
+    total = 0
+    for k in range(i + 1):
+        total += k
+    return total
+print(root.map_to(4, total_to))
+";
+    let out = run(source, Some(&server.addr));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out), "[10, 20, 30]\n[1, 3, 6, 10]\n");
+}
+
+#[test]
+fn a_callback_may_call_the_server_again() {
+    let server = lab_server();
+    // Each callback waits for root.add while the server waits for the
+    // callback: the nested call is served on the same connection.
+    let out = run(
+        "print(root.map_to(3, lambda i: root.add(i, 100)))\n",
+        Some(&server.addr),
+    );
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out), "[101, 102, 103]\n");
+    assert_eq!(server.lab.adds.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn an_error_in_a_callback_reaches_the_server_and_comes_back() {
+    let server = lab_server();
+    let source = "\
+def fails(i):
+    raise ValueError('no ' + str(i))
+try:
+    root.map_to(2, fails)
+except RemoteError as e:
+    print(e)
+";
+    let out = run(source, Some(&server.addr));
+    assert_eq!(stderr(&out), "");
+    assert!(
+        stdout(&out).contains("ValueError: no 1"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn values_keep_their_python_types_both_ways() {
+    let server = lab_server();
+    let source = "\
+for v in [None, True, 7, 2.5, 'text', b'hi there\\n', [1, [2]], {'k': (1, 2)}]:
+    print(repr(root.echo(v)))
+print(root.echo(b'hi').decode())
+";
+    let out = run(source, Some(&server.addr));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(
+        stdout(&out),
+        "None\nTrue\n7\n2.5\n'text'\nb'hi there\\n'\n[1, [2]]\n{'k': [1, 2]}\nhi\n"
+    );
+}
+
+#[test]
+fn an_integer_beyond_64_bits_says_so() {
+    let server = lab_server();
+    let out = run("root.echo(2 ** 70)\n", Some(&server.addr));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("OverflowError") && err.contains("too large") && err.contains("64-bit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_that_does_not_parse_exits_1_naming_the_line() {
+    let server = lab_server();
+    let out = run("x = 1\nprint(x +)\n", Some(&server.addr));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "");
+    let err = stderr(&out);
+    assert!(
+        err.contains("SyntaxError") && err.contains("row 2"),
+        "{err}"
+    );
+    assert_eq!(server.lab.adds.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn without_an_address_the_embedded_demo_serves() {
+    let out = run(
+        "print(root.add(2, 3), sum([x for x in root.squares(4)]))\n",
+        None,
+    );
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out), "5 14\n");
+}
+
+#[test]
+fn ctrl_c_cancels_the_call_on_the_server_and_the_file_can_go_on() {
+    let source = "\
+try:
+    root.hold()
+except KeyboardInterrupt as e:
+    print('interrupted:', e)
+print(root.add(1, 2))
+";
+    let (out, after) = interrupt_during_hold(source);
+    assert_eq!(after, "dropped", "the served call was cancelled");
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out), "interrupted: cancelled\n3\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn ctrl_c_inside_a_callback_cancels_the_outer_call_too() {
+    // The server calls the lambda, which calls hold: Ctrl-C cancels hold,
+    // the lambda raises, and the outer map_to is cancelled as well.
+    let source = "\
+try:
+    root.map_to(1, lambda i: root.hold())
+except KeyboardInterrupt as e:
+    print('interrupted:', e)
+";
+    let (out, after) = interrupt_during_hold(source);
+    assert_eq!(after, "dropped");
+    assert_eq!(stdout(&out), "interrupted: cancelled\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn an_uncaught_ctrl_c_exits_1_saying_cancelled() {
+    let (out, after) = interrupt_during_hold("root.hold()\nprint('not reached')\n");
+    assert_eq!(after, "dropped");
+    assert_eq!(stdout(&out), "");
+    assert!(
+        stderr(&out).contains("KeyboardInterrupt: cancelled"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
