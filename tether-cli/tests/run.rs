@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use tether::{NetRef, Result, Value};
 
+#[path = "support/rpyc_server.rs"]
+mod rpyc_server;
+
 const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 
 #[derive(Clone, Default)]
@@ -111,10 +114,15 @@ fn run(source: &str, addr: Option<&str>) -> Output {
 /// `tether run` started, its output piped; the file lives as long as the
 /// returned guard.
 fn spawn(source: &str, addr: Option<&str>) -> (std::process::Child, tempfile::NamedTempFile) {
+    spawn_with(source, addr.as_slice())
+}
+
+/// `tether run FILE ARGS...`, `source` in FILE.
+fn spawn_with(source: &str, extra: &[&str]) -> (std::process::Child, tempfile::NamedTempFile) {
     let mut file = tempfile::NamedTempFile::new().unwrap();
     file.write_all(source.as_bytes()).unwrap();
     let mut args = vec!["run".to_string(), file.path().display().to_string()];
-    args.extend(addr.map(str::to_string));
+    args.extend(extra.iter().map(|a| a.to_string()));
     let child = Command::new(TETHER)
         .args(&args)
         .stdin(Stdio::null())
@@ -343,4 +351,19 @@ fn an_uncaught_ctrl_c_exits_1_saying_cancelled() {
         stderr(&out)
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn rpyc_objects_index_iterate_and_compare_as_in_python() {
+    let server = rpyc_server::PythonServer::classic();
+    let source = "\
+root.execute(\"x = {'a': [1, 2, 3]}\")
+ns = root.namespace
+print(ns['x']['a'][1], len(ns['x']['a']), 'a' in ns['x'], [v * 2 for v in ns['x']['a']])
+print(root.eval(\"b'hi'\").decode(), repr(ns['x']))
+";
+    let (child, _file) = spawn_with(source, &[&server.addr(), "--rpyc"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out), "2 3 True [2, 4, 6]\nhi {'a': [1, 2, 3]}\n");
 }
