@@ -69,6 +69,12 @@ impl Lab {
         value
     }
 
+    /// A new object that reports "dropped" when the peer releases it.
+    #[method]
+    fn make(&self) -> NetRef {
+        NetRef::new(Thing(Dropped(self.events.lock().unwrap().clone())))
+    }
+
     /// Never returns; reports when it starts and when it is cancelled.
     #[method]
     async fn hold(&self) -> Result<()> {
@@ -79,6 +85,17 @@ impl Lab {
         }
         std::future::pending::<()>().await;
         Ok(())
+    }
+}
+
+/// What `make` returns.
+struct Thing(#[allow(dead_code)] Dropped);
+
+#[tether::expose]
+impl Thing {
+    #[method]
+    fn ping(&self) -> i64 {
+        1
     }
 }
 
@@ -366,4 +383,53 @@ print(root.eval(\"b'hi'\").decode(), repr(ns['x']))
     let out = child.wait_with_output().unwrap();
     assert_eq!(stderr(&out), "");
     assert_eq!(stdout(&out), "2 3 True [2, 4, 6]\nhi {'a': [1, 2, 3]}\n");
+}
+
+#[test]
+fn a_remote_object_the_file_lets_go_of_is_released_on_the_server() {
+    let server = lab_server();
+    let (events, seen) = mpsc::channel();
+    *server.lab.events.lock().unwrap() = Some(events);
+    // The file holds `t`, drops it, then waits in `hold` until the test
+    // kills it: both events arrive while it runs, so the release was not
+    // the process ending.
+    let (mut child, _file) = spawn(
+        "t = root.make()\nprint(t.ping())\ndel t\nroot.hold()\n",
+        Some(&server.addr),
+    );
+    let mut first = [
+        seen.recv_timeout(EVENT).unwrap(),
+        seen.recv_timeout(EVENT).unwrap(),
+    ];
+    first.sort();
+    assert_eq!(
+        first,
+        ["dropped", "started"],
+        "released before hold began or meanwhile"
+    );
+    drop(child);
+}
+
+#[test]
+fn ctrl_c_interrupts_python_code_that_is_not_waiting() {
+    use std::io::{BufRead, BufReader};
+    let server = lab_server();
+    let (mut child, _file) = spawn(
+        "print('looping', flush=True)\nwhile True:\n    pass\n",
+        Some(&server.addr),
+    );
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "looping");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        stderr(&out).contains("KeyboardInterrupt"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(1));
 }
