@@ -46,6 +46,7 @@ impl Lab {
         a + b
     }
 
+    /// Divide a by b.
     #[method]
     fn divide(&self, a: f64, b: f64) -> Result<f64> {
         if b == 0.0 {
@@ -407,7 +408,8 @@ fn a_remote_object_the_file_lets_go_of_is_released_on_the_server() {
         ["dropped", "started"],
         "released before hold began or meanwhile"
     );
-    drop(child);
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 #[test]
@@ -432,4 +434,26 @@ fn ctrl_c_interrupts_python_code_that_is_not_waiting() {
         stderr(&out)
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn help_shows_a_methods_signature_and_an_objects_members() {
+    let server = lab_server();
+    let out = run(
+        "help(root.divide)\nhelp(root)\nhelp(3)\n",
+        Some(&server.addr),
+    );
+    assert_eq!(stderr(&out), "");
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("divide(a: float, b: float) -> float\n    Divide a by b.\n"),
+        "{text}"
+    );
+    assert!(text.contains("Help on "), "{text}");
+    assert!(text.contains("\nMethods:\n"), "{text}");
+    assert!(text.contains("  map_to(n: int, callback: "), "{text}");
+    assert!(
+        text.ends_with("3 is a plain int value: data copied by value, with no remote members.\n"),
+        "{text}"
+    );
 }

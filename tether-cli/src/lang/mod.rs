@@ -34,6 +34,7 @@
 
 mod callback;
 mod convert;
+pub mod help;
 mod remote;
 mod wait;
 

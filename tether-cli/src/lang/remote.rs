@@ -17,6 +17,7 @@ use rustpython_vm::{AsObject, PyObjectRef, PyResult, VirtualMachine};
 use tether::{Member, MemberKind, NetRef, RemoteIter};
 
 use super::convert::{from_py, to_py};
+use super::help::{member_help, object_help};
 use super::wait::wait;
 
 /// The thread's references and what Python needs to build its objects.
@@ -66,7 +67,7 @@ pub(crate) fn install(vm: &VirtualMachine, rt: tokio::runtime::Handle) {
             classes: None,
         })
     });
-    let functions: [(&'static str, Builtin); 16] = [
+    let functions: [(&'static str, Builtin); 17] = [
         ("_tether_release", release),
         ("_tether_getattr", getattr),
         ("_tether_setattr", setattr),
@@ -83,6 +84,7 @@ pub(crate) fn install(vm: &VirtualMachine, rt: tokio::runtime::Handle) {
         ("_tether_release_iter", release_iter),
         ("print", print),
         ("trace", trace),
+        ("help", help),
     ];
     for (name, f) in functions {
         vm.builtins
@@ -405,4 +407,30 @@ fn trace(_args: FuncArgs, vm: &VirtualMachine) -> PyResult {
             .unwrap_or_else(|| "no remote error yet".to_owned())
     });
     Ok(vm.ctx.new_str(text).into())
+}
+
+/// `help(x)`: a remote method's signature and doc, a remote object's
+/// members, or what a plain value is.
+fn help(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
+    let obj = arg(&args, 0, vm)?;
+    let method_class = with_table(|t| t.classes.as_ref().map(|c| c.method.clone()));
+    let text = if method_class.is_some_and(|c| obj.class().as_object().is(&c)) {
+        let handle: u64 = obj.get_attr("_handle", vm)?.try_into_value(vm)?;
+        let name: String = obj.get_attr("_name", vm)?.try_into_value(vm)?;
+        members(vm, handle)?
+            .iter()
+            .find(|m| m.name == name)
+            .map_or(name.clone(), member_help)
+    } else if let Some(target) = unwrap(vm, &obj)? {
+        let handle: u64 = obj.get_attr("_tether_handle", vm)?.try_into_value(vm)?;
+        let repr = wait(vm, &rt(), target.repr())?;
+        object_help(&repr, &members(vm, handle)?)
+    } else {
+        format!(
+            "{} is a plain {} value: data copied by value, with no remote members.",
+            obj.repr(vm)?.as_str(),
+            obj.class().name()
+        )
+    };
+    print(FuncArgs::from(vec![vm.ctx.new_str(text).into()]), vm)
 }

@@ -9,6 +9,7 @@ use tether::{Args, Member, MemberKind, Value};
 
 use super::parse::{self, Arg, Expr, ParseError, Stmt};
 use super::peer::Peer;
+use crate::lang::help::member_help;
 
 /// Shell functions, callable as `help(x)`.
 pub const FUNCTIONS: &[&str] = &["dir", "help", "list", "repr", "str"];
@@ -760,40 +761,6 @@ fn index_value(object: &Value, index: &Value) -> Res<Value> {
             v.type_name()
         ))),
     }
-}
-
-/// `name(signature)` or `name: type`, then the doc, indented; a bare name
-/// for a member with neither (a Python attribute).
-fn member_help(m: &Member) -> String {
-    if m.signature.is_empty() && m.doc.trim().is_empty() {
-        return m.name.to_string();
-    }
-    let head = match m.kind {
-        MemberKind::Method => format!("{}{}", m.name, m.signature),
-        MemberKind::Attribute { writable } => format!(
-            "{}: {}  ({})",
-            m.name,
-            m.signature,
-            if writable {
-                "writable attribute"
-            } else {
-                "read-only attribute"
-            }
-        ),
-    };
-    let doc = match m.doc.trim() {
-        "" => "(no documentation)",
-        doc => doc,
-    };
-    let mut out = head;
-    for line in doc.lines() {
-        out.push('\n');
-        if !line.trim().is_empty() {
-            out.push_str("    ");
-            out.push_str(line.trim_end());
-        }
-    }
-    out
 }
 
 /// What `help` alone prints.
