@@ -36,7 +36,11 @@ mod callback;
 mod convert;
 pub mod help;
 mod remote;
+mod repl;
 mod wait;
+
+#[allow(unused_imports)]
+pub use repl::Completion;
 
 use rustpython_vm::builtins::PyBaseExceptionRef;
 use rustpython_vm::compiler::Mode;
@@ -112,6 +116,40 @@ fn describe(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> String {
         out = repr(vm, exc.as_object());
     }
     out.trim_end().to_string()
+}
+
+/// What the prompt prints for an exception: `Type: message` (for an
+/// error of the peer's, its own type; `trace` shows the rest), or
+/// `cancelled` for a Ctrl-C.
+fn describe_short(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> String {
+    if let Some(err) = remote::error_of(vm, exc) {
+        return err.to_string();
+    }
+    let message = exc
+        .as_object()
+        .str(vm)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_default();
+    if exc
+        .class()
+        .fast_issubclass(vm.ctx.exceptions.keyboard_interrupt)
+    {
+        return if message.is_empty() {
+            "KeyboardInterrupt".to_owned()
+        } else {
+            message
+        };
+    }
+    match message.as_str() {
+        "" => exc.class().name().to_string(),
+        message => format!("{}: {message}", exc.class().name()),
+    }
+}
+
+/// The last remote error's trace, as `trace` prints it.
+#[allow(dead_code)] // the shell's `trace`, next
+pub fn last_trace() -> Option<String> {
+    remote::last_error().map(|err| remote::describe_error(&err))
 }
 
 /// `repr(obj)`, or a placeholder if that raises.

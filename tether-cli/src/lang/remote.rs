@@ -91,6 +91,9 @@ pub(crate) fn install(vm: &VirtualMachine, rt: tokio::runtime::Handle) {
             .set_attr(name, vm.new_function(name, f), vm)
             .expect("builtins take attributes");
     }
+    vm.sys_module
+        .set_attr("displayhook", vm.new_function("displayhook", display), vm)
+        .expect("sys takes attributes");
 }
 
 /// Take the prelude's classes from the scope it ran in.
@@ -433,4 +436,36 @@ fn help(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
         )
     };
     print(FuncArgs::from(vec![vm.ctx.new_str(text).into()]), vm)
+}
+
+/// `sys.displayhook`: the prompt shows an expression's value (not `None`)
+/// as its `repr` and keeps it as `_`.
+fn display(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
+    let value = arg(&args, 0, vm)?;
+    if vm.is_none(&value) {
+        return Ok(vm.ctx.none());
+    }
+    vm.builtins.set_attr("_", vm.ctx.none(), vm)?;
+    let text = value.repr(vm)?;
+    print(FuncArgs::from(vec![text.into()]), vm)?;
+    vm.builtins.set_attr("_", value, vm)?;
+    Ok(vm.ctx.none())
+}
+
+/// The members a remote object declares, if `obj` is one.
+pub(crate) fn declared_members(
+    vm: &VirtualMachine,
+    obj: &PyObjectRef,
+) -> PyResult<Option<Vec<Member>>> {
+    if unwrap(vm, obj)?.is_none() {
+        return Ok(None);
+    }
+    let handle: u64 = obj.get_attr("_tether_handle", vm)?.try_into_value(vm)?;
+    members(vm, handle).map(Some)
+}
+
+/// The tether error behind the last `RemoteError` raised.
+#[allow(dead_code)] // the shell's `trace`, next
+pub(crate) fn last_error() -> Option<tether::Error> {
+    LAST_ERROR.with(|last| last.borrow().as_ref().map(|(_, err)| err.clone()))
 }
