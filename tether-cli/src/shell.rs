@@ -1,12 +1,14 @@
 //! `tether shell`: an interactive session with a peer.
 //!
-//! A line editor (rustyline) with history and tab completion reads one
-//! statement per line in a tiny Python-like language ([`parse`]) and runs it
-//! on the peer ([`eval`]): `root.add(1, 2)`, `x = root.counter()`,
-//! `help(root)`, `list(root.squares(5))`. Results print like Python's
-//! `repr`; a remote object prints as its owner's `repr`. Errors print as
-//! `Type: message` and the session goes on; `trace` shows the last error's
-//! remote trace.
+//! A line editor (rustyline) with history and tab completion reads Python
+//! statements (a block until an empty line, as at Python's prompt) and
+//! runs them in the [`lang`](crate::lang) engine, with `root` bound to the
+//! peer's root object: `root.add(1, 2)`, `c = root.counter()`,
+//! `root.count_to(3, lambda i: print(i))`, `help(root)`. Values print as
+//! their `repr`; a remote object prints as its owner's `repr`. Errors
+//! print as `Type: message` and the session goes on; `trace` shows the
+//! last remote error's trace. Ctrl-C cancels a running call (on the peer
+//! too) and prints `cancelled`; variables stay.
 //!
 //! [`run`] talks to a connected [`Peer`]: a tether peer, or a Python RPyC
 //! server (`tether shell --rpyc`); [`run_embedded`] first starts a
@@ -14,11 +16,9 @@
 //! the shell without one.
 
 pub mod demo;
-pub mod eval;
-pub mod parse;
 pub mod peer;
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -32,9 +32,8 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{CompletionType, Context, Editor, Helper};
 
-use self::eval::{Session, Step};
-use self::parse::Tok;
 pub use self::peer::Peer;
+use crate::lang::{self, Describe, Engine, Failure};
 
 /// The prompt.
 pub const PROMPT: &str = "tether> ";
@@ -48,13 +47,29 @@ const HISTORY_LINES: usize = 1000;
 ///
 /// Blocking: call it from a plain thread, not from inside an async runtime.
 pub fn run(peer: Peer, name: &str) -> io::Result<()> {
-    let session = Session::new(peer).map_err(|e| {
+    let root = peer.root().map_err(|e| {
         io::Error::new(
             io::ErrorKind::ConnectionRefused,
             format!("cannot get the root object of {name}: {e}"),
         )
     })?;
-    let session = Rc::new(RefCell::new(session));
+    let description = peer.describe(&root);
+    let extra = peer.extra_vars(&root);
+    // The interpreter's calls wait on a runtime of their own; the
+    // connection keeps running on the peer's.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("tether-shell")
+        .enable_all()
+        .build()?;
+    let peer = Rc::new(peer);
+    let engine = Rc::new(Engine::new(rt.handle().clone(), root.as_async().clone()));
+    engine.describe_with(Box::new(PeerDescribe(peer.clone())));
+    for (var, value) in extra {
+        if let Err(e) = engine.set_global(&var, value) {
+            eprintln!("({var} is not available: {e:?})");
+        }
+    }
     let config = rustyline::Config::builder()
         .completion_type(CompletionType::List)
         .max_history_size(HISTORY_LINES)
@@ -64,7 +79,7 @@ pub fn run(peer: Peer, name: &str) -> io::Result<()> {
     let mut editor: Editor<ShellHelper, DefaultHistory> =
         Editor::with_config(config).map_err(readline_error)?;
     editor.set_helper(Some(ShellHelper {
-        session: session.clone(),
+        engine: engine.clone(),
     }));
     let history = history_path();
     if let Some(path) = &history {
@@ -73,55 +88,100 @@ pub fn run(peer: Peer, name: &str) -> io::Result<()> {
     }
 
     println!(
-        "tether shell: connected to {} at {name}.\n\
+        "tether shell: connected to {description} at {name}.\n\
          `root` is its root object. Type help for how to use the shell, \
          help(root) for what the peer offers.\n\
-         Tab completes names; exit or Ctrl-D leaves.",
-        session.borrow().describe_peer()
+         Tab completes names; exit or Ctrl-D leaves."
     );
 
-    let result = repl(&mut editor, &session);
+    let result = repl(&mut editor, &engine, &peer);
     if let Some(path) = &history {
         if let Err(e) = editor.save_history(path) {
             eprintln!("(could not save the history to {}: {e})", path.display());
         }
     }
+    drop(editor);
+    drop(engine);
+    rt.shutdown_background();
     result
 }
 
 fn repl(
     editor: &mut Editor<ShellHelper, DefaultHistory>,
-    session: &RefCell<Session>,
+    engine: &Engine,
+    peer: &Peer,
 ) -> io::Result<()> {
+    let interrupted = Cell::new(false);
     loop {
         let line = match editor.readline(PROMPT) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
-                println!("KeyboardInterrupt (exit or Ctrl-D leaves)");
+                if interrupted.replace(true) {
+                    return Ok(());
+                }
+                println!("KeyboardInterrupt (Ctrl-C again, exit or Ctrl-D leaves)");
                 continue;
             }
             Err(ReadlineError::Eof) => return Ok(()),
             Err(e) => return Err(readline_error(e)),
         };
+        interrupted.set(false);
         if !line.trim().is_empty() {
             let _ = editor.add_history_entry(line.as_str());
         }
-        let step = session.borrow_mut().execute(&line);
-        match step {
-            Step::Nothing => {}
-            Step::Print(text) => println!("{text}"),
-            Step::Error(text) => {
+        match line.trim() {
+            "" => continue,
+            "exit" | "quit" => return Ok(()),
+            "help" => {
+                println!("{}", usage());
+                continue;
+            }
+            "trace" => {
+                match lang::last_trace() {
+                    None => println!("No remote error yet."),
+                    Some(lines) => {
+                        println!("Remote trace (outermost first):");
+                        for l in lines {
+                            println!("  {l}");
+                        }
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        match engine.run_line(&line) {
+            Ok(()) => {}
+            Err(Failure::Syntax(text) | Failure::Raised(text)) => {
                 eprintln!("{text}");
-                if session.borrow().is_closed() {
+                if peer.is_closed() {
                     return Err(io::Error::new(
                         io::ErrorKind::ConnectionAborted,
                         "the connection to the peer is closed",
                     ));
                 }
             }
-            Step::Exit => return Ok(()),
         }
     }
+}
+
+/// What `help` alone prints.
+fn usage() -> &'static str {
+    "\
+The shell speaks Python; `root` is the peer's root object:
+  root.add(1, 2)                      call a method (keyword arguments too)
+  root.name                           read an attribute; root.x = 5 assigns one (if allowed)
+  c = root.counter()                  keep a result (a remote object or a value)
+  x[0], d['key'], len(x), k in x      items of remote objects, as in Python
+  [v * 2 for v in root.squares(4)]    iterate remote objects (in batches)
+  root.count_to(3, lambda i: print(i))   pass a function: the peer calls it back
+  def f(i): ...                       blocks continue until an empty line
+Shell functions and commands:
+  help(x)                   members of x with signatures and docs; help(x.name) for one
+  dir(x)                    member names of x
+  trace                     the full remote trace of the last error
+  exit, quit, Ctrl-D        leave (Ctrl-C cancels a running call; twice at the prompt leaves)
+Tab completes variable names, and member names after a dot."
 }
 
 /// Start a server in-process serving [`demo::Demo`] on 127.0.0.1 (any free
@@ -168,9 +228,23 @@ fn readline_error(e: ReadlineError) -> io::Error {
     }
 }
 
+/// Members and docs as the peer lists them (for a Python peer: `dir` and
+/// INSPECT).
+struct PeerDescribe(Rc<Peer>);
+
+impl Describe for PeerDescribe {
+    fn members(&self, object: &tether::NetRef) -> Option<Vec<tether::Member>> {
+        self.0.members(&self.0.wrap(object.clone())).ok()
+    }
+
+    fn doc(&self, object: &tether::NetRef) -> Option<String> {
+        self.0.doc(&self.0.wrap(object.clone()))
+    }
+}
+
 /// Completion and multi-line input for the editor.
 struct ShellHelper {
-    session: Rc<RefCell<Session>>,
+    engine: Rc<Engine>,
 }
 
 impl Completer for ShellHelper {
@@ -182,10 +256,7 @@ impl Completer for ShellHelper {
         pos: usize,
         _: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let Ok(session) = self.session.try_borrow() else {
-            return Ok((pos, Vec::new()));
-        };
-        let (start, candidates) = session.complete(line, pos);
+        let (start, candidates) = self.engine.complete(line, pos);
         Ok((
             start,
             candidates
@@ -206,21 +277,10 @@ impl Hinter for ShellHelper {
 impl Highlighter for ShellHelper {}
 
 impl Validator for ShellHelper {
-    /// An open bracket asks for another line, as Python's prompt does.
+    /// An open bracket or an unfinished block asks for another line, as
+    /// Python's prompt does.
     fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        let input = ctx.input();
-        let open = parse::tokenize(input).is_ok_and(|tokens| {
-            let depth: i64 = tokens
-                .iter()
-                .map(|t| match t.kind {
-                    Tok::Punct('(' | '[' | '{') => 1,
-                    Tok::Punct(')' | ']' | '}') => -1,
-                    _ => 0,
-                })
-                .sum();
-            depth > 0
-        });
-        if open && parse::parse(input).is_err_and(|e| e.incomplete) {
+        if self.engine.needs_more(ctx.input()) {
             Ok(ValidationResult::Incomplete)
         } else {
             Ok(ValidationResult::Valid(None))

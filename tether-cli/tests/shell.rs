@@ -125,7 +125,7 @@ fn variables_hold_remote_objects() {
     sh.run("c.increment()", "6");
     sh.run("c.increment(by=10)", "16");
     sh.run("c.value", "16");
-    sh.run("vars", r"c = <Counter value=16>");
+    sh.run("_", "16");
     sh.run("list(root.squares(5))", r"\[0, 1, 4, 9, 16\]");
     sh.exit();
 }
@@ -186,7 +186,7 @@ fn errors_are_shown_and_the_session_goes_on() {
     sh.expect_line(r"  in divide\(\) on a Demo object .*");
     sh.expect(PROMPT);
     sh.type_line("root.add(1,, 2)");
-    sh.expect_line("SyntaxError: expected an expression, found ','");
+    sh.expect_line("SyntaxError: invalid syntax.*");
     sh.expect(PROMPT);
     sh.type_line("nothing_here");
     sh.expect_line("NameError: name 'nothing_here' is not defined.*");

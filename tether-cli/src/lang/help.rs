@@ -37,12 +37,16 @@ pub fn member_help(m: &Member) -> String {
     out
 }
 
-/// Help on an object: its `repr`, then its methods and attributes.
-pub fn object_help(repr: &str, members: &[Member]) -> String {
-    if members.is_empty() {
+/// Help on an object: its `repr` and doc, then its methods and
+/// attributes.
+pub fn object_help(repr: &str, doc: Option<&str>, members: &[Member]) -> String {
+    if members.is_empty() && doc.is_none() {
         return format!("{repr} exposes no members.");
     }
     let mut out = format!("Help on {repr}:\n");
+    for line in doc.iter().flat_map(|doc| doc.lines()) {
+        out.push_str(&format!("    {}\n", line.trim_end()).replace("    \n", "\n"));
+    }
     for (title, methods) in [("Methods", true), ("Attributes", false)] {
         let group: Vec<&Member> = members
             .iter()

@@ -39,8 +39,7 @@ mod remote;
 mod repl;
 mod wait;
 
-#[allow(unused_imports)]
-pub use repl::Completion;
+pub use remote::Describe;
 
 use rustpython_vm::builtins::PyBaseExceptionRef;
 use rustpython_vm::compiler::Mode;
@@ -49,6 +48,14 @@ use rustpython_vm::{AsObject, Interpreter, VirtualMachine};
 
 /// The Python prelude: the `Remote` class and its helpers.
 const PRELUDE: &str = include_str!("prelude.py");
+
+impl Engine {
+    /// Learn objects' members and docs from `describe` instead of asking
+    /// their owners with `inspect`.
+    pub fn describe_with(&self, describe: Box<dyn Describe>) {
+        remote::describe_with(describe);
+    }
+}
 
 /// Why running code failed.
 #[derive(Debug)]
@@ -146,10 +153,10 @@ fn describe_short(vm: &VirtualMachine, exc: &PyBaseExceptionRef) -> String {
     }
 }
 
-/// The last remote error's trace, as `trace` prints it.
-#[allow(dead_code)] // the shell's `trace`, next
-pub fn last_trace() -> Option<String> {
-    remote::last_error().map(|err| remote::describe_error(&err))
+/// The trace of the last remote error, one line per frame (outermost
+/// first); `None` before any.
+pub fn last_trace() -> Option<Vec<String>> {
+    remote::last_error().map(|err| err.remote().map(|r| r.trace().to_vec()).unwrap_or_default())
 }
 
 /// `repr(obj)`, or a placeholder if that raises.

@@ -42,8 +42,19 @@ struct Classes {
     error: PyObjectRef,
 }
 
+/// Where the engine learns what an object offers, when the default (ask
+/// its owner with `inspect`) is not enough: a Python peer over RPyC lists
+/// members with `dir` and says which are methods with INSPECT.
+pub trait Describe {
+    /// The object's members; `None` when they cannot be listed.
+    fn members(&self, object: &NetRef) -> Option<Vec<Member>>;
+    /// The object's own doc (a Python object's `__doc__`), if any.
+    fn doc(&self, object: &NetRef) -> Option<String>;
+}
+
 thread_local! {
     static TABLE: RefCell<Option<Table>> = const { RefCell::new(None) };
+    static DESCRIBE: RefCell<Option<Box<dyn Describe>>> = RefCell::new(None);
     /// The tether error behind the last `RemoteError` raised, for its
     /// trace.
     static LAST_ERROR: RefCell<Option<(PyObjectRef, tether::Error)>> = const { RefCell::new(None) };
@@ -216,7 +227,11 @@ fn members(vm: &VirtualMachine, handle: u64) -> PyResult<Vec<Member>> {
         return Ok(known);
     }
     let target = netref(vm, handle)?;
-    let found = wait(vm, &rt(), target.inspect()).unwrap_or_default();
+    let described = DESCRIBE.with(|d| d.borrow().as_ref().map(|d| d.members(&target)));
+    let found = match described {
+        Some(found) => found.unwrap_or_default(),
+        None => wait(vm, &rt(), target.inspect()).unwrap_or_default(),
+    };
     with_table(|t| {
         if let Some(entry) = t.refs.get_mut(&handle) {
             entry.members = Some(found.clone());
@@ -427,7 +442,8 @@ fn help(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     } else if let Some(target) = unwrap(vm, &obj)? {
         let handle: u64 = obj.get_attr("_tether_handle", vm)?.try_into_value(vm)?;
         let repr = wait(vm, &rt(), target.repr())?;
-        object_help(&repr, &members(vm, handle)?)
+        let doc = DESCRIBE.with(|d| d.borrow().as_ref().and_then(|d| d.doc(&target)));
+        object_help(&repr, doc.as_deref(), &members(vm, handle)?)
     } else {
         format!(
             "{} is a plain {} value: data copied by value, with no remote members.",
@@ -465,7 +481,11 @@ pub(crate) fn declared_members(
 }
 
 /// The tether error behind the last `RemoteError` raised.
-#[allow(dead_code)] // the shell's `trace`, next
 pub(crate) fn last_error() -> Option<tether::Error> {
     LAST_ERROR.with(|last| last.borrow().as_ref().map(|(_, err)| err.clone()))
+}
+
+/// Use `describe` for members and docs from now on.
+pub(crate) fn describe_with(describe: Box<dyn Describe>) {
+    DESCRIBE.with(|d| *d.borrow_mut() = Some(describe));
 }

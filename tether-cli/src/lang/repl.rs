@@ -1,11 +1,6 @@
 //! What an interactive prompt needs of the [`Engine`]: one statement at a
 //! time with its value shown, whether the input so far is a whole
 //! statement, and completions of names and remote members.
-//!
-//! `tether shell` still runs its own evaluator (`shell/eval.rs`); it moves
-//! onto these next (issue 13), hence `dead_code` allowed until then.
-
-#![allow(dead_code)]
 
 use rustpython_vm::compiler::{CompileErrorType, Mode};
 use rustpython_vm::function::FuncArgs;

@@ -111,14 +111,6 @@ impl Peer {
         }
     }
 
-    /// Whether the peer is Python, whose objects list only part of what
-    /// they hold: completion may read an attribute it has not seen listed
-    /// (a module namespace's attributes are the modules it can import), and
-    /// `help` reads an attribute's own `__doc__`.
-    pub fn is_python(&self) -> bool {
-        matches!(self, Peer::Rpyc(_))
-    }
-
     /// A Python object's `__doc__`, when it has one.
     pub fn doc(&self, object: &blocking::NetRef) -> Option<String> {
         match self {
