@@ -457,3 +457,12 @@ fn help_shows_a_methods_signature_and_an_objects_members() {
         "{text}"
     );
 }
+
+#[test]
+fn a_method_of_a_temporary_object_keeps_it_alive() {
+    let server = lab_server();
+    // `root.make()` is referenced by nothing but its bound method.
+    let out = run("print(root.make().ping())\n", Some(&server.addr));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out), "1\n");
+}

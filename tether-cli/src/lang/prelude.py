@@ -18,7 +18,7 @@ class Remote:
     def __getattr__(self, name):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        return _tether_getattr(self._tether_handle, name)
+        return _tether_getattr(self._tether_handle, name, self)
 
     def __setattr__(self, name, value):
         _tether_setattr(self._tether_handle, name, value)
@@ -65,10 +65,12 @@ class Remote:
 
 
 class _RemoteMethod:
-    """A method of a remote object, called by name."""
+    """A method of a remote object, called by name; it keeps the object
+    alive (`root.notes.add(1)` holds `root.notes` until the call)."""
 
-    def __init__(self, handle, name):
-        self._handle = handle
+    def __init__(self, owner, name):
+        self._owner = owner
+        self._handle = owner._tether_handle
         self._name = name
 
     def __call__(self, *args, **kwargs):

@@ -249,7 +249,8 @@ fn getattr(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     if is_method {
         let class =
             with_table(|t| t.classes.as_ref().map(|c| c.method.clone())).expect("the prelude ran");
-        return class.call((vm.ctx.new_int(handle), vm.ctx.new_str(name)), vm);
+        let owner = arg(&args, 2, vm)?;
+        return class.call((owner, vm.ctx.new_str(name)), vm);
     }
     let target = netref(vm, handle)?;
     let value = wait(vm, &rt(), target.getattr(&name))?;
