@@ -797,13 +797,8 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let config =
-            tether::Config::default().policy(tether::Policy::default().allow_setattr(true));
-        let server = rt
-            .block_on(tether::Server::builder().config(config).bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = server.local_addr().unwrap();
-        rt.spawn(server.serve(super::super::demo::Demo));
+        let demo = crate::demo::serve_on_loopback(crate::demo::Demo::new());
+        let addr = rt.block_on(demo).unwrap();
         let conn = tether::blocking::connect(addr).unwrap();
         (Session::new(Peer::Tether(conn)).unwrap(), rt)
     }
@@ -833,9 +828,12 @@ mod tests {
     fn calls_attributes_and_values() {
         let (mut s, _rt) = session();
         assert_eq!(print(&mut s, "root.add(1, 2)"), "3");
-        assert_eq!(print(&mut s, "root.name"), "'tether demo service'");
-        assert_eq!(print(&mut s, "root.total(1, 2.5, -3)"), "0.5");
-        assert_eq!(print(&mut s, "root.scale([1, 2], factor=3)"), "[3.0, 6.0]");
+        assert_eq!(print(&mut s, "root.label"), "'demo'");
+        assert_eq!(print(&mut s, "root.divide(1, 4)"), "0.25");
+        assert_eq!(
+            print(&mut s, "root.greet('ann', greeting='hi')"),
+            "'hi, ann!'"
+        );
         assert_eq!(
             print(&mut s, "root.echo({'k': [None, True, b'x', -1.5]})"),
             "{'k': [None, True, b'x', -1.5]}"
@@ -858,7 +856,7 @@ mod tests {
         assert_eq!(print(&mut s, "_[1]"), "16");
         assert_eq!(
             print(&mut s, "vars"),
-            "c = <Counter value=16>\nroot = <Demo object>"
+            "c = <Counter value=16>\nroot = <Demo service \"demo\">"
         );
         assert_eq!(s.execute("inc = c.increment"), Step::Nothing);
         assert_eq!(print(&mut s, "inc(by=4)"), "20");
@@ -872,26 +870,26 @@ mod tests {
         assert_eq!(print(&mut s, "list(root.squares(4))"), "[0, 1, 4, 9]");
         assert_eq!(print(&mut s, "list(root.squares(100), 3)"), "[0, 1, 4]");
         assert_eq!(print(&mut s, "list('ab')"), "['a', 'b']");
-        assert!(print(&mut s, "dir(root)").starts_with("['name', 'version', 'add',"));
-        assert_eq!(print(&mut s, "repr(root)"), "'<Demo object>'");
+        assert!(print(&mut s, "dir(root)").starts_with("['add', 'greet', 'divide',"));
+        assert_eq!(print(&mut s, "repr(root)"), "'<Demo service \"demo\">'");
         assert_eq!(print(&mut s, "str(12)"), "'12'");
-        assert_eq!(print(&mut s, "list(dir(root))[2]"), "'add'");
+        assert_eq!(print(&mut s, "list(dir(root))[2]"), "'divide'");
         let help = print(&mut s, "help(root)");
-        assert!(help.starts_with("Help on <Demo object>:\n\nMethods:\n  add(a: int, b: int) -> int\n      Add two integers.\n"), "{help}");
+        assert!(help.starts_with("Help on <Demo service \"demo\">:\n\nMethods:\n  add(*numbers: int) -> int\n      Add any number of integers: add(1, 2, 3) is 6, add() is 0.\n"), "{help}");
         assert!(
             help.contains(
-                "Attributes:\n  name: str  (read-only attribute)\n      What this service is."
+                "Attributes:\n  label: str  (writable attribute)\n      A label anyone connected may change: root.label = 'mine'."
             ),
             "{help}"
         );
         assert_eq!(
             print(&mut s, "help(root.add)"),
-            "add(a: int, b: int) -> int\n    Add two integers."
+            "add(*numbers: int) -> int\n    Add any number of integers: add(1, 2, 3) is 6, add() is 0."
         );
         assert_eq!(s.execute("m = root.add"), Step::Nothing);
         assert_eq!(
             print(&mut s, "help(m)"),
-            "add(a: int, b: int) -> int\n    Add two integers."
+            "add(*numbers: int) -> int\n    Add any number of integers: add(1, 2, 3) is 6, add() is 0."
         );
         assert!(print(&mut s, "help(root.counter(1))").contains("step: int  (writable attribute)"));
         assert!(print(&mut s, "help(3)").contains("plain int value"));
@@ -934,8 +932,8 @@ mod tests {
             names(s.complete("root.ad", 7)),
             (5, vec!["add(".to_string()])
         );
-        assert_eq!(names(s.complete("root.", 5)).1.len(), 10);
-        assert_eq!(names(s.complete("root.na", 7)).1, vec!["name"]);
+        assert_eq!(names(s.complete("root.", 5)).1.len(), 14);
+        assert_eq!(names(s.complete("root.la", 7)).1, vec!["label"]);
         assert_eq!(
             names(s.complete("x = ro", 6)),
             (4, vec!["root".to_string()])
