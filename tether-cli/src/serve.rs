@@ -1,5 +1,6 @@
 //! `tether serve`: the demo or the classic service on TCP or a Unix
-//! socket, until Ctrl-C (or SIGTERM).
+//! socket, until Ctrl-C (or SIGTERM), logging what happens to stderr
+//! ([`log`](crate::log)).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -12,6 +13,7 @@ use crate::demo::{self, Demo};
 use crate::{Failure, Outcome, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> Outcome {
+    crate::log::init(args.verbose);
     let classic = Classic::new().allow_remote(args.allow_remote);
     let (what, make_root, config) = if args.classic {
         let make_root: RootFn = Box::new(move || NetRef::new(classic));
