@@ -407,18 +407,25 @@ mod tests {
         assert_eq!(err.to_string(), "ZeroDivisionError: division by zero");
     }
 
+    /// A callback that records each number it is called with, and raises
+    /// ValueError when called with `fail_at`; what it has seen.
+    fn recording(fail_at: Option<i64>) -> (NetRef, Arc<Mutex<Vec<i64>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let callback = tether::callback_sync(move |i: i64| {
+            record.lock().unwrap().push(i);
+            match fail_at {
+                Some(n) if n == i => Err(Error::app("ValueError", "two is enough")),
+                _ => Ok(()),
+            }
+        });
+        (callback, seen)
+    }
+
     #[tokio::test]
     async fn count_to_calls_the_caller_back_in_order() {
         let (_conn, root) = connected(Demo::new()).await;
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        let callback = tether::callback(move |i: i64| {
-            let record = record.clone();
-            async move {
-                record.lock().unwrap().push(i);
-                Ok(())
-            }
-        });
+        let (callback, seen) = recording(None);
         let n = root.call_method("count_to", (4, callback)).await.unwrap();
         assert_eq!(n, Value::from(4));
         assert_eq!(*seen.lock().unwrap(), [1, 2, 3, 4]);
@@ -427,16 +434,7 @@ mod tests {
     #[tokio::test]
     async fn an_error_in_the_callback_stops_count_to_and_reaches_the_caller() {
         let (_conn, root) = connected(Demo::new()).await;
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        let callback = tether::callback(move |i: i64| {
-            record.lock().unwrap().push(i);
-            let outcome = match i {
-                2 => Err(Error::app("ValueError", "two is enough")),
-                _ => Ok(()),
-            };
-            async move { outcome }
-        });
+        let (callback, seen) = recording(Some(2));
         let err = root
             .call_method("count_to", (5, callback))
             .await
