@@ -310,6 +310,25 @@ async fn the_served_demo_calls_back_iterates_and_shares_its_label() {
     assert_eq!(call_ok(&server.addr, &["--get", "label"]), "\"mine\"\n");
 }
 
+/// `tether run` with no address runs on the same demo: lambdas become
+/// callbacks of `count_to`, called in order over the file's connection,
+/// and a callback may call the server again.
+#[test]
+fn run_without_an_address_calls_back_from_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("count.py");
+    std::fs::write(
+        &script,
+        "print(root.count_to(3, lambda i: print(i * 10)))\n\
+         print(root.count_to(2, lambda i: print(root.add(i, 100))))\n\
+         print(sum([x for x in root.squares(4)]))\n",
+    )
+    .unwrap();
+    let out = tether(&["run", script.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "10\n20\n30\n3\n101\n102\n2\n14\n");
+}
+
 #[test]
 fn a_failing_call_exits_1_with_the_error_on_stderr() {
     let server = Served::start(&[]);
