@@ -6,7 +6,9 @@
 //! (with its token challenge when [`ServerBuilder::tokens`] is set), both
 //! bounded by [`Config::handshake_timeout`]. A connection that fails its
 //! handshake, presents wrong credentials or breaks the protocol ends alone,
-//! with a log line saying why. Shutdown
+//! with a log line saying why; every connection served, of either
+//! dialect, is logged at info when it opens (number, peer, identity) and
+//! when it ends (with the reason). Shutdown
 //! stops accepting, closes every connection (their pending calls fail with
 //! `Closed`) and returns once all are gone.
 
@@ -327,10 +329,13 @@ impl Server {
                                 if let Some(f) = &on_connect {
                                     f(&conn);
                                 }
-                                tokio::select! {
-                                    _ = conn.closed() => {}
-                                    _ = stop.cancelled() => conn.close().await,
-                                }
+                                tracing::info!(
+                                    connection = conn.shared().number,
+                                    %peer,
+                                    identity = conn.peer_identity().map(PeerIdentity::name),
+                                    "connection opened"
+                                );
+                                serve_to_end(&conn, &peer, &stop).await;
                             }
                             Err(err) if err.kind() == ErrorKind::Denied => {
                                 tracing::warn!(%peer, %err, "client denied")
@@ -386,6 +391,41 @@ where
             builder.refuse_io(io, why).await.map(Some)
         }
     }
+}
+
+/// A served connection of either dialect, as the server watches it.
+pub(crate) trait Served {
+    /// Its process-wide number, as logs show it.
+    fn number(&self) -> u64;
+    /// Wait until it ends; why it did.
+    async fn closed(&self) -> Error;
+    /// Close it from this side.
+    async fn close(&self);
+}
+
+impl Served for Connection {
+    fn number(&self) -> u64 {
+        self.shared().number
+    }
+    async fn closed(&self) -> Error {
+        Connection::closed(self).await
+    }
+    async fn close(&self) {
+        Connection::close(self).await
+    }
+}
+
+/// Wait for `conn` (from `peer`) to end, closing it when `stop` fires
+/// first, and log why it ended.
+pub(crate) async fn serve_to_end(conn: &impl Served, peer: &str, stop: &CancellationToken) {
+    let reason = tokio::select! {
+        reason = conn.closed() => reason,
+        _ = stop.cancelled() => {
+            conn.close().await;
+            conn.closed().await
+        }
+    };
+    tracing::info!(connection = conn.number(), %peer, %reason, "connection closed");
 }
 
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}

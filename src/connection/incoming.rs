@@ -17,9 +17,10 @@ use crate::error::raise;
 use crate::error::RemoteError;
 use crate::protocol::budget::HeldGuard;
 use crate::protocol::codec::{self, Decoded};
-use crate::protocol::frame::{Message, Op};
+use crate::protocol::frame::{Label, Message, Op};
+use crate::service::dispatch::log_failed_call;
 use crate::service::object::CallContext;
-use crate::{Args, Error, Result, Value};
+use crate::{Error, Result, Value};
 
 /// How much longer than the caller the owner lets a call run.
 const OWNER_GRACE: Duration = Duration::from_millis(250);
@@ -119,6 +120,11 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
         }
         Message::Cancel(seq) => {
             if let Some((_, (_, token))) = shared.serving.remove(&seq) {
+                tracing::debug!(
+                    connection = shared.number,
+                    seq,
+                    "call cancelled by the peer"
+                );
                 token.cancel();
             }
             Ok(())
@@ -370,31 +376,11 @@ async fn run(
         .serve(op, &shared.config.policy, &cx)
         .await
         .map_err(|e| {
-            let location = format!("in {} on {}", label.describe(), object.describe());
+            let call = label.describe();
+            log_failed_call(shared.number, &call, &object, &e);
+            let location = format!("in {call} on {}", object.describe());
             (e, here(shared, &location))
         })
-}
-
-/// What describing an operation in an error's location needs, kept aside
-/// before the operation goes to the object: the operation without its
-/// arguments, so nothing is formatted unless an error happens.
-struct Label(Op);
-
-impl Label {
-    fn of(op: &Op) -> Label {
-        Label(match op {
-            Op::SetAttr(name, _) => Op::SetAttr(name.clone(), Value::None),
-            Op::Call(_) => Op::Call(Args::default()),
-            Op::CallMethod(name, _) => Op::CallMethod(name.clone(), Args::default()),
-            Op::Eq(_) => Op::Eq(Value::None),
-            // The rest carry no arguments.
-            other => other.clone(),
-        })
-    }
-
-    fn describe(&self) -> String {
-        self.0.describe()
-    }
 }
 
 /// Send the reply to request `seq`. A reply that cannot be encoded (too

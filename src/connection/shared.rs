@@ -156,6 +156,12 @@ pub(crate) struct Shared {
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh connection number, unique in the process across both dialects
+/// (native and RPyC), so `connection=N` in a log names one connection.
+pub(crate) fn next_connection_number() -> u64 {
+    NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
+}
+
 /// Releases gathered beside the queue before they are queued at once.
 const RELEASES_HELD: usize = 1024;
 
@@ -185,7 +191,7 @@ impl Shared {
         let call_slots = super::slots::Slots::new(config.max_in_flight);
         Shared {
             send_limit: config.max_frame_len.min(peer.max_frame.max(MIN_FRAME_LEN)),
-            number: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+            number: next_connection_number(),
             config,
             peer_service,
             local_service,

@@ -109,6 +109,30 @@ impl Op {
     }
 }
 
+/// What describing an operation in an error's location or a log line
+/// needs, kept aside before the operation goes to the object: the
+/// operation without its arguments, so nothing is formatted unless an
+/// error happens.
+pub(crate) struct Label(Op);
+
+impl Label {
+    pub(crate) fn of(op: &Op) -> Label {
+        Label(match op {
+            Op::SetAttr(name, _) => Op::SetAttr(name.clone(), Value::None),
+            Op::Call(_) => Op::Call(Args::default()),
+            Op::CallMethod(name, _) => Op::CallMethod(name.clone(), Args::default()),
+            Op::Eq(_) => Op::Eq(Value::None),
+            // The rest carry no arguments.
+            other => other.clone(),
+        })
+    }
+
+    /// [`Op::describe`] of the operation.
+    pub(crate) fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
 /// How a reference travels, named from the receiver's side (as RPyC does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WireRef {

@@ -320,11 +320,26 @@ where
         }
     };
     let session = serve_io(io, root, config, Some(peer.to_string()));
-    tokio::select! {
-        _ = session.closed() => {}
-        _ = stop.cancelled() => session.close().await,
-    }
+    tracing::info!(
+        connection = session.state().number,
+        %peer,
+        dialect = "rpyc",
+        "connection opened"
+    );
+    crate::server::serve_to_end(&session, peer, stop).await;
     None
+}
+
+impl crate::server::Served for Session {
+    fn number(&self) -> u64 {
+        self.state().number
+    }
+    async fn closed(&self) -> Error {
+        Session::closed(self).await
+    }
+    async fn close(&self) {
+        Session::close(self).await
+    }
 }
 
 /// Serve `root` to the Python RPyC client at the other end of `io`.

@@ -25,8 +25,8 @@ use super::session::State;
 use super::vinegar;
 use crate::error::raise;
 use crate::netref::Target;
-use crate::protocol::frame::Op;
-use crate::service::dispatch::MAX_NEXT_BATCH;
+use crate::protocol::frame::{Label, Op};
+use crate::service::dispatch::{log_failed_call, MAX_NEXT_BATCH};
 use crate::service::object::CallContext;
 use crate::{Args, Error, NetRef, Result, Value};
 
@@ -188,7 +188,10 @@ fn args_next_or_empty(next: &mut impl FnMut(&str) -> Result<Value, Raised>) -> V
 
 /// Run `op` on one of our objects under the connection's policy.
 async fn run(state: &State, obj: &NetRef, op: Op, cx: &CallContext) -> Result<Value> {
-    obj.serve(op, &state.config.policy, cx).await
+    let label = Label::of(&op);
+    obj.serve(op, &state.config.policy, cx)
+        .await
+        .inspect_err(|e| log_failed_call(state.number, &label.describe(), obj, e))
 }
 
 async fn simple(state: &State, obj: Value, op: Op, cx: &CallContext) -> Result<Value> {

@@ -40,8 +40,6 @@ type Import = (u64, Weak<Local<PyObject>>);
 /// its requests from 0 up, so a negative one names none of them.
 const ACK_SEQ: i64 = -1;
 
-static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
-
 /// Everything about one RPyC connection.
 pub(crate) struct State {
     pub(crate) number: u64,
@@ -95,7 +93,7 @@ impl State {
     ) -> State {
         let slots = config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         State {
-            number: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+            number: crate::connection::shared::next_connection_number(),
             config,
             root,
             peer_addr,

@@ -128,6 +128,32 @@ fn writable(obj: &dyn Object, name: &str, allowed: bool, what: &str) -> Result<(
     }
 }
 
+/// Log a peer's request that failed on connection `connection`: `call`
+/// (as [`Op::describe`] says it) on `object`. Errors that object code
+/// raised (an application error, or a remote one from a peer it called in
+/// turn) are logged at info, so a server shows them by default; errors
+/// tether answered with around the object (denied, bad arguments,
+/// unsupported, limits...) at debug.
+pub(crate) fn log_failed_call(connection: u64, call: &str, object: &NetRef, err: &Error) {
+    match err.kind() {
+        ErrorKind::Application | ErrorKind::Remote => tracing::info!(
+            connection,
+            call,
+            object = object.describe().as_str(),
+            error = %err,
+            "object raised an error"
+        ),
+        kind => tracing::debug!(
+            connection,
+            call,
+            object = object.describe().as_str(),
+            kind = kind.as_str(),
+            error = %err,
+            "call failed"
+        ),
+    }
+}
+
 /// Put the member into argument errors, so the caller learns which method
 /// refused which argument.
 fn located(err: Error, obj: &dyn Object, what: &str) -> Error {

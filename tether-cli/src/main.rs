@@ -2,7 +2,7 @@
 //! from scripts, copy files to and from it.
 //!
 //! ```text
-//! tether serve [--classic | --demo] [--tcp ADDR | --unix PATH] [--max-connections N]
+//! tether serve [--classic | --demo] [--tcp ADDR | --unix PATH] [--max-connections N] [-v]
 //! tether shell [ADDR] | tether shell --rpyc HOST:PORT
 //! tether call ADDR PATH [ARGS]... [--named NAME=VALUE]...
 //! tether call ADDR --dir [PATH]
@@ -25,6 +25,7 @@ mod cp;
 mod demo;
 mod json;
 mod lang;
+mod log;
 mod run;
 mod serve;
 mod shell;
@@ -112,6 +113,11 @@ struct ServeArgs {
     /// can reach it then controls this host.
     #[arg(long, requires = "classic")]
     allow_remote: bool,
+    /// Log more on stderr: -v adds refused and cancelled calls, -vv
+    /// everything. By default: connections, disconnects, denied clients and
+    /// errors raised by objects. RUST_LOG, when set, decides instead.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
     #[command(flatten)]
     auth: auth::ServeAuth,
 }

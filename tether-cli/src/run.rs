@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::addr::Endpoint;
+use crate::demo::{self, Demo};
 use crate::lang::{Engine, Failure as LangFailure};
-use crate::{auth, cannot_connect, shell, Failure, Outcome};
+use crate::{auth, cannot_connect, Failure, Outcome};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -59,7 +60,7 @@ type Keep = Box<dyn std::any::Any>;
 /// started on this runtime, and its connection.
 async fn connect(args: &RunArgs) -> Result<(tether::NetRef, Keep), Failure> {
     let Some(endpoint) = &args.addr else {
-        let addr = shell::start_demo_server()
+        let addr = demo::serve_on_loopback(Demo::new())
             .await
             .map_err(|e| Failure::failed(format!("cannot start the demo server: {e}")))?;
         let conn = tether::connect(addr).await?;

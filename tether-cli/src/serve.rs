@@ -1,33 +1,30 @@
 //! `tether serve`: the demo or the classic service on TCP or a Unix
-//! socket, until Ctrl-C (or SIGTERM).
+//! socket, until Ctrl-C (or SIGTERM), logging what happens to stderr
+//! ([`log`](crate::log)).
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use tether::classic::Classic;
-use tether::{Config, NetRef, Policy, Server};
+use tether::{Config, NetRef, Server};
 
 use crate::addr::DEFAULT_PORT;
-use crate::demo::Demo;
+use crate::demo::{self, Demo};
 use crate::{Failure, Outcome, ServeArgs};
 
 pub async fn run(args: ServeArgs) -> Outcome {
+    crate::log::init(args.verbose);
     let classic = Classic::new().allow_remote(args.allow_remote);
-    let (what, make_root, policy) = if args.classic {
+    let (what, make_root, config) = if args.classic {
         let make_root: RootFn = Box::new(move || NetRef::new(classic));
-        ("classic service", make_root, Policy::default())
+        ("classic service", make_root, Config::default())
     } else {
         let demo = Demo::new();
         let make_root: RootFn = Box::new(move || NetRef::new(demo.clone()));
-        // The demo's label is meant to be assigned from the shell.
-        (
-            "demo service",
-            make_root,
-            Policy::default().allow_setattr(true),
-        )
+        ("demo service", make_root, demo::config())
     };
     let builder = Server::builder()
-        .config(Config::default().policy(policy))
+        .config(config)
         .max_connections(args.max_connections);
     let (builder, secured) = args.auth.apply(builder)?;
 

@@ -12,10 +12,9 @@
 //!
 //! [`run`] talks to a connected [`Peer`]: a tether peer, or a Python RPyC
 //! server (`tether shell --rpyc`); [`run_embedded`] first starts a
-//! server in-process serving the [`demo`] service, so a newcomer can try
-//! the shell without one.
+//! server in-process serving the [`demo`](crate::demo) service (the one
+//! `tether serve` offers), so a newcomer can try the shell without one.
 
-pub mod demo;
 pub mod peer;
 
 use std::cell::Cell;
@@ -33,6 +32,7 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{CompletionType, Context, Editor, Helper};
 
 pub use self::peer::Peer;
+use crate::demo::{self, Demo};
 use crate::lang::{self, Describe, Engine, Failure};
 
 /// The prompt.
@@ -184,15 +184,18 @@ Shell functions and commands:
 Tab completes variable names, and member names after a dot."
 }
 
-/// Start a server in-process serving [`demo::Demo`] on 127.0.0.1 (any free
-/// port; `setattr` allowed, so `c.step = 5` works) and run the shell on it.
+/// Start a server in-process serving [`Demo`] on 127.0.0.1 (any free
+/// port; with [`demo::config`], so `root.label = 'mine'` works) and run
+/// the shell on it.
 pub fn run_embedded() -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("tether-demo-server")
         .enable_all()
         .build()?;
-    let addr = rt.block_on(start_demo_server()).map_err(io::Error::other)?;
+    let addr = rt
+        .block_on(demo::serve_on_loopback(Demo::new()))
+        .map_err(io::Error::other)?;
     let conn = tether::blocking::connect(addr).map_err(io::Error::other)?;
     let result = run(
         Peer::Tether(conn),
@@ -200,19 +203,6 @@ pub fn run_embedded() -> io::Result<()> {
     );
     rt.shutdown_timeout(Duration::from_secs(1));
     result
-}
-
-/// Start a server of the [`demo`] service on a free loopback port, served
-/// on the current runtime; its address.
-pub async fn start_demo_server() -> tether::Result<std::net::SocketAddr> {
-    let config = tether::Config::default().policy(tether::Policy::default().allow_setattr(true));
-    let server = tether::Server::builder()
-        .config(config)
-        .bind("127.0.0.1:0")
-        .await?;
-    let addr = server.local_addr()?;
-    tokio::spawn(server.serve(demo::Demo));
-    Ok(addr)
 }
 
 fn history_path() -> Option<PathBuf> {

@@ -5,14 +5,19 @@
 //! free port (no window in which another process could take it) and the
 //! test reads the address from the `serving ... on ADDR` line instead of
 //! sleeping. [`Served`] kills and reaps the child when it drops, even when
-//! the test fails.
+//! the test fails. A server started with [`Served::start_logged`] also
+//! hands over its stderr line by line, and a test waits for the log line an
+//! event must produce ([`Served::expect_log`]).
 
+use std::future::Future as _;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tether::{NetRef, Value};
 
 const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 const STARTUP: Duration = Duration::from_secs(30);
@@ -22,6 +27,22 @@ struct Served {
     child: Child,
     addr: String,
     lines: mpsc::Receiver<String>,
+    /// Its stderr, line by line, when started with [`Served::start_logged`].
+    log: Option<mpsc::Receiver<String>>,
+}
+
+/// The lines `from` produces, on a channel fed by a thread of its own.
+fn lines_of(from: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
 }
 
 impl Served {
@@ -32,29 +53,48 @@ impl Served {
         Served::start_raw(&full)
     }
 
-    /// `tether ARGS...`, waiting for its `serving WHAT on ADDR` line.
+    /// `tether serve ARGS...` on a free loopback port, with `RUST_LOG` as
+    /// given (removed when `None`) and its log lines kept for
+    /// [`Served::expect_log`].
+    fn start_logged(args: &[&str], rust_log: Option<&str>) -> Served {
+        let mut full = vec!["serve", "--tcp", "127.0.0.1:0"];
+        full.extend_from_slice(args);
+        let mut command = Command::new(TETHER);
+        command.args(&full).stderr(Stdio::piped());
+        match rust_log {
+            Some(filter) => command.env("RUST_LOG", filter),
+            None => command.env_remove("RUST_LOG"),
+        };
+        Served::spawn(command)
+    }
+
+    /// `tether ARGS...`, waiting for its `serving WHAT on ADDR` line. Its
+    /// warnings and errors go to the test's stderr; its other log lines
+    /// (a line per connection) are left out.
     fn start_raw(args: &[&str]) -> Served {
-        let mut child = Command::new(TETHER)
+        let mut command = Command::new(TETHER);
+        command
             .args(args)
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::inherit());
+        Served::spawn(command)
+    }
+
+    /// Run `command` (its stderr already set), waiting for its `serving
+    /// WHAT on ADDR` line.
+    fn spawn(mut command: Command) -> Served {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn tether serve");
-        let stdout = child.stdout.take().unwrap();
-        let (send, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let lines = lines_of(child.stdout.take().unwrap());
+        let log = child.stderr.take().map(lines_of);
         let mut served = Served {
             child,
             addr: String::new(),
             lines,
+            log,
         };
         let first = served.next_line();
         let (_, addr) = first
@@ -78,6 +118,23 @@ impl Served {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The next log line containing every one of `needles`, skipping
+    /// others; fails if none comes within the (generous) bound or the
+    /// server exits first.
+    fn expect_log(&mut self, needles: &[&str]) -> String {
+        let log = self.log.as_ref().expect("started with start_logged");
+        let deadline = Instant::now() + STARTUP;
+        let mut skipped = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match log.recv_timeout(left) {
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return line,
+                Ok(line) => skipped.push(line),
+                Err(e) => panic!("no log line with {needles:?} ({e}); other lines: {skipped:#?}"),
+            }
+        }
     }
 
     /// Send a signal with kill(1).
@@ -204,8 +261,8 @@ fn call_prints_results_as_json() {
     // Bytes are arrays of numbers; objects show their repr.
     assert_eq!(call_ok(addr, &["encode", "hé"]), "[104,195,169]\n");
     assert_eq!(
-        call_ok(addr, &["numbers", "3"]),
-        "{\"$ref\":\"<Numbers 0..3>\"}\n"
+        call_ok(addr, &["squares", "3"]),
+        "{\"$ref\":\"<Squares, 3 left>\"}\n"
     );
     // A dotted path: getattr, then the method.
     assert_eq!(call_ok(addr, &["notes.add", "buy milk"]), "1\n");
@@ -221,13 +278,64 @@ fn call_prints_results_as_json() {
     assert_eq!(info["pid"], server.pid());
 }
 
+/// The demo as a program sees it through tether's client API: a callback
+/// served over the same connection while the call waits, an iterator, an
+/// object by reference, an attribute other connections see.
+#[tokio::test]
+async fn the_served_demo_calls_back_iterates_and_shares_its_label() {
+    let server = Served::start(&[]);
+    let conn = tether::connect(server.addr.as_str()).await.unwrap();
+    let root = conn.root().await.unwrap();
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let callback = tether::callback(move |i: i64| {
+        record.lock().unwrap().push(i);
+        async { Ok(()) }
+    });
+    let n = root.call_method("count_to", (3, callback)).await.unwrap();
+    assert_eq!(n, Value::from(3));
+    assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
+
+    let squares = NetRef::try_from(root.call_method("squares", (5,)).await.unwrap()).unwrap();
+    let items = squares.iter().collect_all().await.unwrap();
+    assert_eq!(items, [0, 1, 4, 9, 16].map(Value::from));
+
+    let counter = NetRef::try_from(root.call_method("counter", (5,)).await.unwrap()).unwrap();
+    let six = counter.call_method("increment", ()).await.unwrap();
+    assert_eq!(six, Value::from(6));
+    assert_eq!(counter.getattr("value").await.unwrap(), Value::from(6));
+
+    root.setattr("label", "mine").await.unwrap();
+    assert_eq!(call_ok(&server.addr, &["--get", "label"]), "\"mine\"\n");
+}
+
+/// `tether run` with no address runs on the same demo: lambdas become
+/// callbacks of `count_to`, called in order over the file's connection,
+/// and a callback may call the server again.
+#[test]
+fn run_without_an_address_calls_back_from_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("count.py");
+    std::fs::write(
+        &script,
+        "print(root.count_to(3, lambda i: print(i * 10)))\n\
+         print(root.count_to(2, lambda i: print(root.add(i, 100))))\n\
+         print(sum([x for x in root.squares(4)]))\n",
+    )
+    .unwrap();
+    let out = tether(&["run", script.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "10\n20\n30\n3\n101\n102\n2\n14\n");
+}
+
 #[test]
 fn a_failing_call_exits_1_with_the_error_on_stderr() {
     let server = Served::start(&[]);
     let addr = server.addr.as_str();
     assert_eq!(
         call_err(addr, &["divide", "1", "0"]),
-        "error: ZeroDivisionError: float division by zero\n"
+        "error: ZeroDivisionError: division by zero\n"
     );
     assert_eq!(
         call_err(addr, &["add", "1", "two"]),
@@ -275,7 +383,7 @@ fn dir_lists_members_with_signatures_and_docs() {
     assert_eq!(lines[0], "<Demo service \"demo\">");
     assert!(lines.contains(&"  add(*numbers: int) -> int"), "{text}");
     assert!(
-        lines.contains(&"      Add any number of integers: add(1, 2, 3) is 6."),
+        lines.contains(&"      Add any number of integers: add(1, 2, 3) is 6, add() is 0."),
         "{text}"
     );
     assert!(
@@ -555,9 +663,7 @@ fn shell_opens_on_a_server_in_a_terminal() {
     shell.expect("tether> ").unwrap();
     // An error does not end the session.
     shell.send_line("root.divide(1, 0)").unwrap();
-    shell
-        .expect("ZeroDivisionError: float division by zero")
-        .unwrap();
+    shell.expect("ZeroDivisionError: division by zero").unwrap();
     shell.expect("tether> ").unwrap();
     shell.send_line("exit").unwrap();
     shell.expect(expectrl::Eof).unwrap();
@@ -613,29 +719,10 @@ fn serve_with_tokens_and_call_proving_one() {
 
 #[test]
 fn serve_and_call_over_tls() {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let dir = tempfile::tempdir().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "CLI test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server = server.signed_by(&server_key, &ca, &ca_key).unwrap();
-    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
-    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(path("server.pem"), server.pem()).unwrap();
-    std::fs::write(path("server.key"), server_key.serialize_pem()).unwrap();
-
-    let served = Served::start(&[
-        "--tls-cert",
-        &path("server.pem"),
-        "--tls-key",
-        &path("server.key"),
-    ]);
-    let ca_pem = path("ca.pem");
+    let pki = Pki::new(dir.path());
+    let served = Served::start(&["--tls-cert", &pki.cert, "--tls-key", &pki.key]);
+    let ca_pem = pki.ca.clone();
     assert_eq!(
         call_ok(&served.addr, &["add", "1", "2", "--tls-ca", &ca_pem]),
         "3\n"
@@ -656,4 +743,220 @@ fn serve_and_call_over_tls() {
         ],
     );
     assert!(err.contains("certificate"), "{err}");
+}
+
+/// A test CA and a certificate it issued for 127.0.0.1, as PEM files.
+struct Pki {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+impl Pki {
+    /// Make them in `dir`.
+    fn new(dir: &Path) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "CLI test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let server = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = server.signed_by(&server_key, &ca, &ca_key).unwrap();
+        let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+        let pki = Pki {
+            ca: path("ca.pem"),
+            cert: path("server.pem"),
+            key: path("server.key"),
+        };
+        std::fs::write(&pki.ca, ca.pem()).unwrap();
+        std::fs::write(&pki.cert, server.pem()).unwrap();
+        std::fs::write(&pki.key, server_key.serialize_pem()).unwrap();
+        pki
+    }
+}
+
+/// A TCP connection to `addr` of our own, and the address the server sees
+/// it from (`peer=` in its log lines).
+async fn socket_to(addr: &str) -> (tokio::net::TcpStream, String) {
+    let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let client = socket.local_addr().unwrap().to_string();
+    (socket, client)
+}
+
+/// The `connection=N` field of a log line.
+fn connection_field(line: &str) -> String {
+    let start = line.find("connection=").expect("a connection field");
+    let field = &line[start..];
+    field.split(' ').next().unwrap().to_string()
+}
+
+// The log tests block on the child's stderr while the client's connection
+// runs on the runtime's worker threads, hence `multi_thread`.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_connections_object_errors_and_disconnects() {
+    let mut server = Served::start_logged(&[], None);
+    let (socket, client) = socket_to(&server.addr).await;
+    let peer = format!("peer={client}");
+    let conn = tether::Connection::builder()
+        .connect_io(socket, Some(server.addr.clone()))
+        .await
+        .unwrap();
+    let opened = server.expect_log(&["connection opened", &peer]);
+    assert!(opened.contains(" INFO "), "{opened}");
+    let number = connection_field(&opened);
+
+    let root = conn.root().await.unwrap();
+    root.call_method("divide", (1, 0)).await.unwrap_err();
+    let raised = server.expect_log(&["object raised an error", &number]);
+    assert!(raised.contains(" INFO "), "{raised}");
+    assert!(raised.contains("call=\"divide()\""), "{raised}");
+    assert!(
+        raised.contains("error=ZeroDivisionError: division by zero"),
+        "{raised}"
+    );
+
+    drop(root);
+    drop(conn);
+    let closed = server.expect_log(&["connection closed", &number, &peer]);
+    assert!(
+        closed.contains("reason=connection closed: the peer closed the connection"),
+        "{closed}"
+    );
+}
+
+/// What the test's RPyC client serves the server: nothing.
+struct Nothing;
+
+#[tether::expose]
+impl Nothing {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_rpyc_connections_and_their_object_errors() {
+    let mut server = Served::start_logged(&[], None);
+    let (socket, client) = socket_to(&server.addr).await;
+    let peer = format!("peer={client}");
+    // tether's own RPyC client: the server tells the dialect by its first
+    // bytes, as it does for Python's.
+    let session = tether::rpyc::connect_io(
+        socket,
+        NetRef::new(Nothing),
+        tether::Config::default(),
+        Some(server.addr.clone()),
+    );
+    let root = session.root().await.unwrap();
+    let opened = server.expect_log(&["connection opened", &peer, "dialect=\"rpyc\""]);
+    let number = connection_field(&opened);
+    root.call_method("divide", (1, 0)).await.unwrap_err();
+    server.expect_log(&["object raised an error", &number, "ZeroDivisionError"]);
+    drop(root);
+    drop(session);
+    server.expect_log(&["connection closed", &number, &peer]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_clients_denied_for_their_token() {
+    let secret = "log-test-secret-0123456789";
+    let mut server = Served::start_logged(&["--token", &format!("ops={secret}")], None);
+    for (token, why) in [
+        (Some("not-the-secret-at-all"), "matches no known token"),
+        (None, "it sent no token"),
+    ] {
+        let (socket, client) = socket_to(&server.addr).await;
+        let mut builder = tether::Connection::builder();
+        if let Some(token) = token {
+            builder = builder.token(tether::Token::new(token).unwrap());
+        }
+        let err = builder
+            .connect_io(socket, Some(server.addr.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), tether::ErrorKind::Denied, "{err}");
+        let line = server.expect_log(&["client denied", &format!("peer={client}")]);
+        assert!(line.contains(" WARN "), "{line}");
+        assert!(line.contains(why), "{line}");
+        assert!(!line.contains(secret), "{line}");
+    }
+    // The one that knows the secret gets in, and is named in the log.
+    let (socket, client) = socket_to(&server.addr).await;
+    let _conn = tether::Connection::builder()
+        .token(tether::Token::new(secret).unwrap())
+        .connect_io(socket, Some(server.addr.clone()))
+        .await
+        .unwrap();
+    let opened = server.expect_log(&["connection opened", &format!("peer={client}")]);
+    assert!(opened.contains("identity=\"ops\""), "{opened}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_clients_denied_for_lacking_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    // Client certificates are required, and must come from our CA.
+    let mut server = Served::start_logged(
+        &[
+            "--tls-cert",
+            &pki.cert,
+            "--tls-key",
+            &pki.key,
+            "--tls-ca",
+            &pki.ca,
+        ],
+        None,
+    );
+    let (socket, client) = socket_to(&server.addr).await;
+    let ca = std::fs::read(&pki.ca).unwrap();
+    let tls = tether::transport::tls::TlsClient::from_pem(&ca, "127.0.0.1").unwrap();
+    // TLS 1.3 may let the client finish before the server has checked it:
+    // the refusal then shows on the first call instead.
+    let refused = match tether::Connection::builder()
+        .tls(tls)
+        .connect_io(socket, Some(server.addr.clone()))
+        .await
+    {
+        Ok(conn) => conn.root().await.map(drop),
+        Err(err) => Err(err),
+    };
+    assert!(refused.is_err());
+    let line = server.expect_log(&["client denied", &format!("peer={client}")]);
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(line.contains("certificate"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_v_logs_refused_and_cancelled_calls() {
+    let mut server = Served::start_logged(&["-v"], None);
+    let (socket, client) = socket_to(&server.addr).await;
+    let conn = tether::Connection::builder()
+        .connect_io(socket, Some(server.addr.clone()))
+        .await
+        .unwrap();
+    let opened = server.expect_log(&["connection opened", &format!("peer={client}")]);
+    let number = connection_field(&opened);
+    let root = conn.root().await.unwrap();
+
+    root.call_method("nope", ()).await.unwrap_err();
+    let refused = server.expect_log(&["call failed", &number, "kind=\"denied\""]);
+    assert!(refused.contains(" DEBUG "), "{refused}");
+
+    // The caller gives up on a long sleep: one poll sends the request,
+    // dropping the call then sends the cancel, after it on the same stream.
+    let mut call = Box::pin(root.call_method("sleep", (3600,)));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
+    assert!(first.is_pending());
+    drop(call);
+    server.expect_log(&["call cancelled by the peer", &number]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_follows_rust_log() {
+    // Debug events without -v: RUST_LOG decides.
+    let mut server = Served::start_logged(&[], Some("tether=debug"));
+    let conn = tether::connect(server.addr.as_str()).await.unwrap();
+    let root = conn.root().await.unwrap();
+    root.call_method("nope", ()).await.unwrap_err();
+    server.expect_log(&["call failed", "kind=\"denied\""]);
 }

@@ -131,16 +131,30 @@ fn variables_hold_remote_objects() {
 }
 
 #[test]
+fn the_embedded_demo_has_a_settable_label_and_a_notebook() {
+    let mut sh = Shell::start();
+    sh.type_line("root.label = 'mine'");
+    sh.expect(PROMPT);
+    sh.run("root.label", "'mine'");
+    sh.run("root", r#"<Demo service "mine">"#);
+    sh.run("root.notes.add('buy milk')", "1");
+    sh.run("root.notes.list()", r"\['buy milk'\]");
+    sh.run("root.sleeping", "0");
+    sh.exit();
+}
+
+#[test]
 fn help_shows_the_remote_docs() {
     let mut sh = Shell::start();
     sh.type_line("help(root)");
-    sh.expect("Help on <Demo object>:");
-    sh.expect("add(a: int, b: int) -> int");
-    sh.expect_line("      Add two integers.");
+    sh.expect("Help on <Demo service \"demo\">:");
+    sh.expect("add(*numbers: int) -> int");
+    sh.expect_line(r"      Add any number of integers: add\(1, 2, 3\) is 6, add\(\) is 0\.");
+    sh.expect_line(r"  count_to\(n: int, callback: callable\[int\]\) -> int");
     sh.expect(PROMPT);
     sh.type_line("help(root.greet)");
     sh.expect_line(r"greet\(name: str, greeting: str \| None = None\) -> str");
-    sh.expect_line("    Greet someone: .*");
+    sh.expect_line("    Greet name: .*");
     sh.expect(PROMPT);
     sh.exit();
 }
