@@ -41,6 +41,23 @@ impl Shell {
         Shell::start_with(&[], "tether shell: connected to Demo at 127.0.0.1:")
     }
 
+    /// The shell on its embedded demo server, and that server's address
+    /// (from the banner), for a second client.
+    fn start_embedded() -> (Shell, String) {
+        let home = tempfile::tempdir().unwrap();
+        let mut cmd = shell_command(&[]);
+        cmd.env("HOME", home.path())
+            .env("TERM", "xterm")
+            .env_remove("NO_COLOR");
+        let mut p = Session::spawn(cmd).expect("spawn the shell in a pty");
+        p.set_expect_timeout(Some(TIMEOUT));
+        let mut shell = Shell { p, home };
+        shell.expect("tether shell: connected to Demo at ");
+        let addr = shell.expect(" (an embedded demo server)");
+        shell.expect(PROMPT);
+        (shell, addr.trim().to_string())
+    }
+
     /// `tether shell ARGS...`, once its banner (starting with `banner`)
     /// and first prompt are on the screen.
     fn start_with(args: &[&str], banner: &str) -> Shell {
@@ -433,4 +450,57 @@ fn rpyc_shell_says_when_nothing_listens() {
         stderr.contains(&format!("cannot connect to 127.0.0.1:{port}")),
         "{stderr}"
     );
+}
+
+#[test]
+fn the_prompt_speaks_python_with_callbacks_and_ctrl_c_cancels_a_call() {
+    let (mut sh, addr) = Shell::start_embedded();
+    // The transcript, line by line.
+    sh.run("root.add(1, 2)", "3");
+    sh.type_line("root.count_to(3, lambda i: print(i * 10))");
+    sh.expect_line("10");
+    sh.expect_line("20");
+    sh.expect_line("30");
+    sh.expect_line("3");
+    sh.expect(PROMPT);
+    sh.type_line("total = sum([x for x in root.squares(4)])");
+    sh.expect(PROMPT);
+    sh.run("total", "14");
+    // A callback that calls the server again, and a def with a loop.
+    sh.run("root.count_to(2, lambda i: root.add(i, 100))", "2");
+    sh.type_line("def tens(i):");
+    sh.type_line("    for k in range(i):");
+    sh.type_line("        print('x' * (k + 1))");
+    sh.type_line("");
+    sh.expect(PROMPT);
+    sh.type_line("root.count_to(2, tens)");
+    sh.expect_line("x");
+    sh.expect_line("x");
+    sh.expect_line("xx");
+    sh.expect_line("2");
+    sh.expect(PROMPT);
+
+    // Ctrl-C during a call: the shell says `cancelled`, the sleep stops
+    // on the server (its `sleeping` count, read over a second
+    // connection, goes back to 0) and the variables are still there.
+    let watcher = tether::blocking::connect(addr.as_str()).unwrap();
+    let demo = watcher.root().unwrap();
+    let sleeping = || -> i64 { demo.getattr("sleeping").unwrap().try_into().unwrap() };
+    sh.type_line("root.sleep(30)");
+    let mut polls = 0;
+    while sleeping() == 0 {
+        polls += 1;
+        assert!(polls < 100_000, "the sleep never started");
+    }
+    sh.p.send("\x03").unwrap();
+    sh.expect_line("cancelled");
+    sh.expect(PROMPT);
+    while sleeping() != 0 {
+        polls += 1;
+        assert!(
+            polls < 200_000,
+            "the sleep was never cancelled on the server"
+        );
+    }
+    sh.run("total", "14");
 }
