@@ -504,3 +504,24 @@ fn the_prompt_speaks_python_with_callbacks_and_ctrl_c_cancels_a_call() {
     }
     sh.run("total", "14");
 }
+
+#[test]
+fn ctrl_c_at_the_prompt_once_is_noted_and_twice_leaves() {
+    let mut sh = Shell::start();
+    sh.type_line("kept = 7");
+    sh.expect(PROMPT);
+    sh.p.send("\x03").unwrap();
+    sh.expect("KeyboardInterrupt");
+    sh.expect(PROMPT);
+    // Anything typed in between starts the count again.
+    sh.run("kept", "7");
+    sh.p.send("\x03").unwrap();
+    sh.expect(PROMPT);
+    sh.p.send("\x03").unwrap();
+    sh.p.expect(Eof).expect("the shell ends on a second Ctrl-C");
+    let status = sh.p.get_process().wait().unwrap();
+    assert!(
+        matches!(status, WaitStatus::Exited(_, 0)),
+        "exit status: {status:?}"
+    );
+}
