@@ -70,6 +70,12 @@ async fn tether_uses_a_python_service() {
     // A getattr chain on a Python list held by reference, under the
     // Python side's policy: safe dunders yes, public attributes no.
     let items = NetRef::try_from(root.call_method("items", ()).await.unwrap()).unwrap();
+    // It lives in Python: not local, and shown as a remote object.
+    assert!(!root.is_local() && !items.is_local());
+    let shown = format!("{items:?}");
+    assert!(shown.starts_with("<remote builtins.list 0x"), "{shown}");
+    assert!(shown.contains(" on RPyC connection "), "{shown}");
+    assert_eq!(Value::Ref(items.clone()).to_string(), shown);
     assert_eq!(
         items.call_method("__len__", ()).await.unwrap(),
         Value::from(3)

@@ -107,9 +107,14 @@ impl NetRef {
         }
     }
 
-    /// True when the object lives in this process.
+    /// True when the object lives in this process. A Python object reached
+    /// over RPyC ([`rpyc`](crate::rpyc)) is not local, though tether holds
+    /// its proxy as an object of its own.
     pub fn is_local(&self) -> bool {
-        matches!(self.target, Target::Local(_))
+        match &self.target {
+            Target::Local(local) => crate::rpyc::remote::as_python(&local.object).is_none(),
+            Target::Remote(_) => false,
+        }
     }
 
     /// The object itself, when it is local and of type `T`.
@@ -120,7 +125,8 @@ impl NetRef {
         }
     }
 
-    /// The connection a remote reference belongs to.
+    /// The connection a remote reference belongs to (`None` for a Python
+    /// object, whose connection is an [`rpyc::Session`](crate::rpyc::Session)).
     pub fn connection(&self) -> Option<Connection> {
         match &self.target {
             Target::Local(_) => None,
@@ -284,7 +290,10 @@ impl PartialEq for NetRef {
 impl fmt::Debug for NetRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
-            Target::Local(local) => write!(f, "<local {}>", local.object.type_name()),
+            Target::Local(local) => match crate::rpyc::remote::as_python(&local.object) {
+                Some(python) => write!(f, "{python:?}"),
+                None => write!(f, "<local {}>", local.object.type_name()),
+            },
             Target::Remote(proxy) => write!(
                 f,
                 "<netref {:#x} on connection {}>",

@@ -288,8 +288,8 @@ impl std::fmt::Debug for PyObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "<Python {} on RPyC connection {}>",
-            self.id_pack.name, self.state.number
+            "<remote {} {:#x} on RPyC connection {}>",
+            self.id_pack.name, self.id_pack.instance_id, self.state.number
         )
     }
 }
