@@ -492,8 +492,14 @@ pub(crate) mod raise {
     }
 
     pub(crate) fn no_member(type_name: &str, name: &str) -> Error {
+        no_member_near(type_name, name, None)
+    }
+
+    /// [`no_member`], suggesting `near` (an exposed member) when given.
+    pub(crate) fn no_member_near(type_name: &str, name: &str, near: Option<&str>) -> Error {
+        let hint = near.map_or(String::new(), |near| format!("; did you mean '{near}'?"));
         denied(format!(
-            "'{type_name}' object has no exposed member '{name}'"
+            "'{type_name}' object has no exposed member '{name}'{hint}"
         ))
     }
 

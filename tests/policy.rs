@@ -40,6 +40,52 @@ async fn a_hidden_member_and_a_missing_one_look_the_same() {
 }
 
 #[tokio::test]
+async fn a_near_miss_suggests_the_exposed_name() {
+    let (client, _server) = memory_pair(TestService::default()).await;
+    let root = client.root().await.unwrap();
+    for (typed, meant) in [
+        ("ad", "add"),
+        ("ehco", "echo"),
+        ("make_countr", "make_counter"),
+    ] {
+        let err = root.call_method(typed, (1, 2)).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
+        assert_eq!(
+            err.message(),
+            format!(
+                "'TestService' object has no exposed member '{typed}'; did you mean '{meant}'?"
+            )
+        );
+    }
+    let err = root.getattr("lable").await.unwrap_err();
+    assert!(err.message().ends_with("did you mean 'label'?"), "{err}");
+    let err = root.setattr("versoin", 2).await.unwrap_err();
+    assert!(err.message().ends_with("did you mean 'version'?"), "{err}");
+    // Nothing close: no guess.
+    let err = root.call_method("zzz", ()).await.unwrap_err();
+    assert!(!err.message().contains("did you mean"), "{err}");
+}
+
+#[tokio::test]
+async fn a_near_miss_never_suggests_a_hidden_name() {
+    let service = NetRef::new(TestService::default());
+    let view = tether::restrict(&service, &["add"]).unwrap();
+    let (client, _server) =
+        memory_pair_with(Builder::default(), Builder::default().root_ref(view)).await;
+    let root = client.root().await.unwrap();
+    // `echo` exists but is hidden by the view: "ecko" gets no suggestion,
+    // exactly as for a name near nothing.
+    let near_hidden = root.call_method("ecko", (1,)).await.unwrap_err();
+    let near_nothing = root.call_method("zzzz", (1,)).await.unwrap_err();
+    assert_eq!(
+        near_hidden.message().replace("ecko", "X"),
+        near_nothing.message().replace("zzzz", "X")
+    );
+    let err = root.call_method("ad", (1, 2)).await.unwrap_err();
+    assert!(err.message().ends_with("did you mean 'add'?"), "{err}");
+}
+
+#[tokio::test]
 async fn setattr_and_delattr_are_off_by_default() {
     let (client, _server) = memory_pair(TestService::default()).await;
     let root = client.root().await.unwrap();

@@ -106,10 +106,35 @@ pub(crate) async fn dispatch(
 /// The declared member `name`, or the same denial whether it is hidden or
 /// missing (so names never leak).
 fn member<'o>(obj: &'o dyn Object, name: &str) -> Result<&'o Member> {
-    obj.members()
+    let members = obj.members();
+    members
         .iter()
         .find(|m| m.name == name)
-        .ok_or_else(|| raise::no_member(obj.type_name(), name))
+        .ok_or_else(|| no_member(obj.type_name(), name, members))
+}
+
+/// The denial for `name`, which is not among `members`, with the nearest
+/// of them as a suggestion when one is close: "did you mean 'add'?". Only
+/// declared names are offered, which the caller may list anyway (`dir`),
+/// so a hidden name is never revealed.
+pub(crate) fn no_member(type_name: &str, name: &str, members: &[Member]) -> Error {
+    let near = nearest(name, members.iter().map(|m| m.name.as_ref()));
+    raise::no_member_near(type_name, name, near)
+}
+
+/// The candidate closest to `name` by edit distance (a swap of two
+/// neighbours counts once), if close enough to be a slip: at most one edit
+/// for short names, one more per four characters. The first of equals wins.
+fn nearest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .filter(|c| *c != name)
+        .map(|c| (strsim::damerau_levenshtein(name, c), c))
+        .filter(|(distance, c)| {
+            let longer = name.chars().count().max(c.chars().count());
+            *distance <= 1.max(longer / 4) && *distance < longer
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
 }
 
 fn writable(obj: &dyn Object, name: &str, allowed: bool, what: &str) -> Result<()> {
@@ -162,5 +187,25 @@ fn located(err: Error, obj: &dyn Object, what: &str) -> Error {
             err.context(format!("{}.{what}", obj.type_name()))
         }
         _ => err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearest;
+
+    #[test]
+    fn slips_are_matched_and_strangers_are_not() {
+        let names = ["add", "echo", "label", "notes", "increment", "a"];
+        let near = |typed: &str| nearest(typed, names.iter().copied());
+        assert_eq!(near("ad"), Some("add"));
+        assert_eq!(near("Add"), Some("add"));
+        assert_eq!(near("ehco"), Some("echo"));
+        assert_eq!(near("notse"), Some("notes"));
+        assert_eq!(near("incremnt"), Some("increment"));
+        assert_eq!(near("b"), None, "a one-letter name replaced is no slip");
+        assert_eq!(near("sub"), None);
+        assert_eq!(near("add"), None, "the name itself is not a suggestion");
+        assert_eq!(nearest("x", std::iter::empty()), None);
     }
 }

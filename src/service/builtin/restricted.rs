@@ -2,6 +2,7 @@
 
 use crate::error::raise;
 use crate::netref::LocalRef;
+use crate::service::dispatch::no_member;
 use crate::service::object::{BoxFuture, CallContext, Member, Object};
 use crate::{Args, Result, Value};
 
@@ -21,7 +22,7 @@ impl Restricted {
         if self.members.iter().any(|m| m.name == name) {
             Ok(())
         } else {
-            Err(raise::no_member(self.type_name(), name))
+            Err(no_member(self.type_name(), name, &self.members))
         }
     }
 }
