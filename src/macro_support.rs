@@ -48,7 +48,9 @@ impl ArgReader {
             .map_err(|e| raise::bad_args(format!("argument '{name}': {}", e.message())))
     }
 
-    /// Every remaining positional argument (a `#[rest]` parameter).
+    /// Every remaining positional argument (a `#[rest]` parameter). An
+    /// item that does not convert is named by its place in the call,
+    /// counted from 1 as people count: `argument 3`.
     pub fn rest<T: DeserializeOwned>(&mut self) -> Result<Vec<T>> {
         let first = self.wanted;
         self.wanted = self.given.max(self.wanted);
@@ -57,7 +59,7 @@ impl ArgReader {
             .enumerate()
             .map(|(i, v)| {
                 crate::from_value(v).map_err(|e| {
-                    raise::bad_args(format!("argument {}: {}", first + i, e.message()))
+                    raise::bad_args(format!("argument {}: {}", first + i + 1, e.message()))
                 })
             })
             .collect()

@@ -131,7 +131,7 @@ async fn wrong_arguments_name_the_method_and_the_argument() {
         assert_eq!(err.kind(), ErrorKind::BadArguments);
         assert!(err.message().contains("TestService.add()"), "{err}");
         assert!(
-            err.message().contains("argument 1: expected int, got str"),
+            err.message().contains("argument 2: expected int, got str"),
             "{err}"
         );
         let err = root.call_method("add", (1,)).await.unwrap_err();

@@ -583,10 +583,11 @@ async fn wrong_arguments_name_the_method_the_parameter_and_the_type() {
             .starts_with("Toolbox.greet(): argument 'times': "),
         "{err}"
     );
+    // A `#[rest]` item has no name of its own: it is counted from 1.
     let err = root.call_method("total", (1, "x")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadArguments, "{err}");
     assert!(
-        err.message().starts_with("Toolbox.total(): argument 1: "),
+        err.message().starts_with("Toolbox.total(): argument 2: "),
         "{err}"
     );
 

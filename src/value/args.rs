@@ -69,7 +69,7 @@ impl Args {
     ///
     /// let err = Args::new().arg("two").parse::<(i64,)>().unwrap_err();
     /// assert_eq!(err.kind(), tether::ErrorKind::BadArguments);
-    /// assert_eq!(err.message(), "argument 0: expected int, got str");
+    /// assert_eq!(err.message(), "argument 1: expected int, got str");
     /// ```
     pub fn parse<T: FromArgs>(self) -> Result<T> {
         T::from_args(self)
@@ -128,7 +128,7 @@ impl<T: FromValue> FromArgs for T {
     fn from_args(args: Args) -> Result<T> {
         expect_count(&args, 1)?;
         let mut it = args.positional.into_iter();
-        convert_arg(0, it.next().unwrap_or_default())
+        convert_arg(1, it.next().unwrap_or_default())
     }
 }
 
@@ -153,8 +153,9 @@ fn expect_count(args: &Args, n: usize) -> Result<()> {
     Ok(())
 }
 
-fn convert_arg<T: FromValue>(index: usize, value: Value) -> Result<T> {
-    T::from_value(value).map_err(|e| raise::bad_args(format!("argument {index}: {}", e.message())))
+/// Argument number `place`, counted from 1 as people count.
+fn convert_arg<T: FromValue>(place: usize, value: Value) -> Result<T> {
+    T::from_value(value).map_err(|e| raise::bad_args(format!("argument {place}: {}", e.message())))
 }
 
 macro_rules! tuple_args {
@@ -169,7 +170,7 @@ macro_rules! tuple_args {
             fn from_args(args: Args) -> Result<Self> {
                 expect_count(&args, $n)?;
                 let mut it = args.positional.into_iter();
-                Ok(($(convert_arg::<$name>($idx, it.next().unwrap_or_default())?,)+))
+                Ok(($(convert_arg::<$name>($idx + 1, it.next().unwrap_or_default())?,)+))
             }
         }
     };

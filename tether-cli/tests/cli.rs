@@ -339,7 +339,7 @@ fn a_failing_call_exits_1_with_the_error_on_stderr() {
     );
     assert_eq!(
         call_err(addr, &["add", "1", "two"]),
-        "error: tether::BadArgumentsError: Demo.add(): argument 1: expected int, got str\n"
+        "error: tether::BadArgumentsError: Demo.add(): argument 2: expected int, got str\n"
     );
     assert_eq!(
         call_err(addr, &["no_such_method"]),

@@ -242,7 +242,7 @@ where
     fn call<'a>(&'a self, args: Args, _cx: &'a CallContext) -> BoxFuture<'a, Result<Value>> {
         let arg = args.parse::<Value>().and_then(|v| {
             crate::from_value::<A>(v)
-                .map_err(|e| crate::error::raise::bad_args(format!("argument 0: {}", e.message())))
+                .map_err(|e| crate::error::raise::bad_args(format!("argument 1: {}", e.message())))
         });
         Box::pin(async move {
             let out = (self.f)(arg?).await?;
