@@ -249,6 +249,18 @@ impl Error {
         self.inner.remote.as_ref()
     }
 
+    /// When connecting failed because the peer speaks another of the
+    /// dialects tether knows: which one. A native connection that reached a
+    /// Python RPyC server fails at once with [`ErrorKind::Protocol`] and
+    /// `Some(Dialect::Rpyc)`: connect with
+    /// [`rpyc::connect`](crate::rpyc::connect) instead.
+    pub fn peer_dialect(&self) -> Option<crate::rpyc::Dialect> {
+        let source = self.inner.source.as_deref()?;
+        source
+            .downcast_ref::<crate::rpyc::OtherDialect>()
+            .map(|other| other.0)
+    }
+
     /// True for [`ErrorKind::Timeout`].
     pub fn is_timeout(&self) -> bool {
         self.kind() == ErrorKind::Timeout

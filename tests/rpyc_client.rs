@@ -178,6 +178,29 @@ async fn rpyc_classic() -> (Child, u16) {
     .await
 }
 
+/// A native connection to a Python RPyC server fails at once, saying what
+/// the server is, instead of waiting out the handshake: its deadline here
+/// is an hour, and the outer bound only stops a broken build from hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_connection_to_a_python_server_says_it_speaks_rpyc() {
+    let (_child, port) = rpyc_classic().await;
+    let config = tether::Config::default().handshake_timeout(Duration::from_secs(3600));
+    let connecting = tether::Builder::default()
+        .config(config)
+        .connect(("127.0.0.1", port));
+    let err = tokio::time::timeout(Duration::from_secs(60), connecting)
+        .await
+        .expect("the RPyC server was not recognised")
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+    assert_eq!(
+        err.peer_dialect(),
+        Some(tether::rpyc::Dialect::Rpyc),
+        "{err}"
+    );
+    assert!(err.message().contains("looks like an RPyC server"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_reply_over_the_decoding_budget_fails_its_call_alone() {
     let script = support::python::script("rpyc_service_server.py");

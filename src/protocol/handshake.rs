@@ -24,6 +24,19 @@
 //! framed [messages]. Raw bytes rather than bincode, so a peer of any
 //! version, or no tether at all, is recognised before anything is trusted.
 //!
+//! The client follows its hello at once with the first two bytes of the
+//! next frame it will send: its proof, or once accepted an empty release
+//! batch, which it then completes. Both are far under 64 KiB, so those
+//! two bytes of their length are zeros, and a server reads them as part
+//! of that frame. They are there for a server that is not tether's: a
+//! Python RPyC server reads two bytes more than a frame's length says (a
+//! flag byte, then a trailing newline), so without them it would wait for
+//! the rest of the hello as long as the client waits for an answer. With
+//! them it has a whole frame, fails to read it and closes, first sending
+//! RPyC's CLOSE request, whose framing the client recognises
+//! ([`Error::peer_dialect`](crate::Error::peer_dialect)). The client
+//! learns it at once, without guessing from a silence.
+//!
 //! Version 1 had no nonces and no challenge; version 2 had no nesting
 //! depth in requests. Peers of different versions refuse each other with a
 //! message naming both versions.
@@ -37,6 +50,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::auth::token::{self, Nonce, Role, NONCE_LEN, PROOF_LEN};
 use crate::auth::{AuthMethod, PeerIdentity, Token, Tokens};
 use crate::error::raise;
+use crate::protocol::codec::{self, NoRefs};
+use crate::protocol::frame::Message;
+use crate::rpyc::{Dialect, OtherDialect};
 use crate::transport::tls::io_error;
 use crate::{Error, ErrorKind, Result};
 
@@ -93,6 +109,10 @@ pub(crate) struct Rules<'a> {
     pub(crate) timeout: Duration,
 }
 
+/// What the client sends right after its hello: the start of its next
+/// frame (see the module docs).
+const NEXT_FRAME_START: [u8; 2] = [0, 0];
+
 fn hello_frame(body: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(4 + MAGIC.len() + 2 + body.len());
     frame.extend_from_slice(&((MAGIC.len() + 2 + body.len()) as u32).to_be_bytes());
@@ -114,7 +134,11 @@ fn short_text(s: &str) -> Vec<u8> {
 }
 
 async fn send<IO: AsyncWrite + Unpin>(io: &mut IO, body: &[u8], what: &str) -> Result<()> {
-    io.write_all(&hello_frame(body))
+    write(io, &hello_frame(body), what).await
+}
+
+async fn write<IO: AsyncWrite + Unpin>(io: &mut IO, bytes: &[u8], what: &str) -> Result<()> {
+    io.write_all(bytes)
         .await
         .map_err(|e| io_error(e, format!("cannot send the {what}")))?;
     io.flush()
@@ -122,20 +146,46 @@ async fn send<IO: AsyncWrite + Unpin>(io: &mut IO, body: &[u8], what: &str) -> R
         .map_err(|e| io_error(e, format!("cannot send the {what}")))
 }
 
+/// `frame` without its first bytes, which went out after the hello.
+fn after_start(frame: &[u8]) -> &[u8] {
+    debug_assert!(frame.starts_with(&NEXT_FRAME_START), "a frame over 64 KiB");
+    &frame[NEXT_FRAME_START.len()..]
+}
+
 /// Read one handshake frame; returns (version, rest of body).
 async fn read_hello<R: AsyncRead + Unpin>(io: &mut R, who: &str) -> Result<(u16, Vec<u8>)> {
     let mut head = [0u8; 4 + 6];
-    io.read_exact(&mut head).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            raise::closed(format!("{who} closed the connection during the handshake"))
-        } else {
-            io_error(e, format!("handshake with {who} failed"))
+    let mut got = 0;
+    while got < head.len() {
+        match io.read(&mut head[got..]).await {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(io_error(e, format!("handshake with {who} failed"))),
         }
-    })?;
-    if &head[4..] != MAGIC {
+    }
+    let head = &head[..got];
+    if crate::rpyc::looks_like_rpyc(head) {
+        return Err(Error::with_source(
+            ErrorKind::Protocol,
+            format!(
+                "{who} answered with an RPyC frame, not the tether protocol: it looks like \
+                 an RPyC server (its first bytes were {})",
+                show_bytes(head)
+            ),
+            OtherDialect(Dialect::Rpyc),
+        ));
+    }
+    let magic = head.get(4..).unwrap_or_default();
+    if magic != MAGIC {
+        // Bytes that could still be tether's, then the end of the stream.
+        if got < 4 + MAGIC.len() && MAGIC.starts_with(magic) {
+            return Err(raise::closed(format!(
+                "{who} closed the connection during the handshake"
+            )));
+        }
         return Err(raise::protocol(format!(
-            "{who} does not speak the tether protocol (its first bytes were {:02x?})",
-            &head
+            "{who} does not speak the tether protocol (its first bytes were {})",
+            show_bytes(head)
         )));
     }
     let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
@@ -150,6 +200,18 @@ async fn read_hello<R: AsyncRead + Unpin>(io: &mut R, who: &str) -> Result<(u16,
         .map_err(|e| io_error(e, format!("handshake with {who} failed")))?;
     let version = u16::from_be_bytes([rest[0], rest[1]]);
     Ok((version, rest.split_off(2)))
+}
+
+/// Bytes a stranger sent, for a message: as text when they are printable
+/// ASCII (`"HTTP/1.1 4"`), else in hex (`0x15030300...`).
+fn show_bytes(bytes: &[u8]) -> String {
+    let printable = |b: &u8| b.is_ascii_graphic() || matches!(b, b' ' | b'\r' | b'\n' | b'\t');
+    if !bytes.is_empty() && bytes.iter().all(printable) {
+        format!("{:?}", String::from_utf8_lossy(bytes))
+    } else {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!("0x{hex}")
+    }
 }
 
 /// A length-prefixed text at `at`, and the offset after it.
@@ -189,7 +251,9 @@ where
         let client_nonce = token::nonce()?;
         let mut body = with_limit(short_text(hello.service), hello.max_frame);
         body.extend_from_slice(&client_nonce);
-        send(io, &body, "handshake").await?;
+        let mut first = hello_frame(&body);
+        first.extend_from_slice(&NEXT_FRAME_START);
+        write(io, &first, "handshake").await?;
         let (version, mut body) = read_hello(io, "the server").await?;
         let mut challenged = None;
         if version == PROTOCOL_VERSION && body.first() == Some(&STATUS_CHALLENGE) {
@@ -203,7 +267,7 @@ where
             };
             let mut answer = vec![proof.len() as u8];
             answer.extend_from_slice(&proof);
-            send(io, &answer, "token proof").await?;
+            write(io, after_start(&hello_frame(&answer)), "token proof").await?;
             challenged = Some(server_nonce);
             (_, body) = read_hello(io, "the server").await?;
         }
@@ -249,6 +313,11 @@ where
                     "the server could not prove it holds the token",
                 ));
             }
+        }
+        if challenged.is_none() {
+            // The frame begun after the hello: an empty release batch.
+            let release = codec::encode(&Message::Release(Vec::new()), &NoRefs, max_frame)?;
+            write(io, after_start(&release), "handshake").await?;
         }
         Ok(PeerHello {
             service,
@@ -479,5 +548,76 @@ mod tests {
             err.message().contains("does not speak the tether protocol"),
             "{err}"
         );
+        assert!(err
+            .message()
+            .ends_with(r#"(its first bytes were "GET / HTTP")"#));
+    }
+
+    #[test]
+    fn strangers_bytes_show_as_text_or_hex() {
+        assert_eq!(show_bytes(b"HTTP/1.1 4"), r#""HTTP/1.1 4""#);
+        assert_eq!(show_bytes(b"ok\r\n"), r#""ok\r\n""#);
+        assert_eq!(show_bytes(&[0x15, 0x03, 0x03, 0x00, 0x02]), "0x1503030002");
+        assert_eq!(show_bytes(b"\x00\x00\x00\x08\x00\x01"), "0x000000080001");
+    }
+
+    #[tokio::test]
+    async fn the_frame_begun_after_the_hello_is_an_empty_release_batch() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let (c, s) = tokio::join!(
+            client(&mut a, hello("Client", 5000, None)),
+            server(&mut b, rules(7000, None), accept("Calc"))
+        );
+        c.unwrap();
+        s.unwrap();
+        drop(a);
+        let mut rest = Vec::new();
+        b.read_to_end(&mut rest).await.unwrap();
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        assert_eq!(rest.len(), 4 + len, "one frame: {rest:?}");
+        let decoded = codec::decode(&rest[4..], &NoRefs).unwrap();
+        assert!(
+            matches!(&decoded.message, Message::Release(pairs) if pairs.is_empty()),
+            "{:?}",
+            decoded.message
+        );
+    }
+
+    /// A peer framing as RPyC does: it reads a flag byte and a newline
+    /// besides a frame's length, so it needs the two bytes sent after the
+    /// hello to have a whole frame; it then answers with an RPyC frame.
+    #[tokio::test]
+    async fn a_server_answering_with_rpyc_framing_is_named_at_once() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let rpyc_server = async move {
+            let len = b.read_u32().await.unwrap() as usize;
+            let mut frame = vec![0; 1 + len + 1];
+            b.read_exact(&mut frame).await.unwrap();
+            // RPyC's CLOSE request, as rpyc 6 sends it when it gives up.
+            b.write_all(b"\x00\x00\x00\x08\x00\x01\x11P\x11R\x11Q\x02\n")
+                .await
+                .unwrap();
+            b
+        };
+        let (c, _b) = tokio::join!(client(&mut a, hello("Client", 5000, None)), rpyc_server);
+        let err = c.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol);
+        assert_eq!(err.peer_dialect(), Some(Dialect::Rpyc), "{err}");
+        assert!(err.message().contains("looks like an RPyC server"), "{err}");
+        assert!(err.message().contains("0x0000000800"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_server_closing_mid_answer_is_a_close_not_a_stranger() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let closing = async move {
+            let mut hello = [0; 8];
+            b.read_exact(&mut hello).await.unwrap();
+            b.write_all(b"\x00\x00\x00\x20TET").await.unwrap();
+        };
+        let (c, ()) = tokio::join!(client(&mut a, hello("Client", 5000, None)), closing);
+        let err = c.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+        assert_eq!(err.peer_dialect(), None);
     }
 }

@@ -33,12 +33,36 @@ const PREFIX: usize = 5;
 pub async fn detect<IO: AsyncRead + Unpin>(mut io: IO) -> io::Result<(Dialect, Rewind<IO>)> {
     let mut prefix = [0u8; PREFIX];
     io.read_exact(&mut prefix).await?;
-    let dialect = match prefix[4] {
-        0 | 1 => Dialect::Rpyc,
-        _ => Dialect::Tether,
+    let dialect = if looks_like_rpyc(&prefix) {
+        Dialect::Rpyc
+    } else {
+        Dialect::Tether
     };
     Ok((dialect, Rewind::new(prefix.to_vec(), io)))
 }
+
+/// Whether a stream's first bytes (at least five) are an RPyC frame's:
+/// a length, then a compressed flag of 0 or 1 where tether's `TETHER`
+/// begins.
+pub(crate) fn looks_like_rpyc(first: &[u8]) -> bool {
+    matches!(first.get(4), Some(0 | 1))
+}
+
+/// The source of an error that means "the peer speaks this other dialect"
+/// (see [`Error::peer_dialect`](crate::Error::peer_dialect)).
+#[derive(Debug)]
+pub(crate) struct OtherDialect(pub(crate) Dialect);
+
+impl std::fmt::Display for OtherDialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Dialect::Tether => f.write_str("the peer speaks the tether protocol"),
+            Dialect::Rpyc => f.write_str("the peer speaks RPyC"),
+        }
+    }
+}
+
+impl std::error::Error for OtherDialect {}
 
 /// A stream with some already-read bytes put back in front of it.
 #[derive(Debug)]

@@ -182,6 +182,7 @@ use tokio::sync::mpsc;
 pub use self::brine::{Brine, BrineError};
 pub(crate) use self::decode::read_detached;
 pub use self::detect::{detect, Dialect, Rewind};
+pub(crate) use self::detect::{looks_like_rpyc, OtherDialect};
 pub use self::frame::MAX_INFLATE_RATIO;
 use self::session::State;
 use crate::error::raise;
