@@ -62,6 +62,35 @@ async fn raw_connect<S: AsyncRead + AsyncWrite + Unpin>(io: &mut S) {
     assert_eq!(answer[8], 0, "refused");
 }
 
+/// Each side's account of a close is true where it is read: the side
+/// that closed says it did, the other that its peer did.
+#[tokio::test]
+async fn a_close_is_told_truly_on_both_sides() {
+    let (client, server) = memory_pair_with(
+        Builder::default(),
+        Builder::default().root(TestService::default()),
+    )
+    .await;
+    client.close().await;
+    let theirs = server.closed().await;
+    assert_eq!(theirs.kind(), ErrorKind::Closed);
+    assert_eq!(theirs.message(), "the peer closed the connection");
+    assert_eq!(client.closed().await.message(), "closed by this side");
+
+    // The same when the client just drops its last handle.
+    let (client, server) = memory_pair_with(
+        Builder::default(),
+        Builder::default().root(TestService::default()),
+    )
+    .await;
+    drop(client);
+    let theirs = server.closed().await;
+    assert_eq!(
+        theirs.message(),
+        "the peer closed the connection: it dropped every handle to the connection"
+    );
+}
+
 /// A peer that stops reading must not make `Connection::close` wait forever.
 #[tokio::test]
 async fn close_returns_even_when_the_peer_stopped_reading() {

@@ -227,11 +227,7 @@ pub(crate) async fn write_loop<W>(
                 batch.add_bytes(frame);
             }
         }
-        let reason = shared
-            .close_reason()
-            .map(|e| e.message().to_string())
-            .unwrap_or_default();
-        if let Ok(frame) = shared.encode(&Message::Close(reason)) {
+        if let Ok(frame) = shared.encode(&Message::Close(shared.farewell())) {
             batch.add_bytes(frame);
         }
         let _ = tokio::time::timeout(CLOSE_FLUSH, async {
@@ -423,10 +419,13 @@ pub(crate) async fn keepalive(shared: Arc<Shared>, interval: Duration) {
         }
         let silent = shared.silent_for();
         if silent >= interval * 2 {
-            shared.terminate(Error::new(
-                ErrorKind::Timeout,
-                format!("the peer stopped answering (nothing heard for {silent:?})"),
-            ));
+            shared.terminate_saying(
+                Error::new(
+                    ErrorKind::Timeout,
+                    format!("the peer stopped answering (nothing heard for {silent:?})"),
+                ),
+                format!("it heard nothing from this side for {silent:?}"),
+            );
             return;
         }
         if silent >= interval {

@@ -136,9 +136,7 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
             }
             Ok(())
         }
-        Message::Close(reason) => Err(raise::closed(format!(
-            "the peer closed the connection: {reason}"
-        ))),
+        Message::Close(farewell) => Err(raise::closed(closed_by_peer(&farewell))),
     }
 }
 
@@ -399,4 +397,32 @@ fn reply(shared: &Arc<Shared>, seq: u64, message: Message) {
         Err(err) => tracing::warn!(connection = shared.number, %err, "cannot send a reply"),
     }
     drop(message);
+}
+
+/// The reason for a connection the peer closed, from what its `Close`
+/// said. Earlier builds said "closed by this side" for a plain close,
+/// untrue on this side; it reads as a plain close too.
+fn closed_by_peer(farewell: &str) -> String {
+    match farewell {
+        "" | "closed by this side" => "the peer closed the connection".to_string(),
+        said => format!("the peer closed the connection: {said}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closed_by_peer;
+
+    #[test]
+    fn a_peers_close_reads_as_one_true_sentence() {
+        assert_eq!(closed_by_peer(""), "the peer closed the connection");
+        assert_eq!(
+            closed_by_peer("closed by this side"),
+            "the peer closed the connection"
+        );
+        assert_eq!(
+            closed_by_peer("it heard nothing from this side for 60s"),
+            "the peer closed the connection: it heard nothing from this side for 60s"
+        );
+    }
 }

@@ -149,7 +149,8 @@ pub(crate) struct Shared {
     /// Cancelled when the writer has flushed its last frame.
     pub(crate) writer_done: CancellationToken,
     closed: AtomicBool,
-    close_reason: Mutex<Option<Error>>,
+    /// Why the connection ended, and what its `Close` tells the peer.
+    close_reason: Mutex<Option<(Error, String)>>,
     /// `Connection` handles plus live proxies; reaching zero closes.
     user_refs: AtomicUsize,
 }
@@ -233,7 +234,7 @@ impl Shared {
 
     /// The error for operations attempted after the connection ended.
     pub(crate) fn closed_error(&self) -> Error {
-        match lock(&self.close_reason).as_ref() {
+        match lock(&self.close_reason).as_ref().map(|(reason, _)| reason) {
             Some(reason) if reason.kind() == ErrorKind::Closed => reason.clone(),
             Some(reason) => raise::closed(format!("{} ({})", reason.kind(), reason.message())),
             None => raise::closed("the connection is closed"),
@@ -317,11 +318,14 @@ impl Shared {
         let backlog = self.queued.fetch_add(cost, Ordering::AcqRel);
         if backlog > self.config.max_queued_bytes {
             self.queued.fetch_sub(cost, Ordering::AcqRel);
+            let limit = self.config.max_queued_bytes;
             let err = raise::limit(format!(
-                "the peer is not reading: more than {} bytes are waiting to be sent to it",
-                self.config.max_queued_bytes
+                "the peer is not reading: more than {limit} bytes are waiting to be sent to it"
             ));
-            self.terminate(err.clone());
+            self.terminate_saying(
+                err.clone(),
+                format!("this side did not read: more than {limit} bytes were waiting for it"),
+            );
             return Err(err);
         }
         self.queue(Outbound::Frame(frame))
@@ -500,19 +504,29 @@ impl Shared {
     /// connection any more, so close it.
     pub(crate) fn user_ref_dropped(&self) {
         if self.user_refs.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.terminate(raise::closed("every handle to the connection was dropped"));
+            self.terminate_saying(
+                raise::closed("every handle to the connection was dropped"),
+                "it dropped every handle to the connection".to_string(),
+            );
         }
     }
 
     /// End the connection (once): stop the tasks, fail every pending call
     /// with `reason`, release everything the peer held. The writer still
-    /// sends what was queued, then a `Close` saying why.
+    /// sends what was queued, then a `Close` saying why (see [`farewell`]).
     pub(crate) fn terminate(&self, reason: Error) {
+        let farewell = farewell(&reason);
+        self.terminate_saying(reason, farewell);
+    }
+
+    /// [`terminate`](Shared::terminate), telling the peer `farewell`: why,
+    /// in words true on its side (see [`farewell`]).
+    pub(crate) fn terminate_saying(&self, reason: Error, farewell: String) {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
         tracing::debug!(connection = self.number, %reason, "connection ends");
-        *lock(&self.close_reason) = Some(reason);
+        *lock(&self.close_reason) = Some((reason, farewell));
 
         // A call registered after this drain sees `closed` and fails itself.
         let seqs: Vec<u64> = self.in_flight.iter().map(|e| *e.key()).collect();
@@ -531,7 +545,31 @@ impl Shared {
 
     /// The reason the connection ended, once it has.
     pub(crate) fn close_reason(&self) -> Option<Error> {
-        lock(&self.close_reason).clone()
+        lock(&self.close_reason)
+            .as_ref()
+            .map(|(reason, _)| reason.clone())
+    }
+
+    /// What the `Close` frame tells the peer, once the connection ended.
+    pub(crate) fn farewell(&self) -> String {
+        lock(&self.close_reason)
+            .as_ref()
+            .map(|(_, farewell)| farewell.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// What a `Close` tells the peer about `reason`, which the peer reads as
+/// "the peer closed the connection: {farewell}", or without the colon when
+/// it is empty. Our messages speak from this side ("the peer sent ...";
+/// "closed by this side"), which would be false there, so: nothing for a
+/// plain close, and the message quoted as ours otherwise. Reasons worth
+/// saying in the peer's own terms are given to
+/// [`terminate_saying`](Shared::terminate_saying) instead.
+fn farewell(reason: &Error) -> String {
+    match reason.kind() {
+        ErrorKind::Closed => String::new(),
+        kind => format!("it reported a {kind} error: \"{}\"", reason.message()),
     }
 }
 
@@ -593,5 +631,20 @@ impl RefCodec for Refs<'_> {
                 self.shared.imports.import(id, self.shared),
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_farewell_quotes_our_words_or_says_nothing() {
+        assert_eq!(farewell(&raise::closed("closed by this side")), "");
+        let violation = raise::protocol("protocol violation: the peer sent a frame of 9 bytes");
+        assert_eq!(
+            farewell(&violation),
+            "it reported a protocol error: \"protocol violation: the peer sent a frame of 9 bytes\""
+        );
     }
 }

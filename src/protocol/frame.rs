@@ -37,7 +37,9 @@ pub(crate) enum Message {
     Ping(u64),
     /// Answer to `Ping`.
     Pong(u64),
-    /// The sender is closing the connection, and says why.
+    /// The sender is closing the connection, and says why in words true
+    /// for the receiver (empty for a plain close); the receiver reads it
+    /// after "the peer closed the connection: ".
     Close(String),
     /// Several operations, run in order by the receiver, answered by one
     /// `BatchReply`; one failing does not stop the others.
