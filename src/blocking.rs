@@ -74,9 +74,15 @@ pub fn connect_unix_with(
 
 /// Connect over TCP to a Python RPyC server; see [`crate::rpyc::connect`].
 pub fn connect_rpyc(addr: impl ToSocketAddrs) -> Result<RpycSession> {
+    connect_rpyc_with(crate::Builder::default(), addr)
+}
+
+/// Connect to a Python RPyC server with the given settings, root object
+/// and TLS; see [`crate::rpyc::connect_with`].
+pub fn connect_rpyc_with(builder: crate::Builder, addr: impl ToSocketAddrs) -> Result<RpycSession> {
     let addrs = resolve(addr)?;
     let rt = runtime()?;
-    let inner = rt.block_on(crate::rpyc::connect(&addrs[..]))?;
+    let inner = rt.block_on(crate::rpyc::connect_with(builder, &addrs[..]))?;
     Ok(RpycSession { inner, rt })
 }
 

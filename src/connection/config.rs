@@ -65,10 +65,13 @@ pub struct Config {
     /// connection goes on. Keep it above `max_frame_len` so that any
     /// frame of plain text or bytes fits. Default: 128 MiB.
     pub max_decoded_bytes: usize,
-    /// How long the handshake may take: tether's own (token challenge
-    /// included) and, before it, the TLS handshake when there is one, each.
-    /// A peer that stalls in either is cut off with
-    /// [`ErrorKind::Timeout`](crate::ErrorKind). Default: 10 s.
+    /// How long connecting may take. A side that connects
+    /// ([`Builder::connect`](crate::Builder::connect),
+    /// [`rpyc::connect_with`](crate::rpyc::connect_with)) must be done
+    /// within it from the TCP connect to the end of the handshake; on
+    /// every stream, the TLS handshake and tether's own (token challenge
+    /// included) are each bounded by it too. A peer that stalls is cut off
+    /// with [`ErrorKind::Timeout`](crate::ErrorKind). Default: 10 s.
     pub handshake_timeout: Duration,
     /// How often to ping a peer that has sent nothing; one silent for two
     /// intervals is declared dead (its pending calls fail with

@@ -306,20 +306,43 @@ impl Builder {
         self
     }
 
-    /// Connect over TCP (with TLS when [`tls`](Builder::tls) is set).
+    /// Connect over TCP (with TLS when [`tls`](Builder::tls) is set). All
+    /// of it, from the TCP connect to the end of the handshake, must be
+    /// done within [`Config::handshake_timeout`], else it fails with
+    /// [`ErrorKind::Timeout`](crate::ErrorKind).
     pub async fn connect(self, addr: impl ToSocketAddrs) -> Result<Connection> {
-        let (stream, peer) = transport::tcp::connect(addr).await?;
-        self.connect_io(stream, Some(peer)).await
+        transport::connect_within(self.config.handshake_timeout, async {
+            let (stream, peer) = transport::tcp::connect(addr).await?;
+            self.connect_io(stream, Some(peer)).await
+        })
+        .await
     }
 
     /// Connect over a Unix socket (with TLS when [`tls`](Builder::tls) is
-    /// set).
+    /// set), within [`Config::handshake_timeout`] as
+    /// [`connect`](Builder::connect) is.
     #[cfg(unix)]
     pub async fn connect_unix(self, path: impl AsRef<std::path::Path>) -> Result<Connection> {
         let path = path.as_ref();
-        let stream = transport::unix::connect(path).await?;
-        self.connect_io(stream, Some(path.display().to_string()))
-            .await
+        transport::connect_within(self.config.handshake_timeout, async {
+            let stream = transport::unix::connect(path).await?;
+            self.connect_io(stream, Some(path.display().to_string()))
+                .await
+        })
+        .await
+    }
+
+    /// Connecting to a Python RPyC server, which has no handshake: the
+    /// root Python gets, the settings, and TLS if any. A token cannot be
+    /// proved to it.
+    pub(crate) fn into_rpyc_client(self) -> Result<(NetRef, Config, Option<TlsClient>)> {
+        if self.token.is_some() {
+            return Err(raise::bad_args(
+                "an RPyC server cannot check a token: connect without one",
+            ));
+        }
+        let root = self.root.unwrap_or_else(|| NetRef::new(Empty));
+        Ok((root, self.config, self.tls))
     }
 
     /// Run the connecting side of the protocol over any byte stream (with

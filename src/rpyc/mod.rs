@@ -13,7 +13,8 @@
 //! first bytes ([`detect`]), so one port serves both kinds of client.
 //! [`serve_io`] runs the serving side over any byte stream; [`connect`]
 //! opens a connection to a Python server (a `rpyc.Service`, or the stock
-//! `rpyc_classic`), whose [`Session::root`] is an ordinary [`NetRef`]:
+//! `rpyc_classic`; [`connect_with`] for settings and TLS), whose
+//! [`Session::root`] is an ordinary [`NetRef`]:
 //!
 //! ```no_run
 //! # async fn demo() -> tether::Result<()> {
@@ -105,7 +106,8 @@
 //!   never behind it.
 //! - [`handshake_timeout`](crate::Config::handshake_timeout): on a
 //!   [`Server`](crate::Server), the first bytes (which tell the dialect)
-//!   must come within it. RPyC has no handshake after that.
+//!   must come within it. RPyC has no handshake after that. Connecting
+//!   ([`connect_with`]), TCP and TLS must be done within it.
 //! - [`keepalive`](crate::Config::keepalive): TCP keepalive, see
 //!   "Liveness".
 //!
@@ -186,8 +188,7 @@ pub(crate) use self::detect::{looks_like_rpyc, OtherDialect};
 pub use self::frame::MAX_INFLATE_RATIO;
 use self::session::State;
 use crate::error::raise;
-use crate::service::builtin::empty::Empty;
-use crate::{transport, Config, Error, NetRef, Result, Stats};
+use crate::{transport, Builder, Config, Error, NetRef, Result, Stats};
 
 /// One RPyC connection; clones share it.
 ///
@@ -370,10 +371,42 @@ where
 /// Connect to a Python RPyC server (a `rpyc.Service`, or the stock
 /// `rpyc_classic`) over TCP, serving it nothing of ours but what we pass it.
 pub async fn connect(addr: impl ToSocketAddrs) -> Result<Session> {
-    let (stream, peer) = transport::tcp::connect(addr).await?;
-    let config = Config::default();
-    transport::tcp::keepalive(&stream, config.keepalive);
-    Ok(connect_io(stream, NetRef::new(Empty), config, Some(peer)))
+    connect_with(Builder::default(), addr).await
+}
+
+/// [`connect`] as `builder` says: its [`Config`] (the deadline of each
+/// call, the limits; connecting must be done within
+/// [`handshake_timeout`](Config::handshake_timeout)), the root Python gets
+/// from its `conn.root`, and [TLS](Builder::tls) around the TCP stream, for
+/// a server started with `rpyc_classic --ssl-keyfile ... --ssl-certfile ...`
+/// (`rpyc.ssl_connect`'s peer). RPyC cannot check a [`Token`](crate::Token):
+/// a builder with one fails with
+/// [`ErrorKind::BadArguments`](crate::ErrorKind).
+///
+/// ```no_run
+/// # async fn demo(ca: Vec<u8>) -> tether::Result<()> {
+/// use std::time::Duration;
+/// let tls = tether::transport::tls::TlsClient::from_pem(&ca, "localhost")?;
+/// let config = tether::Config::default().call_timeout(Duration::from_secs(5));
+/// let builder = tether::Builder::default().tls(tls).config(config);
+/// let conn = tether::rpyc::connect_with(builder, "127.0.0.1:18821").await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect_with(builder: Builder, addr: impl ToSocketAddrs) -> Result<Session> {
+    let (root, config, tls) = builder.into_rpyc_client()?;
+    let timeout = config.handshake_timeout;
+    transport::connect_within(timeout, async move {
+        let (stream, peer) = transport::tcp::connect(addr).await?;
+        transport::tcp::keepalive(&stream, config.keepalive);
+        Ok(match tls {
+            Some(tls) => {
+                let (stream, _) = tls.connect(stream, timeout).await?;
+                connect_io(stream, root, config, Some(peer))
+            }
+            None => connect_io(stream, root, config, Some(peer)),
+        })
+    })
+    .await
 }
 
 /// Run the connecting side over any byte stream; `root` is what the Python

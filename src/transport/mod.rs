@@ -15,3 +15,25 @@ pub(crate) mod tcp;
 pub mod tls;
 #[cfg(unix)]
 pub(crate) mod unix;
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::{Error, ErrorKind, Result};
+
+/// Run `connecting` (a connect with everything up to a usable connection:
+/// TCP, TLS, handshake) within `timeout`, else fail with
+/// [`ErrorKind::Timeout`].
+pub(crate) async fn connect_within<T>(
+    timeout: Duration,
+    connecting: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(timeout, connecting)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Timeout,
+                format!("could not connect within {timeout:?}"),
+            ))
+        })
+}
