@@ -11,12 +11,6 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
-
-use tether::{Builder, Config, Connection};
-
-use crate::auth::ClientAuth;
-use crate::{cannot_connect, Failure};
 
 /// The TCP port `tether serve` listens on unless told otherwise: RPyC
 /// classic's.
@@ -29,27 +23,6 @@ pub enum Endpoint {
     Tcp(String),
     /// `unix:PATH`.
     Unix(PathBuf),
-}
-
-impl Endpoint {
-    /// Connect with `auth`'s credentials, with `timeout` as the deadline
-    /// of every call when given.
-    pub async fn connect(
-        &self,
-        timeout: Option<Duration>,
-        auth: &ClientAuth,
-    ) -> Result<Connection, Failure> {
-        let mut config = Config::default();
-        if let Some(timeout) = timeout {
-            config = config.call_timeout(timeout);
-        }
-        let builder = auth.apply(Builder::default().config(config), self)?;
-        let connected = match self {
-            Endpoint::Tcp(addr) => builder.connect(addr.as_str()).await,
-            Endpoint::Unix(path) => builder.connect_unix(path).await,
-        };
-        connected.map_err(|e| cannot_connect(self, e))
-    }
 }
 
 impl fmt::Display for Endpoint {

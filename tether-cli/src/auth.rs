@@ -5,6 +5,7 @@
 //!              [--token NAME=SECRET]... [--token-file FILE]
 //! tether call|shell|cp --tls-ca ca.pem [--tls-name NAME] [--tls-cert me.pem --tls-key me.key]
 //!                      [--token SECRET | env TETHER_TOKEN]
+//! tether shell --rpyc --tls-ca ca.pem ...    (TLS to a Python RPyC server; no token)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,9 @@ pub struct ServeAuth {
     token_file: Option<PathBuf>,
 }
 
+/// The environment variable a client's token is read from.
+const TOKEN_ENV: &str = "TETHER_TOKEN";
+
 /// How `tether call`, `shell` and `cp` prove themselves to a server.
 #[derive(Debug, Args, Default, Clone)]
 pub struct ClientAuth {
@@ -55,12 +59,7 @@ pub struct ClientAuth {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// Prove this token's secret when the server asks.
-    #[arg(
-        long,
-        value_name = "SECRET",
-        env = "TETHER_TOKEN",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "SECRET", env = TOKEN_ENV, hide_env_values = true)]
     token: Option<String>,
 }
 
@@ -120,13 +119,33 @@ impl ServeAuth {
 }
 
 impl ClientAuth {
-    /// Whether any TLS option was given.
-    pub fn uses_tls(&self) -> bool {
-        self.tls_ca.is_some() || self.tls_cert.is_some()
+    /// Add TLS and a token to `builder` for connecting to `endpoint`.
+    pub fn apply(&self, builder: Builder, endpoint: &Endpoint) -> Result<Builder, Failure> {
+        let mut builder = self.apply_tls(builder, endpoint)?;
+        if let Some(secret) = &self.token {
+            builder = builder.token(Token::new(secret).map_err(usage)?);
+        }
+        Ok(builder)
     }
 
-    /// Add TLS and a token to `builder` for connecting to `endpoint`.
-    pub fn apply(&self, mut builder: Builder, endpoint: &Endpoint) -> Result<Builder, Failure> {
+    /// Add TLS to `builder` for connecting to the Python RPyC server at
+    /// `endpoint`, which cannot check a token: `--token` is refused, a
+    /// token from `TETHER_TOKEN` (meant for tether servers) left out.
+    pub fn apply_for_rpyc(
+        &self,
+        builder: Builder,
+        endpoint: &Endpoint,
+    ) -> Result<Builder, Failure> {
+        let from_env = std::env::var(TOKEN_ENV).ok();
+        if self.token.is_some() && self.token != from_env {
+            return Err(Failure::usage(
+                "--rpyc: an RPyC server cannot check a token; leave out --token",
+            ));
+        }
+        self.apply_tls(builder, endpoint)
+    }
+
+    fn apply_tls(&self, mut builder: Builder, endpoint: &Endpoint) -> Result<Builder, Failure> {
         if let Some(ca) = &self.tls_ca {
             let name = match (&self.tls_name, endpoint) {
                 (Some(name), _) => name.clone(),
@@ -141,9 +160,6 @@ impl ClientAuth {
                 _ => TlsClient::from_pem(&ca, &name),
             };
             builder = builder.tls(tls.map_err(usage)?);
-        }
-        if let Some(secret) = &self.token {
-            builder = builder.token(Token::new(secret).map_err(usage)?);
         }
         Ok(builder)
     }

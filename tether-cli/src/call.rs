@@ -4,6 +4,7 @@
 use serde_json::json;
 use tether::{Args, MemberKind, NetRef, Value};
 
+use crate::client::RpycHint;
 use crate::json::{parse_literal, parse_named, to_json};
 use crate::{CallArgs, Failure, Outcome};
 
@@ -30,7 +31,7 @@ pub async fn run(args: CallArgs) -> Outcome {
             .push(parse_named(text).map_err(Failure::usage)?);
     }
 
-    let conn = args.addr.connect(args.timeout, &args.auth).await?;
+    let conn = args.client.connect(&args.addr, RpycHint::Shell).await?;
     let root = conn.root().await?;
     let outcome = if args.dir {
         let object = resolve(root, &path).await?;

@@ -31,6 +31,7 @@ use tether::{NetRef, RemoteFile};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 
 use crate::addr::{Endpoint, Location};
+use crate::client::RpycHint;
 use crate::{CpArgs, Failure, Outcome};
 
 /// Bytes per remote read or write.
@@ -227,7 +228,7 @@ async fn connect(
     endpoint: &Endpoint,
     args: &CpArgs,
 ) -> Result<(tether::Connection, NetRef), Failure> {
-    let conn = endpoint.connect(args.timeout, &args.auth).await?;
+    let conn = args.client.connect(endpoint, RpycHint::Shell).await?;
     let root = conn.root().await?;
     Ok((conn, root))
 }

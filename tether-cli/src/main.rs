@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Every subcommand also takes credentials: TLS certificates and tokens
-//! (see [`auth`]).
+//! (see [`auth`]). Those that connect share [`client::ClientArgs`]:
+//! `--timeout SECONDS` bounds connecting and each call.
 //!
 //! Each subcommand is parsing plus library calls; the work is in its own
 //! module. Exit codes: 0 success, 1 the operation failed (remote error,
@@ -21,6 +22,7 @@
 mod addr;
 mod auth;
 mod call;
+mod client;
 mod cp;
 mod demo;
 mod json;
@@ -32,11 +34,11 @@ mod shell;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::addr::Endpoint;
+use crate::client::{ClientArgs, RpycHint};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -128,12 +130,13 @@ struct ShellArgs {
     #[arg(required_if_eq("rpyc", "true"))]
     addr: Option<Endpoint>,
     /// ADDR is a Python RPyC server (rpyc 6.x: `rpyc_classic`, or a
-    /// `rpyc.Service` under a rpyc server), over plain TCP: no TLS, no
+    /// `rpyc.Service` under a rpyc server), over TCP, with TLS given
+    /// --tls-ca (`rpyc_classic --ssl-keyfile K --ssl-certfile C`); no
     /// token. On a classic server `modules.NAME` imports NAME there.
     #[arg(long)]
     rpyc: bool,
     #[command(flatten)]
-    auth: auth::ClientAuth,
+    client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -162,11 +165,8 @@ struct CallArgs {
     /// Indent the JSON result.
     #[arg(long)]
     pretty: bool,
-    /// Deadline of each remote call, in seconds [default: 30].
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    timeout: Option<Duration>,
     #[command(flatten)]
-    auth: auth::ClientAuth,
+    client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -178,16 +178,8 @@ struct CpArgs {
     /// No progress bar and no summary.
     #[arg(short, long)]
     quiet: bool,
-    /// Deadline of each remote call, in seconds [default: 30].
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
-    timeout: Option<Duration>,
     #[command(flatten)]
-    auth: auth::ClientAuth,
-}
-
-fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let seconds: f64 = text.parse().map_err(|_| format!("not a number: {text}"))?;
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text}: {e}"))
+    client: ClientArgs,
 }
 
 /// Why a command stopped: its message (printed after `error: `) and exit
@@ -220,17 +212,6 @@ impl From<tether::Error> for Failure {
     fn from(err: tether::Error) -> Failure {
         Failure::failed(err.to_string())
     }
-}
-
-/// A failure to connect to `endpoint`: the OS's reason when there is one
-/// (`Connection refused`), else tether's.
-pub fn cannot_connect(endpoint: &Endpoint, err: tether::Error) -> Failure {
-    use std::error::Error as _;
-    let reason = match (err.kind(), err.source()) {
-        (tether::ErrorKind::Transport, Some(source)) => source.to_string(),
-        _ => err.to_string(),
-    };
-    Failure::failed(format!("cannot connect to {endpoint}: {reason}"))
 }
 
 /// What a subcommand returns.
@@ -267,48 +248,16 @@ fn main() -> ExitCode {
 /// `tether shell [ADDR]`: the interactive session of [`shell`], on a
 /// server or on a demo server started in-process.
 fn shell(args: ShellArgs) -> Outcome {
-    if args.rpyc {
-        return rpyc_shell(&args);
-    }
     let finished = match &args.addr {
-        None => shell::run_embedded(),
-        Some(endpoint @ Endpoint::Tcp(addr)) => {
-            let builder = args.auth.apply(tether::Builder::default(), endpoint)?;
-            let conn = tether::blocking::connect_with(builder, addr.as_str())
-                .map_err(|e| cannot_connect(endpoint, e))?;
-            shell::run(shell::Peer::Tether(conn), addr)
+        None => shell::run_embedded(args.client.config()),
+        Some(endpoint) if args.rpyc => {
+            let session = args.client.connect_rpyc_blocking(endpoint)?;
+            shell::run(shell::Peer::Rpyc(session), &endpoint.to_string())
         }
-        Some(endpoint @ Endpoint::Unix(path)) => {
-            let builder = args.auth.apply(tether::Builder::default(), endpoint)?;
-            let conn = tether::blocking::connect_unix_with(builder, path)
-                .map_err(|e| cannot_connect(endpoint, e))?;
-            shell::run(
-                shell::Peer::Tether(conn),
-                &format!("unix:{}", path.display()),
-            )
+        Some(endpoint) => {
+            let conn = args.client.connect_blocking(endpoint, RpycHint::Flag)?;
+            shell::run(shell::Peer::Tether(conn), &endpoint.to_string())
         }
     };
     finished.map_err(|e| Failure::failed(e.to_string()))
-}
-
-/// `tether shell --rpyc HOST:PORT`: the same session on a Python RPyC
-/// server.
-fn rpyc_shell(args: &ShellArgs) -> Outcome {
-    let endpoint = args
-        .addr
-        .as_ref()
-        .ok_or_else(|| Failure::usage("--rpyc needs the server's HOST:PORT"))?;
-    let Endpoint::Tcp(addr) = endpoint else {
-        return Err(Failure::usage(
-            "--rpyc connects over TCP: give the RPyC server's HOST:PORT",
-        ));
-    };
-    if args.auth.uses_tls() {
-        return Err(Failure::usage(
-            "--rpyc speaks plain TCP: the --tls-* options are for tether servers",
-        ));
-    }
-    let session =
-        tether::blocking::connect_rpyc(addr.as_str()).map_err(|e| cannot_connect(endpoint, e))?;
-    shell::run(shell::Peer::Rpyc(session), addr).map_err(|e| Failure::failed(e.to_string()))
 }

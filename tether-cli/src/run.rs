@@ -10,9 +10,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::addr::Endpoint;
+use crate::client::{ClientArgs, RpycHint};
 use crate::demo::{self, Demo};
 use crate::lang::{Engine, Failure as LangFailure};
-use crate::{auth, cannot_connect, Failure, Outcome};
+use crate::{Failure, Outcome};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -25,7 +26,7 @@ pub struct RunArgs {
     #[arg(long, requires = "addr")]
     rpyc: bool,
     #[command(flatten)]
-    auth: auth::ClientAuth,
+    client: ClientArgs,
 }
 
 /// Run the file; blocking (the interpreter runs on this thread, the
@@ -63,23 +64,14 @@ async fn connect(args: &RunArgs) -> Result<(tether::NetRef, Keep), Failure> {
         let addr = demo::serve_on_loopback(Demo::new())
             .await
             .map_err(|e| Failure::failed(format!("cannot start the demo server: {e}")))?;
-        let conn = tether::connect(addr).await?;
+        let builder = tether::Builder::default().config(args.client.config());
+        let conn = builder.connect(addr).await?;
         return Ok((conn.root().await?, Box::new(conn)));
     };
     if args.rpyc {
-        let Endpoint::Tcp(addr) = endpoint else {
-            return Err(Failure::usage("--rpyc connects over TCP: give HOST:PORT"));
-        };
-        let session = tether::rpyc::connect(addr.as_str())
-            .await
-            .map_err(|e| cannot_connect(endpoint, e))?;
+        let session = args.client.connect_rpyc(endpoint).await?;
         return Ok((session.root().await?, Box::new(session)));
     }
-    let builder = args.auth.apply(tether::Builder::default(), endpoint)?;
-    let conn = match endpoint {
-        Endpoint::Tcp(addr) => builder.connect(addr.as_str()).await,
-        Endpoint::Unix(path) => builder.connect_unix(path).await,
-    }
-    .map_err(|e| cannot_connect(endpoint, e))?;
+    let conn = args.client.connect(endpoint, RpycHint::Flag).await?;
     Ok((conn.root().await?, Box::new(conn)))
 }

@@ -186,8 +186,9 @@ Tab completes variable names, and member names after a dot."
 
 /// Start a server in-process serving [`Demo`] on 127.0.0.1 (any free
 /// port; with [`demo::config`], so `root.label = 'mine'` works) and run
-/// the shell on it.
-pub fn run_embedded() -> io::Result<()> {
+/// the shell on it, connected with `client` (the deadlines of
+/// `--timeout`).
+pub fn run_embedded(client: tether::Config) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("tether-demo-server")
@@ -196,7 +197,8 @@ pub fn run_embedded() -> io::Result<()> {
     let addr = rt
         .block_on(demo::serve_on_loopback(Demo::new()))
         .map_err(io::Error::other)?;
-    let conn = tether::blocking::connect(addr).map_err(io::Error::other)?;
+    let builder = tether::Builder::default().config(client);
+    let conn = tether::blocking::connect_with(builder, addr).map_err(io::Error::other)?;
     let result = run(
         Peer::Tether(conn),
         &format!("{addr} (an embedded demo server)"),

@@ -9,8 +9,11 @@
 //! hands over its stderr line by line, and a test waits for the log line an
 //! event must produce ([`Served::expect_log`]).
 
+#[path = "support/rpyc_server.rs"]
+mod rpyc_server;
+
 use std::future::Future as _;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -18,6 +21,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tether::{NetRef, Value};
+
+use rpyc_server::PythonServer;
 
 const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 const STARTUP: Duration = Duration::from_secs(30);
@@ -959,4 +964,129 @@ async fn serve_follows_rust_log() {
     let root = conn.root().await.unwrap();
     root.call_method("nope", ()).await.unwrap_err();
     server.expect_log(&["call failed", "kind=\"denied\""]);
+}
+
+/// `tether ARGS...` with `input` on its stdin, to completion.
+fn tether_with_input(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(TETHER)
+        .args(args)
+        .env_remove("TETHER_TOKEN")
+        .env("HOME", env!("CARGO_TARGET_TMPDIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tether");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `--timeout` bounds connecting, in every subcommand: here a listener
+/// that never accepts, so the kernel completes the TCP connect and nobody
+/// ever answers the handshake. (An RPyC connection has no handshake: its
+/// first call, for the root object, is what runs out of time.)
+#[test]
+fn the_timeout_bounds_connecting() {
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let remote = format!("{addr}:/tmp/x");
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("x");
+    std::fs::write(&local, b"data").unwrap();
+    let local = local.to_str().unwrap();
+    for args in [
+        &["call", &addr, "add", "1", "2"][..],
+        &["cp", &remote, dir.path().to_str().unwrap()],
+        &["cp", local, &remote],
+        &["shell", &addr],
+        &["shell", "--rpyc", &addr],
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--timeout", "0.2"]);
+        let out = tether(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let message = stderr(&out);
+        assert!(message.contains(&addr), "{args:?}: {message}");
+        assert!(message.contains("timeout"), "{args:?}: {message}");
+        assert!(message.contains("within 200ms"), "{args:?}: {message}");
+    }
+}
+
+/// `--timeout` is the deadline of each call in the shell, on either
+/// dialect.
+#[test]
+fn the_timeout_is_the_deadline_of_shell_calls() {
+    let server = Served::start(&[]);
+    let out = tether_with_input(
+        &["shell", &server.addr, "--timeout", "0.3"],
+        "root.sleep(5)\n",
+    );
+    assert!(
+        stderr(&out).contains("no reply within 300ms"),
+        "{}",
+        stderr(&out)
+    );
+
+    let python = PythonServer::classic();
+    let out = tether_with_input(
+        &["shell", "--rpyc", &python.addr(), "--timeout", "0.3"],
+        "root.eval('__import__(\"time\").sleep(30)')\n",
+    );
+    assert!(stderr(&out).contains("within 300ms"), "{}", stderr(&out));
+}
+
+/// A Python RPyC server reached without `--rpyc` is recognised at once:
+/// with an hour to connect, the answer is still the hint, not a timeout.
+#[test]
+fn an_rpyc_server_reached_natively_gets_a_hint() {
+    let python = PythonServer::classic();
+    let addr = python.addr();
+    let out = tether(&["shell", &addr, "--timeout", "3600"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        stderr(&out),
+        format!("error: cannot connect to {addr}: this looks like an RPyC server: try --rpyc\n")
+    );
+
+    // `call` has no --rpyc: the shell's is suggested.
+    let python = PythonServer::service();
+    let addr = python.addr();
+    let err = call_err(&addr, &["add", "1", "2", "--timeout", "3600"]);
+    assert_eq!(
+        err,
+        format!(
+            "error: cannot connect to {addr}: this looks like an RPyC server: \
+             try tether shell --rpyc {addr}\n"
+        )
+    );
+}
+
+/// `tether shell --rpyc` speaks TLS to a Python server started with
+/// `rpyc_classic --ssl-keyfile K --ssl-certfile C`.
+#[test]
+fn shell_rpyc_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let python = PythonServer::classic_with(&["--ssl-keyfile", &pki.key, "--ssl-certfile", &pki.cert]);
+    let out = tether_with_input(
+        &[
+            "shell",
+            "--rpyc",
+            &python.addr(),
+            "--tls-ca",
+            &pki.ca,
+        ],
+        "root.eval('6 * 7')\n",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).lines().any(|l| l.ends_with("42")),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -398,15 +398,18 @@ fn rpyc_shell_on_a_python_service_calls_with_keywords_and_shows_help() {
 }
 
 #[test]
-fn rpyc_shell_refuses_tls_and_unix_sockets() {
+fn rpyc_shell_refuses_tokens_and_unix_sockets() {
     for (args, says) in [
         (&["--rpyc", "unix:/tmp/nothing.sock"][..], "over TCP"),
         (
-            &["--rpyc", "127.0.0.1:1", "--tls-ca", "ca.pem"][..],
-            "plain TCP",
+            &["--rpyc", "127.0.0.1:1", "--token", "a-secret-0123456789"][..],
+            "cannot check a token",
         ),
     ] {
-        let out = shell_command(args).output().unwrap();
+        let out = shell_command(args)
+            .env_remove("TETHER_TOKEN")
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");

@@ -50,20 +50,27 @@ impl PythonServer {
 
     /// The stock `rpyc_classic` server, serving one client.
     pub fn classic() -> PythonServer {
+        PythonServer::classic_with(&[])
+    }
+
+    /// `rpyc_classic` with more options (`--ssl-keyfile K --ssl-certfile
+    /// C`), serving one client.
+    pub fn classic_with(options: &[&str]) -> PythonServer {
         let classic = python::python().parent().unwrap().join("rpyc_classic");
-        PythonServer::start(
-            &[
-                classic.to_str().unwrap(),
-                "--mode",
-                "oneshot",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "-q",
-            ],
-            |l| l.split('\t').nth(1).and_then(|p| p.trim().parse().ok()),
-        )
+        let mut args = vec![
+            classic.to_str().unwrap(),
+            "--mode",
+            "oneshot",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "-q",
+        ];
+        args.extend_from_slice(options);
+        PythonServer::start(&args, |l| {
+            l.split('\t').nth(1).and_then(|p| p.trim().parse().ok())
+        })
     }
 
     /// A plain `rpyc.Service` (the main crate's
