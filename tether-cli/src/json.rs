@@ -22,12 +22,57 @@
 use serde_json::Value as Json;
 use tether::{BoxFuture, Value};
 
-/// A command-line literal as a value.
+/// A command-line literal as a value. An integer beyond 64 bits is
+/// refused as such (JSON would read it as the nearest float, and the
+/// method would then complain of a float).
 pub fn parse_literal(text: &str) -> Result<Value, String> {
     match serde_json::from_str::<Json>(text) {
-        Ok(json) => tether::to_value(&json).map_err(|e| format!("{text}: {}", e.message())),
+        Ok(json) => {
+            if let Some(n) = oversized_integer(text) {
+                return Err(format!(
+                    "{text}: the integer {n} is too large to send: tether's integers are \
+                     64-bit ({} to {})",
+                    i64::MIN,
+                    i64::MAX
+                ));
+            }
+            tether::to_value(&json).map_err(|e| format!("{text}: {}", e.message()))
+        }
         Err(_) => Ok(Value::from(text)),
     }
+}
+
+/// The first integer in the JSON `text` (already parsed, so well formed)
+/// that does not fit in an `i64`; strings are skipped.
+fn oversized_integer(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && bytes[at] != b'"' {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+                at += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = at;
+                at += 1;
+                while at < bytes.len()
+                    && matches!(bytes[at], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    at += 1;
+                }
+                let number = &text[start..at];
+                if !number.contains(['.', 'e', 'E']) && number.parse::<i64>().is_err() {
+                    return Some(number);
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    None
 }
 
 /// A `NAME=VALUE` named argument.
@@ -99,10 +144,44 @@ mod tests {
             Ok(Value::map([("k", Value::from(vec![Value::from(true)]))]))
         );
         assert!(parse_literal("18446744073709551615").is_err());
+        assert_eq!(
+            parse_literal("9223372036854775807"),
+            Ok(Value::from(i64::MAX))
+        );
+        assert_eq!(
+            parse_literal("-9223372036854775808"),
+            Ok(Value::from(i64::MIN))
+        );
         assert_eq!(parse_named("a=1"), Ok(("a".into(), Value::from(1))));
         assert_eq!(parse_named("a=b=c"), Ok(("a".into(), Value::from("b=c"))));
         assert!(parse_named("=1").is_err());
         assert!(parse_named("a").is_err());
+    }
+
+    #[test]
+    fn integers_beyond_64_bits_say_so() {
+        for (text, n) in [
+            ("99999999999999999999", "99999999999999999999"),
+            ("9223372036854775808", "9223372036854775808"),
+            ("-9223372036854775809", "-9223372036854775809"),
+            (
+                r#"[1, {"k": "99999999999999999999", "n": 1e30}, 123456789012345678901]"#,
+                "123456789012345678901",
+            ),
+        ] {
+            let err = parse_literal(text).unwrap_err();
+            assert!(
+                err.contains(&format!("the integer {n} is too large to send")),
+                "{text}: {err}"
+            );
+        }
+        // Text and floats are not integers.
+        assert_eq!(
+            parse_literal(r#""99999999999999999999""#),
+            Ok(Value::from("99999999999999999999"))
+        );
+        assert_eq!(parse_literal("1e30"), Ok(Value::from(1e30)));
+        assert_eq!(oversized_integer(r#"["a\"1", 2]"#), None);
     }
 
     #[tokio::test]

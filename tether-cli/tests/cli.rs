@@ -371,6 +371,19 @@ fn a_failing_call_exits_1_with_the_error_on_stderr() {
 }
 
 #[test]
+fn an_integer_beyond_64_bits_is_refused_as_such() {
+    // Refused while reading the arguments, before connecting.
+    let out = tether(&["call", "1", "add", "1", "99999999999999999999"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let message = stderr(&out);
+    assert!(
+        message.contains("the integer 99999999999999999999 is too large to send"),
+        "{message}"
+    );
+    assert!(!message.contains("float"), "{message}");
+}
+
+#[test]
 fn a_call_past_its_deadline_fails() {
     let server = Served::start(&[]);
     assert_eq!(
