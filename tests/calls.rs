@@ -161,6 +161,10 @@ async fn operations_an_object_does_not_support_are_refused() {
             ErrorKind::Unsupported,
             "an attribute is not a method"
         );
+        assert_eq!(
+            err.message(),
+            "'TestService.version' is an attribute, not a method: read it instead of calling it"
+        );
     })
     .await;
 }

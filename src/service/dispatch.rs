@@ -58,9 +58,12 @@ pub(crate) async fn dispatch(
         }
         Op::CallMethod(name, args) => {
             if member(obj, &name)?.kind != MemberKind::Method {
-                return Err(raise::unsupported(
-                    &format!("{}.{name}", obj.type_name()),
-                    "a method",
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "'{}.{name}' is an attribute, not a method: read it instead of calling it",
+                        obj.type_name()
+                    ),
                 ));
             }
             obj.call_method(&name, args, cx)

@@ -2,7 +2,7 @@
 //! result as JSON on stdout.
 
 use serde_json::json;
-use tether::{Args, MemberKind, NetRef, Value};
+use tether::{Args, ErrorKind, MemberKind, NetRef, Value};
 
 use crate::client::RpycHint;
 use crate::json::{parse_literal, parse_named, to_json};
@@ -49,11 +49,28 @@ pub async fn run(args: CallArgs) -> Outcome {
                 print_json(&to_json(value).await, args.pretty);
                 Ok(())
             }
+            Err(err)
+                if err.kind() == ErrorKind::Unsupported && is_attribute(&owner, last).await =>
+            {
+                Err(Failure::failed(format!(
+                    "{err} (--get reads it: tether call {} --get {})",
+                    args.addr,
+                    path.join(".")
+                )))
+            }
             Err(err) => Err(err.into()),
         }
     };
     conn.close().await;
     outcome
+}
+
+/// Whether `object` declares `name` as an attribute.
+async fn is_attribute(object: &NetRef, name: &str) -> bool {
+    let members = object.inspect().await.unwrap_or_default();
+    members
+        .iter()
+        .any(|m| m.name == name && matches!(m.kind, MemberKind::Attribute { .. }))
 }
 
 /// Follow `path` from `object` with one getattr per name.

@@ -354,6 +354,18 @@ fn a_failing_call_exits_1_with_the_error_on_stderr() {
         call_err(addr, &["label.upper"]),
         "error: TypeError: label is str, not an object\n"
     );
+    // Near misses and attributes called get a hint.
+    assert_eq!(
+        call_err(addr, &["ad", "1", "2"]),
+        "error: tether::DeniedError: 'Demo' object has no exposed member 'ad'; did you mean 'add'?\n"
+    );
+    assert_eq!(
+        call_err(addr, &["label"]),
+        format!(
+            "error: tether::UnsupportedError: 'Demo.label' is an attribute, not a method: \
+             read it instead of calling it (--get reads it: tether call {addr} --get label)\n"
+        )
+    );
     let refused = closed_port().to_string();
     let message = call_err(&refused, &["add", "1"]);
     assert!(
