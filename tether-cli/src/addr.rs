@@ -5,8 +5,9 @@
 //! - `unix:PATH`: a Unix socket.
 //!
 //! `tether cp` adds a path on the server after one more colon:
-//! `HOST:PORT:PATH`, `PORT:PATH` is *not* accepted (too easy to mistake for
-//! a local name), `unix:SOCKET:PATH`.
+//! `HOST:PORT:PATH`, `unix:SOCKET:PATH`, and `PORT:/PATH` (on 127.0.0.1, as
+//! `PORT` alone is), whose path must be absolute: `2024:notes.txt` stays a
+//! local name.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -91,9 +92,17 @@ pub enum Location {
 }
 
 impl Location {
-    /// `HOST:PORT:PATH` or `unix:SOCKET:PATH` is remote; anything else
-    /// (`./a:b` to force it) is a local path.
+    /// `HOST:PORT:PATH`, `unix:SOCKET:PATH` or `PORT:/PATH` is remote;
+    /// anything else (`./a:b` to force it) is a local path.
     pub fn parse(s: &str) -> Location {
+        if let Some((port, path)) = s.split_once(':') {
+            let is_port = !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit());
+            if is_port && path.starts_with('/') {
+                if let Ok(endpoint) = port.parse::<Endpoint>() {
+                    return Location::Remote(endpoint, path.to_string());
+                }
+            }
+        }
         if let Some(rest) = s.strip_prefix("unix:") {
             if let Some((socket, path)) = rest.split_once(':') {
                 if !socket.is_empty() && !path.is_empty() {
@@ -158,7 +167,22 @@ mod tests {
             Location::parse("unix:/run/t.sock:/etc/hosts"),
             remote(Endpoint::Unix("/run/t.sock".into()), "/etc/hosts")
         );
-        for local in ["/tmp/x", "x", "./h:1:x", "h:1:", "h:x:y", "C:/x", "a/b:1:c"] {
+        assert_eq!(
+            Location::parse("18812:/tmp/x"),
+            remote(tcp("127.0.0.1:18812"), "/tmp/x")
+        );
+        for local in [
+            "/tmp/x",
+            "x",
+            "./h:1:x",
+            "h:1:",
+            "h:x:y",
+            "C:/x",
+            "a/b:1:c",
+            "2024:notes.txt",
+            "99999:/x",
+            ":/x",
+        ] {
             assert_eq!(
                 Location::parse(local),
                 Location::Local(local.into()),

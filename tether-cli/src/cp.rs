@@ -10,7 +10,9 @@
 //!   existing destination is replaced only by a complete copy, and copying
 //!   a file onto itself (a server on this host) cannot truncate it first.
 //!   Uploads need the classic service's `rename` for that; with a service
-//!   that offers only `open`, the destination is written in place.
+//!   that offers only `open`, the destination is written in place. A
+//!   service without `open` is refused before anything is copied, with a
+//!   pointer to `tether serve --classic`.
 //!   A replaced local file keeps its permissions; a replaced remote one
 //!   gets the server's defaults (the classic service has no chmod).
 //! - A local directory, a remote path ending in `/`, or (with the classic
@@ -53,7 +55,7 @@ pub async fn run(args: CpArgs) -> Outcome {
         (Location::Local(_), Location::Local(_)) => {
             return Err(Failure::usage(
                 "neither SRC nor DST is on a server: write one as ADDR:PATH \
-                 (HOST:PORT:PATH or unix:SOCKET:PATH)",
+                 (HOST:PORT:PATH, PORT:/PATH or unix:SOCKET:PATH)",
             ))
         }
     };
@@ -74,14 +76,12 @@ async fn download(
     } else {
         local.to_path_buf()
     };
-    let (_conn, root) = connect(endpoint, args).await?;
+    let (_conn, root, _) = connect(endpoint, args).await?;
     let file = open(&root, endpoint, path, "rb").await?;
     let size = remote_size(&file).await?;
 
     let temp = TempFile::beside(&target)?;
-    let out = tokio::fs::File::create(&temp.path)
-        .await
-        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", temp.path.display())))?;
+    let out = temp.create().await?;
     let bar = progress_bar(size, args.quiet);
     let mut reader = RemoteFile::new(file).with_read_ahead(CHUNK);
     let mut writer = Counted::new(out, bar.clone());
@@ -91,17 +91,17 @@ async fn download(
     writer
         .flush()
         .await
-        .map_err(|e| Failure::failed(format!("writing {}: {e}", temp.path.display())))?;
+        .map_err(|e| temp.failed("cannot write", e))?;
     bar.finish_and_clear();
     let remote_now = remote_size(reader.netref()).await?;
     let _ = reader.netref().close().await;
 
     let local_len = tokio::fs::metadata(&temp.path)
         .await
-        .map_err(|e| Failure::failed(format!("{}: {e}", temp.path.display())))?
+        .map_err(|e| temp.failed("cannot read back", e))?
         .len();
     check_sizes(copied, local_len, remote_now)?;
-    temp.persist(&target)?;
+    temp.persist()?;
     Ok(copied)
 }
 
@@ -130,8 +130,7 @@ async fn upload(
         .to_string_lossy()
         .into_owned();
 
-    let (_conn, root) = connect(endpoint, args).await?;
-    let members = root.dir().await?;
+    let (_conn, root, members) = connect(endpoint, args).await?;
     let offers = |member: &str| members.iter().any(|m| m == member);
     let target = if path.ends_with('/') {
         format!("{path}{name}")
@@ -224,13 +223,23 @@ fn temp_name(target: &str) -> String {
     format!("{dir}.{name}.tether-cp-{}-{nanos:x}", std::process::id())
 }
 
+/// Connect to the server, which must offer `open`: its connection, root
+/// object and the root's members.
 async fn connect(
     endpoint: &Endpoint,
     args: &CpArgs,
-) -> Result<(tether::Connection, NetRef), Failure> {
+) -> Result<(tether::Connection, NetRef, Vec<String>), Failure> {
     let conn = args.client.connect(endpoint, RpycHint::Shell).await?;
     let root = conn.root().await?;
-    Ok((conn, root))
+    let members = root.dir().await?;
+    if !members.iter().any(|m| m == "open") {
+        return Err(Failure::failed(format!(
+            "{endpoint} serves no files: its service ({}) has no open(); \
+             tether cp needs a server started with tether serve --classic",
+            conn.peer_service()
+        )));
+    }
+    Ok((conn, root, members))
 }
 
 async fn open(
@@ -289,9 +298,11 @@ fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
 }
 
 /// A file in the destination's directory that becomes the destination when
-/// persisted, and is removed if dropped before.
+/// persisted, and is removed if dropped before. Its failures name the
+/// destination, the path the user gave: the file is ours.
 struct TempFile {
     path: PathBuf,
+    target: PathBuf,
     keep: bool,
 }
 
@@ -305,22 +316,29 @@ impl TempFile {
         temp_name.push(format!(".tether-cp-{}", std::process::id()));
         Ok(TempFile {
             path: target.with_file_name(temp_name),
+            target: target.to_path_buf(),
             keep: false,
         })
     }
 
-    /// Rename over `target`, keeping `target`'s permissions if it existed.
-    fn persist(mut self, target: &Path) -> Outcome {
-        if let Ok(meta) = std::fs::metadata(target) {
+    /// Create the file.
+    async fn create(&self) -> Result<tokio::fs::File, Failure> {
+        tokio::fs::File::create(&self.path)
+            .await
+            .map_err(|e| self.failed("cannot write", e))
+    }
+
+    /// A failure to `what` the destination, for `err`.
+    fn failed(&self, what: &str, err: std::io::Error) -> Failure {
+        Failure::failed(format!("{what} {}: {err}", self.target.display()))
+    }
+
+    /// Rename over the destination, keeping its permissions if it existed.
+    fn persist(mut self) -> Outcome {
+        if let Ok(meta) = std::fs::metadata(&self.target) {
             let _ = std::fs::set_permissions(&self.path, meta.permissions());
         }
-        std::fs::rename(&self.path, target).map_err(|e| {
-            Failure::failed(format!(
-                "cannot move {} to {}: {e}",
-                self.path.display(),
-                target.display()
-            ))
-        })?;
+        std::fs::rename(&self.path, &self.target).map_err(|e| self.failed("cannot replace", e))?;
         self.keep = true;
         Ok(())
     }

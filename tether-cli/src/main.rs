@@ -83,9 +83,9 @@ Examples:
   tether call 127.0.0.1:18812 --dir notes";
 
 const CP_HELP: &str = "\
-One of SRC and DST is on the server, written ADDR:PATH (HOST:PORT:PATH or
-unix:SOCKET:PATH); the other is a local path (prefix ./ if it looks like
-ADDR:PATH). A local directory, or a remote path ending in /, receives a file
+One of SRC and DST is on the server, written ADDR:PATH (HOST:PORT:PATH,
+PORT:/PATH on 127.0.0.1, or unix:SOCKET:PATH); the other is a local path
+(prefix ./ if it looks like ADDR:PATH). A local directory, or a remote path ending in /, receives a file
 of the source's name.
 
 Examples:

@@ -560,6 +560,49 @@ fn cp_reports_errors_and_leaves_no_partial_file() {
 }
 
 #[test]
+fn cp_takes_a_port_alone_and_its_errors_name_the_users_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start(&["--classic"]);
+    let source = dir.path().join("source");
+    std::fs::write(&source, b"some data").unwrap();
+    let source = source.to_str().unwrap();
+
+    // PORT:/PATH, on 127.0.0.1, as `call` takes PORT.
+    let (_, port) = server.addr.rsplit_once(':').unwrap();
+    let out = tether(&[
+        "cp",
+        &format!("{port}:{source}"),
+        dir.path().join("copy").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read(dir.path().join("copy")).unwrap(),
+        b"some data"
+    );
+
+    // A destination that cannot be written is named as given, not as the
+    // temporary file beside it.
+    let nowhere = dir.path().join("no/such/dir/copy");
+    let nowhere = nowhere.to_str().unwrap();
+    let out = tether(&["cp", &format!("{port}:{source}"), nowhere]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let message = stderr(&out);
+    assert!(
+        message.starts_with(&format!("error: cannot write {nowhere}: ")),
+        "{message}"
+    );
+    assert!(!message.contains("tether-cp"), "{message}");
+
+    // A server that serves no files says which one does.
+    let demo = Served::start(&[]);
+    let out = tether(&["cp", source, &format!("{}:/tmp/x", demo.addr)]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let message = stderr(&out);
+    assert!(message.contains("serves no files"), "{message}");
+    assert!(message.contains("tether serve --classic"), "{message}");
+}
+
+#[test]
 fn the_classic_service_refuses_non_loopback_addresses() {
     // Refused before binding: nothing listens on 0.0.0.0.
     let out = tether(&["serve", "--classic", "--tcp", "0.0.0.0:0"]);
