@@ -1138,21 +1138,16 @@ fn an_rpyc_server_reached_natively_gets_a_hint() {
     );
 }
 
-/// `tether shell --rpyc` speaks TLS to a Python server started with
-/// `rpyc_classic --ssl-keyfile K --ssl-certfile C`.
+/// `tether shell --rpyc` and `run --rpyc` speak TLS to a Python server
+/// started with `rpyc_classic --ssl-keyfile K --ssl-certfile C`.
 #[test]
-fn shell_rpyc_over_tls() {
+fn shell_and_run_speak_tls_to_rpyc() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
-    let python = PythonServer::classic_with(&["--ssl-keyfile", &pki.key, "--ssl-certfile", &pki.cert]);
+    let python =
+        PythonServer::classic_with(&["--ssl-keyfile", &pki.key, "--ssl-certfile", &pki.cert]);
     let out = tether_with_input(
-        &[
-            "shell",
-            "--rpyc",
-            &python.addr(),
-            "--tls-ca",
-            &pki.ca,
-        ],
+        &["shell", "--rpyc", &python.addr(), "--tls-ca", &pki.ca],
         "root.eval('6 * 7')\n",
     );
     assert!(out.status.success(), "{out:?}");
@@ -1161,4 +1156,20 @@ fn shell_rpyc_over_tls() {
         "{}",
         stdout(&out)
     );
+
+    // `tether run --rpyc` too.
+    let python =
+        PythonServer::classic_with(&["--ssl-keyfile", &pki.key, "--ssl-certfile", &pki.cert]);
+    let script = dir.path().join("script.py");
+    std::fs::write(&script, "print(root.eval('6 * 7'))\n").unwrap();
+    let out = tether(&[
+        "run",
+        script.to_str().unwrap(),
+        "--rpyc",
+        &python.addr(),
+        "--tls-ca",
+        &pki.ca,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "42\n");
 }
