@@ -158,24 +158,11 @@ async fn tether_uses_a_python_service() {
 
 /// The stock `rpyc_classic` server, for one connection.
 async fn rpyc_classic() -> (Child, u16) {
-    let classic = support::python::python()
-        .parent()
-        .unwrap()
-        .join("rpyc_classic");
-    python_server(
-        &[
-            classic.to_str().unwrap(),
-            "--mode",
-            "oneshot",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "-q",
-        ],
-        |l| l.split('\t').nth(1).and_then(|p| p.trim().parse().ok()),
-    )
-    .await
+    let args = tokio::task::spawn_blocking(|| support::python::rpyc_classic(&[]))
+        .await
+        .unwrap();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    python_server(&args, support::python::rpyc_classic_port).await
 }
 
 /// A native connection to a Python RPyC server fails at once, saying what

@@ -52,6 +52,34 @@ pub fn python() -> &'static Path {
     })
 }
 
+/// The command line of the stock `rpyc_classic` server serving one
+/// client on a free loopback port, with `options` added; it prints the
+/// port on a line [`rpyc_classic_port`] reads.
+pub fn rpyc_classic(options: &[&str]) -> Vec<String> {
+    let classic = python().parent().unwrap().join("rpyc_classic");
+    let mut args = vec![classic.to_str().unwrap().to_string()];
+    args.extend(
+        [
+            "--mode",
+            "oneshot",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "-q",
+        ]
+        .iter()
+        .chain(options)
+        .map(|a| a.to_string()),
+    );
+    args
+}
+
+/// The port on `rpyc_classic`'s `HOST<tab>PORT` line.
+pub fn rpyc_classic_port(line: &str) -> Option<u16> {
+    line.split('\t').nth(1).and_then(|p| p.trim().parse().ok())
+}
+
 /// The path of a script under `tests/python/`.
 pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -56,21 +56,9 @@ impl PythonServer {
     /// `rpyc_classic` with more options (`--ssl-keyfile K --ssl-certfile
     /// C`), serving one client.
     pub fn classic_with(options: &[&str]) -> PythonServer {
-        let classic = python::python().parent().unwrap().join("rpyc_classic");
-        let mut args = vec![
-            classic.to_str().unwrap(),
-            "--mode",
-            "oneshot",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "-q",
-        ];
-        args.extend_from_slice(options);
-        PythonServer::start(&args, |l| {
-            l.split('\t').nth(1).and_then(|p| p.trim().parse().ok())
-        })
+        let args = python::rpyc_classic(options);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        PythonServer::start(&args, python::rpyc_classic_port)
     }
 
     /// A plain `rpyc.Service` (the main crate's
