@@ -44,14 +44,7 @@ impl Shell {
     /// The shell on its embedded demo server, and that server's address
     /// (from the banner), for a second client.
     fn start_embedded() -> (Shell, String) {
-        let home = tempfile::tempdir().unwrap();
-        let mut cmd = shell_command(&[]);
-        cmd.env("HOME", home.path())
-            .env("TERM", "xterm")
-            .env_remove("NO_COLOR");
-        let mut p = Session::spawn(cmd).expect("spawn the shell in a pty");
-        p.set_expect_timeout(Some(TIMEOUT));
-        let mut shell = Shell { p, home };
+        let mut shell = Shell::spawn(&[]);
         shell.expect("tether shell: connected to Demo at ");
         let addr = shell.expect(" (an embedded demo server)");
         shell.expect(PROMPT);
@@ -61,6 +54,15 @@ impl Shell {
     /// `tether shell ARGS...`, once its banner (starting with `banner`)
     /// and first prompt are on the screen.
     fn start_with(args: &[&str], banner: &str) -> Shell {
+        let mut shell = Shell::spawn(args);
+        shell.expect(banner);
+        shell.expect("help(root)");
+        shell.expect(PROMPT);
+        shell
+    }
+
+    /// `tether shell ARGS...` in a pseudo-terminal, with its own empty HOME.
+    fn spawn(args: &[&str]) -> Shell {
         let home = tempfile::tempdir().unwrap();
         let mut cmd = shell_command(args);
         cmd.env("HOME", home.path())
@@ -68,11 +70,7 @@ impl Shell {
             .env_remove("NO_COLOR");
         let mut p = Session::spawn(cmd).expect("spawn the shell in a pty");
         p.set_expect_timeout(Some(TIMEOUT));
-        let mut shell = Shell { p, home };
-        shell.expect(banner);
-        shell.expect("help(root)");
-        shell.expect(PROMPT);
-        shell
+        Shell { p, home }
     }
 
     fn expect(&mut self, needle: &str) -> String {
