@@ -54,6 +54,15 @@ pub fn connect_with(builder: crate::Builder, addr: impl ToSocketAddrs) -> Result
     Ok(Connection { rt, inner })
 }
 
+/// Connect to an instance of a service found on NATS (see
+/// [`crate::nats::Connector`]).
+#[cfg(feature = "nats")]
+pub fn connect_nats(connector: crate::nats::Connector) -> Result<Connection> {
+    let rt = runtime()?;
+    let inner = rt.block_on(connector.connect())?;
+    Ok(Connection { rt, inner })
+}
+
 /// Connect over a Unix socket with default settings.
 #[cfg(unix)]
 pub fn connect_unix(path: impl AsRef<std::path::Path>) -> Result<Connection> {

@@ -178,6 +178,8 @@ mod connection;
 mod error;
 #[cfg(feature = "gateway")]
 pub mod gateway;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod netref;
 pub mod protocol;
 pub mod rpyc;

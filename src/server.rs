@@ -52,6 +52,9 @@ pub struct Server {
     on_connect: Option<OnConnect>,
     tls: Option<TlsServer>,
     tokens: Option<Tokens>,
+    /// Registered on NATS (see [`ServerBuilder::nats`]).
+    #[cfg(feature = "nats")]
+    nats: Option<crate::nats::Registered>,
 }
 
 enum Listener {
@@ -84,6 +87,8 @@ pub struct ServerBuilder {
     on_connect: Option<OnConnect>,
     tls: Option<TlsServer>,
     tokens: Option<Tokens>,
+    #[cfg(feature = "nats")]
+    nats: Option<crate::nats::Registration>,
 }
 
 impl Default for ServerBuilder {
@@ -94,6 +99,8 @@ impl Default for ServerBuilder {
             on_connect: None,
             tls: None,
             tokens: None,
+            #[cfg(feature = "nats")]
+            nats: None,
         }
     }
 }
@@ -152,12 +159,22 @@ impl ServerBuilder {
         self
     }
 
+    /// Also register on NATS as a micro service, so clients find this
+    /// server by name and can reach it through the broker (see
+    /// [`crate::nats`]). Binding then connects to the broker and fails
+    /// if it cannot register.
+    #[cfg(feature = "nats")]
+    pub fn nats(mut self, registration: crate::nats::Registration) -> ServerBuilder {
+        self.nats = Some(registration);
+        self
+    }
+
     /// Listen on a TCP address.
     pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<Server> {
         let listener = TcpListener::bind(addr).await.map_err(|e| {
             Error::with_source(ErrorKind::Transport, format!("cannot bind: {e}"), e)
         })?;
-        Ok(self.into_server(Listener::Tcp(listener)))
+        self.into_server(Listener::Tcp(listener)).await
     }
 
     /// Listen on a Unix socket at `path` (which must not exist yet).
@@ -171,18 +188,32 @@ impl ServerBuilder {
                 e,
             )
         })?;
-        Ok(self.into_server(Listener::Unix(listener, path)))
+        self.into_server(Listener::Unix(listener, path)).await
     }
 
-    fn into_server(self, listener: Listener) -> Server {
-        Server {
+    async fn into_server(self, listener: Listener) -> Result<Server> {
+        #[cfg(feature = "nats")]
+        let nats = match self.nats {
+            Some(registration) => {
+                let bound = match &listener {
+                    Listener::Tcp(l) => l.local_addr().ok(),
+                    #[cfg(unix)]
+                    Listener::Unix(..) => None,
+                };
+                Some(registration.register(bound, self.tls.is_some()).await?)
+            }
+            None => None,
+        };
+        Ok(Server {
             listener,
             config: self.config,
             max_connections: self.max_connections,
             on_connect: self.on_connect,
             tls: self.tls,
             tokens: self.tokens,
-        }
+            #[cfg(feature = "nats")]
+            nats,
+        })
     }
 }
 
@@ -215,6 +246,13 @@ impl Server {
                 "a Unix socket server has no TCP address",
             )),
         }
+    }
+
+    /// The id the services protocol gave this server on NATS, when it
+    /// registered there ([`ServerBuilder::nats`]).
+    #[cfg(feature = "nats")]
+    pub fn nats_instance(&self) -> Option<&str> {
+        self.nats.as_ref().map(|n| n.id.as_str())
     }
 
     /// Serve a clone of `service` as the root of each connection, forever.
@@ -271,95 +309,203 @@ impl Server {
     }
 
     /// The accept loop; `setup` adds the root (or how to pick it) to each
-    /// connection's builder.
+    /// connection's builder. Streams come from the listener and, when the
+    /// server is registered on NATS, from the broker tunnel; both take the
+    /// same path from there.
     async fn run(
-        self,
+        mut self,
         setup: impl Fn(Builder) -> Builder + Send + Sync + 'static,
         shutdown: impl Future<Output = ()>,
     ) -> Result<()> {
-        let limit = Arc::new(Semaphore::new(self.max_connections));
-        let stop = CancellationToken::new();
+        let admission = Admission {
+            setup: Arc::new(setup),
+            config: self.config.clone(),
+            tokens: self.tokens.clone(),
+            tls: self.tls.clone(),
+            on_connect: self.on_connect.clone(),
+            limit: Arc::new(Semaphore::new(self.max_connections)),
+            max: self.max_connections,
+            stop: CancellationToken::new(),
+        };
         let mut tasks = JoinSet::new();
+        let mut tunnels = self.start_nats(&admission, &mut tasks).await?;
         let mut backoff = Duration::from_millis(10);
         tokio::pin!(shutdown);
         loop {
-            let accepted = tokio::select! {
+            let (io, peer) = tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                accepted = accept(&self.listener, self.config.keepalive) => accepted,
+                accepted = accept(&self.listener, self.config.keepalive) => match accepted {
+                    Ok(accepted) => {
+                        backoff = Duration::from_millis(10);
+                        accepted
+                    }
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off
+                        // rather than spin, and keep serving the
+                        // connections we have.
+                        tracing::warn!(%err, "accept failed; retrying in {backoff:?}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                },
+                tunnelled = next_tunnel(&mut tunnels) => tunnelled,
             };
             while tasks.try_join_next().is_some() {}
-            match accepted {
-                Ok((io, peer)) => {
-                    backoff = Duration::from_millis(10);
-                    let mut builder = setup(Builder::default().config(self.config.clone()));
-                    if let Some(tokens) = &self.tokens {
-                        builder = builder.tokens(tokens.clone());
-                    }
-                    let permit = limit.clone().try_acquire_owned().ok();
-                    let max = self.max_connections;
-                    let stop = stop.clone();
-                    let on_connect = self.on_connect.clone();
-                    let tls = self.tls.clone();
-                    tasks.spawn(async move {
-                        let refusal = match permit {
-                            Some(_) => None,
-                            None => {
-                                Some(format!("the server is at its limit of {max} connections"))
-                            }
-                        };
-                        let _permit = permit;
-                        let established = match &tls {
-                            Some(tls) => {
-                                let timeout = builder.handshake_timeout();
-                                match tls.accept(io, timeout).await {
-                                    Ok((stream, identity)) => {
-                                        let builder = builder.transport_identity(identity);
-                                        handshake(builder, stream, &peer, refusal, &stop).await
-                                    }
-                                    Err(err) => Err(err),
-                                }
-                            }
-                            None => handshake(builder, io, &peer, refusal, &stop).await,
-                        };
-                        match established {
-                            // A Python RPyC client, served to its end.
-                            Ok(None) => {}
-                            Ok(Some(conn)) => {
-                                if let Some(f) = &on_connect {
-                                    f(&conn);
-                                }
-                                tracing::info!(
-                                    connection = conn.shared().number,
-                                    %peer,
-                                    identity = conn.peer_identity().map(PeerIdentity::name),
-                                    "connection opened"
-                                );
-                                serve_to_end(&conn, &peer, &stop).await;
-                            }
-                            Err(err) if err.kind() == ErrorKind::Denied => {
-                                tracing::warn!(%peer, %err, "client denied")
-                            }
-                            Err(err) => tracing::info!(%peer, %err, "handshake failed"),
-                        }
-                    });
-                }
-                Err(err) => {
-                    // Out of file descriptors and the like: back off rather
-                    // than spin, and keep serving the connections we have.
-                    tracing::warn!(%err, "accept failed; retrying in {backoff:?}");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                }
-            }
+            tasks.spawn(admission.clone().serve(io, peer));
         }
-        stop.cancel();
+        // Leave the broker first: no new clients find or reach us there.
+        #[cfg(feature = "nats")]
+        if let Some(nats) = &mut self.nats {
+            nats.deregister().await;
+        }
+        admission.stop.cancel();
         while tasks.join_next().await.is_some() {}
+        #[cfg(feature = "nats")]
+        if let Some(nats) = &self.nats {
+            nats.close().await;
+        }
         #[cfg(unix)]
         if let Listener::Unix(_, path) = &self.listener {
             let _ = std::fs::remove_file(path);
         }
         Ok(())
+    }
+
+    /// Start what the NATS registration serves: the tunnel's openings
+    /// (their streams come back through what this returns) and the
+    /// stateless endpoints, which serve the root an unauthenticated peer
+    /// gets (none when the server requires a token).
+    #[cfg(feature = "nats")]
+    async fn start_nats(
+        &mut self,
+        admission: &Admission,
+        tasks: &mut JoinSet<()>,
+    ) -> Result<Tunnels> {
+        let Some(nats) = self.nats.as_mut() else {
+            return Ok(None);
+        };
+        let (accepted, tunnels) = tokio::sync::mpsc::channel(16);
+        if let Some(accepting) = nats.accept_tunnels(accepted, admission.stop.clone()) {
+            tasks.spawn(accepting);
+        }
+        if nats.stateless {
+            match admission.builder().rpyc_grant() {
+                Ok((root, config)) => {
+                    let gateway =
+                        crate::gateway::Gateway::from_ref(root).with_policy(config.policy);
+                    let service = nats.service.as_ref().expect("a registered service");
+                    let serving = crate::nats::serve_stateless(
+                        service,
+                        &nats.name,
+                        gateway,
+                        admission.stop.clone(),
+                    )
+                    .await?;
+                    tasks.spawn(serving);
+                }
+                Err(why) => {
+                    tracing::info!(service = %nats.name, %why, "no stateless endpoints on NATS")
+                }
+            }
+        }
+        Ok(Some(tunnels))
+    }
+
+    #[cfg(not(feature = "nats"))]
+    async fn start_nats(&mut self, _: &Admission, _: &mut JoinSet<()>) -> Result<Tunnels> {
+        Ok(())
+    }
+}
+
+/// Streams from the broker tunnel, when registered on NATS.
+#[cfg(feature = "nats")]
+type Tunnels = Option<tokio::sync::mpsc::Receiver<(crate::nats::TunnelStream, String)>>;
+#[cfg(not(feature = "nats"))]
+type Tunnels = ();
+
+/// The next tunnelled stream; never, without any.
+async fn next_tunnel(tunnels: &mut Tunnels) -> (Box<dyn Stream>, String) {
+    #[cfg(feature = "nats")]
+    if let Some(tunnels) = tunnels {
+        if let Some((stream, peer)) = tunnels.recv().await {
+            return (Box::new(stream), peer);
+        }
+    }
+    let _ = tunnels;
+    std::future::pending().await
+}
+
+/// What every accepted stream goes through: the connection limit, TLS,
+/// tether's handshake (or an RPyC client's session), then serving.
+#[derive(Clone)]
+struct Admission {
+    setup: Arc<dyn Fn(Builder) -> Builder + Send + Sync>,
+    config: Config,
+    tokens: Option<Tokens>,
+    tls: Option<TlsServer>,
+    on_connect: Option<OnConnect>,
+    limit: Arc<Semaphore>,
+    max: usize,
+    stop: CancellationToken,
+}
+
+impl Admission {
+    /// A connection's builder: settings, root, tokens.
+    fn builder(&self) -> Builder {
+        let mut builder = (self.setup)(Builder::default().config(self.config.clone()));
+        if let Some(tokens) = &self.tokens {
+            builder = builder.tokens(tokens.clone());
+        }
+        builder
+    }
+
+    /// Serve the stream `io` from `peer` to its end.
+    async fn serve(self, io: Box<dyn Stream>, peer: String) {
+        let builder = self.builder();
+        let permit = self.limit.clone().try_acquire_owned().ok();
+        let refusal = match permit {
+            Some(_) => None,
+            None => Some(format!(
+                "the server is at its limit of {} connections",
+                self.max
+            )),
+        };
+        let _permit = permit;
+        let established = match &self.tls {
+            Some(tls) => {
+                let timeout = builder.handshake_timeout();
+                match tls.accept(io, timeout).await {
+                    Ok((stream, identity)) => {
+                        let builder = builder.transport_identity(identity);
+                        handshake(builder, stream, &peer, refusal, &self.stop).await
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+            None => handshake(builder, io, &peer, refusal, &self.stop).await,
+        };
+        match established {
+            // A Python RPyC client, served to its end.
+            Ok(None) => {}
+            Ok(Some(conn)) => {
+                if let Some(f) = &self.on_connect {
+                    f(&conn);
+                }
+                tracing::info!(
+                    connection = conn.shared().number,
+                    %peer,
+                    identity = conn.peer_identity().map(PeerIdentity::name),
+                    "connection opened"
+                );
+                serve_to_end(&conn, &peer, &self.stop).await;
+            }
+            Err(err) if err.kind() == ErrorKind::Denied => {
+                tracing::warn!(%peer, %err, "client denied")
+            }
+            Err(err) => tracing::info!(%peer, %err, "handshake failed"),
+        }
     }
 }
 

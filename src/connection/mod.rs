@@ -185,7 +185,8 @@ pub async fn connect(addr: impl ToSocketAddrs) -> Result<Connection> {
 
 /// How to set up a connection: the root object this side serves, its
 /// [`Config`], and its credentials (a [`Token`], [TLS](Builder::tls)).
-#[derive(Default)]
+/// Clones make connections with the same settings (and the same root).
+#[derive(Default, Clone)]
 pub struct Builder {
     root: Option<NetRef>,
     config: Config,
@@ -277,6 +278,11 @@ impl Builder {
 
     pub(crate) fn handshake_timeout(&self) -> Duration {
         self.config.handshake_timeout
+    }
+
+    /// Whether connecting runs TLS.
+    pub(crate) fn has_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Accepting a Python RPyC client, which has no handshake and cannot

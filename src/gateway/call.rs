@@ -13,7 +13,6 @@ use super::{system, Gateway};
 use crate::netref::NetRef;
 use crate::protocol::frame::Op;
 use crate::service::object::{CallContext, Member};
-use crate::service::policy::Policy;
 use crate::{Args, Value};
 
 impl Gateway {
@@ -59,9 +58,9 @@ impl Gateway {
             connection: None,
             deadline: Some(deadline),
         };
-        let policy = Policy::default();
+        let policy = &self.inner.policy;
         // Dropping the call on timeout cancels it, as a native deadline does.
-        match tokio::time::timeout_at(deadline, self.inner.root.serve(op, &policy, &cx)).await {
+        match tokio::time::timeout_at(deadline, self.inner.root.serve(op, policy, &cx)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(Fault::from_error(&err)),
             Err(_) => Err(Fault::new(

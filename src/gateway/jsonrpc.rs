@@ -78,22 +78,7 @@ async fn request_one(gateway: &Gateway, request: Json) -> Option<Json> {
     let depth = gateway.config().max_depth;
     let args = match request.remove("params") {
         None => Ok(Args::new()),
-        Some(Json::Array(items)) => items
-            .into_iter()
-            .map(|item| value(item, depth))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|positional| Args {
-                positional,
-                named: Vec::new(),
-            }),
-        Some(Json::Object(fields)) => fields
-            .into_iter()
-            .map(|(name, item)| Ok((name, value(item, depth)?)))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|named| Args {
-                positional: Vec::new(),
-                named,
-            }),
+        Some(params @ (Json::Array(_) | Json::Object(_))) => arguments(params, depth),
         Some(_) => return invalid("\"params\" must be an array or an object", reply_id),
     };
     let outcome = match args {
@@ -105,6 +90,30 @@ async fn request_one(gateway: &Gateway, request: Json) -> Option<Json> {
         Ok(result) => json!({"jsonrpc": "2.0", "result": result, "id": reply_id}),
         Err(fault) => error(&fault, reply_id),
     })
+}
+
+/// Arguments from JSON: an array gives positional ones, an object named
+/// ones (matched to the method's parameter names), anything else none.
+pub(crate) fn arguments(params: Json, max_depth: usize) -> Result<Args, Fault> {
+    match params {
+        Json::Array(items) => items
+            .into_iter()
+            .map(|item| value(item, max_depth))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|positional| Args {
+                positional,
+                named: Vec::new(),
+            }),
+        Json::Object(fields) => fields
+            .into_iter()
+            .map(|(name, item)| Ok((name, value(item, max_depth)?)))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|named| Args {
+                positional: Vec::new(),
+                named,
+            }),
+        _ => Ok(Args::new()),
+    }
 }
 
 /// An error response.

@@ -125,9 +125,9 @@
 mod body;
 mod call;
 mod config;
-mod fault;
+pub(crate) mod fault;
 mod http;
-mod jsonrpc;
+pub(crate) mod jsonrpc;
 mod listen;
 #[cfg(test)]
 mod proptests;
@@ -142,6 +142,7 @@ use tokio::net::TcpListener;
 
 pub use self::config::Config;
 pub use self::fault::FaultKind;
+use crate::service::policy::Policy;
 use crate::{NetRef, Object};
 
 /// The axum router type a gateway is served as.
@@ -171,6 +172,8 @@ pub struct Gateway {
 struct Inner {
     root: NetRef,
     config: Config,
+    /// Which members calls may use (default: the declared ones).
+    policy: Policy,
 }
 
 impl Gateway {
@@ -187,6 +190,7 @@ impl Gateway {
             inner: Arc::new(Inner {
                 root,
                 config: Config::default(),
+                policy: Policy::default(),
             }),
         }
     }
@@ -197,6 +201,19 @@ impl Gateway {
             inner: Arc::new(Inner {
                 root: self.inner.root.clone(),
                 config,
+                policy: self.inner.policy.clone(),
+            }),
+        }
+    }
+
+    /// The same gateway under `policy` (what a grant gave the peers it
+    /// serves) instead of the default.
+    pub(crate) fn with_policy(self, policy: Policy) -> Gateway {
+        Gateway {
+            inner: Arc::new(Inner {
+                root: self.inner.root.clone(),
+                config: self.inner.config.clone(),
+                policy,
             }),
         }
     }

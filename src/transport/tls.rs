@@ -300,6 +300,11 @@ pub(crate) fn io_error(err: io::Error, message: impl Into<String>) -> Error {
             Error::with_source(ErrorKind::Denied, format!("{message}: {tls}"), err)
         }
         Some(tls) => Error::with_source(ErrorKind::Transport, format!("{message}: {tls}"), err),
+        // A stream that knows why it failed (the broker tunnel's lost
+        // message, say) says so.
+        None if err.kind() == io::ErrorKind::InvalidData => {
+            Error::with_source(ErrorKind::Transport, format!("{message}: {err}"), err)
+        }
         None => Error::with_source(ErrorKind::Transport, message, err),
     }
 }

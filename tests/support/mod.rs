@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod nats;
 pub mod python;
 pub mod wire;
 
