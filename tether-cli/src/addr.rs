@@ -2,7 +2,9 @@
 //!
 //! - `HOST:PORT` (`127.0.0.1:18812`, `localhost:18812`, `[::1]:18812`): TCP;
 //! - `PORT` alone: TCP on 127.0.0.1;
-//! - `unix:PATH`: a Unix socket.
+//! - `unix:PATH`: a Unix socket;
+//! - `nats://HOST:PORT/NAME`: an instance of service NAME found on the NATS
+//!   server at HOST:PORT (see `tether::nats`).
 //!
 //! `tether cp` adds a path on the server after one more colon:
 //! `HOST:PORT:PATH`, `unix:SOCKET:PATH`, and `PORT:/PATH` (on 127.0.0.1, as
@@ -24,6 +26,13 @@ pub enum Endpoint {
     Tcp(String),
     /// `unix:PATH`.
     Unix(PathBuf),
+    /// `nats://HOST:PORT/NAME`: the broker's URL and the service's name.
+    Nats {
+        /// `nats://HOST:PORT`.
+        url: String,
+        /// The service name.
+        service: String,
+    },
 }
 
 impl fmt::Display for Endpoint {
@@ -31,6 +40,7 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Tcp(addr) => f.write_str(addr),
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+            Endpoint::Nats { url, service } => write!(f, "{url}/{service}"),
         }
     }
 }
@@ -39,6 +49,24 @@ impl FromStr for Endpoint {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Endpoint, String> {
+        if let Some(rest) = s.strip_prefix("nats://") {
+            return match rest.split_once('/') {
+                Some((server, service))
+                    if split_host_port(server)
+                        .is_some_and(|(h, _, r)| !h.is_empty() && r.is_empty())
+                        && !service.is_empty()
+                        && !service.contains('/') =>
+                {
+                    Ok(Endpoint::Nats {
+                        url: format!("nats://{server}"),
+                        service: service.to_string(),
+                    })
+                }
+                _ => Err(format!(
+                    "bad address {s:?}: a service on NATS is nats://HOST:PORT/NAME"
+                )),
+            };
+        }
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err("unix: needs a socket path, as in unix:/tmp/tether.sock".into());
@@ -150,6 +178,21 @@ mod tests {
         }
         assert_eq!(tcp("a:1").to_string(), "a:1");
         assert_eq!(Endpoint::Unix("/s".into()).to_string(), "unix:/s");
+        let nats = Endpoint::Nats {
+            url: "nats://127.0.0.1:4222".into(),
+            service: "calc".into(),
+        };
+        assert_eq!("nats://127.0.0.1:4222/calc".parse(), Ok(nats.clone()));
+        assert_eq!(nats.to_string(), "nats://127.0.0.1:4222/calc");
+        for bad in [
+            "nats://",
+            "nats://h:1",
+            "nats://h:1/",
+            "nats://h/calc",
+            "nats://h:1/a/b",
+        ] {
+            assert!(bad.parse::<Endpoint>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

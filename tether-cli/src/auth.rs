@@ -151,6 +151,12 @@ impl ClientAuth {
                 (Some(name), _) => name.clone(),
                 (None, Endpoint::Tcp(addr)) => host_of(addr).to_string(),
                 (None, Endpoint::Unix(_)) => "localhost".to_string(),
+                (None, Endpoint::Nats { .. }) => {
+                    return Err(Failure::usage(
+                        "--tls-ca with a nats:// address: give --tls-name, the name in the \
+                         instances' certificates (which instance answers is not known before)",
+                    ))
+                }
             };
             let ca = read(ca)?;
             let tls = match (&self.tls_cert, &self.tls_key) {

@@ -22,6 +22,10 @@ pub struct ClientArgs {
     /// after SECONDS [default: 10 to connect, 30 per call].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
+    /// With a nats:// address: connect through the broker (the whole
+    /// connection over NATS subjects) rather than directly to an instance.
+    #[arg(long)]
+    pub via_broker: bool,
     /// TLS and token.
     #[command(flatten)]
     pub auth: ClientAuth,
@@ -51,8 +55,24 @@ impl ClientArgs {
 
     /// A builder with the settings and credentials for `endpoint`.
     fn builder(&self, endpoint: &Endpoint) -> Result<Builder, Failure> {
+        if self.via_broker && !matches!(endpoint, Endpoint::Nats { .. }) {
+            return Err(Failure::usage(
+                "--via-broker needs a service on NATS: nats://HOST:PORT/NAME",
+            ));
+        }
         self.auth
             .apply(Builder::default().config(self.config()), endpoint)
+    }
+
+    /// Finding the service of a nats:// address, with `builder`'s settings.
+    fn nats(&self, url: &str, service: &str, builder: Builder) -> tether::nats::Connector {
+        let route = match self.via_broker {
+            true => tether::nats::Route::Broker,
+            false => tether::nats::Route::Auto,
+        };
+        tether::nats::Connector::new(url, service)
+            .builder(builder)
+            .route(route)
     }
 
     /// Connect to the tether server at `endpoint`.
@@ -65,6 +85,7 @@ impl ClientArgs {
         let connected = match endpoint {
             Endpoint::Tcp(addr) => builder.connect(addr.as_str()).await,
             Endpoint::Unix(path) => builder.connect_unix(path).await,
+            Endpoint::Nats { url, service } => self.nats(url, service, builder).connect().await,
         };
         connected.map_err(|e| cannot_connect(endpoint, e, hint))
     }
@@ -79,6 +100,9 @@ impl ClientArgs {
         let connected = match endpoint {
             Endpoint::Tcp(addr) => blocking::connect_with(builder, addr.as_str()),
             Endpoint::Unix(path) => blocking::connect_unix_with(builder, path),
+            Endpoint::Nats { url, service } => {
+                blocking::connect_nats(self.nats(url, service, builder))
+            }
         };
         connected.map_err(|e| cannot_connect(endpoint, e, hint))
     }
@@ -111,6 +135,11 @@ impl ClientArgs {
                 "--rpyc connects over TCP: give the RPyC server's HOST:PORT",
             ));
         };
+        if self.via_broker {
+            return Err(Failure::usage(
+                "--via-broker is for tether services on NATS, not --rpyc",
+            ));
+        }
         let builder = self
             .auth
             .apply_for_rpyc(Builder::default().config(self.config()), endpoint)?;

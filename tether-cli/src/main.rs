@@ -45,7 +45,8 @@ use crate::client::{ClientArgs, RpycHint};
     name = "tether",
     version,
     about = "Serve, explore and call tether services; copy files to and from them",
-    after_help = "ADDR is HOST:PORT, PORT (on 127.0.0.1) or unix:PATH."
+    after_help = "ADDR is HOST:PORT, PORT (on 127.0.0.1), unix:PATH, or nats://HOST:PORT/NAME \
+                  (an instance of service NAME found on that NATS server)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -111,6 +112,19 @@ struct ServeArgs {
     /// Most connections open at once; more are refused.
     #[arg(long, value_name = "N", default_value_t = 1024)]
     max_connections: usize,
+    /// Also register on the NATS server at URL (nats://HOST:PORT) as a
+    /// micro service, so clients find this instance by --service name and
+    /// can reach it through the broker. Still listens on its own address.
+    #[arg(long, value_name = "URL", requires = "service")]
+    nats: Option<String>,
+    /// The service name to register on NATS (A-Z, a-z, 0-9, - and _).
+    #[arg(long, value_name = "NAME", requires = "nats")]
+    service: Option<String>,
+    /// Serve the service behind a session host, for clients whose calls
+    /// must run at most once across reconnects (`tether::session`): the
+    /// root then has `open`, `call`, `forget` and `root`.
+    #[arg(long)]
+    sessions: bool,
     /// Let the classic service listen on a non-loopback address: anyone who
     /// can reach it then controls this host.
     #[arg(long, requires = "classic")]

@@ -23,10 +23,24 @@ pub async fn run(args: ServeArgs) -> Outcome {
         let make_root: RootFn = Box::new(move || NetRef::new(demo.clone()));
         ("demo service", make_root, demo::config())
     };
+    let (what, make_root) = if args.sessions {
+        // One host for all connections: a session goes on over any of them.
+        let host = NetRef::new(tether::session::SessionHost::new(make_root()));
+        let make_root: RootFn = Box::new(move || host.clone());
+        (format!("{what} with sessions"), make_root)
+    } else {
+        (what.to_string(), make_root)
+    };
     let builder = Server::builder()
         .config(config)
         .max_connections(args.max_connections);
-    let (builder, secured) = args.auth.apply(builder)?;
+    let (mut builder, secured) = args.auth.apply(builder)?;
+    if let (Some(url), Some(service)) = (&args.nats, &args.service) {
+        let registration = tether::nats::Registration::new(url, service)
+            .version(env!("CARGO_PKG_VERSION"))
+            .description(format!("tether {what}"));
+        builder = builder.nats(registration);
+    }
 
     let (server, shown) = if let Some(path) = &args.unix {
         clear_stale_socket(path)?;
@@ -74,6 +88,10 @@ pub async fn run(args: ServeArgs) -> Outcome {
         println!("serving {what} on {shown}");
     } else {
         println!("serving {what} with {secured} on {shown}");
+    }
+    if let (Some(url), Some(id)) = (&args.nats, server.nats_instance()) {
+        let name = args.service.as_deref().unwrap_or_default();
+        println!("registered as {name} on {url} (instance {id})");
     }
     server.serve_fn(make_root, stop).await?;
     Ok(())
