@@ -510,25 +510,57 @@ async fn a_hostile_tunnel_peer_is_cut_off_and_the_instance_serves_others() {
         .await
         .unwrap();
     assert!(answer.headers.is_some(), "a wildcard inbox is refused");
+    // The instance publishes only to inboxes: never to a system subject
+    // or another service on a stranger's word.
+    for elsewhere in ["$JS.API.STREAM.DELETE.orders", "calc.add", "_INBOX."] {
+        let opening = json!({"tunnel": 1, "inbox": elsewhere, "window": 4, "chunk": 64});
+        let answer = client
+            .request("calc.tether-tunnel", opening.to_string().into())
+            .await
+            .unwrap();
+        let headers = answer.headers.expect("an error answer");
+        let status = headers.get("Nats-Service-Error").unwrap().as_str();
+        assert!(
+            status.contains("_INBOX.>") || status.contains("plain NATS subject"),
+            "{elsewhere}: {status}"
+        );
+    }
 
-    // Garbage, a gap, and ignoring flow control each end that tunnel: the
-    // instance says goodbye (a `C` message).
+    // Garbage, a gap, a repeat, an oversized message or a false credit
+    // each end that tunnel: the instance says goodbye (a `C` message) and
+    // why.
     let garbage = |seq: u64, body: &'static [u8]| {
         let mut m = b"D".to_vec();
         m.extend_from_slice(&seq.to_be_bytes());
         m.extend_from_slice(body);
         Bytes::from(m)
     };
+    // (Ignoring the credit window is tested where the reader can be held
+    // still: src/nats/tunnel.rs.)
+    let chunk_plus_one = {
+        let mut m = b"D".to_vec();
+        m.extend_from_slice(&1u64.to_be_bytes());
+        m.extend(std::iter::repeat_n(b'T', 64 * 1024 + 1));
+        Bytes::from(m)
+    };
     let attacks: Vec<(&str, Vec<Bytes>)> = vec![
-        ("not a message", vec![Bytes::from_static(b"xy")]),
+        ("shorter than its header", vec![Bytes::from_static(b"xy")]),
         (
-            "unknown kind",
+            "unknown kind 0x51",
             vec![Bytes::from_static(b"Q\0\0\0\0\0\0\0\x01")],
         ),
-        ("a gap", vec![garbage(1, b"TET"), garbage(3, b"HER")]),
         (
-            "past the window",
-            (1..=40).map(|seq| garbage(seq, b"T")).collect(),
+            "lost 1 message(s)",
+            vec![garbage(1, b"TET"), garbage(3, b"HER")],
+        ),
+        (
+            "arrived again or out of order",
+            vec![garbage(1, b"TET"), garbage(1, b"TET")],
+        ),
+        ("over the agreed 65536", vec![chunk_plus_one]),
+        (
+            "credited 7 messages",
+            vec![Bytes::from_static(b"A\0\0\0\0\0\0\0\x07")],
         ),
     ];
     for (what, messages) in attacks {
@@ -555,7 +587,11 @@ async fn a_hostile_tunnel_peer_is_cut_off_and_the_instance_serves_others() {
         })
         .await
         .unwrap_or_else(|_| panic!("{what}: the instance kept the tunnel open"));
-        assert_eq!(goodbye.payload[0], b'C', "{what}");
+        let reason = String::from_utf8_lossy(&goodbye.payload[9..]);
+        assert!(
+            reason.contains(what),
+            "expected {what:?}, the instance said {reason:?}"
+        );
     }
 
     // The instance still serves everyone else, tunnelled or direct.

@@ -51,7 +51,12 @@ pub struct Registration {
     advertise: Option<Vec<String>>,
     tunnel: bool,
     stateless: bool,
+    inbox_prefix: String,
 }
+
+/// Where tunnel clients receive unless told otherwise: NATS's own
+/// default inbox prefix.
+pub(crate) const INBOX_PREFIX: &str = "_INBOX";
 
 impl Registration {
     /// Register as service `name` on the NATS server at `url`
@@ -66,6 +71,7 @@ impl Registration {
             advertise: None,
             tunnel: true,
             stateless: true,
+            inbox_prefix: INBOX_PREFIX.into(),
         }
     }
 
@@ -103,6 +109,17 @@ impl Registration {
     /// Accept connections through the broker (default: yes).
     pub fn tunnel(mut self, on: bool) -> Registration {
         self.tunnel = on;
+        self
+    }
+
+    /// The prefix every tunnel client's inbox must start with (default
+    /// `_INBOX`, NATS's own; set it to the clients'
+    /// `custom_inbox_prefix`). The instance publishes a tunnel's bytes to
+    /// the inbox the client names, so it refuses any other subject: a
+    /// stranger cannot make it publish to `$JS.API.…` or to another
+    /// service with its permissions.
+    pub fn tunnel_inbox_prefix(mut self, prefix: impl Into<String>) -> Registration {
+        self.inbox_prefix = prefix.into();
         self
     }
 
@@ -189,6 +206,7 @@ impl Registration {
         tracing::info!(service = %self.name, %id, nats = %self.url,
             endpoints = %endpoints.join(","), "registered on NATS");
         Ok(Registered {
+            inbox_prefix: format!("{}.", self.inbox_prefix),
             closed,
             id,
             name: self.name,
@@ -220,6 +238,8 @@ pub(crate) struct Registered {
     pub(crate) name: String,
     pub(crate) stateless: bool,
     pub(crate) client: Client,
+    /// What a tunnel client's inbox must start with (dot included).
+    inbox_prefix: String,
     /// Cancelled once the broker connection has closed.
     closed: CancellationToken,
     pub(crate) service: Option<Service>,
@@ -238,6 +258,7 @@ impl Registered {
         let client = self.client.clone();
         let name = self.name.clone();
         let id = self.id.clone();
+        let prefix = self.inbox_prefix.clone();
         Some(async move {
             loop {
                 let request = tokio::select! {
@@ -247,7 +268,7 @@ impl Registered {
                         None => break,
                     },
                 };
-                match open_for(&client, &request, &id).await {
+                match open_for(&client, &request, &id, &prefix).await {
                     Ok((stream, peer)) => {
                         if accepted.send((stream, peer)).await.is_err() {
                             break;
@@ -299,10 +320,16 @@ async fn open_for(
     client: &Client,
     request: &async_nats::service::Request,
     id: &str,
+    inbox_prefix: &str,
 ) -> std::result::Result<(TunnelStream, String), String> {
     let theirs: Opening = serde_json::from_slice(&request.message.payload)
         .map_err(|e| format!("not a tunnel opening: {e}"))?;
     theirs.check()?;
+    if !theirs.inbox.starts_with(inbox_prefix) || theirs.inbox.len() == inbox_prefix.len() {
+        return Err(format!(
+            "the tunnel inbox must be under {inbox_prefix}> on this instance"
+        ));
+    }
     let inbox = client.new_inbox();
     let subscription = client
         .subscribe(inbox.clone())

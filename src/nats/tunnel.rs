@@ -17,7 +17,8 @@
 //!
 //! - `D` seq, bytes: the next bytes of the stream, numbered from 1;
 //! - `A` n: "I have consumed your first `n` data messages" (a credit);
-//! - `C` 0, reason: the sender closed its end.
+//! - `C` 0, reason: the sender closed its end (or cut the tunnel off,
+//!   and says why).
 //!
 //! # Order, loss and flow control
 //!
@@ -271,8 +272,14 @@ impl TunnelStream {
             consumed: AtomicU64::new(0),
         });
         let (data_tx, incoming) = mpsc::unbounded_channel();
-        let (outgoing, out_rx) = mpsc::unbounded_channel();
-        let inbound = tokio::spawn(inbound(subscription, state.clone(), data_tx, flow));
+        let (outgoing, out_rx) = mpsc::unbounded_channel::<Outgoing>();
+        let inbound = tokio::spawn(inbound(
+            subscription,
+            state.clone(),
+            data_tx,
+            outgoing.clone(),
+            flow,
+        ));
         tokio::spawn(publish(client, peer_inbox, out_rx, state.clone()));
         TunnelStream {
             state,
@@ -429,6 +436,7 @@ async fn inbound(
     mut subscription: Subscriber,
     state: Arc<State>,
     data: mpsc::UnboundedSender<Bytes>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
     flow: Flow,
 ) {
     let mut expected = 1u64;
@@ -496,6 +504,8 @@ async fn inbound(
     };
     if let Some(fault) = fault {
         tracing::debug!(%fault, "tunnel failed");
+        // Tell the peer why, then fail both halves here.
+        let _ = outgoing.send(Outgoing::Close(fault.clone()));
         state.fail(fault);
     }
     // Dropping `data` ends the reader once it has taken what came before.

@@ -12,6 +12,9 @@
 #[path = "support/rpyc_server.rs"]
 mod rpyc_server;
 
+#[path = "support/brokers.rs"]
+mod brokers;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -314,6 +317,32 @@ fn connects_to_a_server_at_an_address() {
         matches!(status, WaitStatus::Exited(_, code) if code != 0),
         "exit status: {status:?}"
     );
+}
+
+#[test]
+fn connects_to_a_service_found_on_nats_directly_or_through_the_broker() {
+    let nats = brokers::NatsServer::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let registration = tether::nats::Registration::new(nats.url(), "greeter");
+    let server = rt
+        .block_on(
+            tether::Server::builder()
+                .nats(registration)
+                .bind("127.0.0.1:0"),
+        )
+        .unwrap();
+    rt.spawn(server.serve(Greeter));
+    let address = format!("{}/greeter", nats.url());
+    for route in [None, Some("--via-broker")] {
+        let args: Vec<&str> = route.into_iter().chain([address.as_str()]).collect();
+        let mut sh = Shell::start_with(
+            &args,
+            &format!("tether shell: connected to Greeter at {address}."),
+        );
+        sh.run("root.hello('bob')", "'hello bob'");
+        sh.run("[root.hello(n) for n in 'ab']", r"\['hello a', 'hello b'\]");
+        sh.exit();
+    }
 }
 
 #[test]
