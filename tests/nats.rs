@@ -723,3 +723,137 @@ impl Object for Files {
         })
     }
 }
+
+#[tokio::test]
+async fn a_tls_instance_is_reached_with_tls_directly_and_through_the_broker() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use tether::transport::tls::{TlsClient, TlsServer};
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "test ca");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca, &ca_key)
+        .unwrap();
+    let tls = TlsServer::from_pem(
+        server_cert.pem().as_bytes(),
+        server_key.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+
+    let nats = NatsServer::start();
+    let instance = Instance::start_with(
+        &nats,
+        Registration::new(nats.url(), "secure"),
+        tether::Server::builder().tls(tls),
+        TestService::default(),
+    )
+    .await;
+    let client = client(&nats).await;
+    let info = info_of(&client, "$SRV.INFO.secure").await;
+    assert_eq!(
+        info["metadata"]["tether.endpoints"],
+        format!("tls://{}", instance.addr).as_str()
+    );
+
+    let with_tls = || {
+        let tls = TlsClient::from_pem(ca.pem().as_bytes(), "localhost").unwrap();
+        Builder::default().tls(tls)
+    };
+    for route in [Route::Direct, Route::Broker] {
+        let conn = Connector::new(nats.url(), "secure")
+            .builder(with_tls())
+            .route(route)
+            .connect()
+            .await
+            .unwrap();
+        let root = conn.root().await.unwrap();
+        assert_eq!(
+            root.call_method("add", (1, 2)).await.unwrap(),
+            Value::from(3)
+        );
+    }
+    // Without TLS: directly, a clear refusal; through the broker, the
+    // instance's TLS handshake fails.
+    let err = Connector::new(nats.url(), "secure")
+        .route(Route::Direct)
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("speaks TLS"), "{err}");
+    assert!(Connector::new(nats.url(), "secure")
+        .route(Route::Broker)
+        .connect()
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn stateless_requests_are_bounded_in_depth_size_and_number() {
+    // A broker that takes messages larger than the gateway's 1 MiB body.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("nats.conf");
+    std::fs::write(&config, "max_payload: 4MB\n").unwrap();
+    let nats = NatsServer::start_with(&["-c", config.to_str().unwrap()]);
+    let service = TestService::default();
+    let probe = service.probe.clone();
+    let _instance = Instance::start_with(
+        &nats,
+        Registration::new(nats.url(), "calc"),
+        tether::Server::builder(),
+        service,
+    )
+    .await;
+    let client = client(&nats).await;
+    wait_for(&client, "calc", 1, "slow").await;
+    let error_of = |answer: async_nats::Message| {
+        let headers = answer.headers.expect("an error answer");
+        (
+            headers
+                .get("Nats-Service-Error-Code")
+                .unwrap()
+                .as_str()
+                .to_string(),
+            headers
+                .get("Nats-Service-Error")
+                .unwrap()
+                .as_str()
+                .to_string(),
+        )
+    };
+
+    let deep = format!("[{}1{}]", "[".repeat(40), "]".repeat(40));
+    let answer = client.request("calc.echo", deep.into()).await.unwrap();
+    let (code, status) = error_of(answer);
+    assert_eq!(code, "400");
+    assert!(status.contains("nest deeper"), "{status}");
+
+    let big = format!("[\"{}\"]", "x".repeat(1536 * 1024));
+    let answer = client.request("calc.echo", big.into()).await.unwrap();
+    let (code, status) = error_of(answer);
+    assert_eq!(code, "413");
+    assert!(status.contains("over the limit"), "{status}");
+
+    // 256 requests running at once; the next is told the instance is busy.
+    let mut running = Vec::new();
+    for _ in 0..256 {
+        let client = client.clone();
+        running.push(tokio::spawn(async move {
+            let _ = client.request("calc.slow", "[600000]".into()).await;
+        }));
+    }
+    support::wait_until(|| probe.started.load(Ordering::SeqCst) == 256).await;
+    let answer = client.request("calc.add", "[1, 2]".into()).await.unwrap();
+    let (code, status) = error_of(answer);
+    assert_eq!(code, "503");
+    assert!(status.contains("busy"), "{status}");
+    for request in running {
+        request.abort();
+    }
+}
