@@ -281,6 +281,7 @@ impl Builder {
     }
 
     /// Whether connecting runs TLS.
+    #[cfg(feature = "nats")]
     pub(crate) fn has_tls(&self) -> bool {
         self.tls.is_some()
     }

@@ -208,6 +208,7 @@ impl Gateway {
 
     /// The same gateway under `policy` (what a grant gave the peers it
     /// serves) instead of the default.
+    #[cfg(feature = "nats")]
     pub(crate) fn with_policy(self, policy: Policy) -> Gateway {
         Gateway {
             inner: Arc::new(Inner {

@@ -610,3 +610,120 @@ mod tests {
         assert!(opening.check().is_err());
     }
 }
+
+// The test environment's nats-server (tests/support), for `on_a_broker`.
+#[cfg(test)]
+#[path = "../../tests/support/nats.rs"]
+#[allow(dead_code)]
+mod nats;
+#[cfg(test)]
+#[path = "../../tests/support/python.rs"]
+#[allow(dead_code)]
+mod python;
+
+/// The tunnel against a real broker (tests/support's `nats-server`), with
+/// a hand-driven peer, where a test must hold the reader still.
+#[cfg(test)]
+mod on_a_broker {
+    use std::pin::pin;
+
+    use futures_util::FutureExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A stream with `flow` whose peer is the test: what the stream sends
+    /// arrives on the returned subscription, what the test publishes to
+    /// the returned subject reaches the stream.
+    async fn stream_and_peer(client: &Client, flow: Flow) -> (TunnelStream, Subscriber, String) {
+        let ours = client.new_inbox();
+        let subscription = client.subscribe(ours.clone()).await.unwrap();
+        let theirs = client.new_inbox();
+        let peer = client.subscribe(theirs.clone()).await.unwrap();
+        let stream = TunnelStream::new(client.clone(), subscription, theirs, flow);
+        (stream, peer, ours)
+    }
+
+    async fn send(client: &Client, to: &str, outgoing: Outgoing) {
+        client
+            .publish(to.to_string(), encode(outgoing))
+            .await
+            .unwrap();
+        client.flush().await.unwrap();
+    }
+
+    async fn next(peer: &mut Subscriber) -> Message {
+        parse(peer.next().await.unwrap().payload).unwrap()
+    }
+
+    const FLOW: Flow = Flow {
+        send_window: 2,
+        send_chunk: 4,
+        recv_window: 4,
+        recv_chunk: 64,
+    };
+
+    #[tokio::test]
+    async fn a_peer_past_its_window_is_cut_off_while_the_reader_stands_still() {
+        let server = super::nats::NatsServer::start();
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let (mut stream, mut peer, to) = stream_and_peer(&client, FLOW).await;
+        for seq in 1..=5 {
+            send(&client, &to, Outgoing::Data(seq, Bytes::from_static(b"x"))).await;
+        }
+        match next(&mut peer).await {
+            Message::Close(reason) => assert!(reason.contains("past its window of 4"), "{reason}"),
+            other => panic!("expected a close, got {other:?}"),
+        }
+        // The reader gets the four messages in the window, then the error.
+        let mut read = Vec::new();
+        let err = stream.read_to_end(&mut read).await.unwrap_err();
+        assert_eq!(read, b"xxxx");
+        assert!(err.to_string().contains("flow control ignored"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_writer_waits_for_credit_and_goes_on_when_it_comes() {
+        let server = super::nats::NatsServer::start();
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let (mut stream, mut peer, to) = stream_and_peer(&client, FLOW).await;
+        // Two messages of at most 4 bytes fill the window of 2.
+        stream.write_all(b"abcdefgh").await.unwrap();
+        let mut third = pin!(stream.write(b"ijkl"));
+        assert!((&mut third).now_or_never().is_none(), "no credit yet");
+        for (seq, bytes) in [(1, "abcd"), (2, "efgh")] {
+            match next(&mut peer).await {
+                Message::Data(n, data) => assert_eq!((n, &data[..]), (seq, bytes.as_bytes())),
+                other => panic!("expected data, got {other:?}"),
+            }
+        }
+        send(&client, &to, Outgoing::Ack(1)).await;
+        assert_eq!(third.await.unwrap(), 4);
+        match next(&mut peer).await {
+            Message::Data(3, data) => assert_eq!(&data[..], b"ijkl"),
+            other => panic!("expected data #3, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_reader_returns_credit_as_it_takes_the_bytes_and_ends_on_close() {
+        let server = super::nats::NatsServer::start();
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let (mut stream, mut peer, to) = stream_and_peer(&client, FLOW).await;
+        for (seq, bytes) in [(1, &b"he"[..]), (2, b"ll"), (3, b"o!")] {
+            send(&client, &to, Outgoing::Data(seq, Bytes::from_static(bytes))).await;
+        }
+        send(&client, &to, Outgoing::Close("done".into())).await;
+        let mut read = Vec::new();
+        stream.read_to_end(&mut read).await.unwrap();
+        assert_eq!(read, b"hello!");
+        // Credit every half window (2 of 4): after message 2.
+        assert!(matches!(next(&mut peer).await, Message::Ack(2)));
+        // Writing after the peer closed says so.
+        let err = stream.write_all(b"late").await.unwrap_err();
+        assert!(
+            err.to_string().contains("the peer closed the tunnel: done"),
+            "{err}"
+        );
+    }
+}

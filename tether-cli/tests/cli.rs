@@ -9,8 +9,7 @@
 //! hands over its stderr line by line, and a test waits for the log line an
 //! event must produce ([`Served::expect_log`]).
 
-#[path = "support/rpyc_server.rs"]
-mod rpyc_server;
+mod support;
 
 use std::future::Future as _;
 use std::io::{BufRead, BufReader, Write};
@@ -22,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use tether::{NetRef, Value};
 
-use rpyc_server::PythonServer;
+use support::rpyc_server::PythonServer;
 
 const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 const STARTUP: Duration = Duration::from_secs(30);

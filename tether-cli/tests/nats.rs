@@ -11,10 +11,9 @@ use tether::nats::async_nats;
 use tether::nats::Connector;
 use tether::{ErrorKind, Value};
 
-#[path = "support/brokers.rs"]
-mod brokers;
+mod support;
 
-use brokers::{NatsServer, ServeProcess};
+use support::brokers::{NatsServer, ServeProcess};
 
 const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use tether::{NetRef, Result, Value};
 
-#[path = "support/rpyc_server.rs"]
-mod rpyc_server;
+mod support;
 
 const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 
@@ -373,7 +372,7 @@ fn an_uncaught_ctrl_c_exits_1_saying_cancelled() {
 
 #[test]
 fn rpyc_objects_index_iterate_and_compare_as_in_python() {
-    let server = rpyc_server::PythonServer::classic();
+    let server = support::rpyc_server::PythonServer::classic();
     let source = "\
 root.execute(\"x = {'a': [1, 2, 3]}\")
 ns = root.namespace

@@ -9,18 +9,14 @@
 
 #![cfg(unix)]
 
-#[path = "support/rpyc_server.rs"]
-mod rpyc_server;
-
-#[path = "support/brokers.rs"]
-mod brokers;
+mod support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use expectrl::{Eof, Regex, Session, WaitStatus};
 
-use rpyc_server::PythonServer;
+use support::rpyc_server::PythonServer;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const PROMPT: &str = "tether> ";
@@ -321,7 +317,7 @@ fn connects_to_a_server_at_an_address() {
 
 #[test]
 fn connects_to_a_service_found_on_nats_directly_or_through_the_broker() {
-    let nats = brokers::NatsServer::start();
+    let nats = support::nats::NatsServer::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let registration = tether::nats::Registration::new(nats.url(), "greeter");
     let server = rt

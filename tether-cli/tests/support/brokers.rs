@@ -1,21 +1,13 @@
-//! A real `nats-server` (the main crate's tests/support/nats.rs, from the
-//! shared Python test environment) and `tether serve` instances registered
-//! on it, each a child process killed by its PID when dropped.
-
-#![allow(dead_code)]
-
-#[path = "../../../tests/support/python.rs"]
-pub mod python;
-
-#[path = "../../../tests/support/nats.rs"]
-pub mod nats;
+//! `tether serve` instances registered on a real `nats-server` (the main
+//! crate's tests/support/nats.rs), each a child process killed by its PID
+//! when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-pub use nats::NatsServer;
+pub use super::nats::NatsServer;
 
 /// Safety bound on an instance announcing itself.
 const STARTUP: Duration = Duration::from_secs(60);

@@ -2,10 +2,7 @@
 //! test environment (the venv lands in the workspace's target/tmp, shared
 //! with the main crate's tests).
 
-#![allow(dead_code)]
-
-#[path = "../../../tests/support/python.rs"]
-mod python;
+use super::python;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
