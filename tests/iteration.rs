@@ -5,39 +5,22 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicI64, Ordering};
-
-use support::memory_pair_with;
-use tether::{BoxFuture, Builder, CallContext, NetRef, Object, Result, Value};
-
-struct Count(AtomicI64, i64);
-
-impl Object for Count {
-    fn type_name(&self) -> &str {
-        "Count"
-    }
-    fn next<'a>(&'a self, _cx: &'a CallContext) -> BoxFuture<'a, Result<Option<Value>>> {
-        let n = self.0.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move { Ok((n < self.1).then(|| Value::from(n))) })
-    }
-}
+use support::{memory_pair_with, Count};
+use tether::{Builder, NetRef};
 
 const N: i64 = 100_000;
 
 #[tokio::test]
 async fn a_large_batch_size_does_not_truncate_a_local_iteration() {
-    let it = NetRef::new(Count(AtomicI64::new(0), N));
+    let it = NetRef::new(Count::upto(N));
     let all = it.iter().batch_size(N as u32).collect_all().await.unwrap();
     assert_eq!(all.len(), N as usize);
 }
 
 #[tokio::test]
 async fn a_large_batch_size_does_not_truncate_a_remote_iteration() {
-    let (client, _server) = memory_pair_with(
-        Builder::default(),
-        Builder::default().root(Count(AtomicI64::new(0), N)),
-    )
-    .await;
+    let (client, _server) =
+        memory_pair_with(Builder::default(), Builder::default().root(Count::upto(N))).await;
     let root = client.root().await.unwrap();
     let all = root
         .iter()

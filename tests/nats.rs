@@ -9,14 +9,15 @@ mod support;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
 use support::nats::NatsServer;
-use support::TestService;
+use support::nats_client::{no_responders, request_json, service_error, wait_for};
+use support::{Count, TestService};
 use tether::nats::async_nats;
 use tether::nats::{Connector, Registration, Route};
 use tether::{
@@ -91,37 +92,8 @@ async fn client(nats: &NatsServer) -> async_nats::Client {
     async_nats::connect(nats.url()).await.unwrap()
 }
 
-/// Wait (bounded) until `$SRV.INFO.name` lists `count` instances, each with
-/// the endpoint `endpoint`: instances add their method endpoints when they
-/// start serving.
-async fn wait_for(client: &async_nats::Client, name: &str, count: usize, endpoint: &str) {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let found = tether::nats::instances(client, name).await.unwrap();
-            let mut ready = 0;
-            for instance in &found {
-                let info = info_of(client, &format!("$SRV.INFO.{name}.{}", instance.id)).await;
-                let listed = info["endpoints"]
-                    .as_array()
-                    .is_some_and(|e| e.iter().any(|e| e["name"] == endpoint));
-                ready += usize::from(listed);
-            }
-            if ready == count {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("instances did not register within 30 s");
-}
-
 async fn info_of(client: &async_nats::Client, subject: &str) -> Json {
-    let answer = client
-        .request(subject.to_string(), Bytes::new())
-        .await
-        .unwrap();
-    serde_json::from_slice(&answer.payload).unwrap()
+    request_json(client, subject).await.unwrap()
 }
 
 #[tokio::test]
@@ -190,16 +162,8 @@ async fn a_server_that_leaves_gracefully_stops_answering_ping() {
     let client = client(&nats).await;
     wait_for(&client, "calc", 1, "add").await;
     instance.stop().await;
-    let err = client
-        .request("$SRV.PING.calc", Bytes::new())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
-    let err = client
-        .request("calc.add", "[1, 2]".into())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    assert!(no_responders(&client, "$SRV.PING.calc", "").await);
+    assert!(no_responders(&client, "calc.add", "[1, 2]").await);
 }
 
 #[tokio::test]
@@ -381,11 +345,7 @@ async fn the_tunnel_asks_for_the_token_a_direct_connection_does() {
 
     // No identity, no stateless endpoints on a server that requires one.
     let client = client(&nats).await;
-    let err = client
-        .request("calc.add", "[1, 2]".into())
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), async_nats::RequestErrorKind::NoResponders);
+    assert!(no_responders(&client, "calc.add", "[1, 2]").await);
 }
 
 #[tokio::test]
@@ -434,13 +394,8 @@ async fn stateless_requests_answer_json_and_errors_in_the_protocols_headers() {
         ("calc.make_counter", "", "500", "object reference"),
     ] {
         let answer = client.request(subject, body.into()).await.unwrap();
-        let headers = answer.headers.as_ref().expect("error headers");
-        let status = headers.get("Nats-Service-Error").unwrap().as_str();
-        assert_eq!(
-            headers.get("Nats-Service-Error-Code").unwrap().as_str(),
-            code,
-            "{subject} {body}: {status}"
-        );
+        let (got, status) = service_error(&answer);
+        assert_eq!(got, code, "{subject} {body}: {status}");
         assert!(status.contains(says), "{subject} {body}: {status}");
     }
 }
@@ -489,41 +444,25 @@ async fn a_hostile_tunnel_peer_is_cut_off_and_the_instance_serves_others() {
     let _instance = Instance::start(&nats, Registration::new(nats.url(), "calc")).await;
     let client = client(&nats).await;
 
-    // A malformed opening gets an error answer.
-    let answer = client
-        .request("calc.tether-tunnel", "not json".into())
-        .await
-        .unwrap();
-    let headers = answer.headers.expect("an error answer");
-    assert!(headers
-        .get("Nats-Service-Error")
-        .unwrap()
-        .as_str()
-        .contains("not a tunnel opening"));
-    let answer = client
-        .request(
-            "calc.tether-tunnel",
-            json!({"tunnel": 1, "inbox": "a.>", "window": 4, "chunk": 64})
-                .to_string()
-                .into(),
-        )
-        .await
-        .unwrap();
-    assert!(answer.headers.is_some(), "a wildcard inbox is refused");
-    // The instance publishes only to inboxes: never to a system subject
-    // or another service on a stranger's word.
-    for elsewhere in ["$JS.API.STREAM.DELETE.orders", "calc.add", "_INBOX."] {
-        let opening = json!({"tunnel": 1, "inbox": elsewhere, "window": 4, "chunk": 64});
+    // A malformed opening, a wildcard inbox, and an inbox elsewhere than
+    // under _INBOX. get an error answer: the instance never publishes to a
+    // system subject or another service on a stranger's word.
+    let opening =
+        |inbox: &str| json!({"tunnel": 1, "inbox": inbox, "window": 4, "chunk": 64}).to_string();
+    for (body, says) in [
+        ("not json".to_string(), "not a tunnel opening"),
+        (opening("a.>"), "plain NATS subject"),
+        (opening("_INBOX."), "plain NATS subject"),
+        (opening("$JS.API.STREAM.DELETE.orders"), "under _INBOX.>"),
+        (opening("calc.add"), "under _INBOX.>"),
+    ] {
         let answer = client
-            .request("calc.tether-tunnel", opening.to_string().into())
+            .request("calc.tether-tunnel", body.clone().into())
             .await
             .unwrap();
-        let headers = answer.headers.expect("an error answer");
-        let status = headers.get("Nats-Service-Error").unwrap().as_str();
-        assert!(
-            status.contains("_INBOX.>") || status.contains("plain NATS subject"),
-            "{elsewhere}: {status}"
-        );
+        let (code, status) = service_error(&answer);
+        assert_eq!(code, "400", "{body}");
+        assert!(status.contains(says), "{body}: {status}");
     }
 
     // Garbage, a gap, a repeat, an oversized message or a false credit
@@ -677,18 +616,6 @@ async fn dead_address() -> SocketAddr {
 #[derive(Clone)]
 struct Files;
 
-struct Count(AtomicI64, i64);
-
-impl Object for Count {
-    fn type_name(&self) -> &str {
-        "Count"
-    }
-    fn next<'a>(&'a self, _cx: &'a CallContext) -> BoxFuture<'a, Result<Option<Value>>> {
-        let n = self.0.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move { Ok((n < self.1).then(|| Value::from(n))) })
-    }
-}
-
 impl Object for Files {
     fn type_name(&self) -> &str {
         "Files"
@@ -716,7 +643,7 @@ impl Object for Files {
                 }
                 "count" => {
                     let n: i64 = args.parse()?;
-                    Ok(Value::Ref(NetRef::new(Count(AtomicI64::new(0), n))))
+                    Ok(Value::Ref(NetRef::new(Count::upto(n))))
                 }
                 _ => args.parse::<Value>(),
             }
@@ -812,31 +739,16 @@ async fn stateless_requests_are_bounded_in_depth_size_and_number() {
     .await;
     let client = client(&nats).await;
     wait_for(&client, "calc", 1, "slow").await;
-    let error_of = |answer: async_nats::Message| {
-        let headers = answer.headers.expect("an error answer");
-        (
-            headers
-                .get("Nats-Service-Error-Code")
-                .unwrap()
-                .as_str()
-                .to_string(),
-            headers
-                .get("Nats-Service-Error")
-                .unwrap()
-                .as_str()
-                .to_string(),
-        )
-    };
 
     let deep = format!("[{}1{}]", "[".repeat(40), "]".repeat(40));
     let answer = client.request("calc.echo", deep.into()).await.unwrap();
-    let (code, status) = error_of(answer);
+    let (code, status) = service_error(&answer);
     assert_eq!(code, "400");
     assert!(status.contains("nest deeper"), "{status}");
 
     let big = format!("[\"{}\"]", "x".repeat(1536 * 1024));
     let answer = client.request("calc.echo", big.into()).await.unwrap();
-    let (code, status) = error_of(answer);
+    let (code, status) = service_error(&answer);
     assert_eq!(code, "413");
     assert!(status.contains("over the limit"), "{status}");
 
@@ -850,7 +762,7 @@ async fn stateless_requests_are_bounded_in_depth_size_and_number() {
     }
     support::wait_until(|| probe.started.load(Ordering::SeqCst) == 256).await;
     let answer = client.request("calc.add", "[1, 2]".into()).await.unwrap();
-    let (code, status) = error_of(answer);
+    let (code, status) = service_error(&answer);
     assert_eq!(code, "503");
     assert!(status.contains("busy"), "{status}");
     for request in running {

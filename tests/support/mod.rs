@@ -4,6 +4,8 @@
 
 pub mod faults;
 pub mod nats;
+#[cfg(feature = "nats")]
+pub mod nats_client;
 pub mod python;
 pub mod wire;
 
@@ -247,6 +249,26 @@ impl Object for Counter {
         _cx: &'a CallContext,
     ) -> BoxFuture<'a, Result<Value>> {
         Box::pin(async move { Ok(Value::from(self.value.load(Ordering::SeqCst))) })
+    }
+}
+
+/// An iterator object: 0, 1, ... up to its end (exclusive).
+pub struct Count(AtomicI64, i64);
+
+impl Count {
+    /// 0, 1, ..., `end` - 1.
+    pub fn upto(end: i64) -> Count {
+        Count(AtomicI64::new(0), end)
+    }
+}
+
+impl Object for Count {
+    fn type_name(&self) -> &str {
+        "Count"
+    }
+    fn next<'a>(&'a self, _cx: &'a CallContext) -> BoxFuture<'a, Result<Option<Value>>> {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok((n < self.1).then(|| Value::from(n))) })
     }
 }
 

@@ -14,6 +14,7 @@ use tether::{ErrorKind, Value};
 mod support;
 
 use support::brokers::{NatsServer, ServeProcess};
+use support::nats_client::{wait_for, wait_gone};
 
 const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 
@@ -30,51 +31,6 @@ fn stdout(output: &Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
-
-/// Wait (bounded) until `count` instances of `name` list `endpoint` in
-/// their `$SRV.INFO`: instances add their method endpoints when they start
-/// serving, just after registering.
-async fn wait_for(client: &async_nats::Client, name: &str, count: usize, endpoint: &str) {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let found = tether::nats::instances(client, name).await.unwrap();
-            let mut ready = 0;
-            for instance in &found {
-                let subject = format!("$SRV.INFO.{name}.{}", instance.id);
-                let Ok(answer) = client.request(subject, "".into()).await else {
-                    continue;
-                };
-                let info: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
-                let listed = info["endpoints"]
-                    .as_array()
-                    .is_some_and(|e| e.iter().any(|e| e["name"] == endpoint));
-                ready += usize::from(listed);
-            }
-            if ready == count {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the instances did not register within 60 s");
-}
-
-/// Wait (bounded) until the broker has dropped instance `id` of `name`:
-/// its own `$SRV.PING` subject has no subscriber any more.
-async fn wait_gone(client: &async_nats::Client, name: &str, id: &str) {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let subject = format!("$SRV.PING.{name}.{id}");
-            match client.request(subject, "".into()).await {
-                Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => return,
-                _ => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    })
-    .await
-    .expect("the broker still lists the killed instance after 60 s");
 }
 
 #[test]

@@ -11,5 +11,8 @@ pub mod python;
 #[path = "../../../tests/support/nats.rs"]
 pub mod nats;
 
+#[path = "../../../tests/support/nats_client.rs"]
+pub mod nats_client;
+
 pub mod brokers;
 pub mod rpyc_server;

@@ -1,0 +1,83 @@
+//! Talking to the broker as a plain NATS client does, for the NATS tests
+//! of the library and of the CLI: waiting for instances to come and go,
+//! reading the services protocol's answers and its error headers.
+
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use tether::nats::async_nats;
+
+/// Safety bound on instances registering or leaving (milliseconds, here).
+const BOUND: Duration = Duration::from_secs(60);
+
+/// Wait (bounded) until `count` instances of `name` list `endpoint` in
+/// their `$SRV.INFO`: instances add their method endpoints when they start
+/// serving, just after registering.
+pub async fn wait_for(client: &async_nats::Client, name: &str, count: usize, endpoint: &str) {
+    tokio::time::timeout(BOUND, async {
+        loop {
+            let found = tether::nats::instances(client, name).await.unwrap();
+            let mut ready = 0;
+            for instance in &found {
+                let subject = format!("$SRV.INFO.{name}.{}", instance.id);
+                let Ok(info) = request_json(client, &subject).await else {
+                    continue;
+                };
+                let listed = info["endpoints"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|e| e["name"] == endpoint));
+                ready += usize::from(listed);
+            }
+            if ready == count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the instances did not register in time");
+}
+
+/// Wait (bounded) until the broker has dropped instance `id` of `name`:
+/// its own `$SRV.PING` subject has no subscriber any more.
+pub async fn wait_gone(client: &async_nats::Client, name: &str, id: &str) {
+    tokio::time::timeout(BOUND, async {
+        while !no_responders(client, &format!("$SRV.PING.{name}.{id}"), "").await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the broker still lists the instance");
+}
+
+/// The JSON answer to an empty request on `subject`.
+pub async fn request_json(
+    client: &async_nats::Client,
+    subject: &str,
+) -> Result<Json, async_nats::RequestError> {
+    let answer = client.request(subject.to_string(), "".into()).await?;
+    Ok(serde_json::from_slice(&answer.payload).expect("a JSON answer"))
+}
+
+/// Whether the broker answers a request of `body` on `subject` with "no
+/// responders" (nobody subscribes to it).
+pub async fn no_responders(client: &async_nats::Client, subject: &str, body: &str) -> bool {
+    matches!(
+        client.request(subject.to_string(), body.to_string().into()).await,
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders
+    )
+}
+
+/// The `Nats-Service-Error-Code` and `Nats-Service-Error` of an answer;
+/// panics when it carries none.
+pub fn service_error(answer: &async_nats::Message) -> (String, String) {
+    let headers = answer
+        .headers
+        .as_ref()
+        .unwrap_or_else(|| panic!("an error answer, not {answer:?}"));
+    let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
+    (
+        header("Nats-Service-Error-Code").expect("an error code"),
+        header("Nats-Service-Error").expect("an error text"),
+    )
+}
