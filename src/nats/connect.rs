@@ -106,7 +106,9 @@ impl Connector {
 
     /// Connect to one instance. Bounded by the builder's
     /// [`Config::handshake_timeout`](crate::Config::handshake_timeout) per
-    /// attempt.
+    /// attempt. Finding the instances first costs one broker round trip
+    /// plus the 50 ms the answers are gathered for (see
+    /// [`instances`](super::instances)); [`Route::Broker`] skips it.
     pub async fn connect(&self) -> Result<Connection> {
         check_name(&self.service)?;
         let client = self.client().await?;

@@ -37,7 +37,10 @@
 //!
 //! A peer that vanishes without its `C` message is noticed by tether's
 //! keepalive pings, which run over the tunnel as over TCP
-//! ([`Config::keepalive`](crate::Config::keepalive)).
+//! ([`Config::keepalive`](crate::Config::keepalive): 30 s by default, so
+//! about a minute; set it shorter on the builder for faster failover).
+//! The broker tells nobody when another client disconnects, so there is
+//! no quicker signal.
 
 use std::io;
 use std::pin::Pin;
