@@ -2,7 +2,7 @@
 //! programs (xmlrpc.client, jsonrpclib, rpyc).
 //!
 //! The first test that calls [`python`] creates `python-venv` in the build
-//! directory's scratch space (`target/tmp`) and installs
+//! directory's scratch space (`target/tmp`, see [`scratch`]) and installs
 //! `tests/python/requirements.txt` into it with pip; later calls, in this
 //! process or another test binary, reuse it. A file lock keeps two test
 //! binaries from building it at once, and a stamp holding the requirements
@@ -23,7 +23,7 @@ const REQUIREMENTS: &str = include_str!("../python/requirements.txt");
 pub fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-venv");
+        let dir = scratch().join("python-venv");
         fs::create_dir_all(dir.parent().unwrap()).unwrap();
         let lock = File::create(dir.with_extension("lock")).unwrap();
         lock.lock().expect("lock the Python environment");
@@ -50,6 +50,39 @@ pub fn python() -> &'static Path {
         }
         python
     })
+}
+
+/// The build directory's scratch space, `target/tmp`.
+///
+/// Cargo names it (`CARGO_TARGET_TMPDIR`) only to integration tests and
+/// benches, which get exactly that. A binary that includes this file
+/// (tether-bench, with `#[path]`) gets the one of the target directory it
+/// was built into: the nearest ancestor of its executable holding cargo's
+/// `CACHEDIR.TAG` (`target/release/tether-bench` → `target/tmp`), else
+/// the `CARGO_TARGET_DIR` it was built with (if absolute), else `target`
+/// beside the workspace's `Cargo.lock` above its manifest.
+pub fn scratch() -> PathBuf {
+    if let Some(dir) = option_env!("CARGO_TARGET_TMPDIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().ok();
+    let built_in = exe
+        .iter()
+        .flat_map(|exe| exe.ancestors().skip(1))
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map(Path::to_path_buf);
+    let target = built_in.unwrap_or_else(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        match option_env!("CARGO_TARGET_DIR").map(Path::new) {
+            Some(dir) if dir.is_absolute() => dir.to_path_buf(),
+            _ => manifest
+                .ancestors()
+                .find(|dir| dir.join("Cargo.lock").is_file())
+                .unwrap_or(manifest)
+                .join("target"),
+        }
+    });
+    target.join("tmp")
 }
 
 /// The command line of the stock `rpyc_classic` server serving one
