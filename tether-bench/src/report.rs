@@ -58,6 +58,12 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// The mean round trip, in microseconds.
+    pub fn mean_us(&self) -> f64 {
+        let n = self.samples.len().max(1) as f64;
+        self.samples.iter().sum::<u64>() as f64 / n / 1000.0
+    }
+
     pub fn report(mut self, name: &str) {
         self.samples.sort_unstable();
         let n = self.samples.len().max(1);
