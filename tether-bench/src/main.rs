@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release -p tether-bench                 # everything, < 5 min
-//! cargo run --release -p tether-bench -- --quick      # about 30 s
+//! cargo run --release -p tether-bench -- --quick      # about 45 s
 //! cargo run --release -p tether-bench -- --only null,tarpc
 //! cargo run --release -p tether-bench -- --only nats --no-pinned
 //! taskset -c 0 target/release/tether-bench            # latency on one vCPU only
@@ -70,7 +70,7 @@ const LATENCY: [&str; 5] = ["floor", "null", "callback", "tarpc", "nats"];
 const USAGE: &str = "\
 usage: tether-bench [--quick] [--only NAME[,NAME...]] [--no-pinned]
 
-  --quick       about 30 s instead of about 3 minutes (shorter runs,
+  --quick       about 45 s instead of about 3 minutes (shorter runs,
                 100 k objects and 1 k connections instead of 1 M and 10 k)
   --only NAMES  run only these workloads: floor, null, pipelined, callback,
                 payload, file, netrefs, objects, connections, tarpc,
