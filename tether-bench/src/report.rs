@@ -1,5 +1,6 @@
 //! Figures as they are measured (`name<TAB>value<TAB>unit`), latency
-//! summaries, and the closing table of ratios against the goals of issue 5.
+//! summaries, and the closing table of ratios against the goals of issue 5
+//! (and issue 14's for NATS).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -58,6 +59,12 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// The mean round trip, in microseconds.
+    pub fn mean_us(&self) -> f64 {
+        let n = self.samples.len().max(1) as f64;
+        self.samples.iter().sum::<u64>() as f64 / n / 1000.0
+    }
+
     pub fn report(mut self, name: &str) {
         self.samples.sort_unstable();
         let n = self.samples.len().max(1);
@@ -119,6 +126,17 @@ pub fn ratio_table() {
             want: Some(Want::AtMost(2.2)),
         });
     }
+    for (prefix, placement) in [("", "as scheduled"), ("pinned.", "one vCPU")] {
+        rows.push(Row {
+            what: "NATS tunnel null p50 / raw NATS request-reply p50",
+            how: format!("{placement}: {prefix}nats.tunnel.p50 / {prefix}nats.raw.p50"),
+            value: ratio(
+                &format!("{prefix}nats.tunnel.p50"),
+                &format!("{prefix}nats.raw.p50"),
+            ),
+            want: Some(Want::AtMost(1.30)),
+        });
+    }
     rows.push(Row {
         what: "remote file read, 64 KiB reads / raw TCP stream",
         how: "file.read_64KiB / floor.stream".into(),
@@ -172,6 +190,30 @@ pub fn ratio_table() {
             ),
             want: None,
         });
+        for (what, a, b) in [
+            (
+                "(info) NATS tunnel null mean / raw NATS mean",
+                "nats.tunnel.mean",
+                "nats.raw.mean",
+            ),
+            (
+                "(info) NATS stateless null p50 / raw NATS p50",
+                "nats.stateless.p50",
+                "nats.raw.p50",
+            ),
+            (
+                "(info) direct TCP null p50 / raw NATS p50",
+                "nats.direct.p50",
+                "nats.raw.p50",
+            ),
+        ] {
+            rows.push(Row {
+                what,
+                how: format!("{placement}: {prefix}{a} / {prefix}{b}"),
+                value: ratio(&format!("{prefix}{a}"), &format!("{prefix}{b}")),
+                want: None,
+            });
+        }
         rows.push(Row {
             what: "(info) tether null p50 / tarpc null p50",
             how: format!("{placement}: {prefix}null.p50 / {prefix}tarpc.null.p50"),
@@ -254,6 +296,21 @@ pub fn ratio_table() {
             "allocs.tarpc.null.client",
         ),
         (
+            "(info) NATS tunnel 256 in flight / raw NATS 256 in flight",
+            "nats.tunnel.inflight256",
+            "nats.raw.inflight256",
+        ),
+        (
+            "(info) NATS stateless 256 in flight / raw NATS 256 in flight",
+            "nats.stateless.inflight256",
+            "nats.raw.inflight256",
+        ),
+        (
+            "(info) CPU per call, 256 in flight: NATS tunnel / raw NATS",
+            "nats.tunnel.inflight256.cpu",
+            "nats.raw.inflight256.cpu",
+        ),
+        (
             "(info) tether echo 1 KiB / raw echo 1 KiB",
             "payload.echo_1KiB",
             "floor.echo_1KiB",
@@ -279,7 +336,10 @@ pub fn ratio_table() {
 
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out);
-    let _ = writeln!(out, "# ratios against the goals of issue 5");
+    let _ = writeln!(
+        out,
+        "# ratios against the goals of issue 5 (NATS: issue 14)"
+    );
     let _ = writeln!(
         out,
         "{:<62} {:>8} {:>8}  {:<7} figures",

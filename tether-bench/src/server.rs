@@ -2,6 +2,11 @@
 //! server (the floor), the tether server and the tarpc server on one
 //! multi-threaded tokio runtime, each on its own 127.0.0.1:0 port.
 //!
+//! Given `--nats URL` (the nats workload), the tether server is also
+//! registered on that NATS server as service [`SERVICE`](crate::nats::SERVICE)
+//! (tunnel and stateless endpoints included), and a raw NATS responder
+//! echoes every request on [`RAW_SUBJECT`](crate::nats::RAW_SUBJECT).
+//!
 //! It prints `READY <raw> <tether> <tarpc>` (the ports) on stdout and runs
 //! until its stdin closes, which happens when the benchmark exits however
 //! it exits, so no server outlives a run.
@@ -30,11 +35,24 @@ pub struct Servers {
 impl Servers {
     /// Start a server process (`count_heap`: with the counting allocator on).
     pub fn spawn(count_heap: bool) -> Servers {
+        Servers::start(count_heap, None)
+    }
+
+    /// Start a server process whose tether server is registered on the
+    /// NATS server at `url`, beside a raw NATS echo responder.
+    pub fn spawn_nats(url: &str) -> Servers {
+        Servers::start(false, Some(url))
+    }
+
+    fn start(count_heap: bool, nats: Option<&str>) -> Servers {
         let exe = std::env::current_exe().expect("own path");
         let mut cmd = Command::new(exe);
         cmd.arg("--serve");
         if count_heap {
             cmd.arg("--count-heap");
+        }
+        if let Some(url) = nats {
+            cmd.arg("--nats").arg(url);
         }
         let mut child = cmd
             .stdin(Stdio::piped())
@@ -76,8 +94,8 @@ impl Drop for Servers {
     }
 }
 
-/// `tether-bench --serve [--count-heap]`.
-pub fn main(count_heap: bool) -> ! {
+/// `tether-bench --serve [--count-heap] [--nats URL]`.
+pub fn main(count_heap: bool, nats: Option<String>) -> ! {
     if count_heap {
         crate::sys::enable_heap_counting();
     }
@@ -100,12 +118,17 @@ pub fn main(count_heap: bool) -> ! {
         // default `max_exported` (exactly 1 M) allows. Room for both, and a
         // margin for the calls' own references.
         let config = tether::Config::default().max_exported(crate::work::OBJECTS + 1024);
-        let server = tether::Server::builder()
+        let mut builder = tether::Server::builder()
             .config(config)
-            .max_connections(100_000)
-            .bind("127.0.0.1:0")
-            .await
-            .expect("bind tether");
+            .max_connections(100_000);
+        if let Some(url) = &nats {
+            builder = builder.nats(tether::nats::Registration::new(
+                url.as_str(),
+                crate::nats::SERVICE,
+            ));
+            tokio::spawn(crate::nats::raw_responder(url.clone()).await);
+        }
+        let server = builder.bind("127.0.0.1:0").await.expect("bind tether");
         let tether_port = server.local_addr().unwrap().port();
         tokio::spawn(server.serve(Bench));
 

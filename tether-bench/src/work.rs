@@ -211,7 +211,7 @@ pub async fn latency(t: Targets, plan: Plan, floor: bool, null: bool, callback: 
 
 /// `window` calls kept in flight from one task (a `FuturesUnordered`
 /// refilled as calls complete); completed calls.
-async fn windowed<F, Fut>(window: usize, dur: Duration, call: F) -> u64
+pub(crate) async fn windowed<F, Fut>(window: usize, dur: Duration, call: F) -> u64
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = ()>,
@@ -495,7 +495,7 @@ pub async fn throughput(t: Targets, plan: Plan, floor: bool, tether: bool, tarpc
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
     if n == 0 {
