@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
 use support::nats::NatsServer;
-use support::nats_client::{no_responders, request_json, service_error, wait_for};
+use support::nats_client::{all_instances, no_responders, request_json, service_error, wait_for};
 use support::{Count, TestService};
 use tether::nats::async_nats;
 use tether::nats::{Connector, Registration, Route};
@@ -185,10 +185,11 @@ async fn connections_spread_over_the_instances_least_recently_used_first() {
     let client = client(&nats).await;
     wait_for(&client, "calc", 3, "add").await;
     let calc = Connector::new(nats.url(), "calc");
+    let found = all_instances(&calc, 3).await;
     let mut reached = HashSet::new();
     let mut conns = Vec::new();
     for _ in 0..3 {
-        let conn = calc.connect().await.unwrap();
+        let conn = calc.connect_among(found.clone()).await.unwrap();
         reached.insert(conn.peer_addr().unwrap().to_string());
         conns.push(conn);
     }
@@ -209,8 +210,9 @@ async fn an_instance_that_does_not_answer_is_skipped_for_the_next() {
     let client = client(&nats).await;
     wait_for(&client, "calc", 2, "add").await;
     let calc = Connector::new(nats.url(), "calc").route(Route::Direct);
+    let found = all_instances(&calc, 2).await;
     for _ in 0..4 {
-        let conn = calc.connect().await.unwrap();
+        let conn = calc.connect_among(found.clone()).await.unwrap();
         assert_eq!(conn.peer_addr(), Some(live.addr.to_string().as_str()));
     }
 }

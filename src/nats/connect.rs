@@ -116,6 +116,18 @@ impl Connector {
             return self.through_broker(client).await;
         }
         let found = discovery::instances(client, &self.service).await?;
+        self.connect_among(found).await
+    }
+
+    /// Connect to one of `found` (from [`instances`](Connector::instances),
+    /// kept by the caller): the same choice, order and fallback as
+    /// [`connect`](Connector::connect), without asking the broker again.
+    pub async fn connect_among(&self, found: Vec<Instance>) -> Result<Connection> {
+        check_name(&self.service)?;
+        let client = self.client().await?;
+        if self.route == Route::Broker {
+            return self.through_broker(client).await;
+        }
         if found.is_empty() {
             return Err(Error::new(
                 ErrorKind::Transport,

@@ -6,10 +6,11 @@
 //! version, and in its metadata the direct endpoints it listens on and
 //! the tether protocol it speaks. When no instance listens, the broker
 //! says so at once ("no responders"). Otherwise answers are gathered
-//! until none has come for 50 ms after the last one (or 2 s passed with
-//! none at all): the broker delivers them within microseconds of each
-//! other on one machine, and an instance slower than that is simply not
-//! among the candidates this time.
+//! until none has come for a quiet spell after the last one (or 2 s
+//! passed with none at all): 50 ms, or four times the first answer's
+//! latency when that is longer (at most 1 s). The broker delivers them
+//! within microseconds of each other on one machine; an instance slower
+//! than that is simply not among the candidates this time.
 //!
 //! [`Picker`] remembers when this client last used each instance and
 //! picks the least recently used, breaking ties at random: one client
@@ -34,8 +35,10 @@ pub const META_PROTOCOL: &str = "tether.protocol";
 
 /// How long to wait for a first answer.
 pub(crate) const GATHER_FIRST: Duration = Duration::from_secs(2);
-/// How long to wait after an answer for more.
+/// How long to wait after an answer for more, at least.
 pub(crate) const GATHER_QUIET: Duration = Duration::from_millis(50);
+/// ... and at most.
+pub(crate) const GATHER_QUIET_MAX: Duration = Duration::from_secs(1);
 
 /// One live instance of a service, as its info answer describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,9 +100,13 @@ pub async fn instances(client: &Client, service: &str) -> Result<Vec<Instance>> 
         .await
         .map_err(|e| transport(format!("cannot reach the NATS server: {e}")))?;
     let mut found: HashMap<String, Instance> = HashMap::new();
+    let asked = Instant::now();
     let mut wait = GATHER_FIRST;
     while let Ok(Some(message)) = tokio::time::timeout(wait, answers.next()).await {
-        wait = GATHER_QUIET;
+        // Later answers are waited for longer when the first was slow (a
+        // loaded machine or network): four times its latency, at least
+        // 50 ms, at most a second.
+        wait = (asked.elapsed() * 4).clamp(GATHER_QUIET, GATHER_QUIET_MAX);
         // The broker says at once when nobody listens: no instance.
         if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
             break;

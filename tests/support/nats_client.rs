@@ -38,6 +38,27 @@ pub async fn wait_for(client: &async_nats::Client, name: &str, count: usize, end
     .expect("the instances did not register in time");
 }
 
+/// The instances `calc` finds, once (bounded) it finds `count` of them:
+/// one discovery may miss an instance slower than its quiet spell, so a
+/// test that needs them all asks until it has them, then connects among
+/// them with [`Connector::connect_among`](tether::nats::Connector::connect_among).
+pub async fn all_instances(
+    calc: &tether::nats::Connector,
+    count: usize,
+) -> Vec<tether::nats::Instance> {
+    tokio::time::timeout(BOUND, async {
+        loop {
+            let found = calc.instances().await.unwrap();
+            if found.len() == count {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the instances were not all found in time")
+}
+
 /// Wait (bounded) until the broker has dropped instance `id` of `name`:
 /// its own `$SRV.PING` subject has no subscriber any more.
 pub async fn wait_gone(client: &async_nats::Client, name: &str, id: &str) {

@@ -14,7 +14,7 @@ use tether::{ErrorKind, Value};
 mod support;
 
 use support::brokers::{NatsServer, ServeProcess};
-use support::nats_client::{wait_for, wait_gone};
+use support::nats_client::{all_instances, wait_for, wait_gone};
 
 const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 
@@ -100,9 +100,12 @@ fn three_instances_one_killed_new_connections_and_stateless_requests_go_on() {
             }
         };
 
+        // Connections spread over every instance (least recently used
+        // first), among the instances once all are found.
+        let found = all_instances(&calc, 3).await;
         let mut reached = HashSet::new();
         for i in 0..6 {
-            let conn = calc.connect().await.unwrap();
+            let conn = calc.connect_among(found.clone()).await.unwrap();
             let root = conn.root().await.unwrap();
             assert_eq!(
                 root.call_method("add", (i, 1)).await.unwrap(),
@@ -118,7 +121,8 @@ fn three_instances_one_killed_new_connections_and_stateless_requests_go_on() {
         victim.kill();
         wait_gone(&client, "calc", &victim_id).await;
 
-        let mut reached = HashSet::new();
+        // Every new connection (finding the instances anew) and every
+        // stateless request succeeds, none on the lost instance.
         for i in 0..20 {
             let conn = calc.connect().await.unwrap();
             let root = conn.root().await.unwrap();
@@ -126,10 +130,15 @@ fn three_instances_one_killed_new_connections_and_stateless_requests_go_on() {
                 root.call_method("add", (i, 1)).await.unwrap(),
                 Value::from(i + 1)
             );
-            let peer = conn.peer_addr().unwrap().to_string();
-            assert_ne!(peer, victim_addr);
-            reached.insert(peer);
+            assert_ne!(conn.peer_addr().unwrap(), victim_addr);
             assert_eq!(stateless(i, 3).await, i + 3);
+        }
+        // And they spread over both survivors.
+        let found = all_instances(&calc, 2).await;
+        let mut reached = HashSet::new();
+        for _ in 0..4 {
+            let conn = calc.connect_among(found.clone()).await.unwrap();
+            reached.insert(conn.peer_addr().unwrap().to_string());
         }
         let survivors: HashSet<String> = instances.iter().map(|i| i.addr.clone()).collect();
         assert_eq!(reached, survivors);
