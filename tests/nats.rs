@@ -167,6 +167,18 @@ async fn a_server_that_leaves_gracefully_stops_answering_ping() {
 }
 
 #[tokio::test]
+async fn a_server_whose_serving_task_is_aborted_leaves_the_broker_too() {
+    let nats = NatsServer::start();
+    let instance = Instance::start(&nats, Registration::new(nats.url(), "calc")).await;
+    let client = client(&nats).await;
+    wait_for(&client, "calc", 1, "add").await;
+    let id = instance.id.clone();
+    drop(instance); // aborts the serving task
+    support::nats_client::wait_gone(&client, "calc", &id).await;
+    assert!(no_responders(&client, "calc.add", "[1, 2]").await);
+}
+
+#[tokio::test]
 async fn a_connection_by_name_is_an_ordinary_connection() {
     let nats = NatsServer::start();
     let instance = Instance::start(&nats, Registration::new(nats.url(), "calc")).await;

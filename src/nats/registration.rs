@@ -315,6 +315,21 @@ impl Registered {
     }
 }
 
+/// A server dropped without shutting down (its serving task aborted, say)
+/// still leaves the broker: the micro service stops answering, and the
+/// endpoints' subscriptions go with the tasks that held them.
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(service) = self.service.take() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = service.stop().await;
+                });
+            }
+        }
+    }
+}
+
 /// Answer one opening request: subscribe our end, reply with its inbox.
 async fn open_for(
     client: &Client,

@@ -349,6 +349,10 @@ impl AsyncWrite for TunnelStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        // Nothing to send is no message (an empty one would be a fault).
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         let seq = {
             let mut send = self.state.flow.lock().unwrap();
             if let Some(fault) = &send.fault {
