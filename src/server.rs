@@ -397,6 +397,7 @@ impl Server {
                         crate::gateway::Gateway::from_ref(root).with_policy(config.policy);
                     let service = nats.service.as_ref().expect("a registered service");
                     let serving = crate::nats::serve_stateless(
+                        &nats.client,
                         service,
                         &nats.name,
                         gateway,

@@ -202,6 +202,15 @@ impl Registration {
             ),
             false => None,
         };
+        // Subscribing only queues the request to the broker: wait until it
+        // has them all, so that once binding returns every client finds
+        // this instance (a round trip: the broker answers in order).
+        client.flush().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Transport,
+                format!("cannot register '{}' on NATS: {e}", self.name),
+            )
+        })?;
         let id = service.info().await.id;
         tracing::info!(service = %self.name, %id, nats = %self.url,
             endpoints = %endpoints.join(","), "registered on NATS");

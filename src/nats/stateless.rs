@@ -33,8 +33,9 @@ use crate::{Args, Error, ErrorKind, Result};
 pub(crate) const MAX_RUNNING: usize = 256;
 
 /// Add an endpoint per method of `gateway`'s object to `service` (under
-/// `name`) and answer them until `stop`.
+/// `name`, on `client`'s connection) and answer them until `stop`.
 pub(crate) async fn serve(
+    client: &async_nats::Client,
     service: &Service,
     name: &str,
     gateway: Gateway,
@@ -64,6 +65,8 @@ pub(crate) async fn serve(
             })?;
         endpoints.push(endpoint.map(move |request| (method.clone(), request)));
     }
+    // Serving starts once the broker has the subscriptions.
+    let _ = client.flush().await;
     let running = Arc::new(Semaphore::new(MAX_RUNNING));
     let mut requests = select_all(endpoints);
     Ok(async move {
