@@ -193,7 +193,7 @@ pub use crate::auth::{AuthMethod, Grant, PeerIdentity, Token, Tokens};
 pub use crate::connection::{connect, Batch, Builder, Config, Connection, Stats};
 pub use crate::error::{Error, ErrorKind, RemoteError, Result};
 pub use crate::netref::io::RemoteFile;
-pub use crate::netref::{NetRef, RemoteIter};
+pub use crate::netref::{NetRef, Promise, RemoteIter};
 pub use crate::server::{Server, ServerBuilder};
 pub use crate::service::builtin::process::Process;
 pub use crate::service::builtin::stream::Stream;

@@ -8,6 +8,8 @@
 //! - [`proxy`](self::proxy): the remote state, one proxy per id per connection,
 //!   and the import table that keeps it unique;
 //! - [`iter`](self::iter): [`RemoteIter`], batched iteration as a `Stream`;
+//! - `promise`: [`Promise`], operations started without waiting, usable
+//!   at once as the target of the next;
 //! - `io`: [`RemoteFile`](crate::RemoteFile), tokio's async I/O traits over a remote file.
 //!
 //! # Drop behavior
@@ -21,6 +23,7 @@
 
 pub(crate) mod io;
 pub(crate) mod iter;
+pub(crate) mod promise;
 pub(crate) mod proxy;
 
 use std::any::Any;
@@ -30,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::iter::RemoteIter;
+pub use self::promise::Promise;
 pub(crate) use self::proxy::{ImportTable, Proxy};
 use crate::connection::Connection;
 use crate::error::raise;
