@@ -86,3 +86,16 @@ async fn dropping_a_promise_nothing_depends_on_cancels_its_call_on_the_peer() {
     drop(counter);
     assert_eq!(incr.await.unwrap(), Value::from(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_on_one_promised_target_run_in_the_order_made() {
+    let (client, _server) = memory_pair(TestService::default()).await;
+    let root = client.root().await.unwrap();
+    let counter = root.promise().call_method("make_counter", ());
+    let steps: Vec<_> = (0..50).map(|_| counter.call_method("incr", ())).collect();
+    let mut seen = Vec::new();
+    for step in steps {
+        seen.push(step.await.unwrap().as_int().unwrap());
+    }
+    assert_eq!(seen, (1..=50).collect::<Vec<i64>>());
+}

@@ -3,9 +3,10 @@
 
 use std::fmt;
 use std::future::IntoFuture;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::future::{FutureExt, Shared};
+use tokio::sync::oneshot;
 
 use super::NetRef;
 use crate::error::raise;
@@ -56,9 +57,12 @@ type Outcome = Shared<BoxFuture<'static, Result<Value>>>;
 /// - A step whose target failed fails with the same error; a step that
 ///   fails itself says which step it was (`.secret`: ...). Errors never
 ///   reach operations that do not depend on them.
-/// - Operations on one promised target may start in any order once it is
-///   known (each has its own task); keeping their order is part of the
-///   wire's pipelining, still to come.
+/// - Operations made on one promised target reach the peer in the order
+///   they were made (each sends its request only after the one made
+///   before it has), so the owner starts them in that order. (A call that
+///   must first wait for a free slot, past
+///   [`Config::max_in_flight`](crate::Config::max_in_flight), counts as
+///   sent when it has its slot.)
 /// - Dropping a promise that nothing else holds (no clone, no dependent
 ///   operation) cancels its operation, on the peer too, as dropping a
 ///   call does; a dependent operation keeps its target alive until the
@@ -72,6 +76,9 @@ pub struct Promise {
     step: Arc<str>,
     /// Cancels the operation when the last clone and dependent are gone.
     _running: Option<Arc<Running>>,
+    /// When the operation last made on this promise has sent its request:
+    /// the next one waits for it, so they reach the peer in order.
+    last_started: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
 }
 
 /// The task of one operation, aborted when dropped.
@@ -97,32 +104,53 @@ impl Promise {
             outcome: futures_util::future::ready(Ok(value)).boxed().shared(),
             step: step.into(),
             _running: None,
+            last_started: Arc::default(),
         }
     }
 
-    /// Start `op` on this promise's object once it is known. Must be
-    /// called within a tokio runtime.
+    /// Start `op` on this promise's object once it is known, after the
+    /// operation made before it on this promise has sent its request.
+    /// Must be called within a tokio runtime.
     fn then<F>(&self, step: String, op: F) -> Promise
     where
         F: FnOnce(NetRef) -> BoxFuture<'static, Result<Value>> + Send + 'static,
     {
         let target = self.clone();
         let label = step.clone();
+        let (started, now_started) = oneshot::channel();
+        let before = self.last_started.lock().unwrap().replace(now_started);
         let task = tokio::spawn(async move {
-            let value = target.outcome.clone().await?;
+            let value = target.outcome.clone().await;
+            // The operation made before this one on the same target sends
+            // first (or has failed or been dropped: then it never will).
+            if let Some(before) = before {
+                let _ = before.await;
+            }
             // Once its result is in, the target may go: the object it
             // resolved to is held by `netref` for as long as `op` runs.
             drop(target);
+            let step_failed = |e: Error| e.context(format!("step {label}"));
             let netref = match value {
-                Value::Ref(netref) => netref,
-                other => {
-                    return Err(raise::type_mismatch("an object", other.type_name())
-                        .context(format!("step {label}")))
+                Ok(Value::Ref(netref)) => netref,
+                Ok(other) => {
+                    let mismatch = raise::type_mismatch("an object", other.type_name());
+                    return Err(step_failed(mismatch));
                 }
+                Err(err) => return Err(err),
             };
-            op(netref)
-                .await
-                .map_err(|e| e.context(format!("step {label}")))
+            // A request is queued on its first poll: say so then, so the
+            // next operation's request follows it on the connection.
+            let mut op = op(netref);
+            let mut started = Some(started);
+            std::future::poll_fn(|cx| {
+                let polled = op.as_mut().poll(cx);
+                if let Some(started) = started.take() {
+                    let _ = started.send(());
+                }
+                polled
+            })
+            .await
+            .map_err(step_failed)
         });
         let running = Arc::new(Running(task.abort_handle()));
         let outcome = async move {
@@ -143,6 +171,7 @@ impl Promise {
             outcome,
             step: step.into(),
             _running: Some(running),
+            last_started: Arc::default(),
         }
     }
 
