@@ -89,8 +89,9 @@ impl Registration {
 
     /// How to connect to NATS: credentials, TLS, names (async-nats's own
     /// options; default: none). The registration installs its own event
-    /// callback (to log the broker connection's events and to know when
-    /// it has closed), replacing one set here.
+    /// callback (to know when the broker connection has closed, and to
+    /// log its events at debug; async-nats logs them at info itself),
+    /// replacing one set here.
     pub fn nats_options(mut self, options: ConnectOptions) -> Registration {
         self.options = options;
         self
@@ -147,7 +148,7 @@ impl Registration {
                 async move {
                     match event {
                         async_nats::Event::Closed => on_close.cancel(),
-                        event => tracing::info!(service = %name, %event, "NATS connection"),
+                        event => tracing::debug!(service = %name, %event, "NATS connection"),
                     }
                 }
             })
