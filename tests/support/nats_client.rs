@@ -62,13 +62,27 @@ pub async fn all_instances(
 /// Wait (bounded) until the broker has dropped instance `id` of `name`:
 /// its own `$SRV.PING` subject has no subscriber any more.
 pub async fn wait_gone(client: &async_nats::Client, name: &str, id: &str) {
+    wait_no_responders(client, &format!("$SRV.PING.{name}.{id}")).await;
+}
+
+/// Wait (bounded) until nobody subscribes to `subject` any more. A
+/// subscriber that has just gone may still take a request without
+/// answering; each try gives up on that after a second (not the client's
+/// 10 s) and asks again, so the wait ends soon after the broker knows.
+pub async fn wait_no_responders(client: &async_nats::Client, subject: &str) {
     tokio::time::timeout(BOUND, async {
-        while !no_responders(client, &format!("$SRV.PING.{name}.{id}"), "").await {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        loop {
+            let request = async_nats::Request::new()
+                .payload("".into())
+                .timeout(Some(Duration::from_secs(1)));
+            match client.send_request(subject.to_string(), request).await {
+                Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => return,
+                _ => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
         }
     })
     .await
-    .expect("the broker still lists the instance");
+    .unwrap_or_else(|_| panic!("{subject} still has subscribers"));
 }
 
 /// The JSON answer to an empty request on `subject`.
