@@ -110,12 +110,10 @@ impl Connector {
     /// plus the 50 ms the answers are gathered for (see
     /// [`instances`](super::instances)); [`Route::Broker`] skips it.
     pub async fn connect(&self) -> Result<Connection> {
-        check_name(&self.service)?;
-        let client = self.client().await?;
-        if self.route == Route::Broker {
-            return self.through_broker(client).await;
-        }
-        let found = discovery::instances(client, &self.service).await?;
+        let found = match self.route {
+            Route::Broker => Vec::new(),
+            _ => self.instances().await?,
+        };
         self.connect_among(found).await
     }
 

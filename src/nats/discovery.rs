@@ -127,17 +127,22 @@ pub async fn instances(client: &Client, service: &str) -> Result<Vec<Instance>> 
 
 /// A service name as the services protocol allows it.
 pub(crate) fn check_name(service: &str) -> Result<()> {
-    let valid = !service.is_empty()
-        && service
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
+    if is_name(service) {
         Ok(())
     } else {
         Err(raise::bad_args(format!(
             "'{service}' is not a service name (only A-Z, a-z, 0-9, - and _)"
         )))
     }
+}
+
+/// Whether `name` is within the services protocol's alphabet for names
+/// (A-Z, a-z, 0-9, - and _), which also makes it one subject token.
+pub(crate) fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn transport(message: String) -> Error {

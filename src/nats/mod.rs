@@ -82,6 +82,32 @@ pub use self::registration::Registration;
 pub(crate) use self::stateless::serve as serve_stateless;
 pub use self::tunnel::TunnelStream;
 
+/// The error an answer from a NATS micro service carries, if any: its
+/// `Nats-Service-Error` (the message) and `Nats-Service-Error-Code` (0
+/// when missing or not a number), as the services protocol defines them.
+/// For reading the answers of stateless requests:
+///
+/// ```no_run
+/// # async fn demo(client: tether::nats::async_nats::Client) -> Result<(), Box<dyn std::error::Error>> {
+/// let answer = client.request("calc.add", "[1]".into()).await?;
+/// if let Some(err) = tether::nats::service_error(&answer) {
+///     println!("{} {}", err.code, err.status);      // 400 Invalid params: ...
+/// }
+/// # Ok(()) }
+/// ```
+pub fn service_error(answer: &async_nats::Message) -> Option<async_nats::service::error::Error> {
+    let headers = answer.headers.as_ref()?;
+    let status = headers.get(async_nats::service::NATS_SERVICE_ERROR)?;
+    let code = headers
+        .get(async_nats::service::NATS_SERVICE_ERROR_CODE)
+        .and_then(|c| c.as_str().parse().ok())
+        .unwrap_or(0);
+    Some(async_nats::service::error::Error {
+        status: status.as_str().to_string(),
+        code,
+    })
+}
+
 /// The async-nats crate tether uses, for its [`ConnectOptions`](async_nats::ConnectOptions)
 /// and for talking to the broker directly.
 pub use async_nats;

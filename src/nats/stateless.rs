@@ -24,6 +24,7 @@ use futures_util::stream::{select_all, StreamExt};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::discovery::is_name;
 use crate::gateway::fault::{Fault, FaultKind};
 use crate::gateway::{jsonrpc, Gateway};
 use crate::service::object::MemberKind;
@@ -48,7 +49,7 @@ pub(crate) async fn serve(
     let group = service.group(name);
     let mut endpoints = Vec::new();
     for member in members {
-        if member.kind != MemberKind::Method || !subject_token(&member.name) {
+        if member.kind != MemberKind::Method || !is_name(&member.name) {
             continue;
         }
         let method = member.name.to_string();
@@ -158,14 +159,6 @@ fn code(kind: FaultKind) -> usize {
         FaultKind::MethodNotFound => 404,
         _ => 500,
     }
-}
-
-/// Whether `name` can be one token of a subject.
-fn subject_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

@@ -155,8 +155,11 @@ pub(crate) async fn open(client: &Client, service: &str) -> crate::Result<(Tunne
             ),
             _ => failed(format!("cannot open a tunnel to '{service}': {e}")),
         })?;
-    if let Some(why) = service_error(&answer) {
-        return Err(failed(format!("'{service}' refused the tunnel: {why}")));
+    if let Some(refused) = super::service_error(&answer) {
+        return Err(failed(format!(
+            "'{service}' refused the tunnel: {} ({})",
+            refused.status, refused.code
+        )));
     }
     let theirs: Opening = serde_json::from_slice(&answer.payload).map_err(|e| {
         failed(format!(
@@ -174,17 +177,6 @@ pub(crate) async fn open(client: &Client, service: &str) -> crate::Result<(Tunne
         TunnelStream::new(client.clone(), subscription, theirs.inbox, flow),
         instance,
     ))
-}
-
-/// The `Nats-Service-Error` of an answer, if it carries one.
-pub(crate) fn service_error(message: &async_nats::Message) -> Option<String> {
-    let headers = message.headers.as_ref()?;
-    let status = headers.get(async_nats::service::NATS_SERVICE_ERROR)?;
-    let code = headers
-        .get(async_nats::service::NATS_SERVICE_ERROR_CODE)
-        .map(|c| c.as_str().to_string())
-        .unwrap_or_default();
-    Some(format!("{} ({code})", status.as_str()))
 }
 
 /// What the two ends settled on: each side's limits, as the other must

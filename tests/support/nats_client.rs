@@ -106,13 +106,7 @@ pub async fn no_responders(client: &async_nats::Client, subject: &str, body: &st
 /// The `Nats-Service-Error-Code` and `Nats-Service-Error` of an answer;
 /// panics when it carries none.
 pub fn service_error(answer: &async_nats::Message) -> (String, String) {
-    let headers = answer
-        .headers
-        .as_ref()
+    let err = tether::nats::service_error(answer)
         .unwrap_or_else(|| panic!("an error answer, not {answer:?}"));
-    let header = |name: &str| headers.get(name).map(|v| v.as_str().to_string());
-    (
-        header("Nats-Service-Error-Code").expect("an error code"),
-        header("Nats-Service-Error").expect("an error text"),
-    )
+    (err.code.to_string(), err.status)
 }

@@ -131,13 +131,7 @@ impl Kind {
 
 /// The `Nats-Service-Error-Code` and `Nats-Service-Error` of a reply.
 fn service_error(message: &async_nats::Message) -> Option<(String, String)> {
-    let headers = message.headers.as_ref()?;
-    let status = headers.get(async_nats::service::NATS_SERVICE_ERROR)?;
-    let code = headers
-        .get(async_nats::service::NATS_SERVICE_ERROR_CODE)
-        .map(|c| c.as_str().to_string())
-        .unwrap_or_default();
-    Some((code, status.as_str().to_string()))
+    tether::nats::service_error(message).map(|err| (err.code.to_string(), err.status))
 }
 
 /// What nats-server's `/varz` counts: messages and payload bytes that
