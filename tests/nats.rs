@@ -127,7 +127,8 @@ async fn an_instance_answers_the_services_protocol_by_all_name_and_id() {
         info["metadata"]["tether.endpoints"],
         format!("tcp://{}", instance.addr).as_str()
     );
-    assert_eq!(info["metadata"]["tether.protocol"], "3");
+    let protocol = tether::protocol::PROTOCOL_VERSION.to_string();
+    assert_eq!(info["metadata"]["tether.protocol"], protocol.as_str());
     let endpoints = info["endpoints"].as_array().unwrap();
     let add = endpoints.iter().find(|e| e["name"] == "add").unwrap();
     assert_eq!(add["subject"], "calc.add");

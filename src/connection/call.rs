@@ -17,8 +17,12 @@ use super::depth;
 use super::shared::{Awaiting, Reply, Shared};
 use super::slots::Slot;
 use crate::error::raise;
-use crate::protocol::frame::{Message, Op};
+use crate::protocol::frame::{Message, Op, Subject};
 use crate::{Error, ErrorKind, Result, Value};
+
+/// Told `true` once a request is queued on its connection; dropped
+/// without it, the request never will be.
+pub(crate) type Queued = tokio::sync::watch::Sender<bool>;
 
 /// Deadlines at least this long are watched by the connection's sweeper
 /// instead of a timer per call.
@@ -51,9 +55,49 @@ impl Shared {
             depth: depth::of_new_call(),
             op,
         };
-        match self.exchange(seq, request, timeout).await? {
+        match self.exchange(seq, request, timeout, None).await? {
             Reply::One(result) => result,
             Reply::Many(_) => Err(raise::protocol("a batch reply answered a single request")),
+        }
+    }
+
+    /// A fresh request number, never used on this connection before; a
+    /// pipelined request's number is also its answer's.
+    pub(crate) fn next_request_number(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Send `op` on `subject` as pipelined request `seq` (from
+    /// [`next_request_number`](Shared::next_request_number)), telling
+    /// `queued` once it is queued (requests on its answer may follow it
+    /// then), and wait for the reply as [`request`](Shared::request) does.
+    /// The peer keeps the answer until [`finish_answer`](Shared::finish_answer).
+    pub(crate) async fn request_pipelined(
+        self: &Arc<Self>,
+        seq: u64,
+        subject: Subject,
+        op: Op,
+        timeout: Duration,
+        queued: &Queued,
+    ) -> Result<Value> {
+        let (_slot, timeout) = self.call_slot(timeout).await?;
+        let request = Message::Pipelined {
+            seq,
+            subject,
+            timeout_ms: millis(timeout),
+            depth: depth::of_new_call(),
+            op,
+        };
+        match self.exchange(seq, request, timeout, Some(queued)).await? {
+            Reply::One(result) => result,
+            Reply::Many(_) => Err(raise::protocol("a batch reply answered a single request")),
+        }
+    }
+
+    /// Tell the peer we need its answer `seq` no more.
+    pub(crate) fn finish_answer(self: &Arc<Self>, seq: u64) {
+        if !self.is_closed() {
+            let _ = self.send(&Message::Finish(vec![seq]));
         }
     }
 
@@ -74,7 +118,7 @@ impl Shared {
             depth: depth::of_new_call(),
             calls,
         };
-        match self.exchange(seq, batch, timeout).await? {
+        match self.exchange(seq, batch, timeout, None).await? {
             Reply::Many(results) if results.len() == expected => Ok(results),
             Reply::Many(results) => Err(raise::protocol(format!(
                 "a batch of {expected} calls was answered with {} outcomes",
@@ -119,12 +163,14 @@ impl Shared {
         }
     }
 
-    /// Queue `message` (numbered `seq`) and wait for what answers it.
+    /// Queue `message` (numbered `seq`), tell `queued` when it is, and
+    /// wait for what answers it.
     async fn exchange(
         self: &Arc<Self>,
         seq: u64,
         message: Message,
         timeout: Duration,
+        queued: Option<&Queued>,
     ) -> Result<Reply> {
         if self.is_closed() {
             return Err(self.closed_error());
@@ -147,6 +193,9 @@ impl Shared {
             settled: false,
         };
         self.send_frame(frame)?;
+        if let Some(queued) = queued {
+            queued.send_replace(true);
+        }
         // Only now may the references in the message be dropped: a release
         // queued before the message would reach the owner first, and the
         // message would name an object it no longer has.
@@ -178,7 +227,7 @@ impl Shared {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let started = tokio::time::Instant::now();
         match self
-            .exchange(seq, Message::Ping(seq), self.config.call_timeout)
+            .exchange(seq, Message::Ping(seq), self.config.call_timeout, None)
             .await?
         {
             Reply::One(Ok(_)) => Ok(started.elapsed()),

@@ -27,6 +27,8 @@ use crate::service::policy::Policy;
 ///   [`max_in_flight`](Config::max_in_flight).
 /// - Objects the peer holds: at most [`max_exported`](Config::max_exported).
 /// - Nesting of callbacks: at most [`max_call_depth`](Config::max_call_depth).
+/// - Promised answers kept for the peer: at most
+///   [`max_answers`](Config::max_answers).
 ///
 /// So the worst case is roughly `max_frame_len + max_decoded_bytes +
 /// max_queued_bytes` (with the defaults, 64 + 128 + 64 MiB), plus what
@@ -120,6 +122,13 @@ pub struct Config {
     /// made from a task that object code spawns starts again at 0.
     /// Default: 256.
     pub max_call_depth: u32,
+    /// Most promised answers this side keeps for the peer at once: the
+    /// outcomes of its pipelined operations ([`Promise`](crate::Promise)),
+    /// each kept until the peer finishes it so that later operations can
+    /// run on it. A pipelined operation beyond it fails alone with
+    /// [`ErrorKind::LimitExceeded`](crate::ErrorKind). Each costs the
+    /// value it holds plus about 200 bytes. Default: 10 000.
+    pub max_answers: usize,
     /// What the peer may do to this side's objects. Default: deny setattr
     /// and delattr.
     pub policy: Policy,
@@ -137,6 +146,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             max_queued_bytes: 64 << 20,
             max_serving: 10_000,
+            max_answers: 10_000,
             max_in_flight: 10_000,
             max_exported: 1_000_000,
             max_call_depth: 256,
@@ -175,6 +185,12 @@ impl Config {
     /// Set [`keepalive`](Config::keepalive).
     pub fn keepalive(mut self, interval: Option<Duration>) -> Config {
         self.keepalive = interval;
+        self
+    }
+
+    /// Set [`max_answers`](Config::max_answers).
+    pub fn max_answers(mut self, answers: usize) -> Config {
+        self.max_answers = answers;
         self
     }
 

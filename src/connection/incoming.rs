@@ -17,10 +17,11 @@ use crate::error::raise;
 use crate::error::RemoteError;
 use crate::protocol::budget::HeldGuard;
 use crate::protocol::codec::{self, Decoded};
-use crate::protocol::frame::{Label, Message, Op};
+use crate::protocol::frame::{Label, Message, Op, Subject};
+use crate::service::answers::{Answer, NotKept};
 use crate::service::dispatch::log_failed_call;
 use crate::service::object::CallContext;
-use crate::{Error, Result, Value};
+use crate::{Error, NetRef, Result, Value};
 
 /// How much longer than the caller the owner lets a call run.
 const OWNER_GRACE: Duration = Duration::from_millis(250);
@@ -114,6 +115,25 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
             calls,
             intake,
         ),
+        Message::Pipelined {
+            seq,
+            subject,
+            timeout_ms,
+            depth,
+            op,
+        } => serve_pipelined(
+            shared,
+            seq,
+            subject,
+            depth,
+            Duration::from_millis(timeout_ms).saturating_add(OWNER_GRACE),
+            op,
+            intake,
+        ),
+        Message::Finish(answers) => {
+            shared.answers.finish(&answers);
+            Ok(())
+        }
         Message::Release(pairs) => {
             shared.release_exports(pairs);
             Ok(())
@@ -231,6 +251,80 @@ fn serve_batch(
         Message::BatchReply { seq, results }
     };
     start_serving(shared, seq, timeout, depth::serving(depth, work))
+}
+
+/// Serve a pipelined request: as [`serve`], and its outcome is kept as
+/// answer `seq` for the requests that follow it ([`Answers`]), which may
+/// arrive before it resolves. The work stops at the caller's deadline
+/// even when only those requests wait for it.
+fn serve_pipelined(
+    shared: &Arc<Shared>,
+    seq: u64,
+    subject: Subject,
+    depth: u32,
+    timeout: Duration,
+    op: Op,
+    intake: Intake,
+) -> Result<()> {
+    let deadline = callers_deadline(timeout);
+    let refused = refusal(shared, depth, intake.incomplete);
+    let held = intake.held;
+    // The target answer is looked up now, before this request's own is
+    // kept: a request can only run on answers made before it.
+    let on = match subject {
+        Subject::Object(target) => Ok(Ok(target)),
+        Subject::Answer(id) => shared.answers.get(id).map(Err),
+    };
+    let work_shared = shared.clone();
+    let work = async move {
+        let _held = held;
+        let shared = work_shared;
+        if let Some((err, what)) = refused {
+            return Err(err.to_remote(&here(&shared, what)));
+        }
+        let ran = match on {
+            Ok(Ok(target)) => run(&shared, target, op, deadline).await,
+            Ok(Err(answer)) => {
+                let location = || here(&shared, "on a promised answer");
+                let on_object = |object| async {
+                    run_on(&shared, object, op, deadline)
+                        .await
+                        .map_err(|(err, location)| err.to_remote(&location))
+                };
+                return answer.then(on_object, location).await;
+            }
+            Err(err) => Err((err, here(&shared, "finding the promised target"))),
+        };
+        ran.map_err(|(err, location)| err.to_remote(&location))
+    };
+    let started = Instant::now();
+    let overdue_shared = shared.clone();
+    let work = async move {
+        match tokio::time::timeout_at(started + timeout, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(RemoteError::deadline(
+                format!("the call ran past its deadline of {timeout:?}"),
+                &here(&overdue_shared, "waiting for the work"),
+            )),
+        }
+    };
+    let answer = Answer::new(depth::serving(depth, work));
+    match shared.answers.keep(seq, answer.clone()) {
+        Ok(()) => {}
+        Err(NotKept::Reused(violation)) => return Err(violation),
+        Err(NotKept::Full(err)) => {
+            let result = Err(err.to_remote(&here(shared, "accepting the call")));
+            reply(shared, seq, Message::Reply { seq, result });
+            return Ok(());
+        }
+    }
+    let work = async move {
+        Message::Reply {
+            seq,
+            result: answer.outcome().await,
+        }
+    };
+    start_serving(shared, seq, timeout, work)
 }
 
 /// A user reference held until the reply is queued: a side whose last
@@ -362,10 +456,20 @@ async fn run(
     if op == Op::GetRoot {
         return Ok(Value::Ref(shared.root.clone()));
     }
-    let label = Label::of(&op);
     let object = shared
         .exported_object(target)
-        .map_err(|e| (e, here(shared, &label.describe())))?;
+        .map_err(|e| (e, here(shared, &Label::of(&op).describe())))?;
+    run_on(shared, object, op, deadline).await
+}
+
+/// Run `op` on `object`, one of ours, for the peer.
+async fn run_on(
+    shared: &Arc<Shared>,
+    object: NetRef,
+    op: Op,
+    deadline: Option<Instant>,
+) -> Result<Value, (Error, String)> {
+    let label = Label::of(&op);
     let cx = CallContext {
         connection: Some(Connection::from_shared(shared.clone())),
         deadline,

@@ -35,6 +35,7 @@ use tokio::net::ToSocketAddrs;
 use tokio::sync::mpsc;
 
 pub use self::batch::Batch;
+pub(crate) use self::call::Queued;
 pub use self::config::Config;
 pub(crate) use self::shared::Shared;
 use crate::auth::{GrantFn, PeerIdentity, Token, Tokens};
@@ -82,6 +83,9 @@ pub struct Stats {
     pub in_flight: usize,
     /// The peer's calls we are running.
     pub serving: usize,
+    /// Outcomes of the peer's pipelined calls we keep for it
+    /// ([`Config::max_answers`]).
+    pub answers: usize,
 }
 
 impl Connection {
@@ -133,6 +137,7 @@ impl Connection {
             imported: s.imports.len(),
             in_flight: s.in_flight.len(),
             serving: s.serving.len(),
+            answers: s.answers.len(),
         }
     }
 

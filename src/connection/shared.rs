@@ -17,7 +17,8 @@ use crate::error::raise;
 use crate::netref::{ImportTable, NetRef, Proxy, Target};
 use crate::protocol::codec::{self, RefCodec};
 use crate::protocol::frame::{Message, WireRef};
-use crate::protocol::handshake::PeerHello;
+use crate::protocol::handshake::{PeerHello, PIPELINING_SINCE};
+use crate::service::answers::Answers;
 use crate::service::table::{drop_objects, lock, ExportTable, Released};
 use crate::{Error, ErrorKind, Result, Value};
 
@@ -97,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) peer_addr: Option<String>,
     /// Who the peer proved to be in the handshake.
     pub(crate) peer_identity: Option<crate::PeerIdentity>,
+    /// The peer takes pipelined requests (protocol 4 and later).
+    pub(crate) pipelines: bool,
 
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
     /// Messages queued for the writer and not yet written.
@@ -142,6 +145,9 @@ pub(crate) struct Shared {
 
     exports: Mutex<ExportTable>,
     pub(crate) imports: ImportTable,
+    /// The outcomes of the peer's pipelined requests, kept for the
+    /// requests that follow them.
+    pub(crate) answers: Answers,
 
     /// Cancelled when the connection ends; the serving tasks' tokens are
     /// its children, so they stop with it.
@@ -190,6 +196,7 @@ impl Shared {
     ) -> Shared {
         let peer_service = peer.service;
         let call_slots = super::slots::Slots::new(config.max_in_flight);
+        let answers = Answers::new(config.max_answers);
         Shared {
             send_limit: config.max_frame_len.min(peer.max_frame.max(MIN_FRAME_LEN)),
             number: next_connection_number(),
@@ -199,6 +206,7 @@ impl Shared {
             root,
             peer_addr,
             peer_identity: peer.identity,
+            pipelines: peer.version >= PIPELINING_SINCE,
             out,
             unwritten: AtomicUsize::new(0),
             reading_more: AtomicBool::new(false),
@@ -220,6 +228,7 @@ impl Shared {
             last_heard_ms: AtomicU64::new(0),
             exports: Mutex::new(ExportTable::default()),
             imports: ImportTable::default(),
+            answers,
             shutdown: CancellationToken::new(),
             writer_done: CancellationToken::new(),
             closed: AtomicBool::new(false),
@@ -538,6 +547,8 @@ impl Shared {
         // Take the objects out first, drop them after the lock is released.
         let exported = lock(&self.exports).drain();
         drop_objects(self.number, exported);
+        // Answers still pending hold work that holds this connection.
+        self.answers.clear();
         // Last, so that whoever `Connection::closed` wakes sees every call
         // failed and every exported object released.
         self.shutdown.cancel();

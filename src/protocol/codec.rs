@@ -32,7 +32,7 @@ use bincode::{BorrowDecode, Decode, Encode};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::budget::DecodeBudget;
-use super::frame::{Message, Op, WireRef};
+use super::frame::{Message, Op, Subject, WireRef};
 use crate::error::{raise, RemoteError};
 use crate::netref::NetRef;
 use crate::{Args, Error, ErrorKind, Result, Value};
@@ -169,6 +169,11 @@ const MSG_PONG: u8 = 6;
 const MSG_CLOSE: u8 = 7;
 const MSG_BATCH: u8 = 8;
 const MSG_BATCH_REPLY: u8 = 9;
+const MSG_PIPELINED: u8 = 10;
+const MSG_FINISH: u8 = 11;
+
+const SUBJECT_OBJECT: u8 = 0;
+const SUBJECT_ANSWER: u8 = 1;
 
 const OP_GETROOT: u8 = 0;
 const OP_GETATTR: u8 = 1;
@@ -299,6 +304,33 @@ impl Encode for Outgoing<'_> {
                 (results.len() as u64).encode(e)?;
                 for result in results {
                     self.result(e, result)?;
+                }
+                Ok(())
+            }
+            Message::Pipelined {
+                seq,
+                subject,
+                timeout_ms,
+                depth,
+                op,
+            } => {
+                MSG_PIPELINED.encode(e)?;
+                seq.encode(e)?;
+                let (tag, id) = match subject {
+                    Subject::Object(id) => (SUBJECT_OBJECT, id),
+                    Subject::Answer(id) => (SUBJECT_ANSWER, id),
+                };
+                tag.encode(e)?;
+                id.encode(e)?;
+                timeout_ms.encode(e)?;
+                self.op(e, op)?;
+                nesting_depth(e, *depth)
+            }
+            Message::Finish(answers) => {
+                MSG_FINISH.encode(e)?;
+                (answers.len() as u64).encode(e)?;
+                for id in answers {
+                    id.encode(e)?;
                 }
                 Ok(())
             }
@@ -656,6 +688,35 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
                     });
                 }
                 Message::BatchReply { seq, results }
+            }
+            MSG_PIPELINED => {
+                let seq = u64::decode(d)?;
+                let subject = match u8::decode(d)? {
+                    SUBJECT_OBJECT => Subject::Object(u64::decode(d)?),
+                    SUBJECT_ANSWER => Subject::Answer(u64::decode(d)?),
+                    other => {
+                        return Err(DecodeError::OtherString(format!(
+                            "bad pipelined subject {other}"
+                        )))
+                    }
+                };
+                let timeout_ms = u64::decode(d)?;
+                let op = op(d)?;
+                Message::Pipelined {
+                    seq,
+                    subject,
+                    timeout_ms,
+                    depth: decode_nesting_depth(d)?,
+                    op,
+                }
+            }
+            MSG_FINISH => {
+                let n = len(d, 1)?;
+                let mut answers = Vec::with_capacity(n.min(PREALLOC));
+                for _ in 0..n {
+                    answers.push(u64::decode(d)?);
+                }
+                Message::Finish(answers)
             }
             tag => {
                 return Err(DecodeError::OtherString(format!(
@@ -1050,6 +1111,65 @@ mod tests {
             Message::Reply { result: Err(e), .. } => assert_eq!(e, outer),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn pipelined_requests_and_finish_round_trip() {
+        for (subject, depth) in [(Subject::Object(7), 0), (Subject::Answer(u64::MAX), 3)] {
+            let op = Op::CallMethod("counter".into(), Args::new().arg(5));
+            match round_trip(&Message::Pipelined {
+                seq: 41,
+                subject,
+                timeout_ms: 250,
+                depth,
+                op: op.clone(),
+            }) {
+                Message::Pipelined {
+                    seq: 41,
+                    subject: got_subject,
+                    timeout_ms: 250,
+                    depth: got_depth,
+                    op: got_op,
+                } => {
+                    assert_eq!((got_subject, got_depth, got_op), (subject, depth, op));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        match round_trip(&Message::Finish(vec![1, 2, u64::MAX])) {
+            Message::Finish(ids) => assert_eq!(ids, [1, 2, u64::MAX]),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_subject_or_a_finish_longer_than_its_frame_is_refused() {
+        let mut bytes = encode(
+            &Message::Pipelined {
+                seq: 1,
+                subject: Subject::Object(2),
+                timeout_ms: 3,
+                depth: 0,
+                op: Op::Dir,
+            },
+            &NoRefs,
+            1 << 20,
+        )
+        .unwrap()[HEADER_LEN..]
+            .to_vec();
+        // tag, seq, then the subject's kind
+        bytes[2] = 9;
+        let Err(err) = decode(&bytes, &NoRefs) else {
+            panic!("a bad subject was read")
+        };
+        assert!(err.message().contains("subject"), "{err}");
+        // a count of a billion answers in a frame of a few bytes
+        let mut finish = vec![MSG_FINISH, 252];
+        finish.extend_from_slice(&1_000_000_000u32.to_le_bytes());
+        let Err(err) = decode(&finish, &NoRefs) else {
+            panic!("a short frame was read")
+        };
+        assert!(err.message().contains("shorter"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! A handful of kinds, as in RPyC: a request names a target object and one
 //! [`Op`]; a reply answers it by sequence number; a batch carries several
 //! requests answered in one frame; releases, cancels, pings and close need
-//! no reply. Bytes are in [`codec`](super::codec).
+//! no reply. A pipelined request (protocol 4) is a request whose result
+//! the owner also keeps, as answer `seq`, so that later requests can
+//! target it before its reply has arrived; `Finish` lets it go. Bytes are
+//! in [`codec`](super::codec).
 
 use crate::error::RemoteError;
 use crate::{Args, Value};
@@ -54,6 +57,29 @@ pub(crate) enum Message {
         seq: u64,
         results: Vec<Result<Value, RemoteError>>,
     },
+    /// Run `op` on `subject`, answer it as a `Request` is answered, and
+    /// keep its outcome as answer `seq` (the caller's number, never reused)
+    /// until the caller sends `Finish`. Protocol 4.
+    Pipelined {
+        seq: u64,
+        subject: Subject,
+        timeout_ms: u64,
+        depth: u32,
+        op: Op,
+    },
+    /// The sender no longer needs these answers of the receiver's; each
+    /// is dropped once nothing sent before it depends on it. Protocol 4.
+    Finish(Vec<u64>),
+}
+
+/// What a pipelined request runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Subject {
+    /// An object of the receiver's, by its id on this connection.
+    Object(u64),
+    /// The outcome of the receiver's answer to pipelined request `seq`,
+    /// once it is known.
+    Answer(u64),
 }
 
 /// One operation on an object, mirroring RPyC's handler set.

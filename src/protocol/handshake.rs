@@ -38,8 +38,11 @@
 //! learns it at once, without guessing from a silence.
 //!
 //! Version 1 had no nonces and no challenge; version 2 had no nesting
-//! depth in requests. Peers of different versions refuse each other with a
-//! message naming both versions.
+//! depth in requests; version 3 had no pipelined requests. A server
+//! accepts clients of [`OLDEST_ACCEPTED`] and later, answering in the
+//! client's version, and sends a version-3 client nothing it would not
+//! understand (its promises resolve step by step). Other versions are
+//! refused with a message naming both.
 //!
 //! [messages]: super::frame::Message
 
@@ -60,7 +63,13 @@ use crate::{Error, ErrorKind, Result};
 pub const MAGIC: &[u8; 6] = b"TETHER";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
+
+/// The oldest client version a server of this build still accepts.
+pub(crate) const OLDEST_ACCEPTED: u16 = 3;
+
+/// The first version with pipelined requests.
+pub(crate) const PIPELINING_SINCE: u16 = 4;
 
 /// Longest handshake frame accepted (service names are short).
 const MAX_HANDSHAKE: usize = 1024;
@@ -82,6 +91,8 @@ pub(crate) struct PeerHello {
     pub(crate) max_frame: usize,
     /// Who the peer proved to be, if it did.
     pub(crate) identity: Option<PeerIdentity>,
+    /// The protocol version the two sides speak on this connection.
+    pub(crate) version: u16,
 }
 
 /// A refusal the server decided on before accepting.
@@ -114,10 +125,15 @@ pub(crate) struct Rules<'a> {
 const NEXT_FRAME_START: [u8; 2] = [0, 0];
 
 fn hello_frame(body: &[u8]) -> Vec<u8> {
+    frame_in(PROTOCOL_VERSION, body)
+}
+
+/// A handshake frame saying it speaks `version`.
+fn frame_in(version: u16, body: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(4 + MAGIC.len() + 2 + body.len());
     frame.extend_from_slice(&((MAGIC.len() + 2 + body.len()) as u32).to_be_bytes());
     frame.extend_from_slice(MAGIC);
-    frame.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
     frame.extend_from_slice(body);
     frame
 }
@@ -133,8 +149,14 @@ fn short_text(s: &str) -> Vec<u8> {
     out
 }
 
-async fn send<IO: AsyncWrite + Unpin>(io: &mut IO, body: &[u8], what: &str) -> Result<()> {
-    write(io, &hello_frame(body), what).await
+/// Send a handshake frame in `version`.
+async fn send<IO: AsyncWrite + Unpin>(
+    io: &mut IO,
+    version: u16,
+    body: &[u8],
+    what: &str,
+) -> Result<()> {
+    write(io, &frame_in(version, body), what).await
 }
 
 async fn write<IO: AsyncWrite + Unpin>(io: &mut IO, bytes: &[u8], what: &str) -> Result<()> {
@@ -323,6 +345,7 @@ where
             service,
             max_frame,
             identity: None,
+            version,
         })
     };
     tokio::time::timeout(hello.timeout, exchange)
@@ -357,15 +380,23 @@ where
             .and_then(|(_, _, end)| take_nonce(&body, *end));
         let refusal = match (rules.refusal, &client_nonce) {
             (Some(r), _) => Some(r.0),
-            (None, _) if version != PROTOCOL_VERSION => Some(format!(
-                "protocol version mismatch: the server speaks {PROTOCOL_VERSION}, the client {version}"
+            (None, _) if !(OLDEST_ACCEPTED..=PROTOCOL_VERSION).contains(&version) => Some(format!(
+                "protocol version mismatch: the server speaks {PROTOCOL_VERSION} \
+                     (and accepts clients from {OLDEST_ACCEPTED}), the client {version}"
             )),
             (None, None) => Some("truncated handshake".to_string()),
             (None, Some(_)) => None,
         };
+        // Answers are in the client's version when it is one we accept.
+        let spoken = if (OLDEST_ACCEPTED..=PROTOCOL_VERSION).contains(&version) {
+            version
+        } else {
+            PROTOCOL_VERSION
+        };
         if let Some(reason) = refusal {
             send(
                 io,
+                spoken,
                 &answer(STATUS_REFUSE, &reason, None),
                 "handshake answer",
             )
@@ -381,7 +412,7 @@ where
             let server_nonce = token::nonce()?;
             let mut challenge = vec![STATUS_CHALLENGE];
             challenge.extend_from_slice(&server_nonce);
-            send(io, &challenge, "token challenge").await?;
+            send(io, spoken, &challenge, "token challenge").await?;
             let (_, proof) = read_hello(io, "the client").await?;
             let proof = proof.get(1..).unwrap_or_default();
             let deny = |why: &str| raise::denied(format!("denied the client: {why}"));
@@ -397,6 +428,7 @@ where
             if let Some(err) = why {
                 send(
                     io,
+                    spoken,
                     &answer(STATUS_DENIED, DENIED_TEXT, None),
                     "handshake answer",
                 )
@@ -407,16 +439,18 @@ where
         match decide(identity.as_ref()) {
             Ok(local_service) => {
                 let accept = answer(STATUS_ACCEPT, &local_service, server_proof);
-                send(io, &accept, "handshake answer").await?;
+                send(io, spoken, &accept, "handshake answer").await?;
                 Ok(PeerHello {
                     service,
                     max_frame: peer_max_frame,
                     identity,
+                    version: spoken,
                 })
             }
             Err(reason) => {
                 send(
                     io,
+                    spoken,
                     &answer(STATUS_DENIED, &reason, None),
                     "handshake answer",
                 )
@@ -534,6 +568,31 @@ mod tests {
         let (_, body) = read_hello(&mut a, "the server").await.unwrap();
         assert_eq!(body[0], STATUS_REFUSE);
         assert!(take_text(&body, 1).unwrap().0.contains("version mismatch"));
+    }
+
+    #[tokio::test]
+    async fn a_version_3_client_is_accepted_and_answered_in_version_3() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let mut body = with_limit(short_text("Old"), 1024);
+        body.extend_from_slice(&[7; NONCE_LEN]);
+        a.write_all(&frame_in(3, &body)).await.unwrap();
+        let peer = server(&mut b, rules(1024, None), accept("Calc"))
+            .await
+            .unwrap();
+        assert_eq!((peer.service.as_str(), peer.version), ("Old", 3));
+        let (version, answer) = read_hello(&mut a, "the server").await.unwrap();
+        assert_eq!((version, answer[0]), (3, STATUS_ACCEPT));
+    }
+
+    #[tokio::test]
+    async fn a_current_client_and_server_speak_the_current_version() {
+        let (mut a, mut b) = tokio::io::duplex(1024);
+        let (c, s) = tokio::join!(
+            client(&mut a, hello("Client", 5000, None)),
+            server(&mut b, rules(7000, None), accept("Calc"))
+        );
+        assert_eq!(c.unwrap().version, PROTOCOL_VERSION);
+        assert_eq!(s.unwrap().version, PROTOCOL_VERSION);
     }
 
     #[tokio::test]

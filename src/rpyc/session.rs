@@ -157,6 +157,8 @@ impl State {
             imported: lock(&self.imports).len(),
             in_flight: self.in_flight.len(),
             serving: self.serving.load(Ordering::Relaxed),
+            // RPyC has no pipelining.
+            answers: 0,
         }
     }
 

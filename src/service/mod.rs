@@ -7,8 +7,11 @@
 //!   generations, one id per object, send counts);
 //! - [`dispatch`](self::dispatch): one function from an operation to a call on
 //!   an object, with every policy check in one place;
-//! - [`builtin`](self::builtin): callbacks, bound methods and other small objects.
+//! - [`builtin`](self::builtin): callbacks, bound methods and other small objects;
+//! - [`answers`](self::answers): promised answers, the outcomes of pipelined
+//!   operations kept for the operations that follow them.
 
+pub(crate) mod answers;
 pub(crate) mod builtin;
 pub(crate) mod dispatch;
 pub(crate) mod object;

@@ -1,0 +1,277 @@
+//! Promised answers: the owner side of promise pipelining.
+//!
+//! A caller may send an operation without waiting for it and name the
+//! outcome by a number of its choosing; the owner keeps that outcome here,
+//! as an [`Answer`], so that operations the caller sends next can run on
+//! it before the caller has seen it. One [`Answers`] table belongs to one
+//! connection (the numbers are the peer's own, so no other peer can reach
+//! them), and lives until the peer finishes each answer or the
+//! connection ends.
+//!
+//! An answer is a shared future of its work's outcome and a turnstile:
+//! operations received on one answer start in the order they were
+//! received, whenever the answer resolves. Finishing an answer drops only
+//! the table's hold: operations already received on it keep it alive, and
+//! the work stops (is dropped) once neither its reply nor any of them
+//! waits for it.
+//!
+//! Nothing here knows the wire: tether's own protocol
+//! ([`Message::Pipelined`](crate::protocol::frame::Message)) uses it, and
+//! so can any other protocol with promises.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use futures_util::future::{FutureExt, Shared};
+
+use crate::error::{raise, RemoteError};
+use crate::{BoxFuture, Error, NetRef, Value};
+
+/// What an answer resolves to: a value, or the error as the caller will
+/// read it.
+pub(crate) type Outcome = std::result::Result<Value, RemoteError>;
+
+/// The outcome of one pipelined operation, whenever it comes; clones share
+/// it.
+#[derive(Clone)]
+pub(crate) struct Answer {
+    outcome: Shared<BoxFuture<'static, Outcome>>,
+    /// Held by the operation on this answer that is starting: the next
+    /// one waits for it (tokio's mutex queues its waiters in order).
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Answer {
+    /// The answer `work` will give. The work runs while something awaits
+    /// the answer (its reply, an operation on it), and is dropped with the
+    /// last clone.
+    pub(crate) fn new(work: impl Future<Output = Outcome> + Send + 'static) -> Answer {
+        Answer {
+            outcome: work.boxed().shared(),
+            turn: Arc::default(),
+        }
+    }
+
+    /// Wait for the outcome.
+    pub(crate) async fn outcome(&self) -> Outcome {
+        self.outcome.clone().await
+    }
+
+    /// Run `op` on the object the answer resolves to, once it has, after
+    /// every operation on this answer that began waiting before this one
+    /// has started. An answer that failed fails `op` with its own error;
+    /// one that resolved to a plain value fails it with a type error
+    /// located at `location()`.
+    ///
+    /// The order is kept from this future's first poll: poll it once where
+    /// the operations arrive, in their order.
+    pub(crate) async fn then<F, Fut>(&self, op: F, location: impl FnOnce() -> String) -> Outcome
+    where
+        F: FnOnce(NetRef) -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
+        let turn = self.turn.clone().lock_owned().await;
+        let target = match self.outcome().await {
+            Ok(Value::Ref(netref)) => netref,
+            Ok(other) => {
+                let err = raise::type_mismatch("an object to operate on", other.type_name());
+                return Err(err.to_remote(&location()));
+            }
+            Err(err) => return Err(err),
+        };
+        let mut work = std::pin::pin!(op(target));
+        let mut turn = Some(turn);
+        // The next operation may start once this one has been polled: an
+        // operation that completes at once is done, and one that waits has
+        // started (as a call on an object does when it is first polled).
+        std::future::poll_fn(|cx| {
+            let polled = work.as_mut().poll(cx);
+            turn.take();
+            polled
+        })
+        .await
+    }
+}
+
+/// One connection's promised answers, by the peer's numbers.
+pub(crate) struct Answers {
+    table: DashMap<u64, Answer>,
+    limit: usize,
+}
+
+/// Why an answer was not kept.
+pub(crate) enum NotKept {
+    /// The peer used a number still in use: it breaks the protocol.
+    Reused(Error),
+    /// The table is full: the operation fails alone.
+    Full(Error),
+}
+
+impl Answers {
+    /// An empty table keeping at most `limit` answers at once.
+    pub(crate) fn new(limit: usize) -> Answers {
+        Answers {
+            table: DashMap::new(),
+            limit,
+        }
+    }
+
+    /// Keep `answer` as number `id` until [`finish`](Answers::finish).
+    pub(crate) fn keep(&self, id: u64, answer: Answer) -> Result<(), NotKept> {
+        if self.table.len() >= self.limit {
+            return Err(NotKept::Full(raise::limit(format!(
+                "too many promised answers kept for the peer on this connection \
+                 (limit {}; Config::max_answers)",
+                self.limit
+            ))));
+        }
+        match self.table.entry(id) {
+            Entry::Occupied(_) => Err(NotKept::Reused(raise::protocol(format!(
+                "protocol violation: the peer reused answer number {id} before finishing it"
+            )))),
+            Entry::Vacant(slot) => {
+                slot.insert(answer);
+                Ok(())
+            }
+        }
+    }
+
+    /// Answer `id`, to run operations on.
+    pub(crate) fn get(&self, id: u64) -> Result<Answer, Error> {
+        self.table.get(&id).map(|a| a.clone()).ok_or_else(|| {
+            raise::unknown_object(id).context(format!(
+                "no promised answer {id} on this side (never made, refused, or already finished)"
+            ))
+        })
+    }
+
+    /// The peer needs these answers no more.
+    pub(crate) fn finish(&self, ids: &[u64]) {
+        for id in ids {
+            // Dropped outside the table's lock: dropping the work may run
+            // object code's destructors.
+            let removed = self.table.remove(id);
+            drop(removed);
+        }
+    }
+
+    /// Answers kept now.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Drop every answer (the connection ended).
+    pub(crate) fn clear(&self) {
+        let ids: Vec<u64> = self.table.iter().map(|e| *e.key()).collect();
+        self.finish(&ids);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn object() -> NetRef {
+        struct Thing;
+        impl crate::Object for Thing {
+            fn type_name(&self) -> &str {
+                "Thing"
+            }
+        }
+        NetRef::new(Thing)
+    }
+
+    #[tokio::test]
+    async fn operations_on_an_answer_start_in_the_order_they_arrived() {
+        let (resolve, resolved) = tokio::sync::oneshot::channel();
+        let answer = Answer::new(async move { Ok(Value::Ref(resolved.await.unwrap())) });
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut ops = Vec::new();
+        for n in 0..5 {
+            let order = order.clone();
+            let answer = answer.clone();
+            let mut op = Box::pin(async move {
+                answer
+                    .then(
+                        |_| async move {
+                            order.lock().unwrap().push(n);
+                            Ok(Value::Int(n))
+                        },
+                        String::new,
+                    )
+                    .await
+            });
+            // The first poll, as the reader gives it, queues the operation.
+            assert!(op.as_mut().now_or_never().is_none());
+            ops.push(tokio::spawn(op));
+        }
+        // Awaited in reverse, so the runtime's order is not the answer.
+        resolve.send(object()).ok().unwrap();
+        for op in ops.into_iter().rev() {
+            op.await.unwrap().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_plain_answer_fails_what_runs_on_it() {
+        let failed = Answer::new(async {
+            Err(raise::denied("no").to_remote("in getattr 'secret' on a Thing object"))
+        });
+        let err = failed
+            .then(|_| async { Ok(Value::None) }, || "unused".into())
+            .await
+            .unwrap_err();
+        assert_eq!(err.trace(), ["in getattr 'secret' on a Thing object"]);
+        let plain = Answer::new(async { Ok(Value::Int(3)) });
+        let err = plain
+            .then(|_| async { Ok(Value::None) }, || "in add()".into())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Type);
+        assert_eq!(err.trace(), ["in add()"]);
+    }
+
+    #[tokio::test]
+    async fn numbers_are_kept_once_within_the_limit_and_finishing_lets_go() {
+        let answers = Answers::new(2);
+        let kept = || Answer::new(async { Ok(Value::None) });
+        assert!(answers.keep(1, kept()).is_ok());
+        assert!(matches!(answers.keep(1, kept()), Err(NotKept::Reused(_))));
+        assert!(answers.keep(2, kept()).is_ok());
+        assert!(matches!(answers.keep(3, kept()), Err(NotKept::Full(_))));
+        answers.finish(&[1, 7]);
+        assert_eq!(answers.len(), 1);
+        assert!(answers.get(1).is_err());
+        assert!(answers.get(2).is_ok());
+        answers.clear();
+        assert_eq!(answers.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn work_nothing_waits_for_is_dropped_with_its_last_answer() {
+        struct Dropped(Option<tokio::sync::oneshot::Sender<()>>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                let _ = self.0.take().unwrap().send(());
+            }
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let guard = Dropped(Some(tx));
+        let answers = Answers::new(4);
+        let answer = Answer::new(async move {
+            let _guard = guard;
+            std::future::pending::<Outcome>().await
+        });
+        answers.keep(9, answer.clone()).ok().unwrap();
+        let waiting = tokio::spawn(async move { answer.outcome().await });
+        tokio::task::yield_now().await;
+        waiting.abort();
+        let _ = waiting.await;
+        answers.finish(&[9]);
+        rx.await.expect("the work was dropped");
+    }
+}
