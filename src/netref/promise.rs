@@ -1,15 +1,26 @@
 //! Promises: an operation started without waiting for it, whose result
 //! can already be the target of the next operation ([`Promise`]).
+//!
+//! On a tether connection (protocol 4) each operation goes out at once
+//! as a pipelined request: the owner keeps its outcome as an answer
+//! (`service::answers`), and operations on a promise not yet resolved
+//! name that answer, so a chain costs one round trip. Elsewhere (a local
+//! object, a Python object over RPyC, a peer of protocol 3) each
+//! operation waits for its target and is then an ordinary call.
 
 use std::fmt;
 use std::future::IntoFuture;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::future::{FutureExt, Shared};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-use super::NetRef;
+use super::{NetRef, Target};
+use crate::connection::{Queued, Shared as Connection};
 use crate::error::raise;
+use crate::protocol::frame::{Op, Subject};
 use crate::{BoxFuture, Error, ErrorKind, IntoArgs, Result, Value};
 
 type Outcome = Shared<BoxFuture<'static, Result<Value>>>;
@@ -42,15 +53,20 @@ type Outcome = Shared<BoxFuture<'static, Result<Value>>>;
 /// # Ok::<(), tether::Error>(()) }).unwrap();
 /// ```
 ///
-/// # What happens today
+/// # Pipelining
 ///
-/// Each operation runs in a task of its own as soon as it is made: it
-/// waits for its target's result, then sends its request, so a chain of
-/// four costs four round trips (one per step, without the caller waiting
-/// between them). Sending the whole chain at once, for the owner to
-/// evaluate, is planned for the wire; this API is the one it will keep,
-/// and the step-by-step path stays for peers that cannot pipeline
-/// (RPyC).
+/// On a connection to a tether peer, every operation is sent as soon as
+/// it is made, even when its target is a promise still unresolved: the
+/// peer keeps each outcome and runs the next operation on it when it is
+/// in, so the chain above costs one round trip, not two. The peer checks
+/// its policy at every step exactly as for a direct call. Where the peer
+/// cannot pipeline (a Python object over RPyC, a peer speaking protocol
+/// 3) or the object is local, each operation waits for its target and
+/// then runs as an ordinary call: same results, one round trip per step.
+///
+/// A promise that resolves to an object of a third peer (one the owner
+/// holds a proxy for) is resolved first on the owner: operations on it
+/// are forwarded to the third peer as ordinary calls, one hop at a time.
 ///
 /// # Semantics
 ///
@@ -59,16 +75,19 @@ type Outcome = Shared<BoxFuture<'static, Result<Value>>>;
 ///   reach operations that do not depend on them.
 /// - Operations made on one promised target reach the peer in the order
 ///   they were made (each sends its request only after the one made
-///   before it has), so the owner starts them in that order. (A call that
-///   must first wait for a free slot, past
-///   [`Config::max_in_flight`](crate::Config::max_in_flight), counts as
-///   sent when it has its slot.)
+///   before it has), and the owner starts them in that order.
+/// - A chain has one deadline, counted from its first operation: the
+///   [`NetRef`]'s timeout, else the connection's
+///   [`call_timeout`](crate::Config::call_timeout), unless
+///   [`with_timeout`](Promise::with_timeout) sets another. Every step
+///   must be done by then.
 /// - Dropping a promise that nothing else holds (no clone, no dependent
 ///   operation) cancels its operation, on the peer too, as dropping a
-///   call does; a dependent operation keeps its target alive until the
-///   target's result is in.
+///   call does; a dependent operation keeps its target alive until its
+///   own result is in.
 /// - An object a promise resolved to is released once the promise and
-///   its dependents are gone, as any [`NetRef`] is.
+///   its dependents are gone, as any [`NetRef`] is, and so is the answer
+///   the peer kept for it ([`Stats::answers`](crate::Stats)).
 #[derive(Clone)]
 pub struct Promise {
     outcome: Outcome,
@@ -78,7 +97,45 @@ pub struct Promise {
     _running: Option<Arc<Running>>,
     /// When the operation last made on this promise has sent its request:
     /// the next one waits for it, so they reach the peer in order.
-    last_started: Arc<Mutex<Option<oneshot::Receiver<()>>>>,
+    last_queued: Arc<Mutex<Option<watch::Receiver<bool>>>>,
+    /// The answer the peer keeps for this operation, when it was
+    /// pipelined: operations on this promise name it.
+    answer: Option<Arc<PromisedAnswer>>,
+    /// When the chain this operation belongs to must be done.
+    deadline: Option<Instant>,
+}
+
+/// A peer's answer to one of our pipelined requests; the peer is told to
+/// let it go (`Finish`) when the last holder, the operation's task
+/// included, drops this.
+struct PromisedAnswer {
+    conn: Arc<Connection>,
+    seq: u64,
+    /// Becomes true once the request is queued; closed if it never will be.
+    queued: watch::Receiver<bool>,
+}
+
+impl PromisedAnswer {
+    /// Wait until the request is queued: false if it never will be.
+    async fn queued(&self) -> bool {
+        self.queued.clone().wait_for(|queued| *queued).await.is_ok()
+    }
+}
+
+impl Drop for PromisedAnswer {
+    fn drop(&mut self) {
+        if *self.queued.borrow() {
+            self.conn.finish_answer(self.seq);
+        }
+    }
+}
+
+/// Where an operation on a promise goes.
+enum Route {
+    /// Pipelined on the connection, on this subject.
+    Pipelined(Arc<Connection>, Subject),
+    /// Once the target is known, as an ordinary operation on it.
+    StepByStep,
 }
 
 /// The task of one operation, aborted when dropped.
@@ -100,58 +157,92 @@ impl NetRef {
 
 impl Promise {
     fn resolved(value: Value, step: &str) -> Promise {
+        let outcome = futures_util::future::ready(Ok(value)).boxed().shared();
+        // Polled once here, so `peek` sees the value at once.
+        let _ = outcome.clone().now_or_never();
         Promise {
-            outcome: futures_util::future::ready(Ok(value)).boxed().shared(),
+            outcome,
             step: step.into(),
             _running: None,
-            last_started: Arc::default(),
+            last_queued: Arc::default(),
+            answer: None,
+            deadline: None,
         }
     }
 
-    /// Start `op` on this promise's object once it is known, after the
+    /// The same promise, with the deadline of the operations made on it
+    /// from now on: `timeout` from now for the whole rest of the chain.
+    pub fn with_timeout(&self, timeout: Duration) -> Promise {
+        Promise {
+            deadline: Instant::now().checked_add(timeout),
+            ..self.clone()
+        }
+    }
+
+    /// How an operation on this promise is sent, and the chain's deadline.
+    fn route(&self) -> (Route, Option<Instant>) {
+        let (route, timeout) = match (&self.answer, self.outcome.peek()) {
+            (Some(answer), _) => (
+                Route::Pipelined(answer.conn.clone(), Subject::Answer(answer.seq)),
+                answer.conn.config.call_timeout,
+            ),
+            (None, Some(Ok(Value::Ref(netref)))) => match &netref.target {
+                Target::Remote(proxy) if proxy.conn.pipelines => (
+                    Route::Pipelined(proxy.conn.clone(), Subject::Object(proxy.id)),
+                    netref.timeout.unwrap_or(proxy.conn.config.call_timeout),
+                ),
+                _ => return (Route::StepByStep, self.deadline),
+            },
+            _ => return (Route::StepByStep, self.deadline),
+        };
+        let deadline = self
+            .deadline
+            .or_else(|| Instant::now().checked_add(timeout));
+        (route, deadline)
+    }
+
+    /// Start `op` on this promise's object: pipelined at once where the
+    /// peer takes it, else once the object is known; either way after the
     /// operation made before it on this promise has sent its request.
     /// Must be called within a tokio runtime.
-    fn then<F>(&self, step: String, op: F) -> Promise
-    where
-        F: FnOnce(NetRef) -> BoxFuture<'static, Result<Value>> + Send + 'static,
-    {
+    fn then(&self, step: String, op: Op) -> Promise {
+        let (queued_tx, queued) = watch::channel(false);
+        let before = self.last_queued.lock().unwrap().replace(queued.clone());
+        let (route, deadline) = self.route();
         let target = self.clone();
         let label = step.clone();
-        let (started, now_started) = oneshot::channel();
-        let before = self.last_started.lock().unwrap().replace(now_started);
-        let task = tokio::spawn(async move {
-            let value = target.outcome.clone().await;
-            // The operation made before this one on the same target sends
-            // first (or has failed or been dropped: then it never will).
-            if let Some(before) = before {
-                let _ = before.await;
+        let mut answer = None;
+        let task = match route {
+            Route::Pipelined(conn, subject) => {
+                let seq = conn.next_request_number();
+                let kept = Arc::new(PromisedAnswer {
+                    conn: conn.clone(),
+                    seq,
+                    queued,
+                });
+                answer = Some(kept.clone());
+                tokio::spawn(async move {
+                    // The peer is told to finish the answer only after this
+                    // task is done, when the request can no longer go out.
+                    let _kept = kept;
+                    let send = Pipelined {
+                        conn: &conn,
+                        seq,
+                        subject,
+                        deadline,
+                        queued: &queued_tx,
+                    };
+                    pipelined(target, before, send, op)
+                        .await
+                        .map_err(|failed| failed.attributed(&label))
+                })
             }
-            // Once its result is in, the target may go: the object it
-            // resolved to is held by `netref` for as long as `op` runs.
-            drop(target);
-            let step_failed = |e: Error| e.context(format!("step {label}"));
-            let netref = match value {
-                Ok(Value::Ref(netref)) => netref,
-                Ok(other) => {
-                    let mismatch = raise::type_mismatch("an object", other.type_name());
-                    return Err(step_failed(mismatch));
-                }
-                Err(err) => return Err(err),
-            };
-            // A request is queued on its first poll: say so then, so the
-            // next operation's request follows it on the connection.
-            let mut op = op(netref);
-            let mut started = Some(started);
-            std::future::poll_fn(|cx| {
-                let polled = op.as_mut().poll(cx);
-                if let Some(started) = started.take() {
-                    let _ = started.send(());
-                }
-                polled
-            })
-            .await
-            .map_err(step_failed)
-        });
+            Route::StepByStep => tokio::spawn(async move {
+                step_by_step(target, before, deadline, op, &queued_tx)
+                    .await
+                    .map_err(|failed| failed.attributed(&label))
+            }),
+        };
         let running = Arc::new(Running(task.abort_handle()));
         let outcome = async move {
             match task.await {
@@ -171,43 +262,33 @@ impl Promise {
             outcome,
             step: step.into(),
             _running: Some(running),
-            last_started: Arc::default(),
+            last_queued: Arc::default(),
+            answer,
+            deadline,
         }
     }
 
     /// Call method `name` of the promised object.
     pub fn call_method(&self, name: &str, args: impl IntoArgs) -> Promise {
-        let name = name.to_string();
-        let args = args.into_args();
-        self.then(format!(".{name}(…)"), move |target| {
-            Box::pin(async move { target.call_method(&name, args).await })
-        })
+        self.then(
+            format!(".{name}(…)"),
+            Op::CallMethod(name.to_string(), args.into_args()),
+        )
     }
 
     /// Call the promised object itself.
     pub fn call(&self, args: impl IntoArgs) -> Promise {
-        let args = args.into_args();
-        self.then("(…)".to_string(), move |target| {
-            Box::pin(async move { target.call(args).await })
-        })
+        self.then("(…)".to_string(), Op::Call(args.into_args()))
     }
 
     /// Read attribute `name` of the promised object.
     pub fn getattr(&self, name: &str) -> Promise {
-        let name = name.to_string();
-        self.then(format!(".{name}"), move |target| {
-            Box::pin(async move { target.getattr(&name).await })
-        })
+        self.then(format!(".{name}"), Op::GetAttr(name.to_string()))
     }
 
     /// The names the promised object lists, as a list of strings.
     pub fn dir(&self) -> Promise {
-        self.then("dir()".to_string(), |target| {
-            Box::pin(async move {
-                let names = target.dir().await?;
-                Ok(Value::List(names.into_iter().map(Value::from).collect()))
-            })
-        })
+        self.then("dir()".to_string(), Op::Dir)
     }
 
     /// Wait for the result.
@@ -246,4 +327,110 @@ impl fmt::Debug for Promise {
             .field("resolved", &self.outcome.peek().is_some())
             .finish()
     }
+}
+
+/// Why an operation failed: its target did (the target's error stands
+/// for it), or it did itself (its error gets the step's name).
+enum Failed {
+    Target(Error),
+    Itself(Error),
+}
+
+impl Failed {
+    fn attributed(self, step: &str) -> Error {
+        match self {
+            Failed::Target(err) => err,
+            Failed::Itself(err) => err.context(format!("step {step}")),
+        }
+    }
+}
+
+/// What a pipelined operation is sent with.
+struct Pipelined<'a> {
+    conn: &'a Arc<Connection>,
+    seq: u64,
+    subject: Subject,
+    deadline: Option<Instant>,
+    queued: &'a Queued,
+}
+
+/// Send `op` pipelined, after its target's request and after `before`
+/// (the operation made on the same target before it) are queued.
+async fn pipelined(
+    target: Promise,
+    before: Option<watch::Receiver<bool>>,
+    send: Pipelined<'_>,
+    op: Op,
+) -> std::result::Result<Value, Failed> {
+    if let Some(answer) = &target.answer {
+        if !answer.queued().await {
+            // It failed before it was sent: that is the error.
+            return Err(match target.value().await {
+                Err(err) => Failed::Target(err),
+                Ok(_) => Failed::Itself(raise::closed("the target's request was never sent")),
+            });
+        }
+    }
+    if let Some(mut before) = before {
+        let _ = before.wait_for(|queued| *queued).await;
+    }
+    let timeout = match send.deadline {
+        Some(at) => at.saturating_duration_since(Instant::now()),
+        None => send.conn.config.call_timeout,
+    };
+    let sent = send
+        .conn
+        .request_pipelined(send.seq, send.subject, op, timeout, send.queued)
+        .await;
+    match sent {
+        Ok(value) => Ok(value),
+        // The peer answers an operation on a failed target with the
+        // target's error; the target's own outcome says whether that is it.
+        Err(own) => match target.value().await {
+            Err(theirs) => Err(Failed::Target(theirs)),
+            Ok(_) => Err(Failed::Itself(own)),
+        },
+    }
+}
+
+/// Run `op` once `target` resolves, as an ordinary operation on the
+/// object, after `before` is queued.
+async fn step_by_step(
+    target: Promise,
+    before: Option<watch::Receiver<bool>>,
+    deadline: Option<Instant>,
+    op: Op,
+    queued: &Queued,
+) -> std::result::Result<Value, Failed> {
+    let value = target.value().await;
+    // The operation made before this one on the same target sends first
+    // (or has failed or been dropped: then it never will).
+    if let Some(mut before) = before {
+        let _ = before.wait_for(|queued| *queued).await;
+    }
+    // Once its result is in, the target may go: the object it resolved to
+    // is held by `netref` for as long as `op` runs.
+    drop(target);
+    let netref = match value {
+        Ok(Value::Ref(netref)) => netref,
+        Ok(other) => {
+            let mismatch = raise::type_mismatch("an object", other.type_name());
+            return Err(Failed::Itself(mismatch));
+        }
+        Err(err) => return Err(Failed::Target(err)),
+    };
+    let netref = match deadline {
+        Some(at) => netref.with_timeout(at.saturating_duration_since(Instant::now())),
+        None => netref,
+    };
+    // A request is queued on its first poll: say so then, so the next
+    // operation's request follows it on the connection.
+    let mut op = netref.perform(op).boxed();
+    std::future::poll_fn(|cx| {
+        let polled = op.as_mut().poll(cx);
+        queued.send_replace(true);
+        polled
+    })
+    .await
+    .map_err(Failed::Itself)
 }

@@ -72,6 +72,36 @@ pub fn request(seq: u64, target: u64, timeout_ms: u64, op: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `Pipelined { seq, subject, timeout_ms, op }` on an object of the
+/// receiver's (`answer` false) or on its answer to an earlier pipelined
+/// request (`answer` true): `op` already encoded.
+pub fn pipelined(seq: u64, answer: bool, id: u64, timeout_ms: u64, op: &[u8]) -> Vec<u8> {
+    let mut out = vec![10];
+    varint(&mut out, seq);
+    out.push(u8::from(answer));
+    varint(&mut out, id);
+    varint(&mut out, timeout_ms);
+    out.extend_from_slice(op);
+    out
+}
+
+/// `Finish(ids)`: the sender needs these answers no more.
+pub fn finish(ids: &[u64]) -> Vec<u8> {
+    let mut out = vec![11];
+    varint(&mut out, ids.len() as u64);
+    for &id in ids {
+        varint(&mut out, id);
+    }
+    out
+}
+
+/// The `GetAttr` operation.
+pub fn getattr(name: &str) -> Vec<u8> {
+    let mut out = vec![1];
+    text(&mut out, name);
+    out
+}
+
 /// The `GetRoot` operation.
 pub const GET_ROOT: &[u8] = &[0];
 
@@ -172,12 +202,17 @@ pub struct RawPeer<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> RawPeer<S> {
     /// Send the hello and read the answer, which must accept us.
-    pub async fn handshake(mut io: S) -> RawPeer<S> {
-        io.write_all(&hello(tether::protocol::PROTOCOL_VERSION, "Raw"))
-            .await
-            .unwrap();
+    pub async fn handshake(io: S) -> RawPeer<S> {
+        Self::handshake_as(io, tether::protocol::PROTOCOL_VERSION).await
+    }
+
+    /// Send a hello speaking protocol `version`, and read the answer,
+    /// which must accept us in that version.
+    pub async fn handshake_as(mut io: S, version: u16) -> RawPeer<S> {
+        io.write_all(&hello(version, "Raw")).await.unwrap();
         let answer = read_frame(&mut io).await;
         assert_eq!(&answer[..6], tether::protocol::MAGIC);
+        assert_eq!(answer[6..8], version.to_be_bytes(), "{answer:02x?}");
         assert_eq!(answer[8], 0, "refused: {answer:02x?}");
         RawPeer { io }
     }
