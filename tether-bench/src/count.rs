@@ -15,6 +15,8 @@ use crate::service::Bench;
 
 /// Run `n` operations of `kind`; kinds: `null`, `null64` (64 in flight),
 /// `make` (a new object per call, dropped), `make64`, `echo64k`,
+/// `chain4` (a pipelined chain of four promises, one op per chain),
+/// `chain4_stepwise` (the same chain, each step awaited),
 /// `read64k` (64 KiB reads of a remote `LocalFile`), `read64k_ahead4`,
 /// `remotefile64k` (`RemoteFile` read into a 64 KiB buffer; one op per
 /// 64 KiB).
@@ -36,6 +38,26 @@ pub fn run(kind: &str, n: u64) {
                 }
             }
             "null64" => windowed(n, 64, || root.call_method("null", ())).await,
+            "chain4" => {
+                for _ in 0..n {
+                    let value = root
+                        .promise()
+                        .call_method("counter", (5,))
+                        .call_method("next", ())
+                        .call_method("next", ())
+                        .call_method("value", ());
+                    assert_eq!(value.await.unwrap(), Value::from(7));
+                }
+            }
+            "chain4_stepwise" => {
+                for _ in 0..n {
+                    let c = NetRef::try_from(root.call_method("counter", (5,)).await.unwrap());
+                    let c = NetRef::try_from(c.unwrap().call_method("next", ()).await.unwrap());
+                    let c = NetRef::try_from(c.unwrap().call_method("next", ()).await.unwrap());
+                    let value = c.unwrap().call_method("value", ()).await.unwrap();
+                    assert_eq!(value, Value::from(7));
+                }
+            }
             "make" => {
                 for _ in 0..n {
                     drop(root.call_method("make", ()).await.unwrap());

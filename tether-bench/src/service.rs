@@ -21,6 +21,26 @@ impl Small {
     }
 }
 
+/// A step of the pipelining workload's chains: `counter(5).next().next().value()`.
+pub struct Counter {
+    n: i64,
+}
+
+#[tether::expose(name = "Counter")]
+impl Counter {
+    /// A new counter one higher.
+    #[method]
+    fn next(&self) -> NetRef {
+        NetRef::new(Counter { n: self.n + 1 })
+    }
+
+    /// Its number.
+    #[method]
+    fn value(&self) -> i64 {
+        self.n
+    }
+}
+
 /// What one `Small` is, without tether's bookkeeping around it.
 pub const SMALL_SIZE: usize = std::mem::size_of::<Small>();
 
@@ -74,6 +94,13 @@ impl Bench {
     fn allocs(&self) -> Vec<i64> {
         let (n, bytes) = crate::sys::allocations();
         vec![n as i64, bytes as i64]
+    }
+
+    /// A counter at `start`, the first step of the pipelining workload's
+    /// chains.
+    #[method]
+    fn counter(&self, start: i64) -> NetRef {
+        NetRef::new(Counter { n: start })
     }
 
     /// Open a file of ours with a Python mode string (`"rb"`, `"r"`,
