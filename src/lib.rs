@@ -193,7 +193,7 @@ pub use crate::auth::{AuthMethod, Grant, PeerIdentity, Token, Tokens};
 pub use crate::connection::{connect, Batch, Builder, Config, Connection, Stats};
 pub use crate::error::{Error, ErrorKind, RemoteError, Result};
 pub use crate::netref::io::RemoteFile;
-pub use crate::netref::{NetRef, Promise, RemoteIter};
+pub use crate::netref::{NetRef, Promise, RemoteIter, TypedPromise};
 pub use crate::server::{Server, ServerBuilder};
 pub use crate::service::builtin::process::Process;
 pub use crate::service::builtin::stream::Stream;
@@ -263,7 +263,15 @@ pub use tether_macros::expose;
 /// - `{Trait}Proxy`, a client over a [`NetRef`] implementing the trait, so
 ///   calls type-check: `calc.add(1, 2).await?`;
 /// - `{Trait}Object<T>`, which serves any implementation as an [`Object`]
-///   with the same members, signatures and docs as `#[expose]` would give.
+///   with the same members, signatures and docs as `#[expose]` would give;
+/// - `{Trait}Promise`, a promised remote object ([`Promise`]): from
+///   `proxy.promise()`, each method starts its call at once and returns
+///   the promise of its result (another service's `{Other}Promise` for a
+///   `{Other}Proxy`, a [`Promise`] for a [`NetRef`], a [`TypedPromise`]
+///   otherwise), pipelined on a tether peer; awaiting gives the proxy.
+///
+/// A proxy serializes as the reference it wraps, so methods may take and
+/// return other services' proxies.
 ///
 /// ```
 /// #[tether::service]
@@ -284,6 +292,7 @@ pub use tether_macros::expose;
 /// ).await.unwrap();
 /// let calc = CalcProxy::new(client.root().await.unwrap());
 /// assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+/// assert_eq!(calc.promise().add(3, 4).await.unwrap(), 7);
 /// # });
 /// ```
 pub use tether_macros::service;

@@ -477,3 +477,72 @@ async fn a_version_3_client_is_served_as_before() {
     );
     assert_eq!(server.stats().answers, 0);
 }
+
+// ------------------------------------------------------- typed proxies
+
+/// Hands out counters, once the gate opens.
+#[tether::service]
+pub trait Counters {
+    /// A counter at `start`.
+    async fn counter(&self, start: i64) -> tether::Result<CounterProxy>;
+}
+
+/// One counter.
+#[tether::service]
+pub trait Counter {
+    /// A counter one higher.
+    async fn next(&self) -> tether::Result<CounterProxy>;
+    /// Its number.
+    async fn value(&self) -> tether::Result<i64>;
+}
+
+#[derive(Clone)]
+struct GatedCounters(Arc<Semaphore>);
+
+impl Counters for GatedCounters {
+    async fn counter(&self, start: i64) -> tether::Result<CounterProxy> {
+        let _permit = self.0.acquire().await.expect("the gate stays");
+        Ok(OneCounter(start).proxy())
+    }
+}
+
+struct OneCounter(i64);
+
+impl OneCounter {
+    fn proxy(self) -> CounterProxy {
+        CounterProxy::new(NetRef::new(CounterObject(self)))
+    }
+}
+
+impl Counter for OneCounter {
+    async fn next(&self) -> tether::Result<CounterProxy> {
+        Ok(OneCounter(self.0 + 1).proxy())
+    }
+    async fn value(&self) -> tether::Result<i64> {
+        Ok(self.0)
+    }
+}
+
+#[tokio::test]
+async fn typed_proxies_pipeline_through_the_services_they_return() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (client, server) = support::memory_pair_with(
+        Builder::default(),
+        Builder::default().root(CountersObject(GatedCounters(gate.clone()))),
+    )
+    .await;
+    let counters = CountersProxy::new(client.root().await.unwrap());
+
+    // Typed all the way: CountersPromise -> CounterPromise -> TypedPromise<i64>.
+    let seven = counters.promise().counter(5).next().next().value();
+    wait_for_owner(&server, 4, 4).await;
+    gate.add_permits(100);
+    assert_eq!(seven.await.unwrap(), 7);
+
+    // A promised service resolves to its proxy; the proxy calls as before.
+    let two: CounterProxy = counters.promise().counter(1).next().await.unwrap();
+    assert_eq!(two.value().await.unwrap(), 2);
+    assert_eq!(two.promise().next().value().await.unwrap(), 3);
+    drop(two);
+    wait_for_owner(&server, 0, 0).await;
+}

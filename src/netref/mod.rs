@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::iter::RemoteIter;
-pub use self::promise::Promise;
+pub use self::promise::{Promise, TypedPromise};
 pub(crate) use self::proxy::{ImportTable, Proxy};
 use crate::connection::Connection;
 use crate::error::raise;

@@ -10,10 +10,12 @@
 
 use std::fmt;
 use std::future::IntoFuture;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::{FutureExt, Shared};
+use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -170,6 +172,21 @@ impl Promise {
         }
     }
 
+    /// A promise already failed with `error`: what an operation whose
+    /// arguments cannot be sent gives, so a chain reports it when awaited.
+    pub fn rejected(error: Error) -> Promise {
+        let outcome = futures_util::future::ready(Err(error)).boxed().shared();
+        let _ = outcome.clone().now_or_never();
+        Promise {
+            outcome,
+            step: "rejected".into(),
+            _running: None,
+            last_queued: Arc::default(),
+            answer: None,
+            deadline: None,
+        }
+    }
+
     /// The same promise, with the deadline of the operations made on it
     /// from now on: `timeout` from now for the whole rest of the chain.
     pub fn with_timeout(&self, timeout: Duration) -> Promise {
@@ -316,6 +333,54 @@ impl IntoFuture for Promise {
         Box::pin(async move {
             let promise = self;
             promise.outcome.clone().await
+        })
+    }
+}
+
+/// A [`Promise`] of a `T`: what a typed proxy's promise
+/// (`#[tether::service]`) gives for a method whose result is a value
+/// rather than an object. Awaiting it converts the result as the proxy's
+/// method would.
+pub struct TypedPromise<T> {
+    promise: Promise,
+    _result: PhantomData<fn() -> T>,
+}
+
+impl<T> TypedPromise<T> {
+    /// The promise of the value `promise` resolves to, converted to `T`.
+    pub fn new(promise: Promise) -> TypedPromise<T> {
+        TypedPromise {
+            promise,
+            _result: PhantomData,
+        }
+    }
+
+    /// The untyped promise.
+    pub fn promise(&self) -> &Promise {
+        &self.promise
+    }
+}
+
+impl<T> Clone for TypedPromise<T> {
+    fn clone(&self) -> Self {
+        TypedPromise::new(self.promise.clone())
+    }
+}
+
+impl<T> fmt::Debug for TypedPromise<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TypedPromise").field(&self.promise).finish()
+    }
+}
+
+impl<T: DeserializeOwned + Send + 'static> IntoFuture for TypedPromise<T> {
+    type Output = Result<T>;
+    type IntoFuture = BoxFuture<'static, Result<T>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let value = self.promise.await?;
+            crate::__private::from_return(value)
         })
     }
 }

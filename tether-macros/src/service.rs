@@ -69,6 +69,7 @@ pub(crate) fn expand(mut item: ItemTrait) -> syn::Result<TokenStream> {
     let trait_ident = &item.ident;
     let trait_name = trait_ident.to_string();
     let proxy = format_ident!("{}Proxy", trait_ident);
+    let promise = format_ident!("{}Promise", trait_ident);
     let served = format_ident!("{}Object", trait_ident);
     item.supertraits
         .push(syn::parse_quote!(::std::marker::Send));
@@ -80,6 +81,7 @@ pub(crate) fn expand(mut item: ItemTrait) -> syn::Result<TokenStream> {
     }
 
     let proxy_methods = methods.iter().map(proxy_method);
+    let promise_methods = methods.iter().map(|m| promise_method(m, vis));
     let call = |m: &Method, args: Vec<TokenStream>| {
         let ident = &m.ident;
         quote!(<__T as #trait_ident>::#ident(&self.0, #(#args),*))
@@ -92,6 +94,11 @@ pub(crate) fn expand(mut item: ItemTrait) -> syn::Result<TokenStream> {
     });
     let proxy_doc = format!(
         "A client for a remote [`{trait_name}`]: each method is a call on the wrapped `NetRef`."
+    );
+    let promise_doc = format!(
+        "A promised remote [`{trait_name}`]: each method starts its call at once, on the \
+         object the promise will resolve to, and returns a promise of its result; on a \
+         tether peer the calls are pipelined. Await it for the [`{trait_name}Proxy`]."
     );
     let served_doc = format!(
         "Serves any [`{trait_name}`] implementation as a tether object: `NetRef::new({served}(my_impl))`."
@@ -114,6 +121,65 @@ pub(crate) fn expand(mut item: ItemTrait) -> syn::Result<TokenStream> {
             /// The reference the proxy calls.
             #vis fn netref(&self) -> &::tether::NetRef {
                 &self.netref
+            }
+
+            /// This object as a resolved promise, to start calls on it
+            /// without waiting for them (see `tether::Promise`).
+            #vis fn promise(&self) -> #promise {
+                #promise::new(self.netref.promise())
+            }
+        }
+
+        // A proxy travels as the reference it wraps, so service methods
+        // may take and return other services' proxies.
+        impl ::tether::__private::serde::Serialize for #proxy {
+            fn serialize<__S: ::tether::__private::serde::Serializer>(
+                &self,
+                serializer: __S,
+            ) -> ::std::result::Result<__S::Ok, __S::Error> {
+                ::tether::__private::serde::Serialize::serialize(&self.netref, serializer)
+            }
+        }
+
+        impl<'de> ::tether::__private::serde::Deserialize<'de> for #proxy {
+            fn deserialize<__D: ::tether::__private::serde::Deserializer<'de>>(
+                deserializer: __D,
+            ) -> ::std::result::Result<Self, __D::Error> {
+                <::tether::NetRef as ::tether::__private::serde::Deserialize<'de>>::deserialize(
+                    deserializer,
+                )
+                .map(Self::new)
+            }
+        }
+
+        #[doc = #promise_doc]
+        #[derive(::std::clone::Clone, ::std::fmt::Debug)]
+        #vis struct #promise {
+            promise: ::tether::Promise,
+        }
+
+        impl #promise {
+            /// The promised object as this service.
+            #vis fn new(promise: ::tether::Promise) -> Self {
+                Self { promise }
+            }
+
+            /// The untyped promise.
+            #vis fn untyped(&self) -> &::tether::Promise {
+                &self.promise
+            }
+
+            #(#promise_methods)*
+        }
+
+        impl ::std::future::IntoFuture for #promise {
+            type Output = ::tether::Result<#proxy>;
+            type IntoFuture = ::tether::BoxFuture<'static, ::tether::Result<#proxy>>;
+
+            fn into_future(self) -> Self::IntoFuture {
+                ::std::boxed::Box::pin(async move {
+                    ::std::result::Result::Ok(#proxy::new(self.promise.netref().await?))
+                })
             }
         }
 
@@ -142,14 +208,10 @@ pub(crate) fn expand(mut item: ItemTrait) -> syn::Result<TokenStream> {
     })
 }
 
-fn proxy_method(m: &Method) -> TokenStream {
-    let ident = &m.ident;
-    let name = m.remote_name();
-    let params = m.params.iter().map(|p| {
-        let pident = &p.ident;
-        let ty = &p.ty;
-        quote!(#pident: #ty)
-    });
+/// The expression building a call's `Args` from the method's parameters,
+/// as a `tether::Result<tether::Args>`: converted at once, so what uses
+/// them borrows nothing.
+fn args_of(m: &Method) -> TokenStream {
     let mut pushes = Vec::new();
     for p in &m.params {
         let pident = &p.ident;
@@ -175,32 +237,100 @@ fn proxy_method(m: &Method) -> TokenStream {
             }),
         }
     }
-    let Ret::Result(ok) = &m.ret else {
-        unreachable!("service methods return Result")
-    };
-    let from_return = quote_spanned!(ok.span()=> ::tether::__private::from_return::<#ok>);
     let unused: Vec<_> = m
         .params
         .iter()
         .filter(|p| p.take == Take::Context)
         .map(|p| &p.ident)
         .collect();
+    quote! {{
+        let _ = (#(&#unused,)*);
+        (|| -> ::tether::Result<::tether::Args> {
+            let mut __positional = ::std::vec::Vec::new();
+            #(#pushes)*
+            ::std::result::Result::Ok(::tether::Args { positional: __positional, named: ::std::vec::Vec::new() })
+        })()
+    }}
+}
+
+fn params_of(m: &Method) -> Vec<TokenStream> {
+    m.params
+        .iter()
+        .map(|p| {
+            let pident = &p.ident;
+            let ty = &p.ty;
+            quote!(#pident: #ty)
+        })
+        .collect()
+}
+
+fn proxy_method(m: &Method) -> TokenStream {
+    let ident = &m.ident;
+    let name = m.remote_name();
+    let params = params_of(m);
+    let args = args_of(m);
+    let Ret::Result(ok) = &m.ret else {
+        unreachable!("service methods return Result")
+    };
+    let from_return = quote_spanned!(ok.span()=> ::tether::__private::from_return::<#ok>);
     quote! {
         fn #ident(&self, #(#params),*)
             -> impl ::std::future::Future<Output = ::tether::Result<#ok>> + ::std::marker::Send
         {
-            let _ = (#(&#unused,)*);
-            // Arguments are converted now, so the future borrows nothing.
-            let __args = (|| -> ::tether::Result<::tether::Args> {
-                let mut __positional = ::std::vec::Vec::new();
-                #(#pushes)*
-                ::std::result::Result::Ok(::tether::Args { positional: __positional, named: ::std::vec::Vec::new() })
-            })();
+            let __args = #args;
             let __netref = ::std::clone::Clone::clone(&self.netref);
             async move {
                 let __value = __netref.call_method(#name, __args?).await?;
                 #from_return(__value)
             }
+        }
+    }
+}
+
+/// What a promise of `ok` is: another service's `XPromise` for its
+/// `XProxy`, a plain `Promise` for a `NetRef`, a `TypedPromise` for any
+/// other value; and how one is made from a `tether::Promise`.
+fn promise_of(ok: &syn::Type) -> (TokenStream, TokenStream) {
+    if let syn::Type::Path(p) = ok {
+        if let Some(last) = p.path.segments.last() {
+            let name = last.ident.to_string();
+            if name == "NetRef" {
+                return (quote!(::tether::Promise), quote!(|p| p));
+            }
+            if let Some(stem) = name.strip_suffix("Proxy").filter(|s| !s.is_empty()) {
+                let mut path = p.path.clone();
+                let last = path.segments.last_mut().expect("a last segment");
+                last.ident = format_ident!("{}Promise", stem, span = last.ident.span());
+                return (quote!(#path), quote!(#path::new));
+            }
+        }
+    }
+    (
+        quote!(::tether::TypedPromise<#ok>),
+        quote!(::tether::TypedPromise::new),
+    )
+}
+
+fn promise_method(m: &Method, vis: &syn::Visibility) -> TokenStream {
+    let ident = &m.ident;
+    let name = m.remote_name();
+    let params = params_of(m);
+    let args = args_of(m);
+    let Ret::Result(ok) = &m.ret else {
+        unreachable!("service methods return Result")
+    };
+    let (promise, make) = promise_of(ok);
+    let doc = format!(
+        "`{name}` on the promised object, sent without waiting (pipelined on a tether peer)."
+    );
+    quote! {
+        #[doc = #doc]
+        #vis fn #ident(&self, #(#params),*) -> #promise {
+            let __promise = match #args {
+                ::std::result::Result::Ok(__args) => self.promise.call_method(#name, __args),
+                ::std::result::Result::Err(__err) => ::tether::Promise::rejected(__err),
+            };
+            (#make)(__promise)
         }
     }
 }
