@@ -94,10 +94,11 @@ impl Shared {
         }
     }
 
-    /// Tell the peer we need its answer `seq` no more.
+    /// Tell the peer we need its answer `seq` no more: with the next
+    /// frame, or the sweeper's next look, as releases go.
     pub(crate) fn finish_answer(self: &Arc<Self>, seq: u64) {
         if !self.is_closed() {
-            let _ = self.send(&Message::Finish(vec![seq]));
+            self.hold_finish(seq);
         }
     }
 

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{Config, MIN_FRAME_LEN};
 use crate::error::raise;
 use crate::netref::{ImportTable, NetRef, Proxy, Target};
-use crate::protocol::codec::{self, RefCodec};
+use crate::protocol::codec::{self, NoRefs, RefCodec};
 use crate::protocol::frame::{Message, WireRef};
 use crate::protocol::handshake::{PeerHello, PIPELINING_SINCE};
 use crate::service::answers::Answers;
@@ -117,6 +117,10 @@ pub(crate) struct Shared {
     /// Releases not yet queued: they go out with the next frame, or with
     /// the sweeper's next look (25 ms), whichever comes first.
     releases: Mutex<Vec<(u64, u64)>>,
+    /// The peer's answers we need no more, held back as releases are
+    /// (and sent with them).
+    finishes: Mutex<Vec<u64>>,
+    /// Releases or finishes are held back.
     pub(crate) releases_pending: AtomicBool,
     /// The runtime the connection's tasks run on, where the sweeper is
     /// started too (calls may come from other runtimes).
@@ -169,6 +173,13 @@ pub(crate) fn next_connection_number() -> u64 {
     NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The messages carrying what was held back: releases, then finishes.
+fn held_messages(pairs: Vec<(u64, u64)>, finishes: Vec<u64>) -> impl Iterator<Item = Message> {
+    let releases = (!pairs.is_empty()).then(|| Message::Release(pairs));
+    let finishes = (!finishes.is_empty()).then(|| Message::Finish(finishes));
+    releases.into_iter().chain(finishes)
+}
+
 /// Releases gathered beside the queue before they are queued at once.
 const RELEASES_HELD: usize = 1024;
 
@@ -215,6 +226,7 @@ impl Shared {
             in_flight: DashMap::new(),
             sweeper: Sweeper::default(),
             releases: Mutex::new(Vec::new()),
+            finishes: Mutex::new(Vec::new()),
             releases_pending: AtomicBool::new(false),
             runtime: tokio::runtime::Handle::try_current().ok(),
             next_seq: AtomicU64::new(1),
@@ -419,6 +431,24 @@ impl Shared {
             self.releases_pending.store(true, Ordering::SeqCst);
             held.len() >= RELEASES_HELD
         };
+        self.held_back(many);
+    }
+
+    /// Gather the finishing of the peer's answer `seq` beside the queue,
+    /// as [`hold_release`](Shared::hold_release) does a release.
+    pub(crate) fn hold_finish(self: &Arc<Self>, seq: u64) {
+        let many = {
+            let mut held = lock(&self.finishes);
+            held.push(seq);
+            self.releases_pending.store(true, Ordering::SeqCst);
+            held.len() >= RELEASES_HELD
+        };
+        self.held_back(many);
+    }
+
+    /// Something was held back: send it now when `many` are, else leave
+    /// it for the next frame or the sweeper.
+    fn held_back(self: &Arc<Self>, many: bool) {
         if many || self.runtime.is_none() {
             self.flush_releases();
         } else {
@@ -430,26 +460,29 @@ impl Shared {
     /// there were none or they do not fit one frame.
     fn releases_before(self: &Arc<Self>, frame: &Bytes) -> Option<Bytes> {
         let per_frame = (self.send_limit.saturating_sub(16) / 20).clamp(1, RELEASES_HELD);
-        let pairs = {
+        let (pairs, finishes) = {
             let mut held = lock(&self.releases);
-            if held.is_empty() || held.len() > per_frame {
+            let mut finishes = lock(&self.finishes);
+            if held.len() > per_frame || finishes.len() > per_frame {
                 return None;
             }
             self.releases_pending.store(false, Ordering::SeqCst);
-            std::mem::take(&mut *held)
+            (std::mem::take(&mut *held), std::mem::take(&mut *finishes))
         };
-        match self.encode(&Message::Release(pairs)) {
-            Ok(releases) => {
-                let mut both = BytesMut::with_capacity(releases.len() + frame.len());
-                both.extend_from_slice(&releases);
-                both.extend_from_slice(frame);
-                Some(both.freeze())
-            }
-            Err(err) => {
-                tracing::warn!(connection = self.number, %err, "cannot send releases");
-                None
+        let mut all = BytesMut::new();
+        for message in held_messages(pairs, finishes) {
+            match codec::encode(&message, &NoRefs, self.send_limit) {
+                Ok(encoded) => all.extend_from_slice(&encoded),
+                Err(err) => {
+                    tracing::warn!(connection = self.number, %err, "cannot send releases");
+                }
             }
         }
+        if all.is_empty() {
+            return None;
+        }
+        all.extend_from_slice(frame);
+        Some(all.freeze())
     }
 
     /// Queue the releases held back, if any.
@@ -458,8 +491,26 @@ impl Shared {
             return;
         }
         let pairs = std::mem::take(&mut *lock(&self.releases));
-        if !pairs.is_empty() && !self.is_closed() {
+        let finishes = std::mem::take(&mut *lock(&self.finishes));
+        if self.is_closed() {
+            return;
+        }
+        if !pairs.is_empty() {
             let _ = self.queue(Outbound::Releases(pairs));
+        }
+        if !finishes.is_empty() {
+            match codec::encode(&Message::Finish(finishes), &NoRefs, self.send_limit) {
+                Ok(frame) => {
+                    // Counted as `send_frame` counts, since the writer
+                    // uncounts every frame it writes; too small to check
+                    // against the backlog limit.
+                    self.queued.fetch_add(queued_cost(&frame), Ordering::AcqRel);
+                    let _ = self.queue(Outbound::Frame(frame));
+                }
+                Err(err) => {
+                    tracing::warn!(connection = self.number, %err, "cannot send finishes")
+                }
+            }
         }
     }
 
