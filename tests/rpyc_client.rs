@@ -243,6 +243,21 @@ async fn tether_drives_the_stock_rpyc_classic_server() {
     let pid = os.call_method("getpid", ()).await.unwrap();
     assert_eq!(pid, Value::from(child.id().unwrap() as i64));
 
+    // Promises work against RPyC too, step by step (no pipelining there).
+    let joined = root
+        .promise()
+        .call_method("getmodule", ("os",))
+        .getattr("path")
+        .call_method("join", ("c", "d"));
+    assert_eq!(joined.await.unwrap(), Value::from("c/d"));
+    let missing = root
+        .promise()
+        .call_method("getmodule", ("os",))
+        .getattr("no_such_thing")
+        .call_method("anything", ());
+    let err = missing.await.unwrap_err();
+    assert!(err.message().starts_with("step .no_such_thing"), "{err:#}");
+
     // A Python lambda calling a tether closure.
     let twice = NetRef::try_from(
         root.call_method("eval", ("lambda f: f(20) + 2",))
