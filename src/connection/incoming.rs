@@ -302,10 +302,7 @@ fn serve_pipelined(
     let work = async move {
         match tokio::time::timeout_at(started + timeout, work).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(RemoteError::deadline(
-                format!("the call ran past its deadline of {timeout:?}"),
-                &here(&overdue_shared, "waiting for the work"),
-            )),
+            Err(_) => Err(overdue(&overdue_shared, timeout)),
         }
     };
     let answer = Answer::new(depth::serving(depth, work));
@@ -406,11 +403,7 @@ where
             work.map(|outcome| outcome.unwrap_or_else(|panic| panicked(&shared, seq, panic)));
         let outcome = tokio::select! {
             reply = tokio::time::timeout_at(started + timeout, work) => Some(reply.unwrap_or_else(|_| {
-                let err = RemoteError::deadline(
-                    format!("the call ran past its deadline of {timeout:?}"),
-                    &here(&shared, "waiting for the work"),
-                );
-                Message::Reply { seq, result: Err(err) }
+                Message::Reply { seq, result: Err(overdue(&shared, timeout)) }
             })),
             _ = token.cancelled() => None,
         };
@@ -421,6 +414,14 @@ where
         drop(hold);
     });
     Ok(())
+}
+
+/// The owner's error for work that ran past `timeout`.
+fn overdue(shared: &Shared, timeout: Duration) -> RemoteError {
+    RemoteError::deadline(
+        format!("the call ran past its deadline of {timeout:?}"),
+        &here(shared, "waiting for the work"),
+    )
 }
 
 /// When the caller gives up: `timeout` is the owner's, grace included.
