@@ -246,6 +246,44 @@ async fn a_chain_has_one_deadline_and_everything_lets_go_after_it() {
     assert_eq!(value.await.unwrap(), Value::from(4));
 }
 
+/// A root that hands out objects of a third peer's.
+#[derive(Clone)]
+struct Forwarder {
+    third: NetRef,
+}
+
+#[tether::expose]
+impl Forwarder {
+    /// A step of the third peer's, holding `value`.
+    #[method]
+    async fn their_step(&self, value: i64) -> Result<NetRef> {
+        NetRef::try_from(self.third.call_method("step_at", (value,)).await?)
+    }
+}
+
+#[tokio::test]
+async fn a_promise_of_a_third_peers_object_is_resolved_there_and_forwarded() {
+    let gate = Gate::new();
+    let (to_third, third) = pair(&gate).await;
+    let forwarder = Forwarder {
+        third: to_third.root().await.unwrap(),
+    };
+    let (client, owner) =
+        support::memory_pair_with(Builder::default(), Builder::default().root(forwarder)).await;
+    let root = client.root().await.unwrap();
+    let value = root
+        .promise()
+        .call_method("their_step", (5,))
+        .call_method("next", ())
+        .call_method("value", ());
+    assert_eq!(value.await.unwrap(), Value::from(6));
+    // The owner kept answers for the chain and let them go; the third
+    // peer was called plainly and kept none.
+    wait_for_owner(&owner, 0, 0).await;
+    assert_eq!(third.stats().answers, 0);
+    wait_until(|| gate.alive.load(Ordering::SeqCst) == 0).await;
+}
+
 // ------------------------------------------------ a peer playing by hand
 
 async fn raw_pair(gate: &Gate, config: Config) -> (RawPeer<tokio::io::DuplexStream>, Connection) {
