@@ -246,6 +246,88 @@ async fn a_chain_has_one_deadline_and_everything_lets_go_after_it() {
     assert_eq!(value.await.unwrap(), Value::from(4));
 }
 
+#[tokio::test]
+async fn a_promise_passed_as_an_argument_is_used_where_its_answer_is_kept() {
+    let gate = Gate::new();
+    let (client, server) = pair(&gate).await;
+    let root = client.root().await.unwrap();
+    let one = root
+        .promise()
+        .call_method("gated", (1,))
+        .call_method("value", ());
+    let recorded = root
+        .promise()
+        .call_method("step_at", (10,))
+        .call_method("record", (one.clone(),));
+    // Both chains are at the owner before the first step resolves (all
+    // but `step_at` waiting).
+    wait_for_owner(&server, 4, 3).await;
+    gate.open();
+    assert_eq!(recorded.await.unwrap(), Value::from(1));
+    assert_eq!(*gate.log.lock().unwrap(), [1]);
+
+    // Nested in a list, and passed in a plain call once sent.
+    let listed = root
+        .promise()
+        .call_method("step_at", (2,))
+        .call_method("value", ());
+    let echoed = root.call_method("step_at", (one,)).await.unwrap();
+    let echoed = NetRef::try_from(echoed).unwrap();
+    assert_eq!(
+        echoed.call_method("value", ()).await.unwrap(),
+        Value::from(1)
+    );
+    drop(listed);
+
+    // A failed promise fails what it is passed to, with its own error.
+    let denied = root
+        .promise()
+        .call_method("step_at", (1,))
+        .call_method("sealed", ())
+        .call_method("next", ());
+    let err = root
+        .promise()
+        .call_method("step_at", (denied,))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Denied, "{err}");
+    assert!(err.message().starts_with("step .next(…)"), "{err}");
+    wait_for_owner(&server, 0, 0).await;
+}
+
+#[tokio::test]
+async fn a_promise_passed_elsewhere_is_awaited_first_or_refused_in_a_plain_call() {
+    let gate = Gate::new();
+    let (client, _server) = pair(&gate).await;
+    let root = client.root().await.unwrap();
+    let three = root
+        .promise()
+        .call_method("step_at", (3,))
+        .call_method("value", ());
+
+    // An operation on a local object's promise puts the value in.
+    let local = NetRef::new(Gate::new());
+    let here = local
+        .promise()
+        .call_method("step_at", (three.clone(),))
+        .call_method("value", ());
+    assert_eq!(here.await.unwrap(), Value::from(3));
+
+    // A plain call on another connection cannot: it says so.
+    let other_gate = Gate::new();
+    let (other, _other_server) = pair(&other_gate).await;
+    let other_root = other.root().await.unwrap();
+    let err = other_root
+        .call_method("step_at", (three,))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadArguments, "{err}");
+    assert!(
+        err.message().contains("not pending on this connection"),
+        "{err}"
+    );
+}
+
 /// A root that hands out objects of a third peer's.
 #[derive(Clone)]
 struct Forwarder {
@@ -370,6 +452,29 @@ async fn raw_requests_on_answers_resolve_and_unknown_answers_fail_alone() {
         .await;
     match peer.reply().await {
         Reply::Err { seq: 8, kind, .. } => assert_eq!(kind, KIND_UNKNOWN_OBJECT),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // An argument naming an unknown answer fails its call alone.
+    let mut unknown = vec![11];
+    wire::varint(&mut unknown, 4242);
+    peer.send(&wire::pipelined(
+        9,
+        false,
+        root,
+        5_000,
+        &call("step_at", &[unknown]),
+    ))
+    .await;
+    match peer.reply().await {
+        Reply::Err {
+            seq: 9,
+            kind,
+            message,
+            ..
+        } => {
+            assert_eq!(kind, KIND_UNKNOWN_OBJECT, "{message}");
+            assert!(message.contains("no promised answer 4242"), "{message}");
+        }
         other => panic!("expected an error, got {other:?}"),
     }
     // An answer that is a plain value cannot be operated on.

@@ -18,7 +18,7 @@ use crate::error::RemoteError;
 use crate::protocol::budget::HeldGuard;
 use crate::protocol::codec::{self, Decoded};
 use crate::protocol::frame::{Label, Message, Op, Subject};
-use crate::service::answers::{Answer, NotKept};
+use crate::service::answers::{resolve_in, Answer, NotKept};
 use crate::service::dispatch::log_failed_call;
 use crate::service::object::CallContext;
 use crate::{Error, NetRef, Result, Value};
@@ -39,8 +39,11 @@ pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
 /// on a blocking thread for large frames.
 pub(crate) fn decode_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<Decoded> {
     let left = shared.decoded_held.left(shared.config.max_decoded_bytes);
-    codec::decode_within(payload, &super::shared::Refs::new(shared), left)
-        .map_err(|e| raise::protocol(format!("protocol violation: {}", e.message())))
+    let refs = super::shared::Refs::new(shared);
+    let mut decoded = codec::decode_within(payload, &refs, left)
+        .map_err(|e| raise::protocol(format!("protocol violation: {}", e.message())))?;
+    decoded.names_answers = refs.named_answers.get();
+    Ok(decoded)
 }
 
 /// Route one decoded frame. A message whose values went over the decoding
@@ -55,6 +58,7 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
         // What a request's values take is held until its call ends.
         held: shared.decoded_held.hold(decoded.budget.used()),
         incomplete: over_budget.or(decoded.bad_ref),
+        names_answers: decoded.names_answers,
     };
     match decoded.message {
         Message::Request {
@@ -167,6 +171,8 @@ struct Intake {
     /// Why its values are not all there: over the decoding budget, or a
     /// reference in them names nothing. The message must fail.
     incomplete: Option<Error>,
+    /// Some of its arguments are our answers, to be put in before it runs.
+    names_answers: bool,
 }
 
 /// Serve the peer's request `seq`: run at once, in the reader, as far as
@@ -184,14 +190,17 @@ fn serve(
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
     let refused = refusal(shared, depth, intake.incomplete);
-    let held = intake.held;
+    let (held, names_answers) = (intake.held, intake.names_answers);
     let work_shared = shared.clone();
     let work = async move {
         let _held = held;
         let shared = work_shared;
         let result = match refused {
             Some((err, what)) => Err((err, here(&shared, what))),
-            None => run(&shared, target, op, deadline).await,
+            None => match arguments_in(&shared, op, names_answers).await {
+                Ok(op) => run(&shared, target, op, deadline).await,
+                Err(failed) => Err(failed),
+            },
         };
         Message::Reply {
             seq,
@@ -235,7 +244,7 @@ fn serve_batch(
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
     let refused = refusal(shared, depth, intake.incomplete);
-    let held = intake.held;
+    let (held, names_answers) = (intake.held, intake.names_answers);
     let work_shared = shared.clone();
     let work = async move {
         let _held = held;
@@ -244,7 +253,10 @@ fn serve_batch(
         for (target, op) in calls {
             let result = match &refused {
                 Some((err, what)) => Err((err.clone(), here(&shared, what))),
-                None => run(&shared, target, op, deadline).await,
+                None => match arguments_in(&shared, op, names_answers).await {
+                    Ok(op) => run(&shared, target, op, deadline).await,
+                    Err(failed) => Err(failed),
+                },
             };
             results.push(result.map_err(|(err, location)| err.to_remote(&location)));
         }
@@ -268,7 +280,7 @@ fn serve_pipelined(
 ) -> Result<()> {
     let deadline = callers_deadline(timeout);
     let refused = refusal(shared, depth, intake.incomplete);
-    let held = intake.held;
+    let (held, names_answers) = (intake.held, intake.names_answers);
     // The target answer is looked up now, before this request's own is
     // kept: a request can only run on answers made before it.
     let on = match subject {
@@ -282,16 +294,24 @@ fn serve_pipelined(
         if let Some((err, what)) = refused {
             return Err(err.to_remote(&here(&shared, what)));
         }
+        let arguments = async {
+            arguments_in(&shared, op, names_answers)
+                .await
+                .map_err(|(err, location)| err.to_remote(&location))
+        };
         let ran = match on {
-            Ok(Ok(target)) => run(&shared, target, op, deadline).await,
+            Ok(Ok(target)) => match arguments.await {
+                Ok(op) => run(&shared, target, op, deadline).await,
+                Err(failed) => return Err(failed),
+            },
             Ok(Err(answer)) => {
                 let location = || here(&shared, "on a promised answer");
-                let on_object = |object| async {
+                let on_object = |object, op| async {
                     run_on(&shared, object, op, deadline)
                         .await
                         .map_err(|(err, location)| err.to_remote(&location))
                 };
-                return answer.then(on_object, location).await;
+                return answer.then(arguments, on_object, location).await;
             }
             Err(err) => Err((err, here(&shared, "finding the promised target"))),
         };
@@ -322,6 +342,20 @@ fn serve_pipelined(
         }
     };
     start_serving(shared, seq, timeout, work)
+}
+
+/// `op` with the answers its arguments name put in their place, when
+/// they name any (a failed one fails the call, with its error as cause).
+async fn arguments_in(shared: &Shared, op: Op, names_answers: bool) -> Result<Op, (Error, String)> {
+    if !names_answers {
+        return Ok(op);
+    }
+    resolve_in(op).await.map_err(|failed| {
+        (
+            Error::from_remote(failed),
+            here(shared, "waiting for a promised argument"),
+        )
+    })
 }
 
 /// A user reference held until the reply is queued: a side whose last

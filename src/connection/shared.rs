@@ -14,11 +14,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::{Config, MIN_FRAME_LEN};
 use crate::error::raise;
+use crate::netref::promise::PromiseArg;
 use crate::netref::{ImportTable, NetRef, Proxy, Target};
 use crate::protocol::codec::{self, NoRefs, RefCodec};
 use crate::protocol::frame::{Message, WireRef};
 use crate::protocol::handshake::{PeerHello, PIPELINING_SINCE};
-use crate::service::answers::Answers;
+use crate::service::answers::{AnswerArg, Answers};
 use crate::service::table::{drop_objects, lock, ExportTable, Released};
 use crate::{Error, ErrorKind, Result, Value};
 
@@ -265,10 +266,7 @@ impl Shared {
     /// Encode `message` for this connection. If encoding fails after some
     /// of our objects were counted as sent, those sends are taken back.
     pub(crate) fn encode(self: &Arc<Self>, message: &Message) -> Result<Bytes> {
-        let refs = Refs {
-            shared: self,
-            exported: RefCell::new(Vec::new()),
-        };
+        let refs = Refs::new(self);
         // Reusing one buffer saves an allocation per frame, and for large
         // frames, memory the allocator would otherwise hand back to the OS
         // and fault in again every call. Only when its memory is free again
@@ -642,24 +640,33 @@ pub(crate) struct Refs<'a> {
     pub(crate) shared: &'a Arc<Shared>,
     /// Ids counted as sent while encoding, to take back if encoding fails.
     pub(crate) exported: RefCell<Vec<u64>>,
+    /// A decoded value named one of our answers.
+    pub(crate) named_answers: std::cell::Cell<bool>,
 }
 
 impl<'a> Refs<'a> {
-    /// A codec for decoding (nothing is exported while decoding).
+    /// A codec for one message.
     pub(crate) fn new(shared: &'a Arc<Shared>) -> Refs<'a> {
         Refs {
             shared,
             exported: RefCell::new(Vec::new()),
+            named_answers: std::cell::Cell::new(false),
         }
     }
 }
 
 impl RefCodec for Refs<'_> {
     fn export(&self, netref: &NetRef) -> Result<WireRef> {
-        if let Target::Remote(proxy) = &netref.target {
-            if Arc::ptr_eq(&proxy.conn, self.shared) {
+        match &netref.target {
+            Target::Remote(proxy) if Arc::ptr_eq(&proxy.conn, self.shared) => {
                 return Ok(WireRef::Yours(proxy.id));
             }
+            Target::Local(_) => {
+                if let Some(promise) = netref.downcast_ref::<PromiseArg>() {
+                    return promise.answer_on(self.shared).map(WireRef::Answer);
+                }
+            }
+            Target::Remote(_) => {}
         }
         let id = {
             let mut table = lock(&self.shared.exports);
@@ -689,6 +696,11 @@ impl RefCodec for Refs<'_> {
     fn import(&self, wire: WireRef) -> Result<NetRef> {
         match wire {
             WireRef::Yours(id) => self.shared.exported_object(id),
+            WireRef::Answer(id) => {
+                let answer = self.shared.answers.get(id)?;
+                self.named_answers.set(true);
+                Ok(NetRef::new(AnswerArg(answer)))
+            }
             WireRef::Mine(id) => Ok(NetRef::from_target(Target::Remote(
                 self.shared.imports.import(id, self.shared),
             ))),

@@ -23,7 +23,7 @@ use super::{NetRef, Target};
 use crate::connection::{Queued, Shared as Connection};
 use crate::error::raise;
 use crate::protocol::frame::{Op, Subject};
-use crate::{BoxFuture, Error, ErrorKind, IntoArgs, Result, Value};
+use crate::{Args, BoxFuture, Error, ErrorKind, IntoArgs, Result, Value};
 
 type Outcome = Shared<BoxFuture<'static, Result<Value>>>;
 
@@ -65,6 +65,10 @@ type Outcome = Shared<BoxFuture<'static, Result<Value>>>;
 /// cannot pipeline (a Python object over RPyC, a peer speaking protocol
 /// 3) or the object is local, each operation waits for its target and
 /// then runs as an ordinary call: same results, one round trip per step.
+///
+/// A promise can be an argument of an operation on another promise
+/// (`Value::from(&promise)`): where its answer is kept the owner puts it
+/// in without a round trip; elsewhere the operation waits for its value.
 ///
 /// A promise that resolves to an object of a third peer (one the owner
 /// holds a proxy for) is resolved first on the owner: operations on it
@@ -394,6 +398,127 @@ impl fmt::Debug for Promise {
     }
 }
 
+/// A promise passed as an argument ([`Value::from`] a [`Promise`]). On the
+/// connection that pipelined it, it travels as the peer's answer
+/// (`WireRef::Answer`) once its request is queued; anywhere else an
+/// operation on a promise puts its value in its place first.
+pub(crate) struct PromiseArg(Promise);
+
+impl crate::Object for PromiseArg {
+    fn type_name(&self) -> &str {
+        "promise"
+    }
+}
+
+impl PromiseArg {
+    /// The number of the peer's answer that stands for this promise on
+    /// `conn`: its request went out there. Else the error for a call that
+    /// passes it directly (operations on promises never do).
+    pub(crate) fn answer_on(&self, conn: &Arc<Connection>) -> Result<u64> {
+        match &self.0.answer {
+            Some(answer) if Arc::ptr_eq(&answer.conn, conn) && *answer.queued.borrow() => {
+                Ok(answer.seq)
+            }
+            _ => Err(raise::bad_args(format!(
+                "the promise {} passed as an argument is not pending on this connection: \
+                 pass it to an operation on a promise (which waits for it), or await it \
+                 and pass its value",
+                self.0.step
+            ))),
+        }
+    }
+}
+
+impl From<Promise> for Value {
+    /// The promise as an argument of an operation on another promise:
+    /// the peer that keeps its answer uses that, without a round trip.
+    fn from(promise: Promise) -> Value {
+        Value::Ref(NetRef::new(PromiseArg(promise)))
+    }
+}
+
+impl From<&Promise> for Value {
+    fn from(promise: &Promise) -> Value {
+        Value::from(promise.clone())
+    }
+}
+
+/// `op` ready to be sent on `conn` (`None`: to be run on an object as an
+/// ordinary operation): every promise in its arguments either pending on
+/// `conn` with its request queued (and listed, in the second place), or
+/// replaced by its value.
+async fn with_promised_args(
+    op: Op,
+    conn: Option<&Arc<Connection>>,
+) -> std::result::Result<(Op, Vec<Promise>), Failed> {
+    let mut pending = Vec::new();
+    let mut fix = async |args: Args| {
+        let mut fixed = Args::new();
+        for value in args.positional {
+            fixed
+                .positional
+                .push(promised_value(value, conn, &mut pending).await?);
+        }
+        for (name, value) in args.named {
+            fixed
+                .named
+                .push((name, promised_value(value, conn, &mut pending).await?));
+        }
+        Ok::<_, Failed>(fixed)
+    };
+    let op = match op {
+        Op::Call(args) => Op::Call(fix(args).await?),
+        Op::CallMethod(name, args) => Op::CallMethod(name, fix(args).await?),
+        other => other,
+    };
+    Ok((op, pending))
+}
+
+/// `value` with the promises in it (at any depth) ready as in
+/// [`with_promised_args`], those left in it added to `pending`.
+fn promised_value<'a>(
+    value: Value,
+    conn: Option<&'a Arc<Connection>>,
+    pending: &'a mut Vec<Promise>,
+) -> BoxFuture<'a, std::result::Result<Value, Failed>> {
+    Box::pin(async move {
+        Ok(match value {
+            Value::Ref(netref) => match netref.downcast_ref::<PromiseArg>() {
+                Some(PromiseArg(promise)) => {
+                    let here = promise
+                        .answer
+                        .as_ref()
+                        .filter(|a| conn.is_some_and(|c| Arc::ptr_eq(&a.conn, c)));
+                    match here {
+                        Some(answer) if answer.queued().await => {
+                            pending.push(promise.clone());
+                            Value::Ref(netref)
+                        }
+                        _ => promise.value().await.map_err(Failed::Target)?,
+                    }
+                }
+                None => Value::Ref(netref),
+            },
+            Value::List(items) => {
+                let mut fixed = Vec::with_capacity(items.len());
+                for item in items {
+                    fixed.push(promised_value(item, conn, pending).await?);
+                }
+                Value::List(fixed)
+            }
+            Value::Map(pairs) => {
+                let mut fixed = Vec::with_capacity(pairs.len());
+                for (k, v) in pairs {
+                    let k = promised_value(k, conn, pending).await?;
+                    fixed.push((k, promised_value(v, conn, pending).await?));
+                }
+                Value::Map(fixed)
+            }
+            plain => plain,
+        })
+    })
+}
+
 /// Why an operation failed: its target did (the target's error stands
 /// for it), or it did itself (its error gets the step's name).
 enum Failed {
@@ -436,6 +561,7 @@ async fn pipelined(
             });
         }
     }
+    let (op, promised_args) = with_promised_args(op, Some(send.conn)).await?;
     if let Some(mut before) = before {
         let _ = before.wait_for(|queued| *queued).await;
     }
@@ -449,12 +575,20 @@ async fn pipelined(
         .await;
     match sent {
         Ok(value) => Ok(value),
-        // The peer answers an operation on a failed target with the
-        // target's error; the target's own outcome says whether that is it.
-        Err(own) => match target.value().await {
-            Err(theirs) => Err(Failed::Target(theirs)),
-            Ok(_) => Err(Failed::Itself(own)),
-        },
+        // The peer answers an operation on a failed target, or with a
+        // failed promise among its arguments, with that one's error; their
+        // own outcomes say whether that is it.
+        Err(own) => {
+            if let Err(theirs) = target.value().await {
+                return Err(Failed::Target(theirs));
+            }
+            for promised in promised_args {
+                if let Err(theirs) = promised.value().await {
+                    return Err(Failed::Target(theirs));
+                }
+            }
+            Err(Failed::Itself(own))
+        }
     }
 }
 
@@ -468,6 +602,7 @@ async fn step_by_step(
     queued: &Queued,
 ) -> std::result::Result<Value, Failed> {
     let value = target.value().await;
+    let (op, _) = with_promised_args(op, None).await?;
     // The operation made before this one on the same target sends first
     // (or has failed or been dropped: then it never will).
     if let Some(mut before) = before {

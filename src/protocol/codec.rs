@@ -111,6 +111,9 @@ pub(crate) fn encode_into(
 pub(crate) struct Decoded {
     pub(crate) message: Message,
     pub(crate) bad_ref: Option<Error>,
+    /// Some of its values name answers of ours (`WireRef::Answer`): they
+    /// stand in for the answers' outcomes until those are known.
+    pub(crate) names_answers: bool,
     /// When [`exceeded`](DecodeBudget::exceeded), the message's values are
     /// incomplete (its header and ids are not) and it must fail.
     pub(crate) budget: DecodeBudget,
@@ -145,6 +148,7 @@ pub(crate) fn decode_within(payload: &[u8], refs: &dyn RefCodec, budget: usize) 
     Ok(Decoded {
         message: message.0,
         bad_ref: cx.bad_ref,
+        names_answers: false,
         budget: cx.budget,
     })
 }
@@ -201,6 +205,7 @@ const VAL_LIST: u8 = 7;
 const VAL_MAP: u8 = 8;
 const VAL_YOURS: u8 = 9;
 const VAL_MINE: u8 = 10;
+const VAL_ANSWER: u8 = 11;
 
 // ---------------------------------------------------------------- encoding
 
@@ -472,6 +477,10 @@ impl Outgoing<'_> {
                 }
                 Ok(WireRef::Mine(id)) => {
                     VAL_MINE.encode(e)?;
+                    id.encode(e)
+                }
+                Ok(WireRef::Answer(id)) => {
+                    VAL_ANSWER.encode(e)?;
                     id.encode(e)
                 }
                 Err(err) => Err(self.fail(err)),
@@ -897,12 +906,12 @@ fn value<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
                 Value::Map(pairs)
             }
         }
-        tag @ (VAL_YOURS | VAL_MINE) => {
+        tag @ (VAL_YOURS | VAL_MINE | VAL_ANSWER) => {
             let id = u64::decode(d)?;
-            let wire = if tag == VAL_YOURS {
-                WireRef::Yours(id)
-            } else {
-                WireRef::Mine(id)
+            let wire = match tag {
+                VAL_YOURS => WireRef::Yours(id),
+                VAL_MINE => WireRef::Mine(id),
+                _ => WireRef::Answer(id),
             };
             let cx = d.context();
             match cx.refs.import(wire) {
@@ -965,7 +974,7 @@ impl RefCodec for NoRefs {
         Err(raise::protocol("references cannot be sent here"))
     }
     fn import(&self, wire: WireRef) -> Result<NetRef> {
-        let (WireRef::Yours(id) | WireRef::Mine(id)) = wire;
+        let (WireRef::Yours(id) | WireRef::Mine(id) | WireRef::Answer(id)) = wire;
         Err(raise::unknown_object(id))
     }
 }

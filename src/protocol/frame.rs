@@ -168,4 +168,7 @@ pub(crate) enum WireRef {
     Yours(u64),
     /// "This is mine": the sender owns it and counted one more send.
     Mine(u64),
+    /// "Your answer": the outcome of the receiver's answer to the sender's
+    /// pipelined request with this number, once it is known (protocol 4).
+    Answer(u64),
 }

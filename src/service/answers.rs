@@ -27,11 +27,12 @@ use dashmap::DashMap;
 use futures_util::future::{FutureExt, Shared};
 
 use crate::error::{raise, RemoteError};
-use crate::{BoxFuture, Error, NetRef, Value};
+use crate::protocol::frame::Op;
+use crate::{Args, BoxFuture, Error, NetRef, Value};
 
 /// What an answer resolves to: a value, or the error as the caller will
 /// read it.
-pub(crate) type Outcome = std::result::Result<Value, RemoteError>;
+pub(crate) type Outcome<T = Value> = std::result::Result<T, RemoteError>;
 
 /// The outcome of one pipelined operation, whenever it comes; clones share
 /// it.
@@ -61,15 +62,21 @@ impl Answer {
 
     /// Run `op` on the object the answer resolves to, once it has, after
     /// every operation on this answer that began waiting before this one
-    /// has started. An answer that failed fails `op` with its own error;
-    /// one that resolved to a plain value fails it with a type error
-    /// located at `location()`.
+    /// has started. `ready` (the operation's arguments, say) is awaited in
+    /// turn too, and given to `op`. An answer that failed fails `op` with
+    /// its own error; one that resolved to a plain value fails it with a
+    /// type error located at `location()`.
     ///
     /// The order is kept from this future's first poll: poll it once where
     /// the operations arrive, in their order.
-    pub(crate) async fn then<F, Fut>(&self, op: F, location: impl FnOnce() -> String) -> Outcome
+    pub(crate) async fn then<A, F, Fut>(
+        &self,
+        ready: impl Future<Output = Outcome<A>>,
+        op: F,
+        location: impl FnOnce() -> String,
+    ) -> Outcome
     where
-        F: FnOnce(NetRef) -> Fut,
+        F: FnOnce(NetRef, A) -> Fut,
         Fut: Future<Output = Outcome>,
     {
         let turn = self.turn.clone().lock_owned().await;
@@ -81,7 +88,8 @@ impl Answer {
             }
             Err(err) => return Err(err),
         };
-        let mut work = std::pin::pin!(op(target));
+        let ready = ready.await?;
+        let mut work = std::pin::pin!(op(target, ready));
         let mut turn = Some(turn);
         // The next operation may start once this one has been polled: an
         // operation that completes at once is done, and one that waits has
@@ -93,6 +101,66 @@ impl Answer {
         })
         .await
     }
+}
+
+/// An argument naming one of our answers (`WireRef::Answer`), as decoded:
+/// it stands in for the answer's outcome until [`resolve_in`] puts that
+/// in its place, before the call it came with runs.
+pub(crate) struct AnswerArg(pub(crate) Answer);
+
+impl crate::Object for AnswerArg {
+    fn type_name(&self) -> &str {
+        "promised answer"
+    }
+}
+
+/// `op` with every [`AnswerArg`] in its arguments replaced by its answer's
+/// outcome, once known; the first failed answer's error otherwise.
+pub(crate) async fn resolve_in(op: Op) -> Outcome<Op> {
+    Ok(match op {
+        Op::Call(args) => Op::Call(resolve_args(args).await?),
+        Op::CallMethod(name, args) => Op::CallMethod(name, resolve_args(args).await?),
+        Op::SetAttr(name, value) => Op::SetAttr(name, resolve_value(value).await?),
+        Op::Eq(value) => Op::Eq(resolve_value(value).await?),
+        other => other,
+    })
+}
+
+async fn resolve_args(args: Args) -> Outcome<Args> {
+    let mut resolved = Args::new();
+    for value in args.positional {
+        resolved.positional.push(resolve_value(value).await?);
+    }
+    for (name, value) in args.named {
+        resolved.named.push((name, resolve_value(value).await?));
+    }
+    Ok(resolved)
+}
+
+fn resolve_value(value: Value) -> BoxFuture<'static, Outcome<Value>> {
+    Box::pin(async move {
+        Ok(match value {
+            Value::Ref(netref) => match netref.downcast_ref::<AnswerArg>() {
+                Some(AnswerArg(answer)) => answer.outcome().await?,
+                None => Value::Ref(netref),
+            },
+            Value::List(items) => {
+                let mut resolved = Vec::with_capacity(items.len());
+                for item in items {
+                    resolved.push(resolve_value(item).await?);
+                }
+                Value::List(resolved)
+            }
+            Value::Map(pairs) => {
+                let mut resolved = Vec::with_capacity(pairs.len());
+                for (k, v) in pairs {
+                    resolved.push((resolve_value(k).await?, resolve_value(v).await?));
+                }
+                Value::Map(resolved)
+            }
+            plain => plain,
+        })
+    })
 }
 
 /// One connection's promised answers, by the peer's numbers.
@@ -196,7 +264,8 @@ mod tests {
             let mut op = Box::pin(async move {
                 answer
                     .then(
-                        |_| async move {
+                        async { Ok(()) },
+                        |_, ()| async move {
                             order.lock().unwrap().push(n);
                             Ok(Value::Int(n))
                         },
@@ -222,13 +291,21 @@ mod tests {
             Err(raise::denied("no").to_remote("in getattr 'secret' on a Thing object"))
         });
         let err = failed
-            .then(|_| async { Ok(Value::None) }, || "unused".into())
+            .then(
+                async { Ok(()) },
+                |_, ()| async { Ok(Value::None) },
+                || "unused".into(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.trace(), ["in getattr 'secret' on a Thing object"]);
         let plain = Answer::new(async { Ok(Value::Int(3)) });
         let err = plain
-            .then(|_| async { Ok(Value::None) }, || "in add()".into())
+            .then(
+                async { Ok(()) },
+                |_, ()| async { Ok(Value::None) },
+                || "in add()".into(),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Type);
