@@ -81,7 +81,10 @@ type Outcome = Shared<BoxFuture<'static, Result<Value>>>;
 ///   reach operations that do not depend on them.
 /// - Operations made on one promised target reach the peer in the order
 ///   they were made (each sends its request only after the one made
-///   before it has), and the owner starts them in that order.
+///   before it has), and the owner starts them in that order. One that
+///   takes promises as arguments starts once they are in (on a promised
+///   target it still keeps its turn; on a plain object a later call may
+///   start first).
 /// - A chain has one deadline, counted from its first operation: the
 ///   [`NetRef`]'s timeout, else the connection's
 ///   [`call_timeout`](crate::Config::call_timeout), unless
