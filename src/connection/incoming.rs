@@ -197,10 +197,12 @@ fn serve(
         let shared = work_shared;
         let result = match refused {
             Some((err, what)) => Err((err, here(&shared, what))),
-            None => match arguments_in(&shared, op, names_answers).await {
+            // Kept apart so the common case carries no extra future.
+            None if names_answers => match arguments_in(&shared, op).await {
                 Ok(op) => run(&shared, target, op, deadline).await,
                 Err(failed) => Err(failed),
             },
+            None => run(&shared, target, op, deadline).await,
         };
         Message::Reply {
             seq,
@@ -253,10 +255,11 @@ fn serve_batch(
         for (target, op) in calls {
             let result = match &refused {
                 Some((err, what)) => Err((err.clone(), here(&shared, what))),
-                None => match arguments_in(&shared, op, names_answers).await {
+                None if names_answers => match arguments_in(&shared, op).await {
                     Ok(op) => run(&shared, target, op, deadline).await,
                     Err(failed) => Err(failed),
                 },
+                None => run(&shared, target, op, deadline).await,
             };
             results.push(result.map_err(|(err, location)| err.to_remote(&location)));
         }
@@ -295,7 +298,10 @@ fn serve_pipelined(
             return Err(err.to_remote(&here(&shared, what)));
         }
         let arguments = async {
-            arguments_in(&shared, op, names_answers)
+            if !names_answers {
+                return Ok(op);
+            }
+            arguments_in(&shared, op)
                 .await
                 .map_err(|(err, location)| err.to_remote(&location))
         };
@@ -344,12 +350,9 @@ fn serve_pipelined(
     start_serving(shared, seq, timeout, work)
 }
 
-/// `op` with the answers its arguments name put in their place, when
-/// they name any (a failed one fails the call, with its error as cause).
-async fn arguments_in(shared: &Shared, op: Op, names_answers: bool) -> Result<Op, (Error, String)> {
-    if !names_answers {
-        return Ok(op);
-    }
+/// `op` with the answers its arguments name put in their place (a failed
+/// one fails the call, with its error as cause).
+async fn arguments_in(shared: &Shared, op: Op) -> Result<Op, (Error, String)> {
     resolve_in(op).await.map_err(|failed| {
         (
             Error::from_remote(failed),
