@@ -467,17 +467,22 @@ impl Shared {
             self.releases_pending.store(false, Ordering::SeqCst);
             (std::mem::take(&mut *held), std::mem::take(&mut *finishes))
         };
-        let mut all = BytesMut::new();
+        let mut encoded = Vec::with_capacity(2);
         for message in held_messages(pairs, finishes) {
-            match codec::encode(&message, &NoRefs, self.send_limit) {
-                Ok(encoded) => all.extend_from_slice(&encoded),
+            match self.encode(&message) {
+                Ok(bytes) => encoded.push(bytes),
                 Err(err) => {
                     tracing::warn!(connection = self.number, %err, "cannot send releases");
                 }
             }
         }
-        if all.is_empty() {
+        if encoded.is_empty() {
             return None;
+        }
+        let len = encoded.iter().map(Bytes::len).sum::<usize>() + frame.len();
+        let mut all = BytesMut::with_capacity(len);
+        for bytes in encoded {
+            all.extend_from_slice(&bytes);
         }
         all.extend_from_slice(frame);
         Some(all.freeze())
