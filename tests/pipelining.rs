@@ -545,6 +545,48 @@ async fn answers_past_the_limit_fail_alone_until_some_are_finished() {
 }
 
 #[tokio::test]
+async fn a_call_refused_as_too_many_never_runs_and_fails_its_dependents() {
+    let gate = Gate::new();
+    let (mut peer, server) = raw_pair(&gate, Config::default().max_serving(1)).await;
+    let root = peer.root(1).await;
+    peer.send(&wire::pipelined(
+        2,
+        false,
+        root,
+        60_000,
+        &call("gated", &[wire::int(1)]),
+    ))
+    .await;
+    wait_for_owner(&server, 1, 1).await;
+    // One call is running, the limit: the next is refused, and what is
+    // built on it fails the same way without running it.
+    peer.send(&wire::pipelined(
+        3,
+        false,
+        root,
+        5_000,
+        &call("step_at", &[wire::int(7)]),
+    ))
+    .await;
+    peer.send(&wire::pipelined(4, true, 3, 5_000, &call("value", &[])))
+        .await;
+    for seq in [3, 4] {
+        match peer.reply().await {
+            Reply::Err {
+                seq: got, message, ..
+            } => {
+                assert_eq!(got, seq);
+                assert!(message.contains("too many calls in progress"), "{message}");
+            }
+            other => panic!("expected the limit, got {other:?}"),
+        }
+    }
+    assert_eq!(gate.alive.load(Ordering::SeqCst), 0);
+    gate.open();
+    assert!(matches!(peer.reply().await, Reply::Ok { seq: 2, .. }));
+}
+
+#[tokio::test]
 async fn one_connections_answers_are_out_of_anothers_reach() {
     let gate = Gate::new();
     let (mut alice, _server_a) = raw_pair(&gate, Config::default()).await;

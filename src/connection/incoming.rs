@@ -18,10 +18,10 @@ use crate::error::RemoteError;
 use crate::protocol::budget::HeldGuard;
 use crate::protocol::codec::{self, Decoded};
 use crate::protocol::frame::{Label, Message, Op, Subject};
-use crate::service::answers::{resolve_in, Answer, NotKept};
+use crate::service::answers::{resolve_in, Answer, NotKept, Outcome};
 use crate::service::dispatch::log_failed_call;
 use crate::service::object::CallContext;
-use crate::{Error, NetRef, Result, Value};
+use crate::{BoxFuture, Error, NetRef, Result, Value};
 
 /// How much longer than the caller the owner lets a call run.
 const OWNER_GRACE: Duration = Duration::from_millis(250);
@@ -290,42 +290,59 @@ fn serve_pipelined(
         Subject::Object(target) => Ok(Ok(target)),
         Subject::Answer(id) => shared.answers.get(id).map(Err),
     };
-    let work_shared = shared.clone();
-    let work = async move {
-        let _held = held;
-        let shared = work_shared;
+    // Refused as `start_serving` would, but first: the answer dependents
+    // see must be this refusal, not work that would run later anyway.
+    let busy = (shared.serving.len() >= shared.config.max_serving).then(|| {
+        raise::limit(format!(
+            "too many calls in progress on this connection (limit {})",
+            shared.config.max_serving
+        ))
+    });
+    let refused = busy.map(|err| (err, "accepting the call")).or(refused);
+    // What runs before the operation: the refusal, if any, then the
+    // answers its arguments name.
+    let arguments_shared = shared.clone();
+    let arguments = async move {
+        let shared = arguments_shared;
         if let Some((err, what)) = refused {
             return Err(err.to_remote(&here(&shared, what)));
         }
-        let arguments = async {
-            if !names_answers {
-                return Ok(op);
-            }
-            arguments_in(&shared, op)
+        if !names_answers {
+            return Ok(op);
+        }
+        arguments_in(&shared, op)
+            .await
+            .map_err(|(err, location)| err.to_remote(&location))
+    };
+    let work_shared = shared.clone();
+    let work: BoxFuture<'static, Outcome> = match on {
+        Ok(Ok(target)) => Box::pin(async move {
+            let op = arguments.await?;
+            run(&work_shared, target, op, deadline)
                 .await
                 .map_err(|(err, location)| err.to_remote(&location))
-        };
-        let ran = match on {
-            Ok(Ok(target)) => match arguments.await {
-                Ok(op) => run(&shared, target, op, deadline).await,
-                Err(failed) => return Err(failed),
-            },
-            Ok(Err(answer)) => {
-                let location = || here(&shared, "on a promised answer");
-                let on_object = |object, op| async {
-                    run_on(&shared, object, op, deadline)
-                        .await
-                        .map_err(|(err, location)| err.to_remote(&location))
-                };
-                return answer.then(arguments, on_object, location).await;
-            }
-            Err(err) => Err((err, here(&shared, "finding the promised target"))),
-        };
-        ran.map_err(|(err, location)| err.to_remote(&location))
+        }),
+        // Its turn on the answer is taken now, in arrival order.
+        Ok(Err(answer)) => {
+            let located = shared.clone();
+            let on_object = move |object, op| async move {
+                run_on(&work_shared, object, op, deadline)
+                    .await
+                    .map_err(|(err, location)| err.to_remote(&location))
+            };
+            Box::pin(answer.then(arguments, on_object, move || {
+                here(&located, "on a promised answer")
+            }))
+        }
+        Err(err) => {
+            let err = err.to_remote(&here(shared, "finding the promised target"));
+            Box::pin(std::future::ready(Err(err)))
+        }
     };
     let started = Instant::now();
     let overdue_shared = shared.clone();
     let work = async move {
+        let _held = held;
         match tokio::time::timeout_at(started + timeout, work).await {
             Ok(outcome) => outcome,
             Err(_) => Err(overdue(&overdue_shared, timeout)),
@@ -340,6 +357,11 @@ fn serve_pipelined(
             reply(shared, seq, Message::Reply { seq, result });
             return Ok(());
         }
+    }
+    // The connection may have ended (on another thread) since the table
+    // was last cleared: what this kept would hold it forever.
+    if shared.is_closed() {
+        shared.answers.clear();
     }
     let work = async move {
         Message::Reply {

@@ -501,8 +501,14 @@ impl Shared {
         if !pairs.is_empty() {
             let _ = self.queue(Outbound::Releases(pairs));
         }
-        if !finishes.is_empty() {
-            match codec::encode(&Message::Finish(finishes), &NoRefs, self.send_limit) {
+        // As many per frame as the peer's frame limit takes.
+        let per_frame = (self.send_limit.saturating_sub(16) / 10).max(1);
+        for finishes in finishes.chunks(per_frame) {
+            match codec::encode(
+                &Message::Finish(finishes.to_vec()),
+                &NoRefs,
+                self.send_limit,
+            ) {
                 Ok(frame) => {
                     // Counted as `send_frame` counts, since the writer
                     // uncounts every frame it writes; too small to check

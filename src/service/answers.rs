@@ -25,9 +25,11 @@ use std::sync::Arc;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use futures_util::future::{FutureExt, Shared};
+use tokio::sync::oneshot;
 
 use crate::error::{raise, RemoteError};
 use crate::protocol::frame::Op;
+use crate::service::table::lock;
 use crate::{Args, BoxFuture, Error, NetRef, Value};
 
 /// What an answer resolves to: a value, or the error as the caller will
@@ -39,9 +41,9 @@ pub(crate) type Outcome<T = Value> = std::result::Result<T, RemoteError>;
 #[derive(Clone)]
 pub(crate) struct Answer {
     outcome: Shared<BoxFuture<'static, Outcome>>,
-    /// Held by the operation on this answer that is starting: the next
-    /// one waits for it (tokio's mutex queues its waiters in order).
-    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Dropped when the operation made last on this answer has started:
+    /// the next one waits for that.
+    last: Arc<std::sync::Mutex<Option<oneshot::Receiver<()>>>>,
 }
 
 impl Answer {
@@ -51,7 +53,7 @@ impl Answer {
     pub(crate) fn new(work: impl Future<Output = Outcome> + Send + 'static) -> Answer {
         Answer {
             outcome: work.boxed().shared(),
-            turn: Arc::default(),
+            last: Arc::default(),
         }
     }
 
@@ -61,45 +63,54 @@ impl Answer {
     }
 
     /// Run `op` on the object the answer resolves to, once it has, after
-    /// every operation on this answer that began waiting before this one
-    /// has started. `ready` (the operation's arguments, say) is awaited in
-    /// turn too, and given to `op`. An answer that failed fails `op` with
-    /// its own error; one that resolved to a plain value fails it with a
-    /// type error located at `location()`.
+    /// every operation made on this answer before this call has started.
+    /// `ready` (the operation's arguments, say) is awaited in turn too,
+    /// and given to `op`. An answer that failed fails `op` with its own
+    /// error; one that resolved to a plain value fails it with a type
+    /// error located at `location()`.
     ///
-    /// The order is kept from this future's first poll: poll it once where
-    /// the operations arrive, in their order.
-    pub(crate) async fn then<A, F, Fut>(
+    /// The turn is taken here, when called, not when the future is first
+    /// polled: call it where the operations arrive, in their order.
+    pub(crate) fn then<A, F, Fut>(
         &self,
         ready: impl Future<Output = Outcome<A>>,
         op: F,
         location: impl FnOnce() -> String,
-    ) -> Outcome
+    ) -> impl Future<Output = Outcome>
     where
         F: FnOnce(NetRef, A) -> Fut,
         Fut: Future<Output = Outcome>,
     {
-        let turn = self.turn.clone().lock_owned().await;
-        let target = match self.outcome().await {
-            Ok(Value::Ref(netref)) => netref,
-            Ok(other) => {
-                let err = raise::type_mismatch("an object to operate on", other.type_name());
-                return Err(err.to_remote(&location()));
+        let (started, now_started) = oneshot::channel::<()>();
+        let before = lock(&self.last).replace(now_started);
+        let outcome = self.outcome.clone();
+        async move {
+            // The one before has started (or was dropped: then it never will).
+            if let Some(before) = before {
+                let _ = before.await;
             }
-            Err(err) => return Err(err),
-        };
-        let ready = ready.await?;
-        let mut work = std::pin::pin!(op(target, ready));
-        let mut turn = Some(turn);
-        // The next operation may start once this one has been polled: an
-        // operation that completes at once is done, and one that waits has
-        // started (as a call on an object does when it is first polled).
-        std::future::poll_fn(|cx| {
-            let polled = work.as_mut().poll(cx);
-            turn.take();
-            polled
-        })
-        .await
+            let mut started = Some(started);
+            let target = match outcome.await {
+                Ok(Value::Ref(netref)) => netref,
+                Ok(other) => {
+                    let err = raise::type_mismatch("an object to operate on", other.type_name());
+                    return Err(err.to_remote(&location()));
+                }
+                Err(err) => return Err(err),
+            };
+            let ready = ready.await?;
+            let mut work = std::pin::pin!(op(target, ready));
+            // The next operation may start once this one has been polled:
+            // an operation that completes at once is done, and one that
+            // waits has started (as a call on an object does when first
+            // polled).
+            std::future::poll_fn(|cx| {
+                let polled = work.as_mut().poll(cx);
+                started.take();
+                polled
+            })
+            .await
+        }
     }
 }
 
@@ -273,7 +284,7 @@ mod tests {
                     )
                     .await
             });
-            // The first poll, as the reader gives it, queues the operation.
+            // Its turn was taken when `then` was called, in this order.
             assert!(op.as_mut().now_or_never().is_none());
             ops.push(tokio::spawn(op));
         }
