@@ -292,12 +292,7 @@ fn serve_pipelined(
     };
     // Refused as `start_serving` would, but first: the answer dependents
     // see must be this refusal, not work that would run later anyway.
-    let busy = (shared.serving.len() >= shared.config.max_serving).then(|| {
-        raise::limit(format!(
-            "too many calls in progress on this connection (limit {})",
-            shared.config.max_serving
-        ))
-    });
+    let busy = too_busy(shared);
     let refused = busy.map(|err| (err, "accepting the call")).or(refused);
     // What runs before the operation: the refusal, if any, then the
     // answers its arguments name.
@@ -414,13 +409,9 @@ fn start_serving<Fut>(shared: &Arc<Shared>, seq: u64, timeout: Duration, work: F
 where
     Fut: std::future::Future<Output = Message> + Send + 'static,
 {
-    if shared.serving.len() >= shared.config.max_serving {
-        // Answered at once rather than queued: queueing would grow without
-        // bound, and pausing the reader could deadlock nested callbacks.
-        let err = raise::limit(format!(
-            "too many calls in progress on this connection (limit {})",
-            shared.config.max_serving
-        ));
+    // Answered at once rather than queued: queueing would grow without
+    // bound, and pausing the reader could deadlock nested callbacks.
+    if let Some(err) = too_busy(shared) {
         let message = Message::Reply {
             seq,
             result: Err(err.to_remote(&here(shared, "accepting the call"))),
@@ -473,6 +464,19 @@ where
         drop(hold);
     });
     Ok(())
+}
+
+/// The error refusing a call when [`Config::max_serving`] calls are
+/// already running.
+///
+/// [`Config::max_serving`]: super::Config::max_serving
+fn too_busy(shared: &Shared) -> Option<Error> {
+    (shared.serving.len() >= shared.config.max_serving).then(|| {
+        raise::limit(format!(
+            "too many calls in progress on this connection (limit {})",
+            shared.config.max_serving
+        ))
+    })
 }
 
 /// The owner's error for work that ran past `timeout`.

@@ -40,22 +40,12 @@ pub fn run(kind: &str, n: u64) {
             "null64" => windowed(n, 64, || root.call_method("null", ())).await,
             "chain4" => {
                 for _ in 0..n {
-                    let value = root
-                        .promise()
-                        .call_method("counter", (5,))
-                        .call_method("next", ())
-                        .call_method("next", ())
-                        .call_method("value", ());
-                    assert_eq!(value.await.unwrap(), Value::from(7));
+                    crate::pipelining::pipelined_chain(&root).await;
                 }
             }
             "chain4_stepwise" => {
                 for _ in 0..n {
-                    let c = NetRef::try_from(root.call_method("counter", (5,)).await.unwrap());
-                    let c = NetRef::try_from(c.unwrap().call_method("next", ()).await.unwrap());
-                    let c = NetRef::try_from(c.unwrap().call_method("next", ()).await.unwrap());
-                    let value = c.unwrap().call_method("value", ()).await.unwrap();
-                    assert_eq!(value, Value::from(7));
+                    crate::pipelining::step_by_step(&root).await;
                 }
             }
             "make" => {

@@ -71,8 +71,9 @@ async fn single_call(root: &NetRef) {
     assert!(matches!(counter, Value::Ref(_)));
 }
 
-/// The chain, each step awaited before the next is sent.
-async fn step_by_step(root: &NetRef) {
+/// The chain, each step awaited before the next is sent (also counted
+/// by `count::run`, kind `chain4_stepwise`).
+pub async fn step_by_step(root: &NetRef) {
     let counter = NetRef::try_from(root.call_method("counter", (5,)).await.unwrap()).unwrap();
     let six = NetRef::try_from(counter.call_method("next", ()).await.unwrap()).unwrap();
     let seven = NetRef::try_from(six.call_method("next", ()).await.unwrap()).unwrap();
@@ -82,8 +83,9 @@ async fn step_by_step(root: &NetRef) {
     );
 }
 
-/// The chain as promises: sent at once, awaited at the end.
-async fn pipelined_chain(root: &NetRef) {
+/// The chain as promises: sent at once, awaited at the end (also
+/// counted by `count::run`, kind `chain4`).
+pub async fn pipelined_chain(root: &NetRef) {
     let value = root
         .promise()
         .call_method("counter", (5,))
