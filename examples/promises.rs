@@ -9,6 +9,10 @@
 //! ```sh
 //! cargo run --example promises
 //! ```
+//!
+//! With `--serve` it only serves, through the relay, until Ctrl-C: point
+//! the shell at the address it prints and a chain typed at the prompt
+//! (`root.counter(5).next().next().value()`) is one round trip there too.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -57,6 +61,11 @@ async fn main() -> tether::Result<()> {
     tokio::spawn(server.serve(Counters));
     let relay = relay(server_addr).await;
     println!("server on {server_addr}, reached through a relay adding {DELAY:?} each way");
+    if std::env::args().any(|a| a == "--serve") {
+        println!("serving through the relay at {relay}; Ctrl-C ends");
+        let _ = tokio::signal::ctrl_c().await;
+        return Ok(());
+    }
 
     let conn = tether::connect(relay).await?;
     let root = conn.root().await?;

@@ -97,6 +97,18 @@ impl Thing {
     fn ping(&self) -> i64 {
         1
     }
+
+    /// Never returns; reports when it starts and when it is cancelled.
+    #[method]
+    async fn hold(&self) -> Result<()> {
+        let events = (self.0).0.clone();
+        let _dropped = Dropped(events.clone());
+        if let Some(events) = events {
+            let _ = events.send("started");
+        }
+        std::future::pending::<()>().await;
+        Ok(())
+    }
 }
 
 /// A server of a fresh `Lab` on its own runtime.
@@ -354,6 +366,24 @@ except KeyboardInterrupt as e:
     let (out, after) = interrupt_during_hold(source);
     assert_eq!(after, "dropped");
     assert_eq!(stdout(&out), "interrupted: cancelled\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn ctrl_c_cancels_a_pipelined_chain_and_chains_give_pythons_values() {
+    // `root.make().hold()` goes as one chain; Ctrl-C cancels it on the
+    // server. A chain ending in a plain value's method runs that here.
+    let source = "\
+try:
+    root.make().hold()
+except KeyboardInterrupt as e:
+    print('interrupted:', e)
+print(root.make().ping() + root.echo('ab').upper().count('B'))
+";
+    let (out, after) = interrupt_during_hold(source);
+    assert_eq!(after, "dropped");
+    assert_eq!(stderr(&out), "");
+    assert_eq!(stdout(&out), "interrupted: cancelled\n2\n");
     assert_eq!(out.status.code(), Some(0));
 }
 

@@ -25,6 +25,10 @@
 //!   prompt's thread, to any depth (a callback that calls the peer waits in
 //!   a nested `wait`). A callback the peer makes when no call is waiting
 //!   runs at the start of the next one.
+//! - A call whose result the code goes straight on to use a member of
+//!   (`root.counter(5).increment()`) is not waited for: it stays a promise
+//!   and the next step is pipelined onto it, so a chain costs one round
+//!   trip ([`chain`]).
 //! - Ctrl-C during a call drops the call's future, which cancels it on
 //!   the peer (tether's cancel-on-drop), and raises `KeyboardInterrupt`
 //!   ("cancelled") in the Python code that made it; variables stay. A
@@ -33,6 +37,7 @@
 //!   SIGINT handler, as in Python.
 
 mod callback;
+mod chain;
 mod convert;
 pub mod help;
 mod remote;

@@ -66,18 +66,55 @@ class Remote:
 
 class _RemoteMethod:
     """A method of a remote object, called by name; it keeps the object
-    alive (`root.notes.add(1)` holds `root.notes` until the call)."""
+    alive (`root.notes.add(1)` holds `root.notes` until the call). A direct
+    one was fetched to be called at once (`root.counter(5)`), so its
+    result may stay pending (see _Pending)."""
 
-    def __init__(self, owner, name):
+    def __init__(self, owner, name, direct=False):
         self._owner = owner
         self._handle = owner._tether_handle
         self._name = name
+        self._direct = direct
 
     def __call__(self, *args, **kwargs):
-        return _tether_call(self._handle, self._name, args, kwargs)
+        return _tether_call(self._handle, self._name, args, kwargs, self._direct)
 
     def __repr__(self):
         return "<remote method " + self._name + ">"
+
+
+class _Pending:
+    """A remote result not fetched yet, because the code goes straight on
+    to one of its members (`root.counter(5).increment()`): that step joins
+    the chain sent to the peer (tether-cli/src/lang/chain.rs). Code never
+    keeps one: each is used by the very next instruction."""
+
+    def __init__(self, handle):
+        object.__setattr__(self, "_tether_pending", handle)
+
+    def __del__(self):
+        _tether_release_pending(self._tether_pending)
+
+    def _tether_value(self):
+        return _tether_resolve(self._tether_pending)
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return _tether_pending_getattr(self._tether_pending, name, self)
+
+
+class _PendingMethod:
+    """A method of a _Pending, about to be called."""
+
+    def __init__(self, owner, name):
+        self._owner = owner
+        self._name = name
+
+    def __call__(self, *args, **kwargs):
+        return _tether_pending_call(
+            self._owner._tether_pending, self._name, args, kwargs, self._owner
+        )
 
 
 class _RemoteIter:

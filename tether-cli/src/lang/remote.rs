@@ -36,10 +36,14 @@ struct Entry {
 }
 
 /// The prelude's classes.
-struct Classes {
+pub(crate) struct Classes {
     remote: PyObjectRef,
     method: PyObjectRef,
     error: PyObjectRef,
+    /// `_Pending`: a result not fetched yet ([`chain`](super::chain)).
+    pub(crate) pending: PyObjectRef,
+    /// `_PendingMethod`: a method of a `_Pending`, about to be called.
+    pub(crate) pending_method: PyObjectRef,
 }
 
 /// Where the engine learns what an object offers, when the default (ask
@@ -65,7 +69,7 @@ fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
 }
 
 /// A function of the engine's, as Python calls it.
-type Builtin = fn(FuncArgs, &VirtualMachine) -> PyResult;
+pub(crate) type Builtin = fn(FuncArgs, &VirtualMachine) -> PyResult;
 
 /// Set up this thread's table and the `_tether_*` builtins.
 pub(crate) fn install(vm: &VirtualMachine, rt: tokio::runtime::Handle) {
@@ -97,14 +101,23 @@ pub(crate) fn install(vm: &VirtualMachine, rt: tokio::runtime::Handle) {
         ("trace", trace),
         ("help", help),
     ];
+    add_builtins(vm, functions);
+    super::chain::install(vm);
+    vm.sys_module
+        .set_attr("displayhook", vm.new_function("displayhook", display), vm)
+        .expect("sys takes attributes");
+}
+
+/// Make `functions` Python builtins, by name.
+pub(crate) fn add_builtins<const N: usize>(
+    vm: &VirtualMachine,
+    functions: [(&'static str, Builtin); N],
+) {
     for (name, f) in functions {
         vm.builtins
             .set_attr(name, vm.new_function(name, f), vm)
             .expect("builtins take attributes");
     }
-    vm.sys_module
-        .set_attr("displayhook", vm.new_function("displayhook", display), vm)
-        .expect("sys takes attributes");
 }
 
 /// Take the prelude's classes from the scope it ran in.
@@ -119,6 +132,8 @@ pub(crate) fn adopt_prelude(vm: &VirtualMachine, scope: &Scope) {
         remote: get("Remote"),
         method: get("_RemoteMethod"),
         error: get("RemoteError"),
+        pending: get("_Pending"),
+        pending_method: get("_PendingMethod"),
     };
     with_table(|t| t.classes = Some(classes));
 }
@@ -191,22 +206,31 @@ fn netref(vm: &VirtualMachine, handle: u64) -> PyResult<NetRef> {
         .ok_or_else(|| vm.new_value_error(format!("no remote object numbered {handle}")))
 }
 
-fn rt() -> tokio::runtime::Handle {
+/// The runtime remote calls run on.
+pub(crate) fn rt() -> tokio::runtime::Handle {
     with_table(|t| t.rt.clone())
 }
 
-fn arg(args: &FuncArgs, i: usize, vm: &VirtualMachine) -> PyResult<PyObjectRef> {
+/// Something of the prelude's classes.
+pub(crate) fn classes<R>(f: impl FnOnce(&Classes) -> R) -> R {
+    with_table(|t| f(t.classes.as_ref().expect("the prelude ran")))
+}
+
+/// Argument `i` of a builtin's call.
+pub(crate) fn arg(args: &FuncArgs, i: usize, vm: &VirtualMachine) -> PyResult<PyObjectRef> {
     args.args
         .get(i)
         .cloned()
         .ok_or_else(|| vm.new_type_error(format!("missing argument {}", i + 1)))
 }
 
-fn handle_arg(args: &FuncArgs, i: usize, vm: &VirtualMachine) -> PyResult<u64> {
+/// Argument `i`, a handle.
+pub(crate) fn handle_arg(args: &FuncArgs, i: usize, vm: &VirtualMachine) -> PyResult<u64> {
     arg(args, i, vm)?.try_into_value(vm)
 }
 
-fn str_arg(args: &FuncArgs, i: usize, vm: &VirtualMachine) -> PyResult<String> {
+/// Argument `i`, a `str`.
+pub(crate) fn str_arg(args: &FuncArgs, i: usize, vm: &VirtualMachine) -> PyResult<String> {
     let obj = arg(args, i, vm)?;
     obj.payload::<PyStr>()
         .map(|s| s.as_str().to_owned())
@@ -250,7 +274,8 @@ fn getattr(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
         let class =
             with_table(|t| t.classes.as_ref().map(|c| c.method.clone())).expect("the prelude ran");
         let owner = arg(&args, 2, vm)?;
-        return class.call((owner, vm.ctx.new_str(name)), vm);
+        let direct = vm.ctx.new_bool(super::chain::fetching_to_call(vm));
+        return class.call((owner, vm.ctx.new_str(name), direct), vm);
     }
     let target = netref(vm, handle)?;
     let value = wait(vm, &rt(), target.getattr(&name))?;
@@ -266,20 +291,49 @@ fn setattr(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     Ok(vm.ctx.none())
 }
 
-/// `_tether_call(handle, name or None, args tuple, kwargs dict)`.
+/// `_tether_call(handle, name or None, args tuple, kwargs dict[, direct])`.
+/// A direct call (of a method the code fetched to call at once) whose
+/// result goes straight to one of its members stays a promise, so the
+/// next step is pipelined ([`chain`](super::chain)).
 fn call(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     let handle = handle_arg(&args, 0, vm)?;
     let name = arg(&args, 1, vm)?;
     let name = (!vm.is_none(&name))
         .then(|| str_arg(&args, 1, vm))
         .transpose()?;
+    let call_args = args_from_py(vm, &arg(&args, 2, vm)?, &arg(&args, 3, vm)?)?;
+    let direct = match args.args.get(4) {
+        Some(direct) => direct.clone().try_to_bool(vm)?,
+        None => false,
+    };
+    let target = netref(vm, handle)?;
+    if let (Some(name), true) = (&name, direct && super::chain::result_chained(vm)) {
+        let promise = {
+            let _in_runtime = rt().enter();
+            target.promise().call_method(name, call_args)
+        };
+        return super::chain::start(vm, promise);
+    }
+    let value = match name {
+        Some(name) => wait(vm, &rt(), target.call_method(&name, call_args))?,
+        None => wait(vm, &rt(), target.call(call_args))?,
+    };
+    to_py(vm, value)
+}
+
+/// A call's arguments from Python's: a tuple and a dict of them.
+pub(crate) fn args_from_py(
+    vm: &VirtualMachine,
+    positional: &PyObjectRef,
+    named: &PyObjectRef,
+) -> PyResult<tether::Args> {
     let mut call_args = tether::Args::new();
-    if let Some(positional) = arg(&args, 2, vm)?.payload::<PyTuple>() {
+    if let Some(positional) = positional.payload::<PyTuple>() {
         for v in positional.as_slice() {
             call_args.positional.push(from_py(vm, v)?);
         }
     }
-    if let Some(named) = arg(&args, 3, vm)?.payload::<PyDict>() {
+    if let Some(named) = named.payload::<PyDict>() {
         for (k, v) in named {
             let key = k
                 .payload::<PyStr>()
@@ -288,12 +342,7 @@ fn call(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
             call_args.named.push((key, from_py(vm, &v)?));
         }
     }
-    let target = netref(vm, handle)?;
-    let value = match name {
-        Some(name) => wait(vm, &rt(), target.call_method(&name, call_args))?,
-        None => wait(vm, &rt(), target.call(call_args))?,
-    };
-    to_py(vm, value)
+    Ok(call_args)
 }
 
 fn repr(args: FuncArgs, vm: &VirtualMachine) -> PyResult {

@@ -65,7 +65,7 @@ pub(crate) fn wait<T>(
         let step = rt.block_on(async {
             tokio::select! {
                 biased;
-                _ = tokio::signal::ctrl_c() => Step::Interrupted,
+                _ = ctrl_c(vm) => Step::Interrupted,
                 outcome = &mut call => Step::Done(outcome),
                 Some(request) = requests.recv() => Step::Request(request),
             }
@@ -73,13 +73,7 @@ pub(crate) fn wait<T>(
         *rx.borrow_mut() = Some(requests);
         match step {
             Step::Done(outcome) => return outcome.map_err(|e| super::remote::raise(vm, e)),
-            Step::Interrupted => {
-                // The interpreter's own SIGINT handler saw it too (it is
-                // what interrupts Python code that is not waiting): take
-                // its KeyboardInterrupt back, so one Ctrl-C raises once.
-                let _ = vm.check_signals();
-                return Err(cancelled(vm));
-            }
+            Step::Interrupted => return Err(cancelled(vm)),
             Step::Request(Request::Forget(id)) => callback::forget(id),
             Step::Request(Request::Call { id, args, reply }) => {
                 let (outcome, interrupted) = callback::run(vm, id, args);
@@ -89,6 +83,34 @@ pub(crate) fn wait<T>(
                 }
             }
         }
+    }
+}
+
+/// Done once a Ctrl-C is pending for the interpreter, which it takes.
+///
+/// The interpreter's SIGINT handler is the one record of a Ctrl-C: it is
+/// what interrupts Python code that is not waiting, and it runs before
+/// tokio's in the same signal (tokio chains to it). Tokio's listener only
+/// wakes this wait to look. So a Ctrl-C that came before the wait began
+/// (a pipelined chain is sent before its result is awaited) is seen, and
+/// one the interpreter already raised in Python code is not seen twice.
+async fn ctrl_c(vm: &VirtualMachine) {
+    #[cfg(unix)]
+    let mut wake = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
+    loop {
+        // Looked at after the listener is in place, so none is missed.
+        if vm.check_signals().is_err() {
+            return;
+        }
+        #[cfg(unix)]
+        match &mut wake {
+            Some(wake) => {
+                wake.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
