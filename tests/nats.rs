@@ -213,7 +213,7 @@ async fn connections_spread_over_the_instances_least_recently_used_first() {
 #[tokio::test]
 async fn an_instance_that_does_not_answer_is_skipped_for_the_next() {
     let nats = NatsServer::start();
-    let dead = dead_address().await;
+    let (dead, _kept) = dead_address();
     let _silent = Instance::start(
         &nats,
         Registration::new(nats.url(), "calc").advertise([format!("tcp://{dead}")]),
@@ -233,7 +233,7 @@ async fn an_instance_that_does_not_answer_is_skipped_for_the_next() {
 #[tokio::test]
 async fn with_no_direct_route_the_connection_goes_through_the_broker() {
     let nats = NatsServer::start();
-    let dead = dead_address().await;
+    let (dead, _kept) = dead_address();
     let _instance = Instance::start(
         &nats,
         Registration::new(nats.url(), "calc").advertise([format!("tcp://{dead}")]),
@@ -621,10 +621,14 @@ async fn exercise(conn: &Connection) {
     support::wait_until(|| conn.stats().imported == with_counter - 1).await;
 }
 
-/// A loopback address nothing listens on (a listener bound, then closed).
-async fn dead_address() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+/// A loopback address nothing listens on, and the socket that keeps it
+/// so: bound but not listening, so a connection there is refused and no
+/// other test's listener can take the port while the test runs (a port
+/// merely closed again could be).
+fn dead_address() -> (SocketAddr, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (socket.local_addr().unwrap(), socket)
 }
 
 /// A root with files and iteration.

@@ -213,10 +213,14 @@ fn call_err(addr: &str, args: &[&str]) -> String {
     stderr(&out)
 }
 
-/// A loopback port nothing listens on (bound, then closed).
-fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap()
+/// A loopback port nothing listens on, and the socket that keeps it so:
+/// bound but not listening, so a connection there is refused and no other
+/// test's listener can take the port meanwhile (one merely closed again
+/// could be).
+fn closed_port() -> (SocketAddr, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (socket.local_addr().unwrap(), socket)
 }
 
 /// `len` bytes from xorshift64*, from `seed`, or from `TETHER_TEST_SEED`
@@ -365,7 +369,8 @@ fn a_failing_call_exits_1_with_the_error_on_stderr() {
              read it instead of calling it (--get reads it: tether call {addr} --get label)\n"
         )
     );
-    let refused = closed_port().to_string();
+    let (refused, _kept) = closed_port();
+    let refused = refused.to_string();
     let message = call_err(&refused, &["add", "1"]);
     assert!(
         message.starts_with(&format!("error: cannot connect to {refused}: ")),
@@ -754,7 +759,8 @@ fn shell_refuses_what_it_cannot_reach() {
         stderr(&out).starts_with("error: cannot connect to unix:/nowhere.sock"),
         "{out:?}"
     );
-    let refused = closed_port().to_string();
+    let (refused, _kept) = closed_port();
+    let refused = refused.to_string();
     let out = tether(&["shell", &refused]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
