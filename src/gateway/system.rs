@@ -7,7 +7,9 @@
 //! - `system.methodSignature(name)`: `[[return, param, ...]]` in XML-RPC
 //!   type names (`int`, `double`, `string`, `boolean`, `base64`, `array`,
 //!   `struct`, `nil`; `any` for anything, `*T` for "any number of T");
-//! - `system.methodHelp(name)`: the tether signature line, then the doc;
+//! - `system.methodHelp(name)`: the method's doc text alone (empty if it
+//!   has none), as CPython's server answers; the signature is
+//!   `methodSignature`'s;
 //! - `system.multicall(calls)`: each `{'methodName': .., 'params': [..]}`
 //!   run in order; each result is a one-element array or a fault struct,
 //!   and one failure does not stop the rest.
@@ -36,7 +38,7 @@ const SYSTEM: &[Member] = &[
     Member::method(
         "system.methodHelp",
         "(name: str) -> str",
-        "The signature and documentation of the method `name`.",
+        "The documentation of the method `name`.",
     ),
     Member::method(
         "system.multicall",
@@ -76,10 +78,7 @@ async fn introspect(gateway: &Gateway, name: &str, args: Args) -> Result<Value, 
         }
         "system.methodHelp" => {
             let member = find(gateway, &one_name(name, args)?).await?;
-            Ok(Value::Str(format!(
-                "{}{}\n\n{}",
-                member.name, member.signature, member.doc
-            )))
+            Ok(Value::Str(member.doc.to_string()))
         }
         _ => Err(Fault::new(
             FaultKind::MethodNotFound,
