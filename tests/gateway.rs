@@ -155,13 +155,60 @@ fn error_code(reply: &Json) -> i64 {
 }
 
 #[tokio::test]
+async fn xmlrpc_bodies_in_the_encodings_clients_declare_are_read() {
+    let gateway = Gateway::new(Calculator);
+    // "é" and "€" in each encoding; the answer is always UTF-8.
+    let cases: &[(&str, &[u8], &str)] = &[
+        ("ISO-8859-1", b"\xe9", "é"),
+        ("latin1", b"\x80", "\u{80}"),
+        ("ISO-8859-15", b"\xa4", "€"),
+        ("Windows-1252", b"\x80", "€"),
+        ("cp1252", b"\xe9", "é"),
+        ("us-ascii", b"&#233;", "é"),
+        ("ascii", b"&#8364;", "€"),
+        ("utf-8", "€".as_bytes(), "€"),
+    ];
+    for (encoding, text, expected) in cases {
+        let mut body = format!(
+            "<?xml version='1.0' encoding='{encoding}'?><methodCall>\
+             <methodName>addtogether</methodName><params>\
+             <param><value><string>"
+        )
+        .into_bytes();
+        body.extend_from_slice(text);
+        body.extend_from_slice(
+            b"</string></value></param><param><value><string>!</string></value></param>\
+              </params></methodCall>",
+        );
+        let (status, reply) = post(&gateway, "/", Some("text/xml"), body).await;
+        assert_eq!(status, StatusCode::OK, "{encoding}: {reply}");
+        assert!(reply.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+        assert!(
+            reply.contains(&format!("<string>{expected}!</string>")),
+            "{encoding}: {reply}"
+        );
+    }
+    // Bytes the declared encoding does not have are a parse fault.
+    let body = b"<?xml version='1.0' encoding='utf-8'?><methodCall>\
+        <methodName>addtogether</methodName><params><param><value>\xe9</value></param>\
+        </params></methodCall>";
+    let (_, reply) = post(&gateway, "/", Some("text/xml"), body.to_vec()).await;
+    assert_eq!(fault_code(&reply), -32700, "{reply}");
+    assert!(reply.contains("not UTF-8"), "{reply}");
+}
+
+#[tokio::test]
 async fn xmlrpc_errors_use_the_interoperability_codes() {
     let gateway = Gateway::new(Calculator);
     let cases: &[(&str, i64)] = &[
         ("<methodCall><methodName>quadratic</methodName>", -32700),
         ("<methodCall><methodName>x</methodName></wrong>", -32700),
         (
-            "<?xml version='1.0' encoding='latin-1'?><methodCall/>",
+            "<?xml version='1.0' encoding='klingon'?><methodCall/>",
+            -32700,
+        ),
+        (
+            "<?xml version='1.0' encoding='UTF-16'?><methodCall/>",
             -32700,
         ),
         ("<methodResponse/>", -32600),

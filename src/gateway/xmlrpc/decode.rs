@@ -7,6 +7,8 @@
 //! not a valid call (unknown types, bad numbers, a `<!DOCTYPE>`, too deep)
 //! are invalid requests (`-32600`).
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -23,13 +25,81 @@ pub(crate) struct MethodCall {
 
 /// Decode a request body; values may nest `max_depth` levels.
 pub(crate) fn method_call(body: &[u8], max_depth: usize) -> Result<MethodCall, Fault> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| Fault::new(FaultKind::Parse, format!("the request is not UTF-8 ({e})")))?;
+    let text = text_of(body)?;
     let mut parser = Parser {
-        reader: Reader::from_str(text),
+        reader: Reader::from_str(&text),
         max_depth,
     };
     parser.method_call()
+}
+
+/// The body as text, decoded from the encoding its XML declaration names
+/// (UTF-8 if none): clients send US-ASCII (Python's `ServerProxy(...,
+/// encoding='ascii')`), ISO-8859-1, ISO-8859-15, Windows-1252 and others.
+/// Any ASCII-compatible encoding of the WHATWG Encoding Standard is read
+/// (`encoding_rs`), except that ISO-8859-1 is read as itself (the standard
+/// reads its label as Windows-1252); others are a parse fault.
+fn text_of(body: &[u8]) -> Result<Cow<'_, str>, Fault> {
+    if body.starts_with(&[0xFF, 0xFE]) || body.starts_with(&[0xFE, 0xFF]) {
+        return Err(unsupported("utf-16"));
+    }
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let utf8 = |body| {
+        std::str::from_utf8(body)
+            .map(Cow::Borrowed)
+            .map_err(|e| Fault::new(FaultKind::Parse, format!("the request is not UTF-8 ({e})")))
+    };
+    let Some(label) = declared_encoding(body)? else {
+        return utf8(body);
+    };
+    let label = label.trim().to_ascii_lowercase();
+    if matches!(
+        label.as_str(),
+        "iso-8859-1" | "iso8859-1" | "iso_8859-1" | "latin1" | "latin-1" | "l1"
+    ) {
+        return Ok(encoding_rs::mem::decode_latin1(body));
+    }
+    let encoding = encoding_rs::Encoding::for_label(label.as_bytes())
+        .filter(|e| e.is_ascii_compatible() && *e != encoding_rs::REPLACEMENT)
+        .ok_or_else(|| unsupported(&label))?;
+    if encoding == encoding_rs::UTF_8 {
+        return utf8(body);
+    }
+    encoding
+        .decode_without_bom_handling_and_without_replacement(body)
+        .ok_or_else(|| {
+            Fault::new(
+                FaultKind::Parse,
+                format!("the request is not valid {}", encoding.name()),
+            )
+        })
+}
+
+fn unsupported(label: &str) -> Fault {
+    Fault::new(
+        FaultKind::Parse,
+        format!(
+            "unsupported encoding '{label}': send UTF-8, US-ASCII, ISO-8859-1, \
+             ISO-8859-15 or Windows-1252"
+        ),
+    )
+}
+
+/// The encoding the body's XML declaration names, if it has one. Every
+/// encoding read here writes the declaration in ASCII, so it is read from
+/// the bytes before they are decoded.
+fn declared_encoding(body: &[u8]) -> Result<Option<String>, Fault> {
+    let mut reader = Reader::from_reader(body);
+    let mut buf = Vec::new();
+    match reader.read_event_into(&mut buf) {
+        Ok(Event::Decl(decl)) => match decl.encoding() {
+            None => Ok(None),
+            Some(Ok(name)) => Ok(Some(name.into_owned())),
+            Some(Err(e)) => Err(Fault::new(FaultKind::Parse, format!("malformed XML: {e}"))),
+        },
+        // No declaration; a body that is not XML is the parser's to report.
+        _ => Ok(None),
+    }
 }
 
 /// One structural piece of the document.
@@ -246,10 +316,8 @@ impl Parser<'_> {
                 Event::Text(t) => Token::Text(t.xml10_content().into_owned()),
                 Event::CData(t) => Token::Text(t.xml10_content().into_owned()),
                 Event::GeneralRef(r) => Token::Text(reference(&r.xml10_content())?.to_string()),
-                Event::Decl(decl) => {
-                    check_encoding(&decl)?;
-                    continue;
-                }
+                // Its encoding was read before the body was decoded.
+                Event::Decl(_) => continue,
                 Event::Comment(_) | Event::PI(_) => continue,
                 Event::DocType(_) => return Err(invalid("a <!DOCTYPE> is not allowed")),
                 Event::Eof => Token::Eof,
@@ -275,20 +343,6 @@ fn reference(name: &str) -> Result<char, Fault> {
             };
             code.ok().and_then(char::from_u32).ok_or_else(bad)
         }
-    }
-}
-
-/// Only UTF-8 (or its ASCII subset) is accepted, whatever the declaration says.
-fn check_encoding(decl: &quick_xml::events::BytesDecl<'_>) -> Result<(), Fault> {
-    match decl.encoding() {
-        None => Ok(()),
-        Some(Ok(name)) if name.eq_ignore_ascii_case("utf-8") => Ok(()),
-        Some(Ok(name)) if name.eq_ignore_ascii_case("us-ascii") => Ok(()),
-        Some(Ok(name)) => Err(Fault::new(
-            FaultKind::Parse,
-            format!("unsupported encoding '{name}': send UTF-8"),
-        )),
-        Some(Err(e)) => Err(Fault::new(FaultKind::Parse, format!("malformed XML: {e}"))),
     }
 }
 
