@@ -187,6 +187,24 @@ async fn objects_returned_by_methods_are_remote_references() {
 }
 
 #[tokio::test]
+async fn a_remote_object_is_one_key_however_often_it_arrives() {
+    use std::collections::{HashMap, HashSet};
+    let (client, _server) = memory_pair(TestService::default()).await;
+    let root = client.root().await.unwrap();
+    let counter = NetRef::try_from(root.call_method("make_counter", ()).await.unwrap()).unwrap();
+    // Sent to its owner and back: the same object, so the same key.
+    let again =
+        NetRef::try_from(root.call_method("echo", (counter.clone(),)).await.unwrap()).unwrap();
+    let other = NetRef::try_from(root.call_method("make_counter", ()).await.unwrap()).unwrap();
+    let mut seen = HashMap::new();
+    seen.insert(counter.clone(), "first");
+    assert_eq!(seen.get(&again), Some(&"first"));
+    assert_eq!(seen.get(&other), None);
+    let keys: HashSet<NetRef> = [counter, again, other, root.clone(), root].into();
+    assert_eq!(keys.len(), 3, "two counters and the root");
+}
+
+#[tokio::test]
 async fn many_calls_in_flight_on_one_connection_each_get_their_own_reply() {
     let (client, _server) = memory_pair(TestService::default()).await;
     let root = client.root().await.unwrap();

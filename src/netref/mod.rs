@@ -285,9 +285,24 @@ impl NetRef {
     }
 }
 
+/// References are equal when they name the same object: the same local
+/// object, or the same object of the same peer (a connection keeps one
+/// proxy per object it imported while any reference to it lives). So a
+/// `NetRef` can key a `HashMap` or fill a `HashSet`; its hash follows the
+/// same identity. (Clippy's `mutable_key_type` lint cannot see that the
+/// counters inside take no part: list `tether::NetRef` under
+/// `ignore-interior-mutability` in your `clippy.toml`, as tether does.)
 impl PartialEq for NetRef {
     fn eq(&self, other: &NetRef) -> bool {
         self.uid() == other.uid()
+    }
+}
+
+impl Eq for NetRef {}
+
+impl std::hash::Hash for NetRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.uid().hash(state);
     }
 }
 
