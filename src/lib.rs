@@ -219,7 +219,10 @@ pub use crate::value::{from_value, to_value, Args, FromArgs, FromValue, IntoArgs
 /// help text and parameter names and types the signature, as
 /// [`NetRef::inspect`] shows. Wrong argument counts or types reach the
 /// caller as [`ErrorKind::BadArguments`] naming the method, the parameter
-/// and the expected type. `#[expose(name = "Calc")]` sets the type name.
+/// and the expected type. `#[expose(name = "Calc")]` sets the type name;
+/// `#[expose(unhashable)]` makes `hash` on the object a
+/// [`ErrorKind::Type`] error (`TypeError: unhashable type` in Python), as
+/// for a mutable collection.
 ///
 /// Operations that name no member are marked `#[op(..)]`: `#[op(repr)]` and
 /// `#[op(str)]` (a plain `fn(&self) -> String`), `#[op(call)]` (calling the

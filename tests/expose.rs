@@ -779,3 +779,28 @@ async fn operations_other_than_members_can_be_exposed_too() {
     // Operations are not members.
     assert_eq!(root.dir().await.unwrap(), vec!["closed"]);
 }
+
+/// A collection that may change, so it has no stable hash.
+struct Shelf;
+
+#[tether::expose(unhashable, name = "MutableShelf")]
+impl Shelf {
+    /// How many things are on it.
+    #[method]
+    fn size(&self) -> i64 {
+        0
+    }
+}
+
+#[tokio::test]
+async fn an_unhashable_object_refuses_hash_with_a_type_error_and_equality_still_works() {
+    let (root, _client, _server) = serve(Shelf, false).await;
+    let err = root.remote_hash().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Type, "{err}");
+    assert_eq!(err.message(), "unhashable type: 'MutableShelf'");
+    assert!(root.remote_eq(Value::Ref(root.clone())).await.unwrap());
+    assert_eq!(root.call_method("size", ()).await.unwrap(), Value::from(0));
+    // Other objects hash as before.
+    let (hashable, _c, _s) = toolbox().await;
+    hashable.remote_hash().await.unwrap();
+}

@@ -129,8 +129,24 @@ impl Lab {
         self.closed.load(Ordering::SeqCst)
     }
 
+    /// A mutable bag: Python's `hash()` on it is a `TypeError`.
+    #[method]
+    fn bag(&self) -> NetRef {
+        NetRef::new(Bag)
+    }
+
     #[allow(dead_code)]
     fn helper(&self) {}
+}
+
+struct Bag;
+
+#[tether::expose(unhashable)]
+impl Bag {
+    #[method]
+    fn size(&self) -> i64 {
+        0
+    }
 }
 
 struct Counter {

@@ -82,6 +82,10 @@ pub(crate) async fn dispatch(
         )),
         Op::Repr => Ok(Value::Str(obj.repr())),
         Op::Str => Ok(Value::Str(obj.str())),
+        Op::Hash if !obj.hashable() => Err(Error::new(
+            ErrorKind::Type,
+            format!("unhashable type: '{}'", obj.type_name()),
+        )),
         Op::Hash => Ok(Value::Int(obj.hash().unwrap_or(local.uid as i64))),
         Op::Eq(other) => Ok(Value::Bool(
             obj.eq(&other)

@@ -282,6 +282,15 @@ pub trait Object: Any + Send + Sync {
         None
     }
 
+    /// Whether the object can be hashed at all (default: yes). One that
+    /// cannot (a mutable collection, say) answers `hash` with a
+    /// [`Type`](crate::ErrorKind::Type) error, which a Python peer sees as
+    /// `TypeError: unhashable type`. `#[tether::expose(unhashable)]`
+    /// declares it.
+    fn hashable(&self) -> bool {
+        true
+    }
+
     /// Equality with another value; `None` (the default) compares identity.
     fn eq(&self, other: &Value) -> Option<bool> {
         let _ = other;

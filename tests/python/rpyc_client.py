@@ -42,6 +42,8 @@ check("str", str(root), "<Lab object>")
 assert {"add", "echo", "nest"} <= set(dir(root)), dir(root)
 print("ok dir", flush=True)
 assert isinstance(hash(root), int)
+# An object that declares itself unhashable (rpyc's test_magic.test_hash_obj).
+raises("unhashable", TypeError, hash, root.bag(), contains=["unhashable type: 'Bag'"])
 check("eq", root == root, True)
 check("ne", root != root, False)
 check("eq other", root == 5, False)

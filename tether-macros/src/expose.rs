@@ -7,13 +7,19 @@ use syn::{Error, ImplItem, ItemImpl, LitStr, Type};
 use crate::model::{last_ident, name_of, parse_method, Kind, Method, Special};
 use crate::object::{self, ObjectImpl};
 
-/// Options of the attribute: `#[expose]` or `#[expose(name = "Calc")]`.
+/// Options of the attribute: `#[expose]`, `#[expose(name = "Calc")]`,
+/// `#[expose(unhashable)]`.
 pub(crate) struct Options {
     pub(crate) name: Option<String>,
+    /// `hash` on the object is a `TypeError`.
+    pub(crate) unhashable: bool,
 }
 
 pub(crate) fn parse_options(attr: TokenStream) -> syn::Result<Options> {
-    let mut options = Options { name: None };
+    let mut options = Options {
+        name: None,
+        unhashable: false,
+    };
     if attr.is_empty() {
         return Ok(options);
     }
@@ -21,8 +27,11 @@ pub(crate) fn parse_options(attr: TokenStream) -> syn::Result<Options> {
         if meta.path.is_ident("name") {
             options.name = Some(meta.value()?.parse::<LitStr>()?.value());
             Ok(())
+        } else if meta.path.is_ident("unhashable") {
+            options.unhashable = true;
+            Ok(())
         } else {
-            Err(meta.error("unknown option; expected `name = \"TypeName\"`"))
+            Err(meta.error("unknown option; expected `name = \"TypeName\"` or `unhashable`"))
         }
     });
     syn::parse::Parser::parse2(parser, attr)?;
@@ -139,6 +148,7 @@ pub(crate) fn expand(options: Options, mut item: ItemImpl) -> syn::Result<TokenS
     let generated = object::generate(&ObjectImpl {
         header,
         type_name,
+        unhashable: options.unhashable,
         methods: &methods,
         call: &call,
     });

@@ -14,6 +14,8 @@ pub(crate) struct ObjectImpl<'a> {
     /// `impl<..> ::tether::Object for #self_ty #where`
     pub(crate) header: TokenStream,
     pub(crate) type_name: String,
+    /// `hash` on the object is a `TypeError` (`#[expose(unhashable)]`).
+    pub(crate) unhashable: bool,
     pub(crate) methods: &'a [Method],
     /// Builds the call of `method` on the served value from the argument
     /// expressions.
@@ -69,6 +71,13 @@ pub(crate) fn check_names(methods: &[Method], errors: &mut Vec<Error>) {
 pub(crate) fn generate(obj: &ObjectImpl<'_>) -> TokenStream {
     let header = &obj.header;
     let type_name = &obj.type_name;
+    let hashable = obj.unhashable.then(|| {
+        quote!(
+            fn hashable(&self) -> bool {
+                false
+            }
+        )
+    });
     let members = members(obj.methods);
     let method_arms: Vec<TokenStream> = obj
         .methods
@@ -101,6 +110,8 @@ pub(crate) fn generate(obj: &ObjectImpl<'_>) -> TokenStream {
             fn type_name(&self) -> &str {
                 #type_name
             }
+
+            #hashable
 
             #(#ops)*
 

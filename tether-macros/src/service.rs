@@ -89,6 +89,7 @@ pub(crate) fn expand(mut item: ItemTrait) -> syn::Result<TokenStream> {
     let object_impl = object::generate(&ObjectImpl {
         header: quote!(impl<__T: #trait_ident> ::tether::Object for #served<__T>),
         type_name: trait_name.clone(),
+        unhashable: false,
         methods: &methods,
         call: &call,
     });
