@@ -227,7 +227,12 @@ pub use crate::value::{from_value, to_value, Args, FromArgs, FromValue, IntoArgs
 /// Operations that name no member are marked `#[op(..)]`: `#[op(repr)]` and
 /// `#[op(str)]` (a plain `fn(&self) -> String`), `#[op(call)]` (calling the
 /// object itself; arguments as for a method), `#[op(next)]` (iteration:
-/// returns `Option<T>`, `None` at the end) and `#[op(close)]`.
+/// returns `Option<T>`, `None` at the end), `#[op(close)]`, and a `with`
+/// block's two ends: `#[op(enter)]` (no arguments; what the block gets,
+/// instead of the object itself) and `#[op(exit)]` (one argument, the
+/// `Option<Error>` the block raised; returns `bool`, true to swallow the
+/// error, or nothing). Python clients over RPyC, the shell's `with` and
+/// [`NetRef::enter`]/[`NetRef::exit`] reach them.
 ///
 /// ```
 /// struct Calculator;

@@ -804,3 +804,95 @@ async fn an_unhashable_object_refuses_hash_with_a_type_error_and_equality_still_
     let (hashable, _c, _s) = toolbox().await;
     hashable.remote_hash().await.unwrap();
 }
+
+/// A transaction for a `with` block: it opens, then commits or rolls back.
+#[derive(Default)]
+struct Ledger {
+    log: Mutex<Vec<String>>,
+}
+
+#[tether::expose]
+impl Ledger {
+    #[op(enter)]
+    async fn open(&self) -> tether::Result<String> {
+        self.log.lock().unwrap().push("open".into());
+        Ok("entry 1".into())
+    }
+
+    /// Rolls back on an error, and swallows a `Retry`.
+    #[op(exit)]
+    fn finish(&self, error: Option<Error>, cx: &tether::CallContext) -> bool {
+        let _ = cx;
+        let line = match &error {
+            None => "commit".to_string(),
+            Some(e) => format!("rollback after {e}"),
+        };
+        self.log.lock().unwrap().push(line);
+        error.is_some_and(|e| e.type_name() == Some("Retry"))
+    }
+
+    #[getter]
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn enter_and_exit_hooks_see_the_block_and_its_error() {
+    let (root, _client, _server) = serve(Ledger::default(), false).await;
+    assert_eq!(root.enter().await.unwrap(), Value::from("entry 1"));
+    assert!(!root.exit(None).await.unwrap());
+    let failed = Error::app("ValueError", "no funds");
+    assert!(!root.exit(Some(&failed)).await.unwrap());
+    assert!(root
+        .exit(Some(&Error::app("Retry", "later")))
+        .await
+        .unwrap());
+    let log: Vec<String> = tether::from_value(root.getattr("log").await.unwrap()).unwrap();
+    assert_eq!(
+        log,
+        [
+            "open",
+            "commit",
+            "rollback after ValueError: no funds",
+            "rollback after Retry: later"
+        ]
+    );
+}
+
+/// Closes, and has no enter or exit of its own.
+#[derive(Default)]
+struct Door {
+    closed: AtomicI64,
+}
+
+#[tether::expose]
+impl Door {
+    #[getter]
+    fn closed(&self) -> i64 {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    #[op(close)]
+    fn shut(&self) {
+        self.closed.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn without_hooks_a_with_block_gets_the_object_and_closes_it() {
+    let (root, _client, _server) = serve(Door::default(), false).await;
+    let entered = NetRef::try_from(root.enter().await.unwrap()).unwrap();
+    assert_eq!(entered, root, "the object itself");
+    assert!(!root
+        .exit(Some(&Error::app("ValueError", "x")))
+        .await
+        .unwrap());
+    assert_eq!(root.getattr("closed").await.unwrap(), Value::from(1));
+    // Arguments of the wrong shape are refused, not guessed.
+    let err = root
+        .call_method("__exit__", ("a", "b", "c"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadArguments, "{err}");
+}

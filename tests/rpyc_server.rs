@@ -18,6 +18,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 struct Lab {
     closed: Arc<AtomicUsize>,
     recorded: Arc<Mutex<Vec<Value>>>,
+    /// How the last transaction ended.
+    ended: Arc<Mutex<String>>,
 }
 
 #[tether::expose]
@@ -129,6 +131,23 @@ impl Lab {
         self.closed.load(Ordering::SeqCst)
     }
 
+    /// A transaction for a `with` block: the block gets `label + " open"`;
+    /// it commits if the block ends normally, else rolls back, and
+    /// swallows the error only if its label is "quiet".
+    #[method]
+    fn transaction(&self, label: String) -> NetRef {
+        NetRef::new(Transaction {
+            label,
+            ended: self.ended.clone(),
+        })
+    }
+
+    /// How the last transaction ended.
+    #[method]
+    fn last_transaction(&self) -> String {
+        self.ended.lock().unwrap().clone()
+    }
+
     /// A mutable bag: Python's `hash()` on it is a `TypeError`.
     #[method]
     fn bag(&self) -> NetRef {
@@ -137,6 +156,28 @@ impl Lab {
 
     #[allow(dead_code)]
     fn helper(&self) {}
+}
+
+struct Transaction {
+    label: String,
+    ended: Arc<Mutex<String>>,
+}
+
+#[tether::expose]
+impl Transaction {
+    #[op(enter)]
+    fn begin(&self) -> String {
+        format!("{} open", self.label)
+    }
+
+    #[op(exit)]
+    fn end(&self, error: Option<Error>) -> bool {
+        *self.ended.lock().unwrap() = match &error {
+            None => format!("{} committed", self.label),
+            Some(e) => format!("{} rolled back: {e}", self.label),
+        };
+        error.is_some() && self.label == "quiet"
+    }
 }
 
 struct Bag;

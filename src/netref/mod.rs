@@ -41,7 +41,7 @@ use crate::protocol::frame::Op;
 use crate::service::dispatch;
 use crate::service::object::{CallContext, Member, Object};
 use crate::service::policy::Policy;
-use crate::{FromValue, IntoArgs, Result, Value};
+use crate::{Error, FromValue, IntoArgs, Result, Value};
 
 /// An object of ours with its identity, as the export table holds it.
 pub(crate) struct Local<T: ?Sized> {
@@ -277,6 +277,33 @@ impl NetRef {
     /// Iterate the object with batched read-ahead; see [`RemoteIter`].
     pub fn iter(&self) -> RemoteIter {
         RemoteIter::new(self.clone())
+    }
+
+    /// Start a `with` block on the object: what the owner's
+    /// [`Object::enter`] gives (by default the object itself).
+    ///
+    /// On the wire this is a call of `__enter__`, as in Python, so a
+    /// Python object over RPyC runs its own.
+    pub async fn enter(&self) -> Result<Value> {
+        self.call_method(dispatch::ENTER, ()).await
+    }
+
+    /// End a `with` block on the object, telling the owner's
+    /// [`Object::exit`] the error the block ended with, if any; `true`
+    /// means the owner suppressed it. By default the owner closes the
+    /// object and suppresses nothing.
+    pub async fn exit(&self, error: Option<&Error>) -> Result<bool> {
+        let (type_name, message) = match error {
+            Some(e) => (
+                Some(e.type_name().unwrap_or(e.kind().as_str()).to_string()),
+                Some(e.message().to_string()),
+            ),
+            None => (None, None),
+        };
+        bool::from_value(
+            self.call_method(dispatch::EXIT, (type_name, message))
+                .await?,
+        )
     }
 
     /// Ask the owner to release the resource the object holds.

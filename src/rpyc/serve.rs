@@ -6,11 +6,11 @@
 //! | --- | --- |
 //! | GETATTR, SETATTR, DELATTR | `GetAttr`, `SetAttr`, `DelAttr` (name checked) |
 //! | CALL | `Call` (keyword arguments become named ones) |
-//! | CALLATTR | `CallMethod` (name checked); `__iter__`/`__enter__` return the object, `__next__` is `Next(1)`, `__exit__` is `Close` |
+//! | CALLATTR | `CallMethod` (name checked); `__iter__` returns the object, `__next__` is `Next(1)`, `__enter__`/`__exit__` reach the object's enter and exit (the exception as its class name and `str`) |
 //! | CMP | `__eq__`/`__ne__` are `Eq`; any other comparison is `CallMethod` of that dunder, so it must be a declared member (CVE-2019-16328) |
 //! | REPR, STR, HASH, DIR | `Repr`, `Str`, `Hash`, `Dir` |
 //! | BUFFITER | `Next(count)` |
-//! | CTXEXIT | `Close` |
+//! | CTXEXIT | the object's exit (`Object::exit`), told the block's exception as its class name and `str`; its answer suppresses it or not |
 //! | INSPECT | the object's methods plus the dunders above |
 //! | PICKLE | refused: pickling is never honoured |
 //!
@@ -26,7 +26,7 @@ use super::vinegar;
 use crate::error::raise;
 use crate::netref::Target;
 use crate::protocol::frame::{Label, Op};
-use crate::service::dispatch::{log_failed_call, MAX_NEXT_BATCH};
+use crate::service::dispatch::{log_failed_call, EXIT, MAX_NEXT_BATCH};
 use crate::service::object::CallContext;
 use crate::{Args, Error, NetRef, Result, Value};
 
@@ -163,10 +163,15 @@ pub(crate) async fn serve(
                 .map_err(at)
         }
         handler::CTXEXIT => {
+            // `with` on a netref sends the block's exception (or None).
             let obj = object(next("an object")?).map_err(at)?;
-            run(state, &obj, Op::Close, &cx).await.map_err(at)?;
-            // Falsy: the exception of the with block, if any, propagates.
-            Ok(Value::None)
+            let raised = raised_in_with(next("an exception").unwrap_or_default())
+                .await
+                .map_err(at)?;
+            // Truthy suppresses the exception, as Python's `__exit__` does.
+            run(state, &obj, Op::CallMethod(EXIT.to_string(), raised), &cx)
+                .await
+                .map_err(at)
         }
         handler::INSPECT => inspect(state, next("an id pack")?, &cx).await.map_err(at),
         handler::PICKLE => Err(at(Error::app("ValueError", "pickling is disabled"))),
@@ -213,7 +218,7 @@ async fn call_attr(
             .map_err(err);
     }
     match name.as_str() {
-        "__iter__" | "__enter__" => Ok(Value::Ref(obj.clone())),
+        "__iter__" => Ok(Value::Ref(obj.clone())),
         "__next__" | "next" => {
             let items = run(state, obj, Op::Next(1), cx).await.map_err(err)?;
             match items {
@@ -222,14 +227,48 @@ async fn call_attr(
                 other => Err(err(raise::type_mismatch("one item", other.type_name()))),
             }
         }
-        "__exit__" => run(state, obj, Op::Close, cx)
-            .await
-            .map(|_| Value::Bool(false))
-            .map_err(err),
+        "__exit__" => {
+            // `__exit__(exc_type, exc_value, traceback)`.
+            let exception = args.positional.into_iter().nth(1).unwrap_or_default();
+            let raised = raised_in_with(exception).await.map_err(err)?;
+            run(state, obj, Op::CallMethod(name, raised), cx)
+                .await
+                .map_err(err)
+        }
         _ => run(state, obj, Op::CallMethod(name, args), cx)
             .await
             .map_err(err),
     }
+}
+
+/// The exception a Python `with` block raised (`None` if it did not), as
+/// tether's `__exit__` takes it: the exception's class name and message,
+/// asked of the client; or two `None`s.
+///
+/// A netref's `with` sends only the exception's class (rpyc's CTXEXIT,
+/// "can't pass type nor traceback"), so the message is then empty, as
+/// on rpyc's own server; an `__exit__` called by name gets the exception
+/// itself. Both are named by their `repr` (`<class 'ValueError'>`,
+/// `ValueError('no funds')`): a client does not let its objects'
+/// `__class__` be read.
+async fn raised_in_with(exception: Value) -> Result<Args> {
+    let Value::Ref(exception) = exception else {
+        return Ok(Args::new().arg(Value::None).arg(Value::None));
+    };
+    let repr = exception.repr().await?;
+    let (type_name, message) = match repr.strip_prefix("<class '") {
+        Some(class) => {
+            let path = class.trim_end_matches("'>");
+            let name = path.rsplit('.').next().unwrap_or(path);
+            (name.to_string(), String::new())
+        }
+        None => {
+            let name = repr.split_once('(').map_or("", |(name, _)| name);
+            let name = if name.is_empty() { "Exception" } else { name };
+            (name.to_string(), exception.str().await?)
+        }
+    };
+    Ok(Args::new().arg(type_name).arg(message))
 }
 
 /// CMP: equality is identity unless the object defines it; every other

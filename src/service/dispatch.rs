@@ -8,7 +8,7 @@
 //! CVE-2019-16328 was one that did).
 
 use crate::error::raise;
-use crate::netref::{LocalRef, NetRef};
+use crate::netref::{LocalRef, NetRef, Target};
 use crate::protocol::frame::Op;
 use crate::service::builtin::bound_method::BoundMethod;
 use crate::service::object::{CallContext, Member, MemberKind, Object};
@@ -16,6 +16,13 @@ use crate::service::policy::Policy;
 use crate::{Error, ErrorKind, Result, Value};
 
 pub(crate) use crate::protocol::MAX_NEXT_BATCH;
+
+/// The method a `with` block's start calls, as in Python: it reaches
+/// [`Object::enter`], declared or not. Its arguments: none.
+pub(crate) const ENTER: &str = "__enter__";
+/// The method a `with` block's end calls: it reaches [`Object::exit`].
+/// Its arguments: the error's type name and message, or two `None`s.
+pub(crate) const EXIT: &str = "__exit__";
 
 /// Run `op` on `local` for a caller governed by `policy`.
 pub(crate) async fn dispatch(
@@ -55,6 +62,26 @@ pub(crate) async fn dispatch(
                 .await
                 .map_err(|e| located(e, obj, &name))?;
             Ok(Value::None)
+        }
+        Op::CallMethod(name, args) if name == ENTER => {
+            args.parse::<()>()?;
+            match obj.enter(cx).await? {
+                Some(value) => Ok(value),
+                None => Ok(Value::Ref(NetRef::from_target(Target::Local(
+                    local.clone(),
+                )))),
+            }
+        }
+        Op::CallMethod(name, args) if name == EXIT => {
+            let (type_name, message) = args.parse::<(Option<String>, Option<String>)>()?;
+            let error = match (type_name, message) {
+                (None, None) => None,
+                (type_name, message) => Some(Error::app(
+                    type_name.unwrap_or_else(|| "Exception".into()),
+                    message.unwrap_or_default(),
+                )),
+            };
+            obj.exit(error, cx).await.map(Value::Bool)
         }
         Op::CallMethod(name, args) => {
             if member(obj, &name)?.kind != MemberKind::Method {

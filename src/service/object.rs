@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use crate::connection::Connection;
 use crate::error::raise;
-use crate::{Args, Result, Value};
+use crate::{Args, Error, Result, Value};
 
 /// A boxed, sendable future: what [`Object`]'s async operations return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -265,6 +265,27 @@ pub trait Object: Any + Send + Sync {
     fn close<'a>(&'a self, cx: &'a CallContext) -> BoxFuture<'a, Result<()>> {
         let _ = cx;
         Box::pin(async { Ok(()) })
+    }
+
+    /// Entering a `with` block on the object (Python's `__enter__`): what
+    /// the block's `as` target gets. `None`, the default, is the object
+    /// itself.
+    fn enter<'a>(&'a self, cx: &'a CallContext) -> BoxFuture<'a, Result<Option<Value>>> {
+        let _ = cx;
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Leaving a `with` block (Python's `__exit__`): `error` is what the
+    /// block raised, if it raised. `true` suppresses that error, as an
+    /// `__exit__` returning true does. The default closes the object
+    /// ([`close`](Object::close)) and suppresses nothing.
+    fn exit<'a>(
+        &'a self,
+        error: Option<Error>,
+        cx: &'a CallContext,
+    ) -> BoxFuture<'a, Result<bool>> {
+        let _ = error;
+        Box::pin(async move { self.close(cx).await.map(|()| false) })
     }
 
     /// `repr`: a developer-facing description.

@@ -124,6 +124,21 @@ try:
 except RuntimeError:
     print("ok with propagates", flush=True)
 check("closed again", root.closed_count(), 2)
+# An object's own enter and exit (rpyc's test_context_managers): the block
+# gets what enter returns, and exit learns whether and what it raised.
+with root.transaction("t1") as opened:
+    check("enter's value", opened, "t1 open")
+check("commit", root.last_transaction(), "t1 committed")
+try:
+    with root.transaction("t2"):
+        raise ValueError("no funds")
+except ValueError as e:
+    check("the block's error goes on", str(e), "no funds")
+# rpyc's `with` sends the exception's class only, so no message.
+check("rollback", root.last_transaction(), "t2 rolled back: ValueError: ")
+with root.transaction("quiet"):
+    raise KeyError("swallowed")
+check("exit may swallow", root.last_transaction(), "quiet rolled back: KeyError: ")
 
 # Release: everything either side holds of the other's, but the root.
 # rpyc keeps the traceback of the last exception its handlers raised (our

@@ -19,6 +19,8 @@ const TETHER: &str = env!("CARGO_BIN_EXE_tether");
 
 #[derive(Clone, Default)]
 struct Lab {
+    /// How the ledgers' `with` blocks ended.
+    ledger_log: Arc<Mutex<Vec<String>>>,
     /// Calls of `add` so far.
     adds: Arc<AtomicI64>,
     /// What `hold` reports: "started", then "dropped" when its call is
@@ -69,6 +71,21 @@ impl Lab {
         value
     }
 
+    /// A ledger for a `with` block; one named "quiet" swallows errors.
+    #[method]
+    fn ledger(&self, name: String) -> NetRef {
+        NetRef::new(Ledger {
+            name,
+            log: self.ledger_log.clone(),
+        })
+    }
+
+    /// How the ledgers' `with` blocks ended.
+    #[method]
+    fn ledger_log(&self) -> Vec<String> {
+        self.ledger_log.lock().unwrap().clone()
+    }
+
     /// A new object that reports "dropped" when the peer releases it.
     #[method]
     fn make(&self) -> NetRef {
@@ -85,6 +102,29 @@ impl Lab {
         }
         std::future::pending::<()>().await;
         Ok(())
+    }
+}
+
+struct Ledger {
+    name: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+#[tether::expose]
+impl Ledger {
+    #[op(enter)]
+    fn open(&self) -> String {
+        format!("{} open", self.name)
+    }
+
+    #[op(exit)]
+    fn finish(&self, error: Option<tether::Error>) -> bool {
+        let line = match &error {
+            None => format!("{} committed", self.name),
+            Some(e) => format!("{} rolled back: {e}", self.name),
+        };
+        self.log.lock().unwrap().push(line);
+        error.is_some() && self.name == "quiet"
     }
 }
 
@@ -385,6 +425,30 @@ print(root.make().ping() + root.echo('ab').upper().count('B'))
     assert_eq!(stderr(&out), "");
     assert_eq!(stdout(&out), "interrupted: cancelled\n2\n");
     assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn with_runs_the_objects_enter_and_exit_which_learns_the_error() {
+    let server = lab_server();
+    let source = "\
+with root.ledger('a') as entry:
+    print(entry)
+try:
+    with root.ledger('b'):
+        raise ValueError('no funds')
+except ValueError as e:
+    print('raised:', e)
+with root.ledger('quiet'):
+    raise KeyError('k')
+print(root.ledger_log())
+";
+    let out = run(source, Some(&server.addr));
+    assert_eq!(stderr(&out), "");
+    assert_eq!(
+        stdout(&out),
+        "a open\nraised: no funds\n['a committed', 'b rolled back: ValueError: no funds', \
+         \"quiet rolled back: KeyError: 'k'\"]\n"
+    );
 }
 
 #[test]

@@ -78,7 +78,8 @@ fn marker(item: &syn::ImplItemFn, errors: &mut Vec<Error>) -> Option<Kind> {
                 None => {
                     errors.push(Error::new_spanned(
                         attr,
-                        "expected #[op(repr)], #[op(str)], #[op(call)], #[op(next)] or #[op(close)]",
+                        "expected #[op(repr)], #[op(str)], #[op(call)], #[op(next)], #[op(close)], \
+                         #[op(enter)] or #[op(exit)]",
                     ));
                     continue;
                 }

@@ -29,6 +29,8 @@ pub(crate) enum Special {
     Call,
     Next,
     Close,
+    Enter,
+    Exit,
 }
 
 impl Special {
@@ -39,6 +41,8 @@ impl Special {
             "call" => Special::Call,
             "next" => Special::Next,
             "close" => Special::Close,
+            "enter" => Special::Enter,
+            "exit" => Special::Exit,
             _ => return None,
         })
     }
@@ -280,12 +284,22 @@ pub(crate) fn parse_method(
                 &sig.inputs,
                 "a `#[setter]` takes exactly one argument besides `&self`: the new value",
             )),
-        Kind::Op(op)
-            if *op != Special::Call && params.iter().any(|p| p.take != Take::Context) =>
+        Kind::Op(Special::Exit)
+            if params.iter().filter(|p| p.take != Take::Context).count() != 1 =>
         {
             errors.push(Error::new_spanned(
                 &sig.inputs,
-                "`#[op(repr)]`, `#[op(str)]`, `#[op(next)]` and `#[op(close)]` take no arguments besides `&self`",
+                "`#[op(exit)]` takes one argument besides `&self`: the error the block \
+                 raised, `Option<tether::Error>`",
+            ))
+        }
+        Kind::Op(op)
+            if !matches!(op, Special::Call | Special::Exit)
+                && params.iter().any(|p| p.take != Take::Context) =>
+        {
+            errors.push(Error::new_spanned(
+                &sig.inputs,
+                "`#[op(repr)]`, `#[op(str)]`, `#[op(next)]`, `#[op(close)]` and `#[op(enter)]` take no arguments besides `&self`",
             ))
         }
         Kind::Op(Special::Repr | Special::Str) if sig.asyncness.is_some() || !returns_string(&ret) => {

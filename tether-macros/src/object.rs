@@ -354,6 +354,49 @@ fn op_fn(obj: &ObjectImpl<'_>, m: &Method, op: Special) -> TokenStream {
                 }
             }
         }
+        Special::Enter => {
+            let body = finish_call(m, (obj.call)(m, context_only));
+            quote! {
+                fn enter<'__a>(
+                    &'__a self,
+                    __cx: &'__a ::tether::CallContext,
+                ) -> ::tether::BoxFuture<'__a, ::tether::Result<::std::option::Option<::tether::Value>>> {
+                    let _ = __cx;
+                    ::std::boxed::Box::pin(async move {
+                        let __value: ::tether::Result<::tether::Value> = async { #body }.await;
+                        __value.map(::std::option::Option::Some)
+                    })
+                }
+            }
+        }
+        Special::Exit => {
+            let pass: Vec<TokenStream> = m
+                .params
+                .iter()
+                .map(|p| match p.take {
+                    Take::Context => quote!(__cx),
+                    _ => quote!(__error),
+                })
+                .collect();
+            let outcome = tried(awaited((obj.call)(m, pass)));
+            let suppress = match &m.ret {
+                Ret::Unit => quote!({ #outcome; false }),
+                Ret::Result(ty) | Ret::Plain(ty) if is_unit(ty) => quote!({ #outcome; false }),
+                _ => outcome,
+            };
+            quote! {
+                fn exit<'__a>(
+                    &'__a self,
+                    __error: ::std::option::Option<::tether::Error>,
+                    __cx: &'__a ::tether::CallContext,
+                ) -> ::tether::BoxFuture<'__a, ::tether::Result<bool>> {
+                    let _ = __cx;
+                    ::std::boxed::Box::pin(async move {
+                        ::std::result::Result::Ok(#suppress)
+                    })
+                }
+            }
+        }
         Special::Call => {
             let reader = format_ident!("__reader");
             let (lets, pass) = take_args(m, &reader);

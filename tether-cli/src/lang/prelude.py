@@ -60,8 +60,7 @@ class Remote:
         return _tether_enter(self._tether_handle, self)
 
     def __exit__(self, kind, value, trace):
-        _tether_exit(self._tether_handle)
-        return False
+        return _tether_exit(self._tether_handle, value)
 
 
 class _RemoteMethod:

@@ -380,20 +380,42 @@ fn dir(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     Ok(vm.ctx.new_list(names).into())
 }
 
-/// `with obj:` gives the object itself.
+/// `with obj:` gives what the object's enter gives (by default the object
+/// itself). A Python object over RPyC: the object itself.
 fn enter(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
-    arg(&args, 1, vm)
+    if DESCRIBE.with(|d| d.borrow().is_some()) {
+        return arg(&args, 1, vm);
+    }
+    let target = netref(vm, handle_arg(&args, 0, vm)?)?;
+    let value = wait(vm, &rt(), target.enter())?;
+    to_py(vm, value)
 }
 
-/// Leaving `with obj:` closes it, if it has a `close` method.
+/// `_tether_exit(handle, exception or None)`: leaving `with obj:` runs the
+/// object's exit, told the block's exception, if any (by default it
+/// closes the object); true means it swallowed the exception. A Python
+/// object over RPyC is closed, if it has a `close` method.
 fn exit(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     let handle = handle_arg(&args, 0, vm)?;
-    let closes = members(vm, handle)?.iter().any(|m| m.name == "close");
-    if closes {
-        let target = netref(vm, handle)?;
-        wait(vm, &rt(), target.call_method("close", ()))?;
+    if DESCRIBE.with(|d| d.borrow().is_some()) {
+        let closes = members(vm, handle)?.iter().any(|m| m.name == "close");
+        if closes {
+            let target = netref(vm, handle)?;
+            wait(vm, &rt(), target.call_method("close", ()))?;
+        }
+        return Ok(vm.ctx.new_bool(false).into());
     }
-    Ok(vm.ctx.none())
+    let raised = arg(&args, 1, vm)?;
+    let error = if vm.is_none(&raised) {
+        None
+    } else {
+        let type_name = raised.class().name().to_string();
+        let message = raised.str(vm)?.as_str().to_owned();
+        Some(tether::Error::app(type_name, message))
+    };
+    let target = netref(vm, handle)?;
+    let swallowed = wait(vm, &rt(), target.exit(error.as_ref()))?;
+    Ok(vm.ctx.new_bool(swallowed).into())
 }
 
 fn iter(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
