@@ -329,6 +329,33 @@ impl From<NetRef> for Value {
     }
 }
 
+/// The reference in a returned value, as the async [`NetRef`](crate::NetRef)
+/// converts: `let counter: blocking::NetRef = root.call_method("counter",
+/// ())?.try_into()?`. Its calls block on a runtime the process shares for
+/// such references (one worker, started when first needed); the
+/// connection's own tasks stay on the connection's runtime.
+impl TryFrom<Value> for NetRef {
+    type Error = Error;
+
+    fn try_from(value: Value) -> Result<NetRef> {
+        let inner = crate::NetRef::try_from(value)?;
+        Ok(NetRef {
+            rt: shared_runtime()?,
+            inner,
+        })
+    }
+}
+
+/// The runtime references made by [`NetRef::try_from`] block on.
+fn shared_runtime() -> Result<Arc<Runtime>> {
+    static SHARED: std::sync::OnceLock<Arc<Runtime>> = std::sync::OnceLock::new();
+    if let Some(rt) = SHARED.get() {
+        return Ok(rt.clone());
+    }
+    let rt = runtime()?;
+    Ok(SHARED.get_or_init(|| rt).clone())
+}
+
 impl fmt::Debug for NetRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("blocking::NetRef")

@@ -57,6 +57,27 @@ fn returned_objects_and_callbacks_work_blockingly() {
 }
 
 #[test]
+fn a_returned_object_converts_with_try_into() {
+    let (addr, _rt) = start_server();
+    let conn = tether::blocking::connect(addr).unwrap();
+    let root = conn.root().unwrap();
+    let counter: tether::blocking::NetRef = root
+        .call_method("make_counter", ())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(counter.call_method("incr", ()).unwrap(), Value::from(1));
+    assert_eq!(counter.call_method("incr", ()).unwrap(), Value::from(2));
+    let err = tether::blocking::NetRef::try_from(Value::from(5)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Type, "{err}");
+    // The object goes when the reference does, as any other.
+    let imported = conn.stats().imported;
+    drop(counter);
+    conn.ping().unwrap();
+    assert_eq!(conn.stats().imported, imported - 1);
+}
+
+#[test]
 fn iteration_is_an_ordinary_iterator() {
     let (addr, _rt) = start_server();
     let conn = tether::blocking::connect(addr).unwrap();
