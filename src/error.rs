@@ -396,6 +396,40 @@ impl std::error::Error for Error {
     }
 }
 
+/// Standard parse and conversion errors, so `?` works on them in object
+/// code: each is an application error named as Python names the same
+/// failure (`int("x")` raises `ValueError`), with the original kept as
+/// its [`source`](std::error::Error::source). For any other standard
+/// error, [`Error::from_std`] (`.map_err(Error::from_std)?`).
+macro_rules! std_errors_as {
+    ($($ty:ty => $name:literal),* $(,)?) => {$(
+        impl From<$ty> for Error {
+            fn from(err: $ty) -> Error {
+                Error {
+                    inner: Arc::new(ErrorImpl {
+                        kind: ErrorKind::Application,
+                        message: err.to_string(),
+                        type_name: Some($name.to_string()),
+                        remote: None,
+                        source: Some(Arc::new(err)),
+                    }),
+                }
+            }
+        }
+    )*};
+}
+
+std_errors_as! {
+    std::num::ParseIntError => "ValueError",
+    std::num::ParseFloatError => "ValueError",
+    std::str::ParseBoolError => "ValueError",
+    std::char::ParseCharError => "ValueError",
+    std::net::AddrParseError => "ValueError",
+    std::num::TryFromIntError => "OverflowError",
+    std::str::Utf8Error => "UnicodeDecodeError",
+    std::string::FromUtf8Error => "UnicodeDecodeError",
+}
+
 impl From<std::io::Error> for Error {
     /// An I/O failure inside object code (reading a file, say) is an
     /// application error the peer sees as `std::io::Error`.

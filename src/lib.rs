@@ -210,7 +210,11 @@ pub use crate::value::{from_value, to_value, Args, FromArgs, FromValue, IntoArgs
 /// `#[setter]` methods become a remote attribute (the setter's name without
 /// its `set_` prefix, or given: `#[setter(name)]`); every other method stays
 /// private to Rust. Methods take `&self` and may be `async`; they may return
-/// a plain value or a `Result` whose error converts into [`Error`].
+/// a plain value or a `Result` whose error converts into [`Error`]: `?`
+/// works on tether's own errors, `std::io::Error` and the standard parse
+/// and conversion errors (`"x".parse::<i64>()?` reaches a Python caller as
+/// `ValueError`); for any other error write `.map_err(Error::from_std)?`.
+/// A function the peer passes arrives as a [`Callback`] (or a [`NetRef`]).
 /// Arguments and results convert through serde ([`to_value`]/[`from_value`]),
 /// so any serde type works, and so do [`NetRef`] (objects by reference),
 /// `Option` (may be left out), `Vec`, maps and tuples. A last `#[rest]

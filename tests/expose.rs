@@ -896,3 +896,33 @@ async fn without_hooks_a_with_block_gets_the_object_and_closes_it() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadArguments, "{err}");
 }
+
+/// Parses text, with `?` on the standard library's errors.
+struct Parser;
+
+#[tether::expose]
+impl Parser {
+    #[method]
+    fn int(&self, text: String) -> tether::Result<i64> {
+        Ok(text.trim().parse::<i64>()?)
+    }
+
+    #[method]
+    fn small(&self, n: i64) -> tether::Result<u8> {
+        Ok(u8::try_from(n)?)
+    }
+}
+
+#[tokio::test]
+async fn question_mark_works_on_standard_parse_errors_named_as_python_names_them() {
+    let (root, _client, _server) = serve(Parser, false).await;
+    assert_eq!(
+        root.call_method("int", (" 42 ",)).await.unwrap(),
+        Value::from(42)
+    );
+    let err = root.call_method("int", ("x",)).await.unwrap_err();
+    assert_eq!(err.type_name(), Some("ValueError"), "{err}");
+    assert_eq!(err.message(), "invalid digit found in string");
+    let err = root.call_method("small", (300,)).await.unwrap_err();
+    assert_eq!(err.type_name(), Some("OverflowError"), "{err}");
+}

@@ -76,7 +76,14 @@ impl Args {
     }
 }
 
-/// Something that can be passed as the arguments of a call.
+/// Something that can be passed as the arguments of a call: a tuple of
+/// values (`(1, "two")`; one argument is `(x,)`, none `()`), a
+/// `Vec<Value>`, or [`Args`] for named ones.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a list of call arguments",
+    label = "arguments go in a tuple",
+    note = "one argument is a one-element tuple, `(x,)`; none is `()`; named ones are `Args::new().named(..)`"
+)]
 pub trait IntoArgs {
     /// Build the argument list.
     fn into_args(self) -> Args;

@@ -48,6 +48,38 @@ impl Special {
     }
 }
 
+/// Whether `ty` is a Rust function type: `impl Fn(..)`, `&dyn FnMut(..)`,
+/// `Box<dyn Fn(..)>`, `fn(..)`.
+fn is_function(ty: &Type) -> bool {
+    let fn_bound =
+        |bounds: &syn::punctuated::Punctuated<syn::TypeParamBound, syn::Token![+]>| {
+            bounds.iter().any(|b| match b {
+                syn::TypeParamBound::Trait(t) => t.path.segments.last().is_some_and(|s| {
+                    ["Fn", "FnMut", "FnOnce"].contains(&s.ident.to_string().as_str())
+                }),
+                _ => false,
+            })
+        };
+    match ty {
+        Type::BareFn(_) => true,
+        Type::ImplTrait(t) => fn_bound(&t.bounds),
+        Type::TraitObject(t) => fn_bound(&t.bounds),
+        Type::Reference(r) => is_function(&r.elem),
+        Type::Paren(p) => is_function(&p.elem),
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .filter(|s| s.ident == "Box" || s.ident == "Arc")
+            .and_then(|s| match &s.arguments {
+                syn::PathArguments::AngleBracketed(a) => a.args.first(),
+                _ => None,
+            })
+            .is_some_and(|a| matches!(a, syn::GenericArgument::Type(t) if is_function(t))),
+        _ => false,
+    }
+}
+
 /// How a parameter is taken from the arguments.
 #[derive(Clone, Copy, PartialEq)]
 pub(crate) enum Take {
@@ -216,6 +248,15 @@ pub(crate) fn parse_method(
                     Take::Str
                 }
                 Type::Reference(r) if r.mutability.is_none() && is_u8_slice(&r.elem) => Take::Bytes,
+                _ if is_function(&ty) => {
+                    errors.push(Error::new_spanned(
+                        &ty,
+                        "a function passed by the peer arrives as a callback: take \
+                         `tether::Callback<Arg, Ret>` (call it with `f.call(arg).await`), \
+                         or `NetRef` for any callable",
+                    ));
+                    continue;
+                }
                 Type::Reference(_)
                 | Type::ImplTrait(_)
                 | Type::BareFn(_)
