@@ -256,8 +256,12 @@ impl Server {
     }
 
     /// Serve a clone of `service` as the root of each connection, forever.
-    pub async fn serve<O: Object + Clone>(self, service: O) -> Result<()> {
-        self.serve_until(service, std::future::pending()).await
+    ///
+    /// A plain function returning a boxed future (not an `async fn`), so a
+    /// `service` that is not `Clone` is one compile error, at the call.
+    pub fn serve<O: Object + Clone>(self, service: O) -> crate::BoxFuture<'static, Result<()>> {
+        let make_root = move || NetRef::new(service.clone());
+        Box::pin(self.serve_fn(make_root, std::future::pending()))
     }
 
     /// Serve until `shutdown` completes, then close every connection and
