@@ -138,11 +138,20 @@ impl Thing {
         1
     }
 
-    /// Never returns; reports when it starts and when it is cancelled.
+    /// Never returns; reports when it starts and, as "hold cancelled"
+    /// (the object's own release being "dropped"), when it is cancelled.
     #[method]
     async fn hold(&self) -> Result<()> {
+        struct Cancelled(Option<mpsc::Sender<&'static str>>);
+        impl Drop for Cancelled {
+            fn drop(&mut self) {
+                if let Some(events) = &self.0 {
+                    let _ = events.send("hold cancelled");
+                }
+            }
+        }
         let events = (self.0).0.clone();
-        let _dropped = Dropped(events.clone());
+        let _cancelled = Cancelled(events.clone());
         if let Some(events) = events {
             let _ = events.send("started");
         }
@@ -209,6 +218,14 @@ const EVENT: Duration = Duration::from_secs(60);
 /// (SIGINT to its PID); its output, and whether the server saw the call
 /// cancelled.
 fn interrupt_during_hold(source: &str) -> (Output, &'static str) {
+    let (out, after, _) = interrupt_during_hold_events(source);
+    (out, after)
+}
+
+/// As [`interrupt_during_hold`], with the server's later events.
+fn interrupt_during_hold_events(
+    source: &str,
+) -> (Output, &'static str, mpsc::Receiver<&'static str>) {
     let server = lab_server();
     let (events, seen) = mpsc::channel();
     *server.lab.events.lock().unwrap() = Some(events);
@@ -222,7 +239,7 @@ fn interrupt_during_hold(source: &str) -> (Output, &'static str) {
     let after = seen
         .recv_timeout(EVENT)
         .expect("the call ends on the server");
-    (child.wait_with_output().unwrap(), after)
+    (child.wait_with_output().unwrap(), after, seen)
 }
 
 fn stdout(out: &Output) -> String {
@@ -420,8 +437,13 @@ except KeyboardInterrupt as e:
     print('interrupted:', e)
 print(root.make().ping() + root.echo('ab').upper().count('B'))
 ";
-    let (out, after) = interrupt_during_hold(source);
-    assert_eq!(after, "dropped");
+    let (out, after, seen) = interrupt_during_hold_events(source);
+    // The held call is cancelled; the object it was made on is released
+    // too, in either order.
+    let mut events = vec![after];
+    while !events.contains(&"hold cancelled") {
+        events.push(seen.recv_timeout(EVENT).expect("hold is cancelled"));
+    }
     assert_eq!(stderr(&out), "");
     assert_eq!(stdout(&out), "interrupted: cancelled\n2\n");
     assert_eq!(out.status.code(), Some(0));

@@ -2,39 +2,47 @@
 //! sent at once, not two round trips.
 //!
 //! A remote call's result is left unfetched (a promise, seen by Python as
-//! a `_Pending`) only when the code that made it goes straight on to read
-//! or call something of it: the instruction after the call is an
-//! attribute load. That load then adds its step to the promise's chain
-//! (`promise.call_method`, `promise.getattr`), and the first result used
-//! any other way (printed, stored, computed with) is fetched there.
-//! Python code therefore never holds a `_Pending`: each one is consumed by
-//! the instruction right after the one that made it.
+//! a `_Pending`) only when the code that made it goes straight on to a
+//! member of it: the instruction after the call is an attribute load
+//! (`LoadAttr`), or the load of a method (`LoadMethod`) whose call's
+//! arguments are only constants and variables already bound. That step
+//! joins the promise's chain (`promise.call_method`, `promise.getattr`),
+//! and the first result used any other way (printed, stored, computed
+//! with) is fetched there. So nothing runs between a step and the next
+//! that Python would have run after the first had returned: no argument
+//! with side effects, none that can fail. Python code never holds a
+//! `_Pending`: the load consumes it, and the call right after consumes
+//! what the load gives.
 //!
-//! Which instruction comes next is read from the calling frame's bytecode
-//! (RustPython compiles `a.b(x)` to `LoadMethod b` … `CallMethod`, and
-//! `a.b` to `LoadAttr b`). A method fetched by `LoadMethod` is "direct":
-//! the frame calls it at once, so its result's next instruction is the
-//! frame's. Calls made any other way (a method passed to `sorted` as its
-//! key) are never chained, and return values as before.
+//! Which instructions come next is read from the calling frame's bytecode
+//! (RustPython compiles `a.b(x)` to `LoadMethod b`, the arguments, then
+//! `CallMethod*`, and `a.b` to `LoadAttr b`). A method fetched by
+//! `LoadMethod` is "direct": the frame calls it at once. Calls made any
+//! other way (a method passed to `sorted` as its key) are never chained.
 //!
-//! The owner runs a step on a plain value (`root.name().upper()`) as an
-//! error: only objects have remote members. When a step fails and its
-//! target turned out to be a plain value, the step is run locally on that
-//! value instead, as it would have been without pipelining.
+//! A step the owner refuses where Python would not is run again as Python
+//! runs it, on the value its target resolved to: a method of a plain value
+//! (`root.name().upper()`: only objects have remote members), any step
+//! after one run so, and a call of a member that is not a method (an
+//! attribute holding a function; the owner refuses it as `Unsupported`
+//! before running anything). The value of a chain is what it would have
+//! been without pipelining; an error a step raised on the owner names
+//! that step (`step .next(…): …`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::IntoFuture;
 
-use rustpython_vm::builtins::{PyBaseExceptionRef, PyDict, PyTuple};
+use rustpython_vm::builtins::{PyDict, PyTuple};
 use rustpython_vm::bytecode::{CodeObject, Instruction, OpArgState};
+use rustpython_vm::frame::Frame;
 use rustpython_vm::function::{FuncArgs, KwArgs};
 use rustpython_vm::{PyObjectRef, PyResult, VirtualMachine};
-use tether::Promise;
+use tether::{ErrorKind, Promise};
 
 use super::convert::to_py;
 use super::remote::{self, arg, handle_arg, str_arg};
-use super::wait::wait;
+use super::wait::wait_outcome;
 
 /// Where `_Pending` and its helpers are defined.
 const PRELUDE_PATH: &str = "<tether prelude>";
@@ -45,10 +53,13 @@ struct Slot {
     /// The `_Pending` this step was made on, if any (the first step of a
     /// chain is made on an object).
     target: Option<PyObjectRef>,
-    /// The step, to run locally if its target is a plain value.
+    /// The step, to run as Python would if the owner refuses it.
     step: Step,
     /// The value, once fetched.
     resolved: Option<PyObjectRef>,
+    /// The value came from running the step here, not from the owner: the
+    /// steps made on it were sent to a failed answer, and run here too.
+    ran_here: bool,
 }
 
 /// A step of a chain, as Python would run it.
@@ -88,68 +99,120 @@ pub(crate) fn install(vm: &VirtualMachine) {
     );
 }
 
-/// Where the nearest frame of the user's code is.
+/// What the nearest frame of the user's code is doing.
 struct Caller {
     /// The instruction it is running.
     running: Instruction,
-    /// Whether the next instruction loads a member the peer may have
-    /// (`LoadAttr`/`LoadMethod` of a name not Python's nor the prelude's).
-    then_loads_member: bool,
+    /// Whether what that instruction gives goes straight to a member the
+    /// peer may have, with nothing in between that Python would run only
+    /// after it: see the module's docs.
+    then_member: bool,
 }
 
-fn caller(vm: &VirtualMachine) -> Option<Caller> {
-    let frames = vm.frames.borrow();
-    let frame = frames
-        .iter()
-        .rev()
-        .find(|f| f.code.source_path.as_str() != PRELUDE_PATH)?;
-    // While an instruction runs, `lasti` is the index of the next one.
-    let lasti = frame.lasti() as usize;
-    let code: &CodeObject<_> = &frame.code.code;
-    let running = code.instructions.get(lasti.checked_sub(1)?)?.op;
+impl Caller {
+    /// Where the user's code is, if it is Python code (not the prelude's).
+    fn now(vm: &VirtualMachine) -> Option<Caller> {
+        let frames = vm.frames.borrow();
+        let frame = frames
+            .iter()
+            .rev()
+            .find(|f| f.code.source_path.as_str() != PRELUDE_PATH)?;
+        // While an instruction runs, `lasti` is the index of the next one.
+        let lasti = frame.lasti() as usize;
+        let code: &CodeObject<_> = &frame.code.code;
+        let running = code.instructions.get(lasti.checked_sub(1)?)?.op;
+        let mut next = decoded(code, lasti);
+        let then_member = match next.next() {
+            Some((Instruction::LoadAttr { idx }, arg)) => {
+                remote_member(code.names.get(idx.get(arg) as usize)?.as_str())
+            }
+            Some((Instruction::LoadMethod { idx }, arg)) => {
+                remote_member(code.names.get(idx.get(arg) as usize)?.as_str())
+                    && arguments_inert(vm, frame, next)
+            }
+            _ => false,
+        };
+        Some(Caller {
+            running,
+            then_member,
+        })
+    }
+}
+
+/// The instructions of `code` from `start`, their arguments decoded
+/// (`ExtendedArg` prefixes folded in).
+fn decoded<C: rustpython_vm::bytecode::Constant>(
+    code: &CodeObject<C>,
+    start: usize,
+) -> impl Iterator<Item = (Instruction, rustpython_vm::bytecode::OpArg)> + '_ {
     let mut state = OpArgState::default();
-    let next = code
-        .instructions
-        .get(lasti..)?
+    code.instructions
+        .get(start..)
+        .unwrap_or_default()
         .iter()
-        .map(|unit| state.get(*unit))
-        .find(|(op, _)| *op != Instruction::ExtendedArg);
-    let then_loads_member = match next {
-        Some((Instruction::LoadAttr { idx } | Instruction::LoadMethod { idx }, arg)) => code
-            .names
-            .get(idx.get(arg) as usize)
-            .is_some_and(|name| remote_member(name.as_str())),
-        _ => false,
-    };
-    Some(Caller {
-        running,
-        then_loads_member,
-    })
+        .map(move |unit| state.get(*unit))
+        .filter(|(op, _)| *op != Instruction::ExtendedArg)
 }
 
-/// Whether a member of this name goes to the peer: not Python's own
-/// (`__class__`) nor the prelude's (`_tether_value`).
+/// Whether the instructions up to the method call that follows only load
+/// constants and variables already bound: nothing that can fail or do
+/// anything.
+fn arguments_inert(
+    vm: &VirtualMachine,
+    frame: &Frame,
+    instructions: impl Iterator<Item = (Instruction, rustpython_vm::bytecode::OpArg)>,
+) -> bool {
+    let code = &frame.code.code;
+    let name = |idx: u32| code.names.get(idx as usize).map(|n| n.as_str());
+    let bound_in = |dict: &PyDict, name: &str| dict.contains_key(name, vm);
+    for (op, arg) in instructions {
+        let loaded = match op {
+            Instruction::CallMethodPositional { .. } | Instruction::CallMethodKeyword { .. } => {
+                return true
+            }
+            Instruction::LoadConst { .. } => true,
+            Instruction::LoadFast(idx) => frame
+                .fastlocals
+                .lock()
+                .get(idx.get(arg) as usize)
+                .is_some_and(Option::is_some),
+            Instruction::LoadGlobal(idx) => name(idx.get(arg))
+                .is_some_and(|n| bound_in(&frame.globals, n) || bound_in(&frame.builtins, n)),
+            Instruction::LoadNameAny(idx) => name(idx.get(arg)).is_some_and(|n| {
+                frame
+                    .locals
+                    .payload::<PyDict>()
+                    .is_some_and(|locals| bound_in(locals, n))
+                    || bound_in(&frame.globals, n)
+                    || bound_in(&frame.builtins, n)
+            }),
+            _ => false,
+        };
+        if !loaded {
+            return false;
+        }
+    }
+    false
+}
+
+/// Whether a member of this name goes to the peer: not one of Python's
+/// own (`__class__`: the prelude refuses those too) nor the prelude's
+/// (`_tether_value`).
 fn remote_member(name: &str) -> bool {
-    !name.starts_with("__") && !name.starts_with("_tether")
+    let pythons = name.starts_with("__") && name.ends_with("__");
+    !(pythons || name.starts_with("_tether"))
 }
 
 /// Whether the user's code is fetching a method to call it at once
 /// (`LoadMethod`).
 pub(crate) fn fetching_to_call(vm: &VirtualMachine) -> bool {
-    caller(vm).is_some_and(|c| matches!(c.running, Instruction::LoadMethod { .. }))
+    Caller::now(vm).is_some_and(|c| matches!(c.running, Instruction::LoadMethod { .. }))
 }
 
 /// Whether the result of what the user's code is doing now goes straight
-/// to an attribute load of a remote member: then it can stay a promise.
+/// to a member of it: then it can stay a promise.
 pub(crate) fn result_chained(vm: &VirtualMachine) -> bool {
-    caller(vm).is_some_and(|c| c.then_loads_member)
-}
-
-/// Whether the user's code is reading an attribute (`LoadAttr`) whose
-/// value goes straight to another member's load.
-fn reading_chained(vm: &VirtualMachine) -> bool {
-    caller(vm)
-        .is_some_and(|c| matches!(c.running, Instruction::LoadAttr { .. }) && c.then_loads_member)
+    Caller::now(vm).is_some_and(|c| c.then_member)
 }
 
 /// The first step of a chain, `promise` made on an object: a `_Pending`.
@@ -178,6 +241,7 @@ fn keep(promise: Promise, target: Option<PyObjectRef>, step: Step) -> u64 {
             target,
             step,
             resolved: None,
+            ran_here: false,
         };
         s.slots.insert(handle, slot);
         handle
@@ -197,11 +261,15 @@ fn pending_getattr(args: FuncArgs, vm: &VirtualMachine) -> PyResult {
     let handle = handle_arg(&args, 0, vm)?;
     let name = str_arg(&args, 1, vm)?;
     let owner = arg(&args, 2, vm)?;
-    if fetching_to_call(vm) {
+    let caller = Caller::now(vm);
+    let running = caller.as_ref().map(|c| c.running);
+    if matches!(running, Some(Instruction::LoadMethod { .. })) {
         let class = remote::classes(|c| c.pending_method.clone());
         return class.call((owner, vm.ctx.new_str(name)), vm);
     }
-    if reading_chained(vm) {
+    if matches!(running, Some(Instruction::LoadAttr { .. }))
+        && caller.is_some_and(|c| c.then_member)
+    {
         let promise = {
             let _in_runtime = remote::rt().enter();
             promise_of(vm, handle)?.getattr(&name)
@@ -259,39 +327,49 @@ fn resolve_handle(vm: &VirtualMachine, handle: u64) -> PyResult {
     if let Some(value) = resolved {
         return Ok(value);
     }
-    let value = match wait(vm, &remote::rt(), promise.into_future()) {
-        Ok(value) => to_py(vm, value)?,
-        Err(exc) => match target {
-            Some(target) => run_locally(vm, &target, step, exc)?,
-            None => return Err(exc),
+    let (value, ran_here) = match wait_outcome(vm, &remote::rt(), promise.into_future())? {
+        Ok(value) => (to_py(vm, value)?, false),
+        Err(err) => match target {
+            Some(target) if as_python_would(vm, &target, &err)? => {
+                (run_here(vm, &target, step)?, true)
+            }
+            _ => return Err(remote::raise(vm, err)),
         },
     };
     SLOTS.with(|s| {
         if let Some(slot) = s.borrow_mut().slots.get_mut(&handle) {
             slot.resolved = Some(value.clone());
+            slot.ran_here = ran_here;
         }
     });
     Ok(value)
 }
 
-/// A step the peer failed: if its target is a plain value, the step runs
-/// here on that value, as Python would have run it; otherwise the peer's
-/// error stands (`failed`).
-fn run_locally(
+/// Whether a step the owner failed with `err` is to run here, as Python
+/// runs it (see the module's docs): its target's value is plain, or was
+/// itself made here, or `err` is the owner's refusal of an operation the
+/// member does not support (before any of the object's code ran).
+fn as_python_would(
     vm: &VirtualMachine,
     target: &PyObjectRef,
-    step: Step,
-    failed: PyBaseExceptionRef,
-) -> PyResult {
-    if remote::error_of(vm, &failed).is_none() {
-        return Err(failed);
-    }
+    err: &tether::Error,
+) -> PyResult<bool> {
     let value = vm.call_method(target, "_tether_value", ())?;
-    if remote::unwrap(vm, &value)?.is_some() {
-        return Err(failed);
+    if remote::unwrap(vm, &value)?.is_none() {
+        return Ok(true);
     }
+    let handle: u64 = target.get_attr("_tether_pending", vm)?.try_into_value(vm)?;
+    let target_ran_here = SLOTS.with(|s| s.borrow().slots.get(&handle).is_some_and(|s| s.ran_here));
+    Ok(target_ran_here || (err.kind() == ErrorKind::Unsupported && err.remote().is_some()))
+}
+
+/// Run `step` here on the value its target resolved to, as Python would
+/// have run it: a member of a plain value, or the ordinary path of a
+/// remote object's (which asks its members first).
+fn run_here(vm: &VirtualMachine, target: &PyObjectRef, step: Step) -> PyResult {
+    let value = vm.call_method(target, "_tether_value", ())?;
     match step {
-        Step::Start => Err(failed),
+        Step::Start => Err(vm.new_runtime_error("the first step has no target".to_owned())),
         Step::GetAttr(name) => {
             let name = vm.ctx.new_str(name);
             value.get_attr(&name, vm)
@@ -363,6 +441,8 @@ mod tests {
         open: Arc<Semaphore>,
         /// `gated` calls waiting at the gate.
         waiting: Arc<AtomicI64>,
+        /// `gated` calls through the gate.
+        passed: Arc<AtomicI64>,
     }
 
     impl Default for Gate {
@@ -370,6 +450,7 @@ mod tests {
             Gate {
                 open: Arc::new(Semaphore::new(0)),
                 waiting: Arc::default(),
+                passed: Arc::default(),
             }
         }
     }
@@ -382,7 +463,14 @@ mod tests {
             self.waiting.fetch_add(1, Ordering::SeqCst);
             let _permit = self.open.acquire().await.expect("the gate stays");
             self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.passed.fetch_add(1, Ordering::SeqCst);
             NetRef::new(Step(value))
+        }
+
+        /// `value` back.
+        #[method]
+        fn echo(&self, value: tether::Value) -> tether::Value {
+            value
         }
 
         /// A step holding `value`, at once.
@@ -424,6 +512,13 @@ mod tests {
         #[getter]
         fn following(&self) -> NetRef {
             NetRef::new(Step(self.0 + 1))
+        }
+
+        /// A function adding this step's value, as an attribute.
+        #[getter]
+        fn adder(&self) -> NetRef {
+            let value = self.0;
+            tether::callback(move |n: i64| async move { Ok(n + value) })
         }
 
         /// This step, through a view that allows only `value`.
@@ -486,8 +581,6 @@ mod tests {
         let rt = runtime();
         let gate = Gate::default();
         let (_client, server, root) = connect(&rt, &gate);
-        // `root`'s members are asked once, before the chain.
-        rt.block_on(root.inspect()).unwrap();
         let engine = run_lines(
             &rt,
             root,
@@ -522,15 +615,26 @@ mod tests {
             "up = root.step_at(3).name('step').upper()",
             "parts = root.step_at(4).name(prefix='a b').split()",
             "keys = sorted([3, 1, 2], key=root.negate).index(1)",
+            // A step run here on a plain value gives an object: the steps
+            // after it run on that object.
+            "back = root.echo([root]).pop().step_at(3).next().value()",
+            // An attribute holding a function is called as Python would.
+            "added = root.step_at(1).adder(2)",
+            "prefix = 'p'",
+            "named = root.step_at(7).name(prefix)",
         ];
         let check = "\
 assert type(c).__name__ == 'Remote', type(c)
+assert trace() == 'no remote error yet', trace()
 assert c.value() == 6
 assert v == 30, v
 assert n == 'step 3', n
 assert up == 'STEP 3', up
 assert parts == ['a', 'b', '4'], parts
 assert keys == 2, keys
+assert back == 4, back
+assert added == 3, added
+assert named == 'p 7', named
 ";
         let (ran, pending) = run_lines(&rt, root, lines, check).join().unwrap();
         ran.unwrap();
@@ -564,6 +668,50 @@ assert keys == 2, keys
         after.unwrap();
         ok.unwrap();
         assert_eq!(pending, 0);
+        rt.block_on(until(|| server.stats().answers == 0));
+    }
+
+    #[test]
+    fn a_step_waits_for_its_target_before_arguments_that_could_fail_or_act() {
+        let rt = runtime();
+        let gate = Gate::default();
+        let (_client, _server, root) = connect(&rt, &gate);
+        let engine = std::thread::spawn(move || {
+            let engine = Engine::new(rt.handle().clone(), root);
+            let failed = engine.run_line("root.gated(5).name(undefined_name)");
+            (failed, super::pending_count(), rt)
+        });
+        // The argument is evaluated only once `gated` has returned, as
+        // without pipelining: `gated` is not cancelled by its NameError.
+        let rt = runtime();
+        rt.block_on(until(|| gate.waiting.load(Ordering::SeqCst) == 1));
+        gate.open.add_permits(10);
+        let (failed, pending, _rt) = engine.join().unwrap();
+        match failed {
+            Err(Failure::Raised(m)) => assert!(m.starts_with("NameError"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            gate.passed.load(Ordering::SeqCst),
+            1,
+            "gated ran to its end"
+        );
+        assert_eq!(pending, 0);
+    }
+
+    #[test]
+    fn an_uncaught_error_at_the_prompt_leaves_no_pending_result_behind() {
+        let rt = runtime();
+        let gate = Gate::default();
+        let (_client, server, root) = connect(&rt, &gate);
+        let engine = std::thread::spawn(move || {
+            let engine = Engine::new(rt.handle().clone(), root);
+            let failed = engine.run_line("root.step_at(1).sealed().next().value()");
+            (failed, super::pending_count(), rt)
+        });
+        let (failed, pending, rt) = engine.join().unwrap();
+        assert!(matches!(failed, Err(Failure::Raised(_))), "{failed:?}");
+        assert_eq!(pending, 0, "the error kept for trace() holds no frame");
         rt.block_on(until(|| server.stats().answers == 0));
     }
 }

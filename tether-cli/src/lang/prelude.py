@@ -16,7 +16,9 @@ class Remote:
         _tether_release(self._tether_handle)
 
     def __getattr__(self, name):
-        if name.startswith("__") and name.endswith("__"):
+        # Python's own names, and ours (absent only if __init__ was cut
+        # short), are never the peer's.
+        if name.startswith("__") and name.endswith("__") or name.startswith("_tether"):
             raise AttributeError(name)
         return _tether_getattr(self._tether_handle, name, self)
 
@@ -86,7 +88,8 @@ class _Pending:
     """A remote result not fetched yet, because the code goes straight on
     to one of its members (`root.counter(5).increment()`): that step joins
     the chain sent to the peer (tether-cli/src/lang/chain.rs). Code never
-    keeps one: each is used by the very next instruction."""
+    keeps one: the next instruction loads a member of it, and a method so
+    loaded is called at once, with arguments already at hand."""
 
     def __init__(self, handle):
         object.__setattr__(self, "_tether_pending", handle)
@@ -98,7 +101,7 @@ class _Pending:
         return _tether_resolve(self._tether_pending)
 
     def __getattr__(self, name):
-        if name.startswith("__") and name.endswith("__"):
+        if name.startswith("__") and name.endswith("__") or name.startswith("_tether"):
             raise AttributeError(name)
         return _tether_pending_getattr(self._tether_pending, name, self)
 

@@ -18,7 +18,7 @@ use tether::{Member, MemberKind, NetRef, RemoteIter};
 
 use super::convert::{from_py, to_py};
 use super::help::{member_help, object_help};
-use super::wait::wait;
+use super::wait::{wait, wait_outcome};
 
 /// The thread's references and what Python needs to build its objects.
 struct Table {
@@ -254,7 +254,9 @@ fn members(vm: &VirtualMachine, handle: u64) -> PyResult<Vec<Member>> {
     let described = DESCRIBE.with(|d| d.borrow().as_ref().map(|d| d.members(&target)));
     let found = match described {
         Some(found) => found.unwrap_or_default(),
-        None => wait(vm, &rt(), target.inspect()).unwrap_or_default(),
+        // An object that cannot be asked has no known members; a Ctrl-C
+        // meanwhile goes on (and nothing is kept).
+        None => wait_outcome(vm, &rt(), target.inspect())?.unwrap_or_default(),
     };
     with_table(|t| {
         if let Some(entry) = t.refs.get_mut(&handle) {

@@ -28,7 +28,19 @@ impl Engine {
                 .map_err(|e| Failure::Syntax(format!("SyntaxError: {e}")))?;
             vm.run_code_obj(code, self.scope.clone())
                 .map(drop)
-                .map_err(|exc| Failure::Raised(describe_short(vm, &exc)))
+                .map_err(|exc| {
+                    let shown = describe_short(vm, &exc);
+                    // The exception stays for `trace()`; its traceback would
+                    // keep the statement's frame, and what the frame held
+                    // (pending results, their calls), until the next error.
+                    let mut exc = Some(exc);
+                    for _ in 0..64 {
+                        let Some(e) = exc else { break };
+                        e.set_traceback(None);
+                        exc = e.context();
+                    }
+                    Failure::Raised(shown)
+                })
         })
     }
 

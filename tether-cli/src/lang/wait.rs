@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 
-use rustpython_vm::{PyResult, VirtualMachine};
+use rustpython_vm::{AsObject, PyResult, VirtualMachine};
 use tokio::sync::{mpsc, oneshot};
 
 use super::callback;
@@ -44,7 +44,9 @@ pub(crate) fn sender() -> mpsc::UnboundedSender<Request> {
 enum Step<T> {
     Done(tether::Result<T>),
     Request(Request),
-    Interrupted,
+    /// A SIGINT arrived: the interpreter's record says whether it is one
+    /// still to act on.
+    Signal,
 }
 
 /// Run `call` to its end on `rt`, running on this thread, meanwhile, the
@@ -56,24 +58,47 @@ pub(crate) fn wait<T>(
     rt: &tokio::runtime::Handle,
     call: impl Future<Output = tether::Result<T>>,
 ) -> PyResult<T> {
+    wait_outcome(vm, rt, call)?.map_err(|e| super::remote::raise(vm, e))
+}
+
+/// [`wait`], but a tether error is returned as it is, not raised: the
+/// outer `Err` is only for what interrupted the wait.
+///
+/// Ctrl-C: the interpreter's SIGINT handler is the one record of one (it
+/// is what interrupts Python code that is not waiting, and it runs before
+/// tokio's in the same signal). A listener of tokio's, subscribed before
+/// the record is looked at, only wakes the wait to look again, outside
+/// the runtime (where a Python signal handler may itself call the peer).
+/// So a Ctrl-C that came before the wait began (a pipelined chain is sent
+/// before its result is awaited) is seen, and one the interpreter already
+/// raised in Python code is not seen twice.
+pub(crate) fn wait_outcome<T>(
+    vm: &VirtualMachine,
+    rt: &tokio::runtime::Handle,
+    call: impl Future<Output = tether::Result<T>>,
+) -> PyResult<tether::Result<T>> {
     let rx = QUEUE.with(|q| q.rx.clone());
     let mut call = std::pin::pin!(call);
     loop {
+        let mut sigint = interrupts(rt);
+        if let Err(exc) = vm.check_signals() {
+            return Err(interrupted(vm, exc));
+        }
         // Nested waits (in callbacks) run only after this block_on
         // returns, when the receiver is back.
         let mut requests = rx.borrow_mut().take().expect("the queue is back");
         let step = rt.block_on(async {
             tokio::select! {
                 biased;
-                _ = ctrl_c(vm) => Step::Interrupted,
+                _ = next_interrupt(&mut sigint) => Step::Signal,
                 outcome = &mut call => Step::Done(outcome),
                 Some(request) = requests.recv() => Step::Request(request),
             }
         });
         *rx.borrow_mut() = Some(requests);
         match step {
-            Step::Done(outcome) => return outcome.map_err(|e| super::remote::raise(vm, e)),
-            Step::Interrupted => return Err(cancelled(vm)),
+            Step::Done(outcome) => return Ok(outcome),
+            Step::Signal => continue,
             Step::Request(Request::Forget(id)) => callback::forget(id),
             Step::Request(Request::Call { id, args, reply }) => {
                 let (outcome, interrupted) = callback::run(vm, id, args);
@@ -86,31 +111,53 @@ pub(crate) fn wait<T>(
     }
 }
 
-/// Done once a Ctrl-C is pending for the interpreter, which it takes.
-///
-/// The interpreter's SIGINT handler is the one record of a Ctrl-C: it is
-/// what interrupts Python code that is not waiting, and it runs before
-/// tokio's in the same signal (tokio chains to it). Tokio's listener only
-/// wakes this wait to look. So a Ctrl-C that came before the wait began
-/// (a pipelined chain is sent before its result is awaited) is seen, and
-/// one the interpreter already raised in Python code is not seen twice.
-async fn ctrl_c(vm: &VirtualMachine) {
+/// A listener of SIGINTs from now on (none where there are no Unix
+/// signals: then only the interpreter's record, looked at between waits,
+/// and tokio's `ctrl_c` wake a wait).
+#[cfg(unix)]
+type Interrupts = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Interrupts = ();
+
+fn interrupts(rt: &tokio::runtime::Handle) -> Interrupts {
     #[cfg(unix)]
-    let mut wake = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
-    loop {
-        // Looked at after the listener is in place, so none is missed.
-        if vm.check_signals().is_err() {
-            return;
+    {
+        let _in_runtime = rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
+    }
+    #[cfg(not(unix))]
+    let _ = rt;
+}
+
+async fn next_interrupt(sigint: &mut Interrupts) {
+    #[cfg(unix)]
+    match sigint {
+        Some(sigint) => {
+            sigint.recv().await;
         }
-        #[cfg(unix)]
-        match &mut wake {
-            Some(wake) => {
-                wake.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-        #[cfg(not(unix))]
+        None => std::future::pending().await,
+    }
+    #[cfg(not(unix))]
+    {
+        let () = sigint;
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What a pending signal's handler raised: a `KeyboardInterrupt` (the
+/// default handler's) is the wait's "cancelled"; anything else a Python
+/// handler raised goes on as it is.
+fn interrupted(
+    vm: &VirtualMachine,
+    exc: rustpython_vm::builtins::PyBaseExceptionRef,
+) -> rustpython_vm::builtins::PyBaseExceptionRef {
+    if exc
+        .class()
+        .fast_issubclass(vm.ctx.exceptions.keyboard_interrupt)
+    {
+        cancelled(vm)
+    } else {
+        exc
     }
 }
 
