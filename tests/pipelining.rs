@@ -76,6 +76,18 @@ impl Gate {
     fn step_at(&self, value: i64) -> NetRef {
         self.step(value)
     }
+
+    /// `n` times "x".
+    #[method]
+    fn text(&self, n: usize) -> String {
+        "x".repeat(n)
+    }
+
+    /// The length of `text`.
+    #[method]
+    fn length(&self, text: String) -> usize {
+        text.len()
+    }
 }
 
 struct Step {
@@ -729,5 +741,23 @@ async fn typed_proxies_pipeline_through_the_services_they_return() {
     assert_eq!(two.value().await.unwrap(), 2);
     assert_eq!(two.promise().next().value().await.unwrap(), 3);
     drop(two);
+    wait_for_owner(&server, 0, 0).await;
+}
+
+#[tokio::test]
+async fn an_answer_keeps_a_plain_value_only_up_to_a_bound_and_its_reply_has_it_whole() {
+    let gate = Gate::new();
+    let (client, server) = pair(&gate).await;
+    let root = client.root().await.unwrap();
+    let small = root.promise().call_method("text", (10,));
+    let large = root.promise().call_method("text", (100_000,));
+    let of_small = root.promise().call_method("length", (&small,));
+    let of_large = root.promise().call_method("length", (&large,));
+    assert_eq!(of_small.await.unwrap(), Value::from(10));
+    let err = of_large.await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::LimitExceeded, "{err}");
+    assert!(err.message().contains("4096 bytes"), "{err}");
+    assert_eq!(large.await.unwrap(), Value::from("x".repeat(100_000)));
+    assert_eq!(small.await.unwrap(), Value::from("x".repeat(10)));
     wait_for_owner(&server, 0, 0).await;
 }

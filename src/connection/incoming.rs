@@ -343,8 +343,11 @@ fn serve_pipelined(
             Err(_) => Err(overdue(&overdue_shared, timeout)),
         }
     };
-    let answer = Answer::new(depth::serving(depth, work));
-    match shared.answers.keep(seq, answer.clone()) {
+    let located = shared.clone();
+    let (answer, reply_outcome) = Answer::with_reply(depth::serving(depth, work), move || {
+        here(&located, "keeping the answer")
+    });
+    match shared.answers.keep(seq, answer) {
         Ok(()) => {}
         Err(NotKept::Reused(violation)) => return Err(violation),
         Err(NotKept::Full(err)) => {
@@ -361,7 +364,7 @@ fn serve_pipelined(
     let work = async move {
         Message::Reply {
             seq,
-            result: answer.outcome().await,
+            result: reply_outcome.await,
         }
     };
     start_serving(shared, seq, timeout, work)

@@ -32,6 +32,35 @@ use crate::protocol::frame::Op;
 use crate::service::table::lock;
 use crate::{Args, BoxFuture, Error, NetRef, Value};
 
+/// The largest plain value (about, in bytes) an answer keeps for the
+/// operations made on it; objects are kept whatever their size.
+pub(crate) const MAX_KEPT_VALUE: usize = 4096;
+
+/// Whether `value` takes at most `budget` bytes, about: text and bytes
+/// their length, anything else (a reference too) eight.
+fn fits(value: &Value, budget: usize) -> bool {
+    fn take(value: &Value, budget: &mut usize) -> bool {
+        let own = match value {
+            Value::Str(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            _ => 8,
+        };
+        let Some(left) = budget.checked_sub(own) else {
+            return false;
+        };
+        *budget = left;
+        match value {
+            Value::List(items) => items.iter().all(|v| take(v, budget)),
+            Value::Map(pairs) => pairs
+                .iter()
+                .all(|(k, v)| take(k, budget) && take(v, budget)),
+            _ => true,
+        }
+    }
+    let mut budget = budget;
+    take(value, &mut budget)
+}
+
 /// What an answer resolves to: a value, or the error as the caller will
 /// read it.
 pub(crate) type Outcome<T = Value> = std::result::Result<T, RemoteError>;
@@ -55,6 +84,41 @@ impl Answer {
             outcome: work.boxed().shared(),
             last: Arc::default(),
         }
+    }
+
+    /// The answer `work` will give as kept for the operations made on it,
+    /// and the reply's future, which runs the work and gets its whole
+    /// outcome. A plain value larger than [`MAX_KEPT_VALUE`] is not kept:
+    /// the reply has it, and what is made on the answer fails with a
+    /// [`LimitExceeded`](crate::ErrorKind::LimitExceeded) error located at
+    /// `location()`. So a peer that never finishes its answers holds at
+    /// most that much per answer, whatever its calls return.
+    pub(crate) fn with_reply(
+        work: impl Future<Output = Outcome> + Send + 'static,
+        location: impl FnOnce() -> String + Send + 'static,
+    ) -> (Answer, BoxFuture<'static, Outcome>) {
+        let (whole_tx, whole) = oneshot::channel();
+        let answer = Answer::new(async move {
+            let outcome = work.await;
+            let kept = match &outcome {
+                Ok(value) if !fits(value, MAX_KEPT_VALUE) => Err(raise::limit(format!(
+                    "the answer is a {} larger than the {MAX_KEPT_VALUE} bytes an \
+                         answer keeps for what is made on it: await it, then send it",
+                    value.type_name()
+                ))
+                .to_remote(&location())),
+                kept => kept.clone(),
+            };
+            let _ = whole_tx.send(outcome);
+            kept
+        });
+        let driver = answer.clone();
+        let reply = async move {
+            let kept = driver.outcome().await;
+            drop(driver);
+            whole.await.unwrap_or(kept)
+        };
+        (answer, Box::pin(reply))
     }
 
     /// Wait for the outcome.
@@ -250,6 +314,18 @@ impl Answers {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_kept_value_is_measured_within_its_bound() {
+        assert!(fits(&Value::from("x".repeat(4096)), 4096));
+        assert!(!fits(&Value::from("x".repeat(4097)), 4096));
+        let nested = Value::List(vec![Value::from("x".repeat(2000)); 3]);
+        assert!(!fits(&nested, 4096));
+        assert!(fits(&Value::List(vec![Value::Int(1); 100]), 4096));
+        let wide = Value::Map(vec![(Value::from("k"), Value::from(vec![0u8; 5000]))]);
+        assert!(!fits(&wide, 4096));
+    }
+
     use super::*;
     use crate::ErrorKind;
 
