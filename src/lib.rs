@@ -173,6 +173,8 @@ extern crate self as tether;
 
 mod auth;
 pub mod blocking;
+#[cfg(feature = "capnweb")]
+pub mod capnweb;
 pub mod classic;
 mod connection;
 mod error;

@@ -147,6 +147,22 @@ impl Tokens {
         self.entries.is_empty()
     }
 
+    /// The name of the token whose secret is `presented` (sent whole, as
+    /// an HTTP bearer token is). Compared as HMACs of a fresh nonce, in
+    /// constant time, checking every token.
+    pub(crate) fn find_secret(&self, presented: &[u8]) -> Option<&str> {
+        let presented = Token::new(presented).ok()?;
+        let challenge = nonce().ok()?;
+        let proof = presented.prove(Role::Client, &challenge, &challenge);
+        let mut found = None;
+        for (name, token) in self.entries.iter() {
+            if token.verify(Role::Client, &challenge, &challenge, &proof) && found.is_none() {
+                found = Some(name.as_str());
+            }
+        }
+        found
+    }
+
     /// The token whose client proof this is, and its name. Checks every
     /// token, so the time taken does not depend on which one matches.
     pub(crate) fn find(

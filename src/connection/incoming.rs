@@ -540,6 +540,7 @@ async fn run_on(
     let cx = CallContext {
         connection: Some(Connection::from_shared(shared.clone())),
         deadline,
+        identity: None,
     };
     object
         .serve(op, &shared.config.policy, &cx)

@@ -37,7 +37,7 @@ const ACCEPTED_CODINGS: &str = "gzip, deflate";
 /// A request refused before either protocol sees it: an HTTP status and a
 /// line for people.
 #[derive(Debug)]
-pub(super) struct Refusal {
+pub(crate) struct Refusal {
     status: StatusCode,
     message: Cow<'static, str>,
     /// The body was not read to its end: the connection must close.
@@ -106,7 +106,7 @@ impl IntoResponse for Refusal {
 /// decoded. `check` looks at the request first (its content type, say):
 /// a refusal from it is answered like the gateway's own, the body read to
 /// its end first when the limits allow.
-pub(super) async fn receive<T>(
+pub(crate) async fn receive<T>(
     config: &Config,
     headers: &HeaderMap,
     body: Body,

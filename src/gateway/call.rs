@@ -57,6 +57,7 @@ impl Gateway {
         let cx = CallContext {
             connection: None,
             deadline: Some(deadline),
+            identity: None,
         };
         let policy = &self.inner.policy;
         // Dropping the call on timeout cancels it, as a native deadline does.

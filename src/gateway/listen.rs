@@ -17,12 +17,12 @@ use std::sync::Arc;
 use axum::serve::Listener;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
-use super::Gateway;
+use super::Config;
 
 /// What a connection past the bound is told, if its socket takes it at
 /// once.
@@ -34,18 +34,20 @@ const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
 /// accepting and waits for the connections to finish the requests they
 /// are in.
 pub(super) async fn serve(
-    gateway: Gateway,
+    router: axum::Router,
+    config: Config,
     mut listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let config = gateway.config().clone();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
         .keep_alive(true);
-    let service = TowerToHyperService::new(gateway.router());
+    let service = TowerToHyperService::new(router);
     let permits = Arc::new(Semaphore::new(config.max_connections));
-    let graceful = GracefulShutdown::new();
+    // Cancelled at shutdown: each connection then finishes the request it
+    // is in and closes.
+    let stopping = CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // axum's `Listener` for tokio's `TcpListener` retries failed
@@ -59,10 +61,21 @@ pub(super) async fn serve(
             refuse(stream, peer);
             continue;
         };
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        // With upgrades, so a Cap'n Web route can take WebSockets.
+        let connection = http
+            .serve_connection(TokioIo::new(stream), service.clone())
+            .with_upgrades();
+        let stopping = stopping.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let outcome = tokio::select! {
+                outcome = connection.as_mut() => outcome,
+                () = stopping.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = outcome {
                 // A header timeout, a client that went away, bad HTTP:
                 // the client's affair, never the server's.
                 tracing::debug!(%peer, "gateway connection ended: {err}");
@@ -71,7 +84,10 @@ pub(super) async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    stopping.cancel();
+    // Every connection has finished when every permit is back.
+    let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
 }
 
 /// Closes a connection past the bound, telling it why if its socket

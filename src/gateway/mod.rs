@@ -122,7 +122,7 @@
 //! no authentication and no TLS: bind it to loopback, or mount it behind
 //! whatever guards your application.
 
-mod body;
+pub(crate) mod body;
 mod call;
 mod config;
 pub(crate) mod fault;
@@ -265,7 +265,8 @@ impl Gateway {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        listen::serve(self, listener, shutdown).await;
+        let config = self.config().clone();
+        listen::serve(self.router(), config, listener, shutdown).await;
         Ok(())
     }
 
@@ -274,6 +275,18 @@ impl Gateway {
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         self.serve_until(listener, std::future::pending()).await
     }
+}
+
+/// Serve `router` on `listener` with `config`'s connection bound and
+/// header timeout until `shutdown` completes (WebSocket upgrades
+/// included).
+pub(crate) async fn serve_router(
+    router: Router,
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    listen::serve(router, config, listener, shutdown).await;
 }
 
 impl fmt::Debug for Gateway {

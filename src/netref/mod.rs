@@ -112,11 +112,12 @@ impl NetRef {
     }
 
     /// True when the object lives in this process. A Python object reached
-    /// over RPyC ([`rpyc`](crate::rpyc)) is not local, though tether holds
-    /// its proxy as an object of its own.
+    /// over RPyC ([`rpyc`](crate::rpyc)), or a JavaScript one over Cap'n
+    /// Web, is not local, though tether holds its proxy as an object of its
+    /// own.
     pub fn is_local(&self) -> bool {
         match &self.target {
-            Target::Local(local) => crate::rpyc::remote::as_python(&local.object).is_none(),
+            Target::Local(local) => crate::service::forward::as_forwarded(&local.object).is_none(),
             Target::Remote(_) => false,
         }
     }
@@ -336,8 +337,8 @@ impl std::hash::Hash for NetRef {
 impl fmt::Debug for NetRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
-            Target::Local(local) => match crate::rpyc::remote::as_python(&local.object) {
-                Some(python) => write!(f, "{python:?}"),
+            Target::Local(local) => match crate::service::forward::as_forwarded(&local.object) {
+                Some(foreign) => write!(f, "{foreign:?}"),
                 None => write!(f, "<local {}>", local.object.type_name()),
             },
             Target::Remote(proxy) => write!(

@@ -253,6 +253,12 @@ impl Drop for PyObject {
     }
 }
 
+impl crate::service::forward::Forwarded for PyObject {
+    fn perform<'a>(&'a self, op: Op, cx: &'a CallContext) -> BoxFuture<'a, Result<Value>> {
+        Box::pin(PyObject::perform(self, op, cx))
+    }
+}
+
 impl Object for PyObject {
     fn type_name(&self) -> &str {
         &self.id_pack.name

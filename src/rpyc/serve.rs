@@ -74,6 +74,7 @@ pub(crate) async fn serve(
     let cx = CallContext {
         connection: None,
         deadline: tokio::time::Instant::now().checked_add(state.config.call_timeout),
+        identity: None,
     };
     let mut args = args.into_iter();
     let mut next = |what: &str| {

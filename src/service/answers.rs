@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
-use futures_util::future::{FutureExt, Shared};
+use futures_util::future::{Either, FutureExt, Shared};
 use tokio::sync::oneshot;
 
 use crate::error::{raise, RemoteError};
@@ -145,6 +145,27 @@ impl Answer {
         F: FnOnce(NetRef, A) -> Fut,
         Fut: Future<Output = Outcome>,
     {
+        self.after(ready, move |value, ready| match value {
+            Value::Ref(netref) => Either::Left(op(netref, ready)),
+            other => {
+                let err = raise::type_mismatch("an object to operate on", other.type_name());
+                Either::Right(std::future::ready(Err(err.to_remote(&location()))))
+            }
+        })
+    }
+
+    /// As [`then`](Answer::then), with whatever value the answer resolved
+    /// to (a protocol whose operations also reach into plain values, such
+    /// as Cap'n Web's property paths, decides what to do with it).
+    pub(crate) fn after<A, F, Fut>(
+        &self,
+        ready: impl Future<Output = Outcome<A>>,
+        op: F,
+    ) -> impl Future<Output = Outcome>
+    where
+        F: FnOnce(Value, A) -> Fut,
+        Fut: Future<Output = Outcome>,
+    {
         let (started, now_started) = oneshot::channel::<()>();
         let before = lock(&self.last).replace(now_started);
         let outcome = self.outcome.clone();
@@ -154,16 +175,9 @@ impl Answer {
                 let _ = before.await;
             }
             let mut started = Some(started);
-            let target = match outcome.await {
-                Ok(Value::Ref(netref)) => netref,
-                Ok(other) => {
-                    let err = raise::type_mismatch("an object to operate on", other.type_name());
-                    return Err(err.to_remote(&location()));
-                }
-                Err(err) => return Err(err),
-            };
+            let value = outcome.await?;
             let ready = ready.await?;
-            let mut work = std::pin::pin!(op(target, ready));
+            let mut work = std::pin::pin!(op(value, ready));
             // The next operation may start once this one has been polled:
             // an operation that completes at once is done, and one that
             // waits has started (as a call on an object does when first

@@ -32,10 +32,11 @@ pub(crate) async fn dispatch(
     cx: &CallContext,
 ) -> Result<Value> {
     let obj: &dyn Object = &local.object;
-    // A Python object held over RPyC: its owner's policy governs it, as for
-    // any remote object, so every operation is forwarded unchecked here.
-    if let Some(python) = crate::rpyc::remote::as_python(obj) {
-        return python.perform(op, cx).await;
+    // A Python or JavaScript object held over RPyC or Cap'n Web: its
+    // owner's policy governs it, as for any remote object, so every
+    // operation is forwarded unchecked here.
+    if let Some(foreign) = crate::service::forward::as_forwarded(obj) {
+        return foreign.perform(op, cx).await;
     }
     match op {
         Op::GetRoot => Err(raise::protocol("get root names no object")),

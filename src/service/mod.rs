@@ -9,11 +9,14 @@
 //!   an object, with every policy check in one place;
 //! - [`builtin`](self::builtin): callbacks, bound methods and other small objects;
 //! - [`answers`](self::answers): promised answers, the outcomes of pipelined
-//!   operations kept for the operations that follow them.
+//!   operations kept for the operations that follow them;
+//! - [`forward`](self::forward): objects another protocol's peer owns
+//!   (RPyC, Cap'n Web), whose operations go to that peer unchecked.
 
 pub(crate) mod answers;
 pub(crate) mod builtin;
 pub(crate) mod dispatch;
+pub(crate) mod forward;
 pub(crate) mod object;
 pub(crate) mod policy;
 pub(crate) mod table;

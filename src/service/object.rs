@@ -121,6 +121,9 @@ impl Member {
 pub struct CallContext {
     pub(crate) connection: Option<Connection>,
     pub(crate) deadline: Option<tokio::time::Instant>,
+    /// Who the caller proved to be, when it came without a connection (a
+    /// Cap'n Web session's bearer token).
+    pub(crate) identity: Option<crate::PeerIdentity>,
 }
 
 impl CallContext {
@@ -142,7 +145,10 @@ impl CallContext {
     /// subject); `None` when its connection was not authenticated or the
     /// call was made in-process. See [`PeerIdentity`](crate::PeerIdentity).
     pub fn peer_identity(&self) -> Option<&crate::PeerIdentity> {
-        self.connection.as_ref()?.peer_identity()
+        match &self.identity {
+            Some(identity) => Some(identity),
+            None => self.connection.as_ref()?.peer_identity(),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ pub mod faults;
 pub mod nats;
 #[cfg(feature = "nats")]
 pub mod nats_client;
+pub mod node;
 pub mod python;
 pub mod wire;
 

@@ -1,0 +1,50 @@
+//! [`Config`]: what one Cap'n Web session may send, hold and run.
+
+use std::time::Duration;
+
+/// Limits of a Cap'n Web endpoint, each per session (one WebSocket, or
+/// one HTTP batch request).
+///
+/// ```
+/// let config = tether::capnweb::Config::default();
+/// assert_eq!(config.max_message, 1 << 20);
+/// assert_eq!(config.max_depth, 64);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest message, in bytes: one WebSocket message, or one HTTP batch
+    /// body (all its messages together). A larger WebSocket message ends
+    /// the session; a larger batch is answered with HTTP 413.
+    /// Default: 1 MiB.
+    pub max_message: usize,
+    /// How deep one message's expressions may nest (an array in an object
+    /// in a call's arguments is 3). A deeper message ends the session.
+    /// Default: 64.
+    pub max_depth: usize,
+    /// Most entries a session's tables hold at once: the peer's calls not
+    /// yet released, the objects sent to it and the ones it sent. A
+    /// message past it ends the session. Default: 10 000.
+    pub max_entries: usize,
+    /// Most of the peer's calls running at once; a call past it fails
+    /// alone, with a `RangeError`. Default: 256.
+    pub max_running: usize,
+    /// Deadline of each call the peer makes, and of each call made on an
+    /// object the peer sent (a JavaScript callback). Default: 30 s.
+    pub call_timeout: Duration,
+    /// Most messages in one HTTP batch; a larger batch is answered with
+    /// HTTP 413. Default: 1000.
+    pub max_batch: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_message: 1 << 20,
+            max_depth: 64,
+            max_entries: 10_000,
+            max_running: 256,
+            call_timeout: Duration::from_secs(30),
+            max_batch: 1000,
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The HTTP side: `GET /capnweb` upgrades to a WebSocket session, `POST
+//! /capnweb` is one HTTP batch; both first check the request's origin and
+//! bearer token.
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::mpsc;
+
+use super::session::Session;
+use super::CapnWeb;
+use crate::error::raise;
+use crate::gateway::body;
+use crate::Grant;
+
+/// The path both transports are served at.
+pub(crate) const PATH: &str = "/capnweb";
+
+/// `GET` and `POST` at [`PATH`].
+pub(crate) fn router(endpoint: CapnWeb) -> Router {
+    Router::new()
+        .route(PATH, get(websocket).post(batch))
+        .with_state(endpoint)
+}
+
+/// A request the endpoint turns away before any session starts.
+struct Refused(StatusCode, String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let mut response = (self.0, self.1).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, "Bearer".parse().unwrap());
+        }
+        response
+    }
+}
+
+impl CapnWeb {
+    /// What this request's peer gets: its origin allowed, its token (if
+    /// the endpoint asks for one) known.
+    fn admit(&self, headers: &HeaderMap) -> Result<(Grant, Option<crate::PeerIdentity>), Refused> {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            if !self.origin_allowed(origin, host) {
+                tracing::debug!(origin, "Cap'n Web request refused: origin not allowed");
+                return Err(Refused(
+                    StatusCode::FORBIDDEN,
+                    format!("origin {origin} is not allowed (see CapnWeb::allow_origin)\n"),
+                ));
+            }
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        self.grant(presented).map_err(|why| {
+            tracing::debug!("Cap'n Web request refused: {why}");
+            Refused(StatusCode::UNAUTHORIZED, format!("{why}\n"))
+        })
+    }
+}
+
+async fn websocket(State(endpoint): State<CapnWeb>, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let (grant, identity) = match endpoint.admit(&parts.headers) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.into_response(),
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let max = endpoint.config().max_message;
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            run_socket(endpoint, grant, identity, socket).await;
+        })
+}
+
+/// One WebSocket session, from upgrade to close.
+async fn run_socket(
+    endpoint: CapnWeb,
+    grant: Grant,
+    identity: Option<crate::PeerIdentity>,
+    mut socket: WebSocket,
+) {
+    let (out, mut outgoing) = mpsc::unbounded_channel();
+    let session = endpoint.open(grant, identity, out, false);
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    if let Err(err) = session.receive(text.as_str()) {
+                        tracing::debug!("Cap'n Web session aborted: {err}");
+                        session.abort(&err);
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    session.abort(&raise::protocol("a binary message: Cap'n Web sends text"));
+                    break;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                // Closed, or broken (a message over the size limit, say).
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            Some(text) = outgoing.recv() => {
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    session.end();
+    // What the session said last (an abort's reason), then the close.
+    while let Ok(text) = outgoing.try_recv() {
+        if socket.send(Message::Text(text.into())).await.is_err() {
+            break;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+async fn batch(State(endpoint): State<CapnWeb>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let (grant, identity) = match endpoint.admit(&parts.headers) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.into_response(),
+    };
+    let http = endpoint.http_config();
+    let body = match body::receive(&http, &parts.headers, body, |_| Ok(())).await {
+        Ok(((), body)) => body,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return Refused(StatusCode::BAD_REQUEST, "the batch is not UTF-8\n".into()).into_response();
+    };
+    let lines: Vec<&str> = if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').collect()
+    };
+    let max_batch = endpoint.config().max_batch;
+    if lines.len() > max_batch {
+        return Refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a batch of {} messages; at most {max_batch} (capnweb::Config::max_batch)\n",
+                lines.len()
+            ),
+        )
+        .into_response();
+    }
+    let (out, mut outgoing) = mpsc::unbounded_channel();
+    let session = endpoint.open(grant, identity, out, true);
+    let mut aborted = false;
+    for line in lines {
+        if let Err(err) = session.receive(line) {
+            tracing::debug!("Cap'n Web batch aborted: {err}");
+            session.abort(&err);
+            aborted = true;
+            break;
+        }
+    }
+    if !aborted {
+        session.drained().await;
+    }
+    session.end();
+    let mut answer = Vec::new();
+    while let Ok(text) = outgoing.try_recv() {
+        answer.push(text);
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        answer.join("\n"),
+    )
+        .into_response()
+}
+
+/// Keeps the session type in one place for `mod.rs`.
+pub(crate) type Sessions =
+    std::sync::Mutex<std::collections::HashMap<u64, std::sync::Weak<Session>>>;
