@@ -472,6 +472,21 @@ async fn members_outside_the_declared_ones_are_denied_without_revealing_them() {
     raw::send(&mut socket, json!(["pull", 4])).await;
     let read = raw::recv(&mut socket).await.unwrap();
     assert_eq!(read[2][4]["kind"], "denied", "{read}");
+    // What a console shows: the declared members only, with their docs.
+    let inspected = raw::call(&mut socket, 5, 0, &["__inspect__"], json!([])).await;
+    let members = inspected[2][0].as_array().expect("a list of members");
+    let add = members.iter().find(|m| m["name"] == "add").expect("add");
+    assert_eq!(add["doc"], "Add two integers.");
+    assert_eq!(add["kind"], "method");
+    assert!(
+        !members.iter().any(|m| m["name"] == "secret"),
+        "{inspected}"
+    );
+    let dir = raw::call(&mut socket, 6, 0, &["__dir__"], json!([])).await;
+    assert!(
+        dir[2][0].as_array().unwrap().contains(&json!("label")),
+        "{dir}"
+    );
 }
 
 #[tokio::test]

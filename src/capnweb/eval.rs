@@ -258,9 +258,11 @@ impl Session {
                 (None, _) => Ok(current),
                 (Some(args), Some(Key::Name(name))) => match current {
                     Value::Ref(target) => {
-                        target
-                            .serve(Op::CallMethod(name.clone(), args), &self.policy, &cx)
-                            .await
+                        let op = match introspection(name, &args) {
+                            Some(op) => op,
+                            None => Op::CallMethod(name.clone(), args),
+                        };
+                        target.serve(op, &self.policy, &cx).await
                     }
                     other => {
                         let member = self.get(other, &Key::Name(name.clone()), &cx).await?;
@@ -308,6 +310,23 @@ impl Session {
                 format!("a {} is not a function", other.type_name()),
             )),
         }
+    }
+}
+
+/// The operation a call of `name` without arguments stands for, when it
+/// is one of the questions every object answers natively (and a browser
+/// console asks): `__inspect__()` its members with signatures and docs,
+/// `__dir__()` their names, `__repr__()` and `__str__()`.
+fn introspection(name: &str, args: &Args) -> Option<Op> {
+    if !args.positional.is_empty() || !args.named.is_empty() {
+        return None;
+    }
+    match name {
+        "__inspect__" => Some(Op::Inspect),
+        "__dir__" => Some(Op::Dir),
+        "__repr__" => Some(Op::Repr),
+        "__str__" => Some(Op::Str),
+        _ => None,
     }
 }
 

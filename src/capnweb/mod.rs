@@ -31,6 +31,10 @@
 //!   through the same dispatcher and member check as the native protocol
 //!   (`getattr`, `call_method`); a property path (`api.a.b(1)`) reads each
 //!   step, on objects and on plain maps and lists alike.
+//! - Every object also answers `__inspect__()` (its members, each a map
+//!   of `name`, `kind`, `signature` and `doc`), `__dir__()`, `__repr__()`
+//!   and `__str__()`, as it does natively: what a console needs to show
+//!   it.
 //! - A result holding an object ([`Value::Ref`](crate::Value)) reaches
 //!   JavaScript as a stub; calls on it come back to the object. Disposing
 //!   the stub (`using`, `[Symbol.dispose]()`) releases it, as a tether

@@ -277,10 +277,13 @@ impl Gateway {
     }
 }
 
-/// Serve `router` on `listener` with `config`'s connection bound and
-/// header timeout until `shutdown` completes (WebSocket upgrades
-/// included).
-pub(crate) async fn serve_router(
+/// Serve any axum `router` (a [`Gateway::router`], a
+/// [`CapnWeb`](crate::capnweb::CapnWeb) route, pages of your own, merged)
+/// on `listener` the way [`Gateway::serve_until`] does: HTTP/1.1 with
+/// WebSocket upgrades, [`Config::max_connections`] at once, each held to
+/// [`Config::header_timeout`]; on `shutdown`, stop accepting and let
+/// requests in progress finish.
+pub async fn serve_router(
     router: Router,
     config: Config,
     listener: TcpListener,

@@ -15,11 +15,14 @@ use std::sync::OnceLock;
 
 const LOCKFILE: &str = include_str!("../js/package-lock.json");
 
-/// `tests/js`, where the scripts and their packages are.
+/// `tests/js` of the workspace, where the scripts and their packages are
+/// (found from any of its crates).
 pub fn js_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("js")
+        .ancestors()
+        .map(|dir| dir.join("tests").join("js"))
+        .find(|dir| dir.join("package.json").is_file())
+        .expect("tests/js/package.json in the workspace")
 }
 
 /// `tests/js/node_modules`, installed on first use.
@@ -31,7 +34,7 @@ pub fn node_modules() -> &'static Path {
     MODULES.get_or_init(|| {
         let dir = js_dir();
         let modules = dir.join("node_modules");
-        let scratch = super::python::scratch();
+        let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         fs::create_dir_all(&scratch).unwrap();
         let lock =
             File::create(scratch.join("node-modules.lock")).expect("create the npm lock file");

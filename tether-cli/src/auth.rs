@@ -39,6 +39,13 @@ pub struct ServeAuth {
     token_file: Option<PathBuf>,
 }
 
+impl ServeAuth {
+    /// Whether tokens were asked for.
+    pub fn has_tokens(&self) -> bool {
+        !self.tokens.is_empty() || self.token_file.is_some()
+    }
+}
+
 /// The environment variable a client's token is read from.
 const TOKEN_ENV: &str = "TETHER_TOKEN";
 

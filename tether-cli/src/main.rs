@@ -31,6 +31,7 @@ mod log;
 mod run;
 mod serve;
 mod shell;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,6 +126,12 @@ struct ServeArgs {
     /// root then has `open`, `call`, `forget` and `root`.
     #[arg(long)]
     sessions: bool,
+    /// Also serve the service to JavaScript and browsers on this HTTP
+    /// address: Cap'n Web at ADDR/capnweb, and a console page at ADDR/
+    /// to explore it. Loopback only for the classic service unless
+    /// --allow-remote; not with tokens (a browser cannot send them).
+    #[arg(long, value_name = "ADDR")]
+    web: Option<String>,
     /// Let the classic service listen on a non-loopback address: anyone who
     /// can reach it then controls this host.
     #[arg(long, requires = "classic")]

@@ -31,6 +31,15 @@ pub async fn run(args: ServeArgs) -> Outcome {
     } else {
         (what.to_string(), make_root)
     };
+    if args.web.is_some() && args.auth.has_tokens() {
+        return Err(Failure::usage(
+            "--web does not take tokens: a browser cannot send them on a WebSocket",
+        ));
+    }
+    let web = match &args.web {
+        Some(addr) => Some(bind_web(addr, &args, &classic).await?),
+        None => None,
+    };
     let builder = Server::builder()
         .config(config)
         .max_connections(args.max_connections);
@@ -93,8 +102,58 @@ pub async fn run(args: ServeArgs) -> Outcome {
         let name = args.service.as_deref().unwrap_or_default();
         println!("registered as {name} on {url} (instance {id})");
     }
+    let web = web.map(|listener| {
+        let shown = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        println!("web console on http://{shown}/ (Cap'n Web at http://{shown}/capnweb)");
+        let (stopped, stopping) = tokio::sync::oneshot::channel::<()>();
+        let app = crate::web::app(make_root());
+        let serving = tokio::spawn(tether::gateway::serve_router(
+            app,
+            tether::gateway::Config::default(),
+            listener,
+            async move {
+                let _ = stopping.await;
+            },
+        ));
+        (stopped, serving)
+    });
     server.serve_fn(make_root, stop).await?;
+    if let Some((stopped, serving)) = web {
+        drop(stopped);
+        let _ = serving.await;
+    }
     Ok(())
+}
+
+/// The listener of `--web ADDR`, refused for the classic service beyond
+/// loopback unless `--allow-remote`.
+async fn bind_web(
+    addr: &str,
+    args: &ServeArgs,
+    classic: &Classic,
+) -> Result<tokio::net::TcpListener, Failure> {
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| Failure::usage(format!("bad --web address {addr}: {e}")))?
+        .collect();
+    if args.classic {
+        if let Some(open) = resolved
+            .iter()
+            .find(|a| classic.check_address(**a).is_err())
+        {
+            return Err(Failure::usage(format!(
+                "refusing to serve the classic service on {open}, which is not a loopback \
+                 address: whoever connects controls this host. Pass --allow-remote to do \
+                 it anyway."
+            )));
+        }
+    }
+    tokio::net::TcpListener::bind(&resolved[..])
+        .await
+        .map_err(|e| Failure::failed(format!("cannot listen on {addr}: {e}")))
 }
 
 type RootFn = Box<dyn Fn() -> NetRef + Send + Sync>;

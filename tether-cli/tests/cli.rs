@@ -1178,3 +1178,72 @@ fn shell_and_run_speak_tls_to_rpyc() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(stdout(&out), "42\n");
 }
+
+#[path = "../../tests/support/node.rs"]
+mod node;
+
+/// Debian's `chromium`, or the browser `CHROMIUM` names; `None` without.
+fn chromium() -> Option<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        return Some(path.into());
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| std::path::Path::new(dir).join("chromium"))
+        .find(|path| path.is_file())
+}
+
+#[test]
+fn the_web_console_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        eprintln!(
+            "\n*** SKIPPED the_web_console_in_a_real_browser: no chromium on PATH (.ci/run \
+             installs Debian's; or set CHROMIUM=/path/to/chromium) ***\n"
+        );
+        return;
+    };
+    let mut served = Served::start(&["--web", "127.0.0.1:0"]);
+    let line = served.next_line();
+    let url = line
+        .strip_prefix("web console on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .to_string();
+    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-console.png");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let output = runtime
+        .block_on(async {
+            node::node("console.mjs")
+                .arg(&url)
+                .arg(&browser)
+                .arg(&screenshot)
+                .output()
+                .await
+        })
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.ends_with("done\n"),
+        "console.mjs:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        screenshot.is_file(),
+        "the screenshot at {}",
+        screenshot.display()
+    );
+    drop(served);
+}
+
+#[test]
+fn the_vendored_capnweb_is_the_locked_npm_package() {
+    let installed = node::node_modules().join("capnweb/dist/index.js");
+    let installed = std::fs::read_to_string(&installed).unwrap();
+    let vendored = include_str!("../web/vendor/capnweb.js");
+    assert!(
+        installed == vendored,
+        "tether-cli/web/vendor/capnweb.js differs from the capnweb of tests/js/package-lock.json: \
+         copy node_modules/capnweb/dist/index.js over it"
+    );
+}
