@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures_util::SinkExt;
 use tokio::sync::mpsc;
 
 use super::session::Session;
@@ -118,7 +119,12 @@ async fn run_socket(
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
             },
             Some(text) = outgoing.recv() => {
-                if socket.send(Message::Text(text.into())).await.is_err() {
+                // What is queued goes in one write.
+                let mut sent = socket.feed(Message::Text(text.into())).await;
+                while let (Ok(()), Ok(text)) = (&sent, outgoing.try_recv()) {
+                    sent = socket.feed(Message::Text(text.into())).await;
+                }
+                if sent.is_err() || socket.flush().await.is_err() {
                     break;
                 }
             }

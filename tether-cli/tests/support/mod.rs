@@ -8,6 +8,9 @@
 #[path = "../../../tests/support/python.rs"]
 pub mod python;
 
+#[path = "../../../tests/support/node.rs"]
+pub mod node;
+
 #[path = "../../../tests/support/nats.rs"]
 pub mod nats;
 
