@@ -646,3 +646,101 @@ fn dechunk(mut rest: &str) -> String {
     }
     body
 }
+
+/// A Node capnweb server (tests/js/server.mjs): its child process and
+/// its URL.
+async fn node_server() -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = support::node::node("server.mjs")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start node server.mjs");
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::io::BufReader::new(stdout)
+        .lines()
+        .next_line()
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    let port = first
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("server.mjs said {first:?}"))
+        .to_string();
+    (child, format!("ws://127.0.0.1:{port}/api"))
+}
+
+#[tokio::test]
+async fn tether_as_a_client_of_a_node_capnweb_server() {
+    let (mut server, url) = node_server().await;
+    let api = tether::capnweb::connect(&url).await.unwrap();
+    assert!(!api.is_local());
+
+    let sum: i64 = api
+        .call_method("add", (1, 2))
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(sum, 3);
+    let greeting: String = api
+        .call_method("greet", ("Rust",))
+        .await
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(greeting, "Hello, Rust!");
+    let value = Value::map([(
+        "k",
+        Value::List(vec![Value::Int(1), Value::Bytes(vec![0, 255])]),
+    )]);
+    assert_eq!(
+        api.call_method("echo", (value.clone(),)).await.unwrap(),
+        value
+    );
+
+    // An object the server returns, held and called.
+    let counter = api.call_method("counter", (5,)).await.unwrap();
+    let counter = counter.as_ref().expect("a stub").clone();
+    assert_eq!(
+        counter.call_method("increment", ()).await.unwrap(),
+        Value::Int(6)
+    );
+    assert_eq!(counter.getattr("value").await.unwrap(), Value::Int(6));
+    drop(counter);
+
+    // A Rust closure the server calls back, in order.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let callback = tether::callback_sync(move |i: i64| {
+        record.lock().unwrap().push(i);
+        Ok(i * 10)
+    });
+    let got = api.call_method("callMeBack", (callback, 3)).await.unwrap();
+    assert_eq!(
+        got,
+        Value::from(vec![Value::Int(10), Value::Int(20), Value::Int(30)])
+    );
+    assert_eq!(*seen.lock().unwrap(), [1, 2, 3]);
+
+    // Errors thrown in JavaScript, and names it does not have.
+    let err = api.call_method("fail", ()).await.unwrap_err();
+    assert_eq!(err.type_name(), Some("TypeError"), "{err}");
+    assert_eq!(err.message(), "no good");
+    assert!(api.call_method("nonexistent", ()).await.is_err());
+
+    // The server vanishes mid-call: the call fails, it does not hang.
+    let waiting = tokio::spawn({
+        let api = api.clone();
+        async move { api.call_method("never", ()).await }
+    });
+    assert!(api.call_method("add", (0, 0)).await.is_ok());
+    // Sent before or after the server dies, `never` fails as closed.
+    server.kill().await.unwrap();
+    let err = waiting.await.unwrap().unwrap_err();
+    assert!(err.is_closed(), "{err}");
+    assert!(api
+        .call_method("add", (1, 2))
+        .await
+        .unwrap_err()
+        .is_closed());
+}

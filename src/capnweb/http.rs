@@ -8,12 +8,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::session::Session;
+use super::session::{Kind, Session};
+use super::socket::{self, Frame};
 use super::CapnWeb;
-use crate::error::raise;
 use crate::gateway::body;
 use crate::Grant;
 
@@ -96,48 +96,22 @@ async fn run_socket(
     endpoint: CapnWeb,
     grant: Grant,
     identity: Option<crate::PeerIdentity>,
-    mut socket: WebSocket,
+    socket: WebSocket,
 ) {
-    let (out, mut outgoing) = mpsc::unbounded_channel();
-    let session = endpoint.open(grant, identity, out, false);
-    loop {
-        tokio::select! {
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    if let Err(err) = session.receive(text.as_str()) {
-                        tracing::debug!("Cap'n Web session aborted: {err}");
-                        session.abort(&err);
-                        break;
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => {
-                    session.abort(&raise::protocol("a binary message: Cap'n Web sends text"));
-                    break;
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                // Closed, or broken (a message over the size limit, say).
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-            },
-            Some(text) = outgoing.recv() => {
-                // What is queued goes in one write.
-                let mut sent = socket.feed(Message::Text(text.into())).await;
-                while let (Ok(()), Ok(text)) = (&sent, outgoing.try_recv()) {
-                    sent = socket.feed(Message::Text(text.into())).await;
-                }
-                if sent.is_err() || socket.flush().await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    session.end();
-    // What the session said last (an abort's reason), then the close.
-    while let Ok(text) = outgoing.try_recv() {
-        if socket.send(Message::Text(text.into())).await.is_err() {
-            break;
-        }
-    }
-    let _ = socket.send(Message::Close(None)).await;
+    let (out, outgoing) = mpsc::unbounded_channel();
+    let session = endpoint.open(grant, identity, out, Kind::Socket);
+    let (sink, stream) = socket.split();
+    let frames = stream.map(|message| {
+        message.map(|message| match message {
+            Message::Text(text) => Frame::Text(text.as_str().to_owned()),
+            Message::Binary(_) => Frame::Binary,
+            Message::Close(_) => Frame::Close,
+            Message::Ping(_) | Message::Pong(_) => Frame::Control,
+        })
+    });
+    let sink =
+        sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) });
+    socket::run(&session, frames, Box::pin(sink), outgoing).await;
 }
 
 async fn batch(State(endpoint): State<CapnWeb>, request: Request) -> Response {
@@ -171,7 +145,7 @@ async fn batch(State(endpoint): State<CapnWeb>, request: Request) -> Response {
         .into_response();
     }
     let (out, mut outgoing) = mpsc::unbounded_channel();
-    let session = endpoint.open(grant, identity, out, true);
+    let session = endpoint.open(grant, identity, out, Kind::Batch);
     let mut aborted = false;
     for line in lines {
         if let Err(err) = session.receive(line) {

@@ -65,6 +65,10 @@
 //! | `Error` | `Map` with `name` and `message` |
 //! | function, `RpcTarget`, stub | `Ref` |
 //!
+//! The other way, [`connect`] makes tether a client of a Cap'n Web server
+//! (a Node or Workers program using `capnweb`): its main object is an
+//! ordinary [`NetRef`], with the same mapping of values and errors.
+//!
 //! Not supported, each failing only the call it is in, with a message
 //! saying so: `Date` (tether has no date value yet), `.map()` over a
 //! promise (`remap`), streams and `Blob`s, `Headers`/`Request`/`Response`,
@@ -98,8 +102,10 @@
 //!
 //! # How the pieces fit
 //!
-//! - `http`: the routes, the origin and token checks, the WebSocket loop
-//!   and the HTTP batch;
+//! - `http`: the routes, the origin and token checks, and the HTTP
+//!   batch;
+//! - `socket`: a WebSocket session's loop, server or client;
+//! - `client`: [`connect`], tether as a client of Cap'n Web servers;
 //! - `session`: one session's import and export tables, and what each
 //!   message does to them;
 //! - `eval`: reading an expression, its calls made into work that starts
@@ -108,11 +114,13 @@
 //! - `wire`: JSON in and out: limits, numbers, bytes, errors;
 //! - [`Config`]: the limits.
 
+mod client;
 mod config;
 mod eval;
 mod http;
 pub(crate) mod peer;
 mod session;
+mod socket;
 mod wire;
 
 use std::fmt;
@@ -123,6 +131,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+pub use self::client::{connect, connect_with};
 pub use self::config::Config;
 use self::session::Session;
 pub use self::session::SessionStats;
@@ -336,7 +345,7 @@ impl CapnWeb {
         grant: Grant,
         identity: Option<PeerIdentity>,
         out: mpsc::UnboundedSender<String>,
-        batch: bool,
+        kind: session::Kind,
     ) -> SessionGuard {
         let policy = grant.policy.unwrap_or_else(|| self.inner.policy.clone());
         let session = Session::new(
@@ -345,7 +354,7 @@ impl CapnWeb {
             self.inner.config.clone(),
             identity,
             out,
-            batch,
+            kind,
         );
         let number = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         let mut sessions = lock(&self.inner.sessions);

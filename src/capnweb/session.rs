@@ -63,8 +63,23 @@ pub(crate) struct Session {
     unsent: watch::Sender<usize>,
     /// Where `this` is, for the peer objects made from it.
     pub(super) me: Weak<Session>,
-    /// An HTTP batch: the peer cannot answer calls on its objects.
-    batch: bool,
+    /// What kind of session this is.
+    kind: Kind,
+    /// The peer's objects held (their proxies alive): a client's session
+    /// ends when the last goes.
+    peer_objects: AtomicUsize,
+}
+
+/// What a session serves, and to whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A server's WebSocket session.
+    Socket,
+    /// A server's HTTP batch: the peer cannot answer calls on its objects.
+    Batch,
+    /// Our session as a client of another Cap'n Web server: it ends when
+    /// the last of that server's objects we hold is dropped.
+    Client,
 }
 
 /// The session's two tables.
@@ -139,7 +154,7 @@ impl Session {
         config: Config,
         identity: Option<PeerIdentity>,
         out: mpsc::UnboundedSender<String>,
-        batch: bool,
+        kind: Kind,
     ) -> Arc<Session> {
         Arc::new_cyclic(|me| Session {
             tables: Mutex::new(Tables::new(&root)),
@@ -152,7 +167,8 @@ impl Session {
             running: AtomicUsize::new(0),
             unsent: watch::channel(0).0,
             me: me.clone(),
-            batch,
+            kind,
+            peer_objects: AtomicUsize::new(0),
         })
     }
 
@@ -485,6 +501,7 @@ impl Session {
             id,
             introduced: AtomicU64::new(1),
         });
+        self.peer_objects.fetch_add(1, Ordering::Relaxed);
         if let Target::Local(local) = &netref.target {
             let weak: std::sync::Weak<crate::netref::Local<dyn crate::Object>> =
                 LocalRef::downgrade(local);
@@ -498,6 +515,12 @@ impl Session {
     pub(super) fn peer_object_dropped(&self, id: i64, introduced: u64) {
         self.send(json!(["release", id, introduced]));
         lock(&self.dropped).push(id);
+        let left = self.peer_objects.fetch_sub(1, Ordering::Relaxed) - 1;
+        if left == 0 && self.kind == Kind::Client {
+            // Nothing of the server's is held: as a tether connection
+            // whose last handle is dropped, the session closes.
+            self.ended.cancel();
+        }
     }
 
     fn forget_dropped(&self) {
@@ -529,7 +552,7 @@ impl Session {
         if self.ended.is_cancelled() {
             return Err(raise::closed("the Cap'n Web session ended"));
         }
-        if self.batch {
+        if self.kind == Kind::Batch {
             return Err(crate::Error::new(
                 crate::ErrorKind::Unsupported,
                 "an HTTP batch cannot call the client's objects back: \
