@@ -25,6 +25,25 @@
 //! console.log(await api.add(1, 2));        // 3
 //! ```
 //!
+//! The route shares a port with the XML-RPC/JSON-RPC gateway, or joins
+//! any axum application:
+//!
+//! ```no_run
+//! # #[derive(Clone)] struct Calculator;
+//! # #[tether::expose] impl Calculator {
+//! #     /// Add two integers.
+//! #     #[method] fn add(&self, a: i64, b: i64) -> i64 { a + b }
+//! # }
+//! # async fn demo() -> std::io::Result<()> {
+//! use tether::{capnweb::CapnWeb, gateway::{self, Gateway}};
+//!
+//! let app = Gateway::new(Calculator).router()            // POST / and /RPC2
+//!     .merge(CapnWeb::new(Calculator).router());         // GET and POST /capnweb
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! gateway::serve_router(app, gateway::Config::default(), listener, std::future::pending()).await;
+//! # Ok(()) }
+//! ```
+//!
 //! # What maps to what
 //!
 //! - `api.name` reads an attribute and `api.method(args)` calls a method,
