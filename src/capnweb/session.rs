@@ -95,7 +95,7 @@ pub(crate) struct Tables {
     /// The peer's objects we hold, by the peer's id.
     pub(super) imports: HashMap<i64, std::sync::Weak<crate::netref::Local<dyn crate::Object>>>,
     /// Our calls on the peer's objects, by the id our push took.
-    questions: HashMap<i64, oneshot::Sender<Result<Json>>>,
+    questions: HashMap<i64, oneshot::Sender<Result<Eval>>>,
     /// The id our next push takes.
     next_question: i64,
 }
@@ -186,7 +186,13 @@ impl Session {
             ("push", [expression]) => self.push(expression, false),
             ("stream", [expression]) => self.push(expression, true),
             ("pull", [id]) => self.pull(id_of(id)?),
-            ("resolve", [id, expression]) => self.answered(id_of(id)?, Ok(expression.clone())),
+            ("resolve", [id, expression]) => {
+                let id = id_of(id)?;
+                // Read now, in order: the objects in it are ours from here,
+                // and let go (released) if nobody waits for them.
+                let eval = self.eval(expression, &mut lock(&self.tables))?;
+                self.answered(id, Ok(eval))
+            }
             ("reject", [id, expression]) => {
                 let location = "in a call on the peer's object";
                 let err = expression
@@ -600,25 +606,19 @@ impl Session {
                 ));
             }
         };
-        let expression = resolution?;
-        let eval = {
-            let mut tables = lock(&self.tables);
-            self.eval(&expression, &mut tables)
-        };
-        // The peer keeps the answer until released; we have what we need.
-        self.send(json!(["release", question, 1]));
-        match eval {
-            Ok(Eval::Ready(value)) => Ok(value),
-            Ok(Eval::Later(work)) => work.await.map_err(Error::from_remote),
-            Err(err) => Err(err),
+        match resolution? {
+            Eval::Ready(value) => Ok(value),
+            Eval::Later(work) => work.await.map_err(Error::from_remote),
         }
     }
 
     /// `["resolve" | "reject", id, ...]`: the answer to our call `id`.
-    fn answered(&self, id: i64, resolution: Result<Json>) -> Result<()> {
+    fn answered(&self, id: i64, resolution: Result<Eval>) -> Result<()> {
         let waiting = lock(&self.tables).questions.remove(&id);
         match waiting {
             Some(waiting) => {
+                // The peer keeps the answer until released; we have it.
+                self.send(json!(["release", id, 1]));
                 let _ = waiting.send(resolution);
                 Ok(())
             }
