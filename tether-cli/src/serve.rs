@@ -62,22 +62,7 @@ pub async fn run(args: ServeArgs) -> Outcome {
             .tcp
             .clone()
             .unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}"));
-        let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr.as_str())
-            .await
-            .map_err(|e| Failure::usage(format!("bad address {addr}: {e}")))?
-            .collect();
-        if args.classic {
-            if let Some(open) = resolved
-                .iter()
-                .find(|a| classic.check_address(**a).is_err())
-            {
-                return Err(Failure::usage(format!(
-                    "refusing to serve the classic service on {open}, which is not a loopback \
-                     address: whoever connects controls this host. Pass --allow-remote to do \
-                     it anyway."
-                )));
-            }
-        }
+        let resolved = resolve(&addr, "address", &args, &classic).await?;
         let bound = if args.classic {
             classic.bind_with(builder, &resolved[..]).await
         } else {
@@ -135,9 +120,23 @@ async fn bind_web(
     args: &ServeArgs,
     classic: &Classic,
 ) -> Result<tokio::net::TcpListener, Failure> {
+    let resolved = resolve(addr, "--web address", args, classic).await?;
+    tokio::net::TcpListener::bind(&resolved[..])
+        .await
+        .map_err(|e| Failure::failed(format!("cannot listen on {addr}: {e}")))
+}
+
+/// The addresses `addr` (the `what` of the command line) stands for;
+/// for the classic service, only loopback ones unless `--allow-remote`.
+async fn resolve(
+    addr: &str,
+    what: &str,
+    args: &ServeArgs,
+    classic: &Classic,
+) -> Result<Vec<SocketAddr>, Failure> {
     let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
         .await
-        .map_err(|e| Failure::usage(format!("bad --web address {addr}: {e}")))?
+        .map_err(|e| Failure::usage(format!("bad {what} {addr}: {e}")))?
         .collect();
     if args.classic {
         if let Some(open) = resolved
@@ -151,9 +150,7 @@ async fn bind_web(
             )));
         }
     }
-    tokio::net::TcpListener::bind(&resolved[..])
-        .await
-        .map_err(|e| Failure::failed(format!("cannot listen on {addr}: {e}")))
+    Ok(resolved)
 }
 
 type RootFn = Box<dyn Fn() -> NetRef + Send + Sync>;

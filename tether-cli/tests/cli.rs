@@ -1244,3 +1244,16 @@ fn the_vendored_capnweb_is_the_locked_npm_package() {
          copy node_modules/capnweb/dist/index.js over it"
     );
 }
+
+#[test]
+fn the_web_console_refuses_tokens_browsers_cannot_send() {
+    let output = Command::new(TETHER)
+        .args(["serve", "--tcp", "127.0.0.1:0", "--web", "127.0.0.1:0"])
+        .args(["--token", "alice=a-long-secret"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--web does not take tokens"), "{stderr}");
+}
