@@ -138,6 +138,8 @@ mod config;
 mod eval;
 mod http;
 pub(crate) mod peer;
+#[cfg(test)]
+mod proptests;
 mod session;
 mod socket;
 mod wire;
