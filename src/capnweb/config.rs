@@ -25,6 +25,15 @@ pub struct Config {
     /// yet released, the objects sent to it and the ones it sent. A
     /// message past it ends the session. Default: 10 000.
     pub max_entries: usize,
+    /// Most bytes of the peer's calls (their messages) kept until the peer
+    /// releases them: a message past it ends the session. Default: 64 MiB.
+    pub max_held: usize,
+    /// Most sessions open at once (WebSockets and batches in progress); a
+    /// request past it is answered `503`. With
+    /// [`CapnWeb::serve`](super::CapnWeb::serve), each WebSocket also
+    /// keeps its connection's place among the gateway's
+    /// `max_connections`. Default: 1024.
+    pub max_sessions: usize,
     /// Most of the peer's calls running at once; a call past it fails
     /// alone, with a `RangeError`. Default: 256.
     pub max_running: usize,
@@ -42,6 +51,8 @@ impl Default for Config {
             max_message: 1 << 20,
             max_depth: 64,
             max_entries: 10_000,
+            max_sessions: 1024,
+            max_held: 64 << 20,
             max_running: 256,
             call_timeout: Duration::from_secs(30),
             max_batch: 1000,

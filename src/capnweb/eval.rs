@@ -10,11 +10,13 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::session::{no_export, shorten, Export, Session, Tables};
 use super::wire;
 use crate::error::raise;
 use crate::protocol::frame::Op;
-use crate::service::answers::{Answer, Outcome};
+use crate::service::answers::{measure, Answer, Outcome};
 use crate::{Args, BoxFuture, Error, ErrorKind, Result, Value};
 
 /// An expression, read.
@@ -35,6 +37,46 @@ impl Eval {
         match self {
             Eval::Ready(value) => Box::pin(std::future::ready(Ok(value))),
             Eval::Later(work) => work,
+        }
+    }
+}
+
+/// What reading one message needs: the tables, and the budget of what its
+/// references to earlier answers may copy.
+pub(super) struct Reading<'t> {
+    pub(super) tables: &'t mut Tables,
+    pub(super) budget: Budget,
+}
+
+/// Bytes (about, as [`measure`] counts) that the values copied from
+/// earlier answers into one message may take: without it, a message naming
+/// one answer thousands of times would make thousands of copies.
+#[derive(Clone)]
+pub(super) struct Budget(Arc<AtomicUsize>);
+
+impl Budget {
+    pub(super) fn new(bytes: usize) -> Budget {
+        Budget(Arc::new(AtomicUsize::new(bytes)))
+    }
+
+    /// `outcome`, if its value fits in what is left (which it then takes).
+    fn charge(&self, outcome: Outcome) -> Outcome {
+        let value = outcome?;
+        let left = self.0.load(Ordering::Relaxed);
+        let taken = measure(&value, left).and_then(|size| {
+            self.0
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(size)
+                })
+                .ok()
+        });
+        match taken {
+            Some(_) => Ok(value),
+            None => Err(raise::limit(
+                "the values this message copies from earlier answers exceed the message \
+                 size limit (capnweb::Config::max_message)",
+            )
+            .to_remote("reading the message")),
         }
     }
 }
@@ -64,7 +106,7 @@ impl std::fmt::Display for Key {
 impl Session {
     /// Read `expression`. An error breaks the protocol; a value tether
     /// cannot take (a date, a stream) fails only the call it is in.
-    pub(super) fn eval(self: &Arc<Self>, expression: &Json, tables: &mut Tables) -> Result<Eval> {
+    pub(super) fn eval(self: &Arc<Self>, expression: &Json, r: &mut Reading<'_>) -> Result<Eval> {
         match expression {
             Json::Null => Ok(Eval::Ready(Value::None)),
             Json::Bool(b) => Ok(Eval::Ready(Value::Bool(*b))),
@@ -75,7 +117,7 @@ impl Session {
                 let mut values = Vec::with_capacity(fields.len());
                 for (key, value) in fields {
                     keys.push(Value::Str(key.clone()));
-                    values.push(self.eval(value, tables)?);
+                    values.push(self.eval(value, r)?);
                 }
                 Ok(all(values, move |values| {
                     Value::Map(keys.into_iter().zip(values).collect())
@@ -85,11 +127,11 @@ impl Session {
                 [Json::Array(inner)] => {
                     let values = inner
                         .iter()
-                        .map(|item| self.eval(item, tables))
+                        .map(|item| self.eval(item, r))
                         .collect::<Result<Vec<_>>>()?;
                     Ok(all(values, Value::List))
                 }
-                [Json::String(tag), ..] => self.special(tag, items, tables),
+                [Json::String(tag), ..] => self.special(tag, items, r),
                 _ => Err(raise::protocol(format!(
                     "an array that is neither [[...]] nor a typed value: {}",
                     shorten(expression)
@@ -98,7 +140,7 @@ impl Session {
         }
     }
 
-    fn special(self: &Arc<Self>, tag: &str, items: &[Json], tables: &mut Tables) -> Result<Eval> {
+    fn special(self: &Arc<Self>, tag: &str, items: &[Json], r: &mut Reading<'_>) -> Result<Eval> {
         let unsupported = |what: &str| {
             Ok(Eval::failed(
                 Error::new(
@@ -133,17 +175,17 @@ impl Session {
             }
             ("export", [id]) => {
                 let id = id.as_i64().ok_or_else(malformed)?;
-                Ok(Eval::Ready(Value::Ref(self.import(id, tables)?)))
+                Ok(Eval::Ready(Value::Ref(self.import(id, r.tables)?)))
             }
             ("promise", [id]) => {
                 // Taken and let go at once, so the peer's table stays clean.
                 let id = id.as_i64().ok_or_else(malformed)?;
-                drop(self.import(id, tables)?);
+                drop(self.import(id, r.tables)?);
                 unsupported("a promise passed as an argument (await it first)")
             }
             ("import" | "pipeline", [id, rest @ ..]) if rest.len() <= 2 => {
                 let id = id.as_i64().ok_or_else(malformed)?;
-                let subject = match tables.exports.get(&id) {
+                let subject = match r.tables.exports.get(&id) {
                     Some(Export::Object { netref, .. }) => {
                         Subject::Value(Value::Ref(netref.clone()))
                     }
@@ -168,13 +210,13 @@ impl Session {
                     Some(Json::Array(args)) => {
                         let values = args
                             .iter()
-                            .map(|arg| self.eval(arg, tables))
+                            .map(|arg| self.eval(arg, r))
                             .collect::<Result<Vec<_>>>()?;
                         Some(all(values, Value::List))
                     }
                     Some(_) => return Err(malformed()),
                 };
-                Ok(self.operate(subject, path, args))
+                Ok(self.operate(subject, path, args, &r.budget))
             }
             ("remap", _) => unsupported(".map() over a promise"),
             ("date", _) => unsupported("a Date (tether has no date value yet)"),
@@ -186,7 +228,13 @@ impl Session {
 
     /// The work of reading `path` on `subject`, and of calling what it
     /// leads to with `args` when given.
-    fn operate(self: &Arc<Self>, subject: Subject, path: Vec<Key>, args: Option<Eval>) -> Eval {
+    fn operate(
+        self: &Arc<Self>,
+        subject: Subject,
+        path: Vec<Key>,
+        args: Option<Eval>,
+        budget: &Budget,
+    ) -> Eval {
         let args = args.map(Eval::into_future);
         match subject {
             Subject::Value(value) if path.is_empty() && args.is_none() => Eval::Ready(value),
@@ -201,7 +249,10 @@ impl Session {
                 }))
             }
             Subject::Answer(answer) if path.is_empty() && args.is_none() => {
-                Eval::Later(Box::pin(async move { answer.outcome().await }))
+                let budget = budget.clone();
+                Eval::Later(Box::pin(
+                    async move { budget.charge(answer.outcome().await) },
+                ))
             }
             Subject::Answer(answer) => {
                 let session = self.clone();
@@ -211,9 +262,11 @@ impl Session {
                         None => Ok(None),
                     }
                 };
-                Eval::Later(Box::pin(answer.after(args, move |value, args| {
+                let work = answer.after(args, move |value, args| {
                     session.walk_owned(value, path, args)
-                })))
+                });
+                let budget = budget.clone();
+                Eval::Later(Box::pin(async move { budget.charge(work.await) }))
             }
         }
     }

@@ -15,6 +15,7 @@ use super::session::{Kind, Session};
 use super::socket::{self, Frame};
 use super::CapnWeb;
 use crate::gateway::body;
+use crate::gateway::listen::ConnectionHold;
 use crate::Grant;
 
 /// The path both transports are served at.
@@ -46,6 +47,15 @@ impl CapnWeb {
     /// What this request's peer gets: its origin allowed, its token (if
     /// the endpoint asks for one) known.
     fn admit(&self, headers: &HeaderMap) -> Result<(Grant, Option<crate::PeerIdentity>), Refused> {
+        if self.sessions_open() >= self.config().max_sessions {
+            return Err(Refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "too many Cap'n Web sessions open (limit {}; capnweb::Config::max_sessions)\n",
+                    self.config().max_sessions
+                ),
+            ));
+        }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             let host = headers
@@ -78,6 +88,9 @@ async fn websocket(State(endpoint): State<CapnWeb>, request: Request) -> Respons
         Ok(admitted) => admitted,
         Err(refused) => return refused.into_response(),
     };
+    // Served by `serve`/`serve_router`: the connection's place and the stop
+    // signal, kept by the session (which outlives the HTTP connection).
+    let hold = parts.extensions.get::<ConnectionHold>().cloned();
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -87,7 +100,7 @@ async fn websocket(State(endpoint): State<CapnWeb>, request: Request) -> Respons
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            run_socket(endpoint, grant, identity, socket).await;
+            run_socket(endpoint, grant, identity, socket, hold).await;
         })
 }
 
@@ -97,6 +110,7 @@ async fn run_socket(
     grant: Grant,
     identity: Option<crate::PeerIdentity>,
     socket: WebSocket,
+    hold: Option<ConnectionHold>,
 ) {
     let (out, outgoing) = mpsc::unbounded_channel();
     let session = endpoint.open(grant, identity, out, Kind::Socket);
@@ -111,7 +125,25 @@ async fn run_socket(
     });
     let sink =
         sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) });
-    socket::run(&session, frames, Box::pin(sink), outgoing).await;
+    let stopping = {
+        let session = session.clone();
+        async move {
+            if let Some(hold) = &hold {
+                hold.stopping().await;
+                session.end();
+            }
+        }
+    };
+    // The server stopping ends the session, which ends the loop.
+    tokio::join!(
+        socket::run(&session, frames, Box::pin(sink), outgoing),
+        async {
+            tokio::select! {
+                () = stopping => {}
+                () = session.ended.cancelled() => {}
+            }
+        }
+    );
 }
 
 async fn batch(State(endpoint): State<CapnWeb>, request: Request) -> Response {

@@ -96,9 +96,11 @@
 //! # Safety at the door
 //!
 //! - **Origins.** A request with an `Origin` header (every browser sends
-//!   one) is refused with `403` unless the origin is the endpoint's own
-//!   (its host and port are the request's `Host`) or one given to
-//!   [`CapnWeb::allow_origin`]: a page on another site cannot open a
+//!   one) is refused with `403` unless the origin is one given to
+//!   [`CapnWeb::allow_origin`], or the endpoint's own (its host and port
+//!   are the request's `Host`) when that host is an IP address or
+//!   `localhost` (a page served under another name could be an attacker's
+//!   name pointed at the endpoint's address: DNS rebinding): a page on another site cannot open a
 //!   WebSocket to the endpoint with the user's cookies (cross-site
 //!   WebSocket hijacking), nor post batches to it. Programs outside a
 //!   browser send no `Origin` and are not concerned.
@@ -327,6 +329,13 @@ impl CapnWeb {
         stats
     }
 
+    /// Sessions not yet ended (batches in progress included).
+    fn sessions_open(&self) -> usize {
+        let mut sessions = lock(&self.inner.sessions);
+        sessions.retain(|_, s| s.upgrade().is_some_and(|s| !s.ended.is_cancelled()));
+        sessions.len()
+    }
+
     /// The HTTP limits batches are read with.
     fn http_config(&self) -> crate::gateway::Config {
         crate::gateway::Config {
@@ -351,13 +360,20 @@ impl CapnWeb {
         }
     }
 
-    /// Whether a page of `origin` may use the endpoint reached as `host`.
+    /// Whether a page of `origin` may use the endpoint reached as `host`:
+    /// one of the allowed origins, or the endpoint's own when it is reached
+    /// by address or as `localhost`. A name that is not one of those could
+    /// be an attacker's, pointed at this address (DNS rebinding): give it
+    /// to [`allow_origin`](CapnWeb::allow_origin).
     fn origin_allowed(&self, origin: &str, host: &str) -> bool {
+        if self.inner.origins.iter().any(|o| o == origin) {
+            return true;
+        }
         let authority = origin
             .split_once("://")
             .map(|(_, rest)| rest.trim_end_matches('/'));
-        authority.is_some_and(|a| !host.is_empty() && a.eq_ignore_ascii_case(host))
-            || self.inner.origins.iter().any(|o| o == origin)
+        let same = authority.is_some_and(|a| !host.is_empty() && a.eq_ignore_ascii_case(host));
+        same && is_address_or_localhost(host)
     }
 
     /// A new session for `grant`, sending to `out`.
@@ -383,6 +399,16 @@ impl CapnWeb {
         sessions.insert(number, Arc::downgrade(&session));
         SessionGuard(session)
     }
+}
+
+/// Whether the host of a `Host` header (`127.0.0.1:8080`, `[::1]:80`,
+/// `localhost:3000`) is an IP address or `localhost`.
+fn is_address_or_localhost(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// A session that ends when its transport lets go of it.

@@ -87,3 +87,13 @@ impl Drop for PeerObject {
         }
     }
 }
+
+/// What a `pipe` the peer opens stands for: streams are not supported, so
+/// every call on it fails (alone).
+pub(crate) struct NoStreams;
+
+impl Object for NoStreams {
+    fn type_name(&self) -> &str {
+        "stream (not supported by tether's Cap'n Web endpoint)"
+    }
+}

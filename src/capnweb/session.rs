@@ -21,6 +21,7 @@
 //! [`Session::receive`] and sends what comes out of the session's queue.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Waker};
@@ -31,7 +32,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::Config;
-use super::eval::Eval;
+use super::eval::{Budget, Eval, Reading};
 use super::peer::PeerObject;
 use super::wire;
 use crate::error::{raise, RemoteError};
@@ -68,6 +69,9 @@ pub(crate) struct Session {
     /// The peer's objects held (their proxies alive): a client's session
     /// ends when the last goes.
     peer_objects: AtomicUsize,
+    /// Bytes of the peer's calls kept until released, against
+    /// [`Config::max_held`].
+    held: AtomicUsize,
 }
 
 /// What a session serves, and to whom.
@@ -104,8 +108,15 @@ pub(crate) struct Tables {
 pub(super) enum Export {
     /// An object of ours, sent `sent` times and not yet released as often.
     Object { netref: NetRef, sent: u64 },
-    /// The outcome of one of the peer's calls.
-    Answer { answer: Answer, pulled: bool },
+    /// The outcome of one of the peer's calls: kept for the calls made on
+    /// it (a plain value up to [`MAX_KEPT_VALUE`](crate::service::answers::MAX_KEPT_VALUE)),
+    /// and whole for its pull, until pulled.
+    Answer {
+        answer: Answer,
+        reply: Option<crate::BoxFuture<'static, Outcome>>,
+        /// The bytes of its message, counted in [`Session::held`].
+        held: usize,
+    },
 }
 
 impl Tables {
@@ -169,6 +180,7 @@ impl Session {
             me: me.clone(),
             kind,
             peer_objects: AtomicUsize::new(0),
+            held: AtomicUsize::new(0),
         })
     }
 
@@ -183,14 +195,14 @@ impl Session {
             .ok_or_else(|| raise::protocol("a message that is not a non-empty array"))?;
         let kind = items[0].as_str().unwrap_or("");
         match (kind, &items[1..]) {
-            ("push", [expression]) => self.push(expression, false),
-            ("stream", [expression]) => self.push(expression, true),
+            ("push", [expression]) => self.push(expression, false, text.len()),
+            ("stream", [expression]) => self.push(expression, true, text.len()),
             ("pull", [id]) => self.pull(id_of(id)?),
             ("resolve", [id, expression]) => {
                 let id = id_of(id)?;
                 // Read now, in order: the objects in it are ours from here,
                 // and let go (released) if nobody waits for them.
-                let eval = self.eval(expression, &mut lock(&self.tables))?;
+                let eval = self.read(expression)?;
                 self.answered(id, Ok(eval))
             }
             ("reject", [id, expression]) => {
@@ -212,9 +224,23 @@ impl Session {
                 "the peer aborted the session: {}",
                 describe_abort(reason)
             ))),
-            ("pipe", _) => Err(raise::protocol(
-                "streams are not supported by tether's Cap'n Web endpoint",
-            )),
+            ("pipe", []) => {
+                // A pipe takes the next push id; what is written to it
+                // fails, and so does the call its readable end is passed to.
+                let mut tables = lock(&self.tables);
+                self.check_room(&tables)?;
+                let id = tables.next_push;
+                tables.next_push += 1;
+                let refused = NetRef::new(super::peer::NoStreams);
+                tables.exports.insert(
+                    id,
+                    Export::Object {
+                        netref: refused,
+                        sent: 1,
+                    },
+                );
+                Ok(())
+            }
             _ => Err(raise::protocol(format!(
                 "an unknown or malformed message: {}",
                 shorten(&message)
@@ -283,27 +309,50 @@ impl Session {
     }
 
     /// `["push", expr]`: evaluate the expression as the peer's next call.
-    fn push(self: &Arc<Self>, expression: &Json, stream: bool) -> Result<()> {
+    fn push(self: &Arc<Self>, expression: &Json, stream: bool, size: usize) -> Result<()> {
+        let held = self.held.fetch_add(size, Ordering::Relaxed) + size;
+        if held > self.config.max_held {
+            self.held.fetch_sub(size, Ordering::Relaxed);
+            return Err(raise::limit(format!(
+                "the peer's calls not yet released take more than {} bytes \
+                 (capnweb::Config::max_held)",
+                self.config.max_held
+            )));
+        }
         let (id, eval) = {
             let mut tables = lock(&self.tables);
-            self.check_room(&tables)?;
-            let eval = self.eval(expression, &mut tables)?;
+            let read = self.check_room(&tables).and_then(|()| {
+                let mut reading = Reading {
+                    tables: &mut tables,
+                    budget: Budget::new(self.config.max_message),
+                };
+                self.eval(expression, &mut reading)
+            });
+            let eval = match read {
+                Ok(eval) => eval,
+                Err(err) => {
+                    self.held.fetch_sub(size, Ordering::Relaxed);
+                    return Err(err);
+                }
+            };
             let id = tables.next_push;
             tables.next_push += 1;
             (id, eval)
         };
-        let work = match eval {
-            Eval::Ready(value) => Answer::new(std::future::ready(Ok(value))),
-            Eval::Later(work) => Answer::new(self.running_call(work)),
+        let work: crate::BoxFuture<'static, Outcome> = match eval {
+            Eval::Ready(value) => Box::pin(std::future::ready(Ok(value))),
+            Eval::Later(work) => Box::pin(self.running_call(work)),
         };
+        let (answer, reply) = Answer::with_reply(work, move || format!("in the call {id}"));
         lock(&self.tables).exports.insert(
             id,
             Export::Answer {
-                answer: work.clone(),
-                pulled: false,
+                answer: answer.clone(),
+                reply: Some(reply),
+                held: size,
             },
         );
-        self.drive(work);
+        self.drive(answer);
         if stream {
             // Pulled at once, and released once answered.
             self.pull(id)?;
@@ -362,14 +411,13 @@ impl Session {
 
     /// `["pull", id]`: send the answer's outcome once it is known.
     fn pull(self: &Arc<Self>, id: i64) -> Result<()> {
-        let answer = {
+        let reply = {
             let mut tables = lock(&self.tables);
             match tables.exports.get_mut(&id) {
-                Some(Export::Answer { answer, pulled }) if !*pulled => {
-                    *pulled = true;
-                    answer.clone()
-                }
-                Some(Export::Answer { .. }) => return Ok(()),
+                Some(Export::Answer { reply, .. }) => match reply.take() {
+                    Some(reply) => reply,
+                    None => return Ok(()),
+                },
                 Some(Export::Object { .. }) => {
                     return Err(raise::protocol(format!(
                         "the peer pulled {id}, which is an object, not a call"
@@ -381,7 +429,7 @@ impl Session {
         self.unsent.send_modify(|n| *n += 1);
         let session = self.clone();
         let sending = async move {
-            let outcome = answer.outcome().await;
+            let outcome = reply.await;
             session.resolve(id, outcome);
             session.unsent.send_modify(|n| *n -= 1);
         };
@@ -417,6 +465,8 @@ impl Session {
     pub(super) fn encode(&self, value: &Value) -> Result<Json> {
         let mut tables = lock(&self.tables);
         let mut full = None;
+        // Sent here, to undo if the value cannot be sent whole.
+        let mut counted: Vec<i64> = Vec::new();
         let expression = wire::encode(value, &mut |netref| {
             if let Some(id) = self.own_import(netref) {
                 return json!(["import", id]);
@@ -425,6 +475,7 @@ impl Session {
             if let Some(&id) = tables.by_uid.get(&uid) {
                 if let Some(Export::Object { sent, .. }) = tables.exports.get_mut(&id) {
                     *sent += 1;
+                    counted.push(id);
                     return json!(["export", id]);
                 }
             }
@@ -442,12 +493,28 @@ impl Session {
                     sent: 1,
                 },
             );
+            counted.push(id);
             json!(["export", id])
         });
-        match full {
-            Some(err) => Err(err),
-            None => Ok(expression),
+        let Some(err) = full else {
+            return Ok(expression);
+        };
+        // The peer never sees these sendings: take them back.
+        let mut dropped = Vec::new();
+        for id in counted {
+            if let Some(Export::Object { sent, .. }) = tables.exports.get_mut(&id) {
+                *sent -= 1;
+                if *sent == 0 {
+                    if let Some(Export::Object { netref, .. }) = tables.exports.remove(&id) {
+                        tables.by_uid.remove(&netref.uid());
+                        dropped.push(netref);
+                    }
+                }
+            }
         }
+        drop(tables);
+        drop(dropped);
+        Err(err)
     }
 
     /// The peer's id for `netref`, when it is the peer's own object.
@@ -480,8 +547,14 @@ impl Session {
                 Export::Answer { .. } => {}
             }
             let released = tables.exports.remove(&id);
-            if let Some(Export::Object { netref, .. }) = &released {
-                tables.by_uid.remove(&netref.uid());
+            match &released {
+                Some(Export::Object { netref, .. }) => {
+                    tables.by_uid.remove(&netref.uid());
+                }
+                Some(Export::Answer { held, .. }) => {
+                    self.held.fetch_sub(*held, Ordering::Relaxed);
+                }
+                None => {}
             }
             released
         };
@@ -572,6 +645,7 @@ impl Session {
                     "a JavaScript function takes positional arguments only",
                 ));
             }
+            self.check_room(&lock(&self.tables))?;
             match self.encode(&Value::List(args.positional))? {
                 Json::Array(mut wrapped) if wrapped.len() == 1 => {
                     expression.push(wrapped.remove(0))
@@ -582,6 +656,11 @@ impl Session {
         let (answered, answer) = oneshot::channel();
         let question = {
             let mut tables = lock(&self.tables);
+            // Checked under the lock `end` takes: a question asked after
+            // the session ended would wait for nothing.
+            if self.ended.is_cancelled() {
+                return Err(raise::closed("the Cap'n Web session ended"));
+            }
             if tables.len() >= self.config.max_entries {
                 return Err(self.full());
             }
@@ -598,8 +677,11 @@ impl Session {
             Ok(Ok(resolution)) => resolution,
             Ok(Err(_)) => Err(raise::closed("the Cap'n Web session ended")),
             Err(_) => {
-                lock(&self.tables).questions.remove(&question);
-                self.send(json!(["release", question, 1]));
+                // Released here only if the answer did not come (and was
+                // released) meanwhile.
+                if lock(&self.tables).questions.remove(&question).is_some() {
+                    self.send(json!(["release", question, 1]));
+                }
                 return Err(Error::new(
                     crate::ErrorKind::Timeout,
                     "the JavaScript peer did not answer in time",
@@ -608,8 +690,20 @@ impl Session {
         };
         match resolution? {
             Eval::Ready(value) => Ok(value),
-            Eval::Later(work) => work.await.map_err(Error::from_remote),
+            // Calls on our objects the answer carries: as limited as the
+            // peer's own calls.
+            Eval::Later(work) => self.running_call(work).await.map_err(Error::from_remote),
         }
+    }
+
+    /// Read an expression outside a push (the peer's answer to our call).
+    fn read(self: &Arc<Self>, expression: &Json) -> Result<Eval> {
+        let mut tables = lock(&self.tables);
+        let mut reading = Reading {
+            tables: &mut tables,
+            budget: Budget::new(self.config.max_message),
+        };
+        self.eval(expression, &mut reading)
     }
 
     /// `["resolve" | "reject", id, ...]`: the answer to our call `id`.
@@ -622,11 +716,10 @@ impl Session {
                 let _ = waiting.send(resolution);
                 Ok(())
             }
-            // Given up on (a timeout) and released meanwhile.
-            None if id > 0 && id < lock(&self.tables).next_question => Ok(()),
-            None => Err(raise::protocol(format!(
-                "the peer answered {id}, which is no call of ours"
-            ))),
+            // Given up on (a timeout) and released meanwhile, or a promise
+            // the peer sent and we let go: what it carried is dropped (and
+            // released) here, as the reference implementation does.
+            None => Ok(()),
         }
     }
 
@@ -689,12 +782,18 @@ pub(super) fn shorten(value: &Json) -> String {
 
 /// Poll `work` once here, then, if it must wait, in a task of its own:
 /// so work started by messages starts in their order.
+///
+/// The first poll is made outside tokio's cooperative budget: a call whose
+/// first wait is on a tokio lock must join that lock's queue now, in
+/// message order, rather than be told to yield by a budget the reader has
+/// spent.
 fn start(mut work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) {
-    if work
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-        .is_pending()
-    {
+    let first = tokio::task::unconstrained(std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(work.as_mut().poll(cx))
+    }));
+    let mut first = std::pin::pin!(first);
+    let polled = first.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+    if let std::task::Poll::Ready(std::task::Poll::Pending) = polled {
         tokio::spawn(work);
     }
 }

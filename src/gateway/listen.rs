@@ -43,7 +43,6 @@ pub(super) async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)
         .keep_alive(true);
-    let service = TowerToHyperService::new(router);
     let permits = Arc::new(Semaphore::new(config.max_connections));
     // Cancelled at shutdown: each connection then finishes the request it
     // is in and closes.
@@ -64,9 +63,17 @@ pub(super) async fn serve(
         // Small answers go at once: a WebSocket session's messages (a call
         // and its pull) would otherwise wait on Nagle and delayed ACKs.
         let _ = stream.set_nodelay(true);
+        // The permit and the stop signal go with every request too, so a
+        // WebSocket the connection upgrades to (which outlives hyper's
+        // connection future) still counts, and stops at shutdown.
+        let hold = ConnectionHold(Arc::new(Held {
+            _permit: permit,
+            stopping: stopping.clone(),
+        }));
+        let service = TowerToHyperService::new(router.clone().layer(axum::Extension(hold.clone())));
         // With upgrades, so a Cap'n Web route can take WebSockets.
         let connection = http
-            .serve_connection(TokioIo::new(stream), service.clone())
+            .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let stopping = stopping.clone();
         tokio::spawn(async move {
@@ -83,7 +90,7 @@ pub(super) async fn serve(
                 // the client's affair, never the server's.
                 tracing::debug!(%peer, "gateway connection ended: {err}");
             }
-            drop(permit);
+            drop(hold);
         });
     }
     drop(listener);
@@ -91,6 +98,25 @@ pub(super) async fn serve(
     // Every connection has finished when every permit is back.
     let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
     let _ = permits.acquire_many(all).await;
+}
+
+/// One accepted connection's place among [`Config::max_connections`],
+/// and the server's stop signal, as every request on it carries them (an
+/// axum extension): what outlives the connection (a WebSocket session)
+/// holds the place until it ends, and ends when the server stops.
+#[derive(Clone)]
+pub(crate) struct ConnectionHold(Arc<Held>);
+
+struct Held {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    stopping: CancellationToken,
+}
+
+impl ConnectionHold {
+    /// Completes when the server stops.
+    pub(crate) async fn stopping(&self) {
+        self.0.stopping.cancelled().await;
+    }
 }
 
 /// Closes a connection past the bound, telling it why if its socket

@@ -128,7 +128,7 @@ mod config;
 pub(crate) mod fault;
 mod http;
 pub(crate) mod jsonrpc;
-mod listen;
+pub(crate) mod listen;
 #[cfg(test)]
 mod proptests;
 mod system;

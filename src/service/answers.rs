@@ -39,6 +39,12 @@ pub(crate) const MAX_KEPT_VALUE: usize = 4096;
 /// Whether `value` takes at most `budget` bytes, about: text and bytes
 /// their length, anything else (a reference too) eight.
 fn fits(value: &Value, budget: usize) -> bool {
+    measure(value, budget).is_some()
+}
+
+/// How many bytes `value` takes, about (as [`fits`] counts), if at most
+/// `limit`; `None` past it (counting stops there).
+pub(crate) fn measure(value: &Value, limit: usize) -> Option<usize> {
     fn take(value: &Value, budget: &mut usize) -> bool {
         let own = match value {
             Value::Str(s) => s.len(),
@@ -57,8 +63,8 @@ fn fits(value: &Value, budget: usize) -> bool {
             _ => true,
         }
     }
-    let mut budget = budget;
-    take(value, &mut budget)
+    let mut budget = limit;
+    take(value, &mut budget).then(|| limit - budget)
 }
 
 /// What an answer resolves to: a value, or the error as the caller will
