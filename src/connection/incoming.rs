@@ -434,8 +434,19 @@ where
     let mut work = Box::pin(AssertUnwindSafe(work).catch_unwind());
     // Polled with a waker that does nothing: a future still pending is
     // polled again by its task at once, which registers the task's waker.
-    let mut cx = Context::from_waker(Waker::noop());
-    if let Poll::Ready(outcome) = work.as_mut().poll(&mut cx) {
+    // Outside tokio's cooperative budget, which the reader may have spent:
+    // a call whose first wait is a tokio lock must join its queue now, in
+    // arrival order, not be told to yield and join it later from a task.
+    let first = {
+        let mut cx = Context::from_waker(Waker::noop());
+        let polling = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx)));
+        let mut polling = std::pin::pin!(tokio::task::unconstrained(polling));
+        match polling.as_mut().poll(&mut cx) {
+            Poll::Ready(polled) => polled,
+            Poll::Pending => unreachable!("poll_fn above is always ready"),
+        }
+    };
+    if let Poll::Ready(outcome) = first {
         let message = outcome.unwrap_or_else(|panic| panicked(shared, seq, panic));
         reply(shared, seq, message);
         drop(hold);
