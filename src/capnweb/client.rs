@@ -85,7 +85,14 @@ pub async fn connect_with(url: &str, config: Config) -> Result<NetRef> {
         Ok::<_, tokio_tungstenite::tungstenite::Error>(Message::Text(text.into()))
     });
     tokio::spawn(async move {
-        socket::run(&session, frames, Box::pin(sink), outgoing).await;
+        socket::run(
+            &session,
+            frames,
+            Box::pin(sink),
+            outgoing,
+            std::future::pending(),
+        )
+        .await;
     });
     Ok(main)
 }

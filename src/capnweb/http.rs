@@ -11,7 +11,7 @@ use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::session::{Kind, Session};
+use super::session::Kind;
 use super::socket::{self, Frame};
 use super::CapnWeb;
 use crate::gateway::body;
@@ -47,7 +47,7 @@ impl CapnWeb {
     /// What this request's peer gets: its origin allowed, its token (if
     /// the endpoint asks for one) known.
     fn admit(&self, headers: &HeaderMap) -> Result<(Grant, Option<crate::PeerIdentity>), Refused> {
-        if self.sessions_open() >= self.config().max_sessions {
+        if self.open_sessions().len() >= self.config().max_sessions {
             return Err(Refused(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
@@ -125,25 +125,13 @@ async fn run_socket(
     });
     let sink =
         sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) });
-    let stopping = {
-        let session = session.clone();
-        async move {
-            if let Some(hold) = &hold {
-                hold.stopping().await;
-                session.end();
-            }
+    let stopping = async move {
+        match &hold {
+            Some(hold) => hold.stopping().await,
+            None => std::future::pending().await,
         }
     };
-    // The server stopping ends the session, which ends the loop.
-    tokio::join!(
-        socket::run(&session, frames, Box::pin(sink), outgoing),
-        async {
-            tokio::select! {
-                () = stopping => {}
-                () = session.ended.cancelled() => {}
-            }
-        }
-    );
+    socket::run(&session, frames, Box::pin(sink), outgoing, stopping).await;
 }
 
 async fn batch(State(endpoint): State<CapnWeb>, request: Request) -> Response {
@@ -201,7 +189,3 @@ async fn batch(State(endpoint): State<CapnWeb>, request: Request) -> Response {
     )
         .into_response()
 }
-
-/// Keeps the session type in one place for `mod.rs`.
-pub(crate) type Sessions =
-    std::sync::Mutex<std::collections::HashMap<u64, std::sync::Weak<Session>>>;

@@ -146,10 +146,11 @@ mod session;
 mod socket;
 mod wire;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -176,7 +177,8 @@ struct Inner {
     policy: Policy,
     config: Config,
     origins: Vec<String>,
-    sessions: http::Sessions,
+    /// Every session opened, by number, while it lives.
+    sessions: Mutex<HashMap<u64, Weak<Session>>>,
     next_session: AtomicU64,
 }
 
@@ -312,28 +314,25 @@ impl CapnWeb {
 
     /// The sessions open now and what they hold.
     pub fn stats(&self) -> Stats {
-        let sessions: Vec<_> = lock(&self.inner.sessions)
-            .values()
-            .filter_map(std::sync::Weak::upgrade)
-            .collect();
+        let sessions = self.open_sessions();
         let mut stats = Stats {
             sessions: sessions.len(),
             held: SessionStats::default(),
         };
-        for session in sessions.iter().filter(|s| !s.ended.is_cancelled()) {
+        for session in sessions {
             let held = session.stats();
             stats.held.exports += held.exports;
             stats.held.imports += held.imports;
         }
-        stats.sessions = sessions.iter().filter(|s| !s.ended.is_cancelled()).count();
         stats
     }
 
-    /// Sessions not yet ended (batches in progress included).
-    fn sessions_open(&self) -> usize {
+    /// Sessions not yet ended (batches in progress included); the table
+    /// forgets the others.
+    fn open_sessions(&self) -> Vec<Arc<Session>> {
         let mut sessions = lock(&self.inner.sessions);
         sessions.retain(|_, s| s.upgrade().is_some_and(|s| !s.ended.is_cancelled()));
-        sessions.len()
+        sessions.values().filter_map(Weak::upgrade).collect()
     }
 
     /// The HTTP limits batches are read with.

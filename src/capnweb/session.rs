@@ -400,10 +400,17 @@ impl Session {
     /// here, in message order, then in a task until done or the session
     /// ends.
     fn drive(&self, answer: Answer) {
+        self.start(async move {
+            let _ = answer.outcome().await;
+        });
+    }
+
+    /// Start `work` (see [`start`]); it stops when the session ends.
+    fn start(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
         let ended = self.ended.clone();
         start(Box::pin(async move {
             tokio::select! {
-                _ = answer.outcome() => {}
+                () = work => {}
                 () = ended.cancelled() => {}
             }
         }));
@@ -428,18 +435,11 @@ impl Session {
         };
         self.unsent.send_modify(|n| *n += 1);
         let session = self.clone();
-        let sending = async move {
+        self.start(async move {
             let outcome = reply.await;
             session.resolve(id, outcome);
             session.unsent.send_modify(|n| *n -= 1);
-        };
-        let ended = self.ended.clone();
-        start(Box::pin(async move {
-            tokio::select! {
-                () = sending => {}
-                () = ended.cancelled() => {}
-            }
-        }));
+        });
         Ok(())
     }
 
@@ -479,8 +479,8 @@ impl Session {
                     return json!(["export", id]);
                 }
             }
-            if tables.len() >= self.config.max_entries {
-                full = Some(self.full());
+            if let Err(err) = self.check_room(&tables) {
+                full = Some(err);
                 return Json::Null;
             }
             let id = tables.next_export;
@@ -572,9 +572,7 @@ impl Session {
             }
             return Ok(NetRef::from_target(Target::Local(local)));
         }
-        if tables.len() >= self.config.max_entries {
-            return Err(self.full());
-        }
+        self.check_room(tables)?;
         let netref = NetRef::new(PeerObject {
             session: self.me.clone(),
             id,
@@ -661,9 +659,7 @@ impl Session {
             if self.ended.is_cancelled() {
                 return Err(raise::closed("the Cap'n Web session ended"));
             }
-            if tables.len() >= self.config.max_entries {
-                return Err(self.full());
-            }
+            self.check_room(&tables)?;
             let question = tables.next_question;
             tables.next_question += 1;
             tables.questions.insert(question, answered);
@@ -723,18 +719,15 @@ impl Session {
         }
     }
 
+    /// An error when the tables hold [`Config::max_entries`] already.
     pub(super) fn check_room(&self, tables: &Tables) -> Result<()> {
-        if tables.len() >= self.config.max_entries {
-            return Err(self.full());
+        if tables.len() < self.config.max_entries {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    fn full(&self) -> Error {
-        raise::limit(format!(
+        Err(raise::limit(format!(
             "the session's tables are full ({} entries; capnweb::Config::max_entries)",
             self.config.max_entries
-        ))
+        )))
     }
 }
 

@@ -3,6 +3,9 @@
 //! either side closes, a message breaks the protocol, or the session ends
 //! on its own (a client that let go of everything).
 
+use std::future::Future;
+use std::sync::Arc;
+
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
 
@@ -18,25 +21,26 @@ pub(crate) enum Frame {
     Control,
 }
 
-/// Run `session` over a socket's `frames` and `sink` until it ends; then
+/// Run `session` over a socket's `frames` and `sink` until it ends (or
+/// `stop` completes: the server stopping); then
 /// end the session and close the socket, after what the session said
 /// last (an abort's reason).
 pub(crate) async fn run<In, Out, E>(
-    session: &Session,
+    session: &Arc<Session>,
     mut frames: In,
     mut sink: Out,
     mut outgoing: mpsc::UnboundedReceiver<String>,
+    stop: impl Future<Output = ()>,
 ) where
     In: Stream<Item = Result<Frame, E>> + Unpin,
     Out: Sink<String> + Unpin,
     E: std::fmt::Display,
 {
-    let session_arc = session.me.upgrade();
+    let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
             incoming = frames.next() => match incoming {
                 Some(Ok(Frame::Text(text))) => {
-                    let Some(session) = &session_arc else { break };
                     if let Err(err) = session.receive(&text) {
                         tracing::debug!("Cap'n Web session aborted: {err}");
                         session.abort(&err);
@@ -69,9 +73,9 @@ pub(crate) async fn run<In, Out, E>(
                 }
             }
             () = session.ended.cancelled() => break,
+            () = &mut stop => break,
         }
     }
-    drop(session_arc);
     session.end();
     while let Ok(text) = outgoing.try_recv() {
         if sink.feed(text).await.is_err() {

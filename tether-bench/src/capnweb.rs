@@ -65,6 +65,7 @@ impl Step {
     }
 }
 
+/// Run the workload and report its figures (`capnweb.*`).
 pub async fn run(plan: Plan) {
     let ops = if plan.quick { 1_000 } else { 5_000 };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -641,6 +641,14 @@ assert named == 'p 7', named
         assert_eq!(pending, 0);
     }
 
+    /// The message of the error `outcome` raised; a panic if it did not.
+    fn raised<T: std::fmt::Debug>(outcome: Result<T, Failure>) -> String {
+        match outcome {
+            Err(Failure::Raised(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn a_step_that_fails_says_which_and_a_plain_values_missing_member_is_pythons_error() {
         let rt = runtime();
@@ -655,16 +663,10 @@ assert named == 'p 7', named
             (denied, missing, after, ok, super::pending_count(), rt)
         });
         let (denied, missing, after, ok, pending, rt) = engine.join().unwrap();
-        match denied {
-            Err(Failure::Raised(m)) => {
-                assert!(m.starts_with("tether::DeniedError: step .next(…): "), "{m}");
-            }
-            other => panic!("{other:?}"),
-        }
-        match missing {
-            Err(Failure::Raised(m)) => assert!(m.starts_with("AttributeError"), "{m}"),
-            other => panic!("{other:?}"),
-        }
+        let m = raised(denied);
+        assert!(m.starts_with("tether::DeniedError: step .next(…): "), "{m}");
+        let m = raised(missing);
+        assert!(m.starts_with("AttributeError"), "{m}");
         after.unwrap();
         ok.unwrap();
         assert_eq!(pending, 0);
@@ -687,10 +689,8 @@ assert named == 'p 7', named
         rt.block_on(until(|| gate.waiting.load(Ordering::SeqCst) == 1));
         gate.open.add_permits(10);
         let (failed, pending, _rt) = engine.join().unwrap();
-        match failed {
-            Err(Failure::Raised(m)) => assert!(m.starts_with("NameError"), "{m}"),
-            other => panic!("{other:?}"),
-        }
+        let m = raised(failed);
+        assert!(m.starts_with("NameError"), "{m}");
         assert_eq!(
             gate.passed.load(Ordering::SeqCst),
             1,
