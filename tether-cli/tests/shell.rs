@@ -90,6 +90,17 @@ impl Shell {
         }
     }
 
+    /// End a block (`def`, `for`) with an empty line, and wait for the
+    /// next prompt: the line editor's new one (it turns bracketed paste
+    /// back on first), not one of its redraws of the block, which start
+    /// with the prompt too. A line typed before the new prompt would be
+    /// read ahead with the block and lost.
+    fn end_block(&mut self) {
+        self.type_line("");
+        self.expect("\x1b[?2004h");
+        self.expect(PROMPT);
+    }
+
     /// Type a line and press Enter.
     fn type_line(&mut self, line: &str) {
         self.p.send(line).unwrap();
@@ -497,8 +508,7 @@ fn the_prompt_speaks_python_with_callbacks_and_ctrl_c_cancels_a_call() {
     sh.type_line("def tens(i):");
     sh.type_line("    for k in range(i):");
     sh.type_line("        print('x' * (k + 1))");
-    sh.type_line("");
-    sh.expect(PROMPT);
+    sh.end_block();
     sh.type_line("root.count_to(2, tens)");
     sh.expect_line("x");
     sh.expect_line("x");
