@@ -35,6 +35,12 @@ impl Api {
         value
     }
 
+    /// `at`, `days` days later.
+    #[method]
+    fn later(&self, at: tether::DateTime, days: i64) -> Result<tether::DateTime> {
+        tether::DateTime::from_unix(at.unix_seconds() + days * 86_400, at.subsec_nanos())
+    }
+
     /// a / b.
     #[method]
     fn divide(&self, a: f64, b: f64) -> Result<f64> {

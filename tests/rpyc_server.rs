@@ -40,6 +40,12 @@ impl Lab {
         value
     }
 
+    /// A date: brine has none, so Python gets its RFC 3339 text.
+    #[method]
+    fn moment(&self) -> tether::DateTime {
+        tether::DateTime::from_unix(1_796_397_158, 500_000_000).unwrap()
+    }
+
     /// What Python sent, for the Rust side to check.
     #[method]
     fn record(&self, #[rest] values: Vec<Value>) {

@@ -22,6 +22,12 @@ fn float() -> impl Strategy<Value = f64> {
     any::<f64>().prop_filter("NaN is not equal to itself", |x| !x.is_nan())
 }
 
+/// Any date tether carries: the years 1 to 9999, to the nanosecond.
+fn datetime() -> impl Strategy<Value = tether::DateTime> {
+    (-62_135_596_800i64..=253_402_300_799, 0u32..1_000_000_000)
+        .prop_map(|(s, n)| tether::DateTime::from_unix(s, n).unwrap())
+}
+
 /// Any `Value` without references: depth ≤ 4, collections of ≤ 8 items.
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -39,6 +45,7 @@ fn value() -> impl Strategy<Value = Value> {
         float().prop_map(Value::Float),
         "\\PC{0,8}".prop_map(Value::Str),
         vec(any::<u8>(), 0..=8).prop_map(Value::Bytes),
+        datetime().prop_map(Value::DateTime),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
@@ -135,6 +142,8 @@ struct Record {
     inner: Option<Inner>,
     children: Vec<Inner>,
     maybe_list: Option<Vec<Option<i64>>>,
+    at: tether::DateTime,
+    when: Option<tether::DateTime>,
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
@@ -177,10 +186,12 @@ fn record() -> impl Strategy<Value = Record> {
         vec(inner(), 0..=4),
         proptest::option::of(vec(any::<Option<i64>>(), 0..=8)),
     );
-    (scalars, collections).prop_map(
+    let dates = (datetime(), proptest::option::of(datetime()));
+    (scalars, collections, dates).prop_map(
         |(
             (id, name, small, letter, length, pair),
             (tags, counts, shape, shapes, inner, children, maybe_list),
+            (at, when),
         )| Record {
             id,
             name,
@@ -195,6 +206,8 @@ fn record() -> impl Strategy<Value = Record> {
             inner,
             children,
             maybe_list,
+            at,
+            when,
         },
     )
 }
@@ -243,6 +256,12 @@ fn encode_value(out: &mut Vec<u8>, v: &Value) {
             out.push(6);
             varint(out, b.len() as u64);
             out.extend_from_slice(b);
+        }
+        Value::DateTime(t) => {
+            out.push(12);
+            let s = t.unix_seconds();
+            varint(out, ((s << 1) ^ (s >> 63)) as u64);
+            varint(out, u64::from(t.subsec_nanos()));
         }
         Value::List(items) => {
             out.push(7);

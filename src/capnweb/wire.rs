@@ -103,6 +103,7 @@ pub(crate) fn encode(value: &Value, reference: &mut dyn FnMut(&NetRef) -> Json) 
             "bytes",
             base64::engine::general_purpose::STANDARD_NO_PAD.encode(b)
         ]),
+        Value::DateTime(t) => json!(["date", t.unix_millis()]),
         Value::List(items) => {
             let items = items.iter().map(|v| encode(v, reference)).collect();
             Json::Array(vec![Json::Array(items)])

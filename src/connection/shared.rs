@@ -18,7 +18,7 @@ use crate::netref::promise::PromiseArg;
 use crate::netref::{ImportTable, NetRef, Proxy, Target};
 use crate::protocol::codec::{self, NoRefs, RefCodec};
 use crate::protocol::frame::{Message, WireRef};
-use crate::protocol::handshake::{PeerHello, PIPELINING_SINCE};
+use crate::protocol::handshake::{PeerHello, DATES_SINCE, PIPELINING_SINCE};
 use crate::service::answers::{AnswerArg, Answers};
 use crate::service::table::{drop_objects, lock, ExportTable, Released};
 use crate::{Error, ErrorKind, Result, Value};
@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     pub(crate) peer_identity: Option<crate::PeerIdentity>,
     /// The peer takes pipelined requests (protocol 4 and later).
     pub(crate) pipelines: bool,
+    /// The peer reads dates (protocol 5); an older one is sent text.
+    pub(crate) dates: bool,
 
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
     /// Messages queued for the writer and not yet written.
@@ -219,6 +221,7 @@ impl Shared {
             peer_addr,
             peer_identity: peer.identity,
             pipelines: peer.version >= PIPELINING_SINCE,
+            dates: peer.version >= DATES_SINCE,
             out,
             unwritten: AtomicUsize::new(0),
             reading_more: AtomicBool::new(false),
@@ -667,6 +670,10 @@ impl<'a> Refs<'a> {
 }
 
 impl RefCodec for Refs<'_> {
+    fn reads_dates(&self) -> bool {
+        self.shared.dates
+    }
+
     fn export(&self, netref: &NetRef) -> Result<WireRef> {
         match &netref.target {
             Target::Remote(proxy) if Arc::ptr_eq(&proxy.conn, self.shared) => {

@@ -176,6 +176,8 @@ pub(crate) fn json_of(v: &Value) -> Result<Json, Fault> {
         Value::Str(s) => Json::String(s.clone()),
         // JSON has no bytes; base64 text is what JSON APIs commonly send.
         Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        // JSON has no dates; RFC 3339 text is what JSON APIs send.
+        Value::DateTime(t) => Json::String(t.to_rfc3339()),
         Value::List(items) => Json::Array(items.iter().map(json_of).collect::<Result<_, _>>()?),
         Value::Map(pairs) => {
             let mut object = Map::with_capacity(pairs.len());

@@ -60,6 +60,11 @@ pub(crate) trait RefCodec {
     fn export(&self, netref: &NetRef) -> Result<WireRef>;
     /// The reference a wire id names, counting a receipt when it is the peer's.
     fn import(&self, wire: WireRef) -> Result<NetRef>;
+    /// Whether the peer reads dates (protocol 5); an older peer is sent
+    /// their RFC 3339 text.
+    fn reads_dates(&self) -> bool {
+        true
+    }
 }
 
 /// Encode `message` into a complete frame (length prefix included).
@@ -206,6 +211,8 @@ const VAL_MAP: u8 = 8;
 const VAL_YOURS: u8 = 9;
 const VAL_MINE: u8 = 10;
 const VAL_ANSWER: u8 = 11;
+/// Protocol 5: seconds since the Unix epoch, then nanoseconds.
+const VAL_DATETIME: u8 = 12;
 
 // ---------------------------------------------------------------- encoding
 
@@ -452,6 +459,15 @@ impl Outgoing<'_> {
                 VAL_BYTES.encode(e)?;
                 (b.len() as u64).encode(e)?;
                 e.writer().write(b)
+            }
+            Value::DateTime(t) if self.refs.reads_dates() => {
+                VAL_DATETIME.encode(e)?;
+                t.unix_seconds().encode(e)?;
+                t.subsec_nanos().encode(e)
+            }
+            Value::DateTime(t) => {
+                VAL_STR.encode(e)?;
+                text(e, &t.to_rfc3339())
             }
             Value::List(items) => {
                 VAL_LIST.encode(e)?;
@@ -878,6 +894,17 @@ fn value<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
                 Value::None
             }
         }
+        VAL_DATETIME => {
+            let seconds = i64::decode(d)?;
+            let nanos = u32::decode(d)?;
+            let t = crate::DateTime::from_unix(seconds, nanos)
+                .map_err(|e| DecodeError::OtherString(format!("invalid date: {}", e.message())))?;
+            if charge(d, 0) {
+                Value::DateTime(t)
+            } else {
+                Value::None
+            }
+        }
         VAL_LIST => {
             let n = len(d, 1)?;
             let building = charge(d, 0);
@@ -1001,6 +1028,7 @@ mod tests {
             Value::Str(String::new()),
             Value::Str("x".repeat(300)),
             Value::Bytes(vec![7; 5_000]),
+            Value::DateTime(crate::DateTime::from_unix(-62_135_596_800, 999_999_999).unwrap()),
         ];
         let mut mixed = Vec::new();
         for round in 0..20 {
@@ -1038,6 +1066,56 @@ mod tests {
         let exact = decode_within(&frame[HEADER_LEN..], &NoRefs, whole.budget.used()).unwrap();
         assert!(!exact.budget.exceeded());
         assert_eq!(format!("{:?}", exact.message), format!("{message:?}"));
+    }
+
+    /// A peer of protocol 4, which has no dates.
+    struct OldPeer;
+    impl RefCodec for OldPeer {
+        fn export(&self, netref: &NetRef) -> Result<WireRef> {
+            NoRefs.export(netref)
+        }
+        fn import(&self, wire: WireRef) -> Result<NetRef> {
+            NoRefs.import(wire)
+        }
+        fn reads_dates(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn dates_travel_as_dates_and_as_text_to_a_peer_without_them() {
+        let t = crate::DateTime::from_unix(1_796_397_158, 250_000_000).unwrap();
+        let reply = |value| Message::Reply {
+            seq: 1,
+            result: Ok(value),
+        };
+        let sent = reply(Value::List(vec![Value::DateTime(t), Value::from(1)]));
+        let frame = encode(&sent, &NoRefs, usize::MAX).unwrap();
+        let got = decode(&frame[HEADER_LEN..], &NoRefs).unwrap().message;
+        assert_eq!(format!("{got:?}"), format!("{sent:?}"));
+        let frame = encode(&sent, &OldPeer, usize::MAX).unwrap();
+        let got = decode(&frame[HEADER_LEN..], &NoRefs).unwrap().message;
+        let text = reply(Value::List(vec![
+            Value::from("2026-12-04T15:12:38.25Z"),
+            Value::from(1),
+        ]));
+        assert_eq!(format!("{got:?}"), format!("{text:?}"));
+    }
+
+    #[test]
+    fn a_date_out_of_range_is_a_protocol_error() {
+        // A reply (tag 1, seq 1) holding tag 12 with a bad second or nanosecond.
+        for (seconds, nanos) in [(i64::MAX, 0u32), (0, 1_000_000_000), (-62_135_596_801, 0)] {
+            let mut payload = Vec::new();
+            payload.extend(bincode::encode_to_vec(MSG_REPLY_OK, config()).unwrap());
+            payload.extend(bincode::encode_to_vec(1u64, config()).unwrap());
+            payload.extend(bincode::encode_to_vec(VAL_DATETIME, config()).unwrap());
+            payload.extend(bincode::encode_to_vec(seconds, config()).unwrap());
+            payload.extend(bincode::encode_to_vec(nanos, config()).unwrap());
+            let err = decode(&payload, &NoRefs).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{seconds} {nanos}: {err}");
+            assert!(err.message().contains("invalid date"), "{err}");
+        }
     }
 
     fn round_trip(message: &Message) -> Message {

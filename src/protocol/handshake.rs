@@ -38,10 +38,12 @@
 //! learns it at once, without guessing from a silence.
 //!
 //! Version 1 had no nonces and no challenge; version 2 had no nesting
-//! depth in requests; version 3 had no pipelined requests. A server
-//! accepts clients of [`OLDEST_ACCEPTED`] and later, answering in the
-//! client's version, and sends a version-3 client nothing it would not
-//! understand (its promises resolve step by step). Other versions are
+//! depth in requests; version 3 had no pipelined requests; version 4 had
+//! no dates among values. A server accepts clients of [`OLDEST_ACCEPTED`]
+//! and later, answering in the client's version, and sends an older
+//! client nothing it would not understand (a version-3 client's promises
+//! resolve step by step; a version-4 client gets a date's RFC 3339
+//! text). Other versions are
 //! refused with a message naming both.
 //!
 //! [messages]: super::frame::Message
@@ -63,13 +65,16 @@ use crate::{Error, ErrorKind, Result};
 pub const MAGIC: &[u8; 6] = b"TETHER";
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The oldest client version a server of this build still accepts.
 pub(crate) const OLDEST_ACCEPTED: u16 = 3;
 
 /// The first version with pipelined requests.
 pub(crate) const PIPELINING_SINCE: u16 = 4;
+
+/// The first version with dates among values.
+pub(crate) const DATES_SINCE: u16 = 5;
 
 /// Longest handshake frame accepted (service names are short).
 const MAX_HANDSHAKE: usize = 1024;
@@ -571,17 +576,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_version_3_client_is_accepted_and_answered_in_version_3() {
-        let (mut a, mut b) = tokio::io::duplex(1024);
-        let mut body = with_limit(short_text("Old"), 1024);
-        body.extend_from_slice(&[7; NONCE_LEN]);
-        a.write_all(&frame_in(3, &body)).await.unwrap();
-        let peer = server(&mut b, rules(1024, None), accept("Calc"))
-            .await
-            .unwrap();
-        assert_eq!((peer.service.as_str(), peer.version), ("Old", 3));
-        let (version, answer) = read_hello(&mut a, "the server").await.unwrap();
-        assert_eq!((version, answer[0]), (3, STATUS_ACCEPT));
+    async fn older_clients_are_accepted_and_answered_in_their_version() {
+        for old in OLDEST_ACCEPTED..PROTOCOL_VERSION {
+            let (mut a, mut b) = tokio::io::duplex(1024);
+            let mut body = with_limit(short_text("Old"), 1024);
+            body.extend_from_slice(&[7; NONCE_LEN]);
+            a.write_all(&frame_in(old, &body)).await.unwrap();
+            let peer = server(&mut b, rules(1024, None), accept("Calc"))
+                .await
+                .unwrap();
+            assert_eq!((peer.service.as_str(), peer.version), ("Old", old));
+            let (version, answer) = read_hello(&mut a, "the server").await.unwrap();
+            assert_eq!((version, answer[0]), (old, STATUS_ACCEPT));
+        }
     }
 
     #[tokio::test]

@@ -88,6 +88,8 @@ fn as_data(value: &Value) -> Option<Brine> {
         Value::Float(x) => Brine::Float(*x),
         Value::Str(s) => Brine::Str(s.clone()),
         Value::Bytes(b) => Brine::Bytes(b.clone()),
+        // brine has no date: Python gets the RFC 3339 text.
+        Value::DateTime(t) => Brine::Str(t.to_rfc3339()),
         Value::List(items) => Brine::Tuple(items.iter().map(as_data).collect::<Option<_>>()?),
         Value::Map(pairs) => Brine::Tuple(
             pairs

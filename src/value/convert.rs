@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
-use super::Value;
+use super::{DateTime, Value};
 use crate::error::raise;
 use crate::netref::NetRef;
 use crate::{Error, Result};
@@ -268,6 +268,21 @@ impl FromValue for Vec<u8> {
     }
 }
 
+/// A date, or text in one of the ISO 8601 forms [`DateTime::parse`]
+/// reads (what JSON-RPC clients send).
+impl FromValue for DateTime {
+    fn from_value(value: Value) -> Result<DateTime> {
+        match value {
+            Value::DateTime(t) => Ok(t),
+            Value::Str(text) => DateTime::parse(&text),
+            other => Err(mismatch("datetime", &other)),
+        }
+    }
+    fn expected() -> &'static str {
+        "datetime"
+    }
+}
+
 impl FromValue for Vec<Value> {
     fn from_value(value: Value) -> Result<Vec<Value>> {
         match value {
@@ -384,6 +399,7 @@ try_from_value!(
     f64,
     String,
     Vec<u8>,
+    DateTime,
     Vec<Value>,
     NetRef
 );

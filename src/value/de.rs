@@ -19,8 +19,8 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, Expected, Visitor};
 use serde::Deserialize;
 
-use super::refs;
 use super::ser::SerdeError;
+use super::{datetime, refs};
 use crate::value::Value;
 use crate::Result;
 
@@ -161,6 +161,9 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
             Value::Float(x) => visitor.visit_f64(x),
             Value::Str(s) => visitor.visit_string(s),
             Value::Bytes(b) => visitor.visit_byte_buf(b),
+            // Through serde a date is its RFC 3339 text, which `DateTime`,
+            // `time` and `chrono` types read back.
+            Value::DateTime(t) => datetime::hand_over(t, |text| visitor.visit_string(text)),
             Value::List(items) => visit_list(items, visitor),
             Value::Map(pairs) => visit_pairs(pairs, visitor),
             // `Value`'s visitor takes the reference; others refuse it.
@@ -227,6 +230,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
         match self.0 {
             Value::Str(s) => visitor.visit_string(s),
+            Value::DateTime(t) => datetime::hand_over(t, |text| visitor.visit_string(text)),
             other => Err(SerdeError::mismatch("str", &other)),
         }
     }
@@ -611,7 +615,11 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Str(v.to_owned()))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
+        // A date handed over as its text stays a date.
+        Ok(match datetime::take_handed(&v) {
+            Some(t) => Value::DateTime(t),
+            None => Value::Str(v),
+        })
     }
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
         Ok(Value::Bytes(v.to_vec()))

@@ -19,7 +19,7 @@ use std::fmt;
 use serde::de::{Expected, Unexpected};
 use serde::ser::{self, Serialize};
 
-use super::refs;
+use super::{datetime, refs, DateTime};
 use crate::error::raise;
 use crate::value::Value;
 use crate::{Error, ErrorKind, Result};
@@ -242,6 +242,17 @@ impl ser::Serializer for ValueSerializer {
                 ))),
             };
         }
+        if name == datetime::SERDE_NAME {
+            // A DateTime: its text, read back as the date it is.
+            return match value.serialize(ValueSerializer)? {
+                Value::Str(text) => DateTime::parse(&text)
+                    .map(Value::DateTime)
+                    .map_err(|e| SerdeError::msg(e.message())),
+                _ => Err(SerdeError::msg(format!(
+                    "the newtype name {name:?} is reserved for tether's DateTime"
+                ))),
+            };
+        }
         value.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -439,6 +450,7 @@ impl Serialize for Value {
             Value::Float(x) => serializer.serialize_f64(*x),
             Value::Str(s) => serializer.serialize_str(s),
             Value::Bytes(b) => serializer.serialize_bytes(b),
+            Value::DateTime(t) => t.serialize(serializer),
             Value::List(items) => serializer.collect_seq(items),
             Value::Map(pairs) => serializer.collect_map(pairs.iter().map(|(k, v)| (k, v))),
             Value::Ref(r) => r.serialize(serializer),

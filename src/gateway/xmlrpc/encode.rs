@@ -71,6 +71,13 @@ fn value(out: &mut String, v: &Value) -> Result<(), Fault> {
             out.push_str(&base64::engine::general_purpose::STANDARD.encode(b));
             out.push_str("</base64>");
         }
+        Value::DateTime(t) => {
+            let _ = write!(
+                out,
+                "<dateTime.iso8601>{}</dateTime.iso8601>",
+                t.to_xmlrpc()
+            );
+        }
         Value::List(items) => {
             out.push_str("<array><data>\n");
             for item in items {

@@ -1,7 +1,7 @@
 //! tether values to Python objects and back.
 //!
 //! Scalars, text, bytes, lists and dicts map to Python's own types
-//! (tuples go as lists); a reference becomes a `Remote`; a Python function
+//! (tuples go as lists; a date is its RFC 3339 text); a reference becomes a `Remote`; a Python function
 //! sent to the peer becomes a callback. An integer beyond 64 bits cannot
 //! be sent and says so.
 
@@ -20,6 +20,8 @@ pub(crate) fn to_py(vm: &VirtualMachine, value: Value) -> PyResult<PyObjectRef> 
         Value::Float(f) => vm.ctx.new_float(f).into(),
         Value::Str(s) => vm.ctx.new_str(s).into(),
         Value::Bytes(b) => vm.ctx.new_bytes(b).into(),
+        // The shell's Python has no `datetime` module: a date is its text.
+        Value::DateTime(t) => vm.ctx.new_str(t.to_rfc3339()).into(),
         Value::List(items) => {
             let items = items
                 .into_iter()
