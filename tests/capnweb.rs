@@ -700,7 +700,7 @@ async fn tether_as_a_client_of_a_node_capnweb_server() {
     assert_eq!(greeting, "Hello, Rust!");
     let value = Value::map([(
         "k",
-        Value::List(vec![Value::Int(1), Value::Bytes(vec![0, 255])]),
+        Value::List(vec![Value::Int(1), Value::Bytes(vec![0, 255].into())]),
     )]);
     assert_eq!(
         api.call_method("echo", (value.clone(),)).await.unwrap(),

@@ -295,7 +295,7 @@ async fn a_python_client_uses_a_tether_service_and_releases_everything() {
             Value::Int(7),
             Value::Float(2.5),
             Value::from("h\u{e9}"),
-            Value::Bytes(vec![0, 0xff]),
+            Value::Bytes(vec![0, 0xff].into()),
             Value::List(vec![Value::Int(1), Value::List(vec![Value::from("two")])]),
         ]
     );

@@ -44,7 +44,7 @@ fn value() -> impl Strategy<Value = Value> {
         .prop_map(Value::Int),
         float().prop_map(Value::Float),
         "\\PC{0,8}".prop_map(Value::Str),
-        vec(any::<u8>(), 0..=8).prop_map(Value::Bytes),
+        vec(any::<u8>(), 0..=8).prop_map(|b: Vec<u8>| Value::Bytes(b.into())),
         datetime().prop_map(Value::DateTime),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {

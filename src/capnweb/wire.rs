@@ -83,7 +83,7 @@ pub(crate) fn bytes(text: &str) -> Result<Value, Error> {
     );
     engine
         .decode(text)
-        .map(Value::Bytes)
+        .map(Value::from)
         .map_err(|e| raise::protocol(format!("bytes that are not base64: {e}")))
 }
 
@@ -176,7 +176,7 @@ mod tests {
             Value::Int(1 << 60),
             Value::Float(f64::INFINITY),
             Value::from("x"),
-            Value::Bytes(vec![0, 1, 2, 3]),
+            Value::Bytes(vec![0, 1, 2, 3].into()),
             Value::map([("k", Value::None)]),
         ]);
         assert_eq!(
@@ -208,8 +208,14 @@ mod tests {
             bigint(&"9".repeat(10_000)).unwrap_err().kind(),
             ErrorKind::LimitExceeded
         );
-        assert_eq!(bytes("AAECAw").unwrap(), Value::Bytes(vec![0, 1, 2, 3]));
-        assert_eq!(bytes("AAECAw==").unwrap(), Value::Bytes(vec![0, 1, 2, 3]));
+        assert_eq!(
+            bytes("AAECAw").unwrap(),
+            Value::Bytes(vec![0, 1, 2, 3].into())
+        );
+        assert_eq!(
+            bytes("AAECAw==").unwrap(),
+            Value::Bytes(vec![0, 1, 2, 3].into())
+        );
     }
 
     #[test]

@@ -113,7 +113,7 @@ where
                 shared.heard_from_peer();
                 let more = !frames.read_buffer().is_empty();
                 shared.reading_more.store(more, Ordering::Relaxed);
-                if let Err(err) = incoming::handle_frame(&shared, &payload) {
+                if let Err(err) = incoming::handle_frame(&shared, payload) {
                     break err;
                 }
             }

@@ -214,7 +214,10 @@ mod tests {
             json_of(&v).unwrap(),
             json!({"n": 1, "x": 2.5, "s": "t", "l": [true, null], "big": 1e20})
         );
-        assert_eq!(json_of(&Value::Bytes(vec![0, 1])).unwrap(), json!("AAE="));
+        assert_eq!(
+            json_of(&Value::Bytes(vec![0, 1].into())).unwrap(),
+            json!("AAE=")
+        );
     }
 
     #[test]

@@ -136,8 +136,39 @@ pub(crate) fn decode(payload: &[u8], refs: &dyn RefCodec) -> Result<Decoded> {
 /// A malformed payload is a protocol error: the connection cannot trust
 /// anything after it.
 pub(crate) fn decode_within(payload: &[u8], refs: &dyn RefCodec, budget: usize) -> Result<Decoded> {
+    decode_in(payload, None, refs, budget)
+}
+
+/// [`decode_within`] a received frame's payload, whose large bytes values
+/// share its memory rather than being copied (see [`shares`]).
+pub(crate) fn decode_shared(
+    payload: &Bytes,
+    refs: &dyn RefCodec,
+    budget: usize,
+) -> Result<Decoded> {
+    decode_in(payload, Some(payload), refs, budget)
+}
+
+/// Bytes values shorter than this are copied out of the frame (so a
+/// frame shorter than this shares nothing).
+pub(crate) const SHARE_FROM: usize = 4096;
+
+/// Whether a bytes value of `len` in a frame of `frame_len` shares the
+/// frame's memory: when large, and at least a quarter of the frame, so
+/// that a value kept holds at most four times its size.
+fn shares(len: usize, frame_len: usize) -> bool {
+    len >= SHARE_FROM && len.saturating_mul(4) >= frame_len
+}
+
+fn decode_in(
+    payload: &[u8],
+    frame: Option<&Bytes>,
+    refs: &dyn RefCodec,
+    budget: usize,
+) -> Result<Decoded> {
     let mut cx = DecodeCx {
         refs,
+        frame,
         bad_ref: None,
         budget: DecodeBudget::new(budget),
     };
@@ -538,6 +569,8 @@ fn remote_error<E: Encoder>(e: &mut E, err: &RemoteError, depth: u32) -> Result<
 
 pub(crate) struct DecodeCx<'r> {
     refs: &'r dyn RefCodec,
+    /// The frame being decoded, when its large bytes values may share it.
+    frame: Option<&'r Bytes>,
     bad_ref: Option<Error>,
     budget: DecodeBudget,
 }
@@ -889,7 +922,10 @@ fn value<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
         VAL_BYTES => {
             let bytes = borrowed_bytes(d)?;
             if charge(d, bytes.len()) {
-                Value::Bytes(bytes.to_vec())
+                Value::Bytes(match d.context().frame {
+                    Some(frame) if shares(bytes.len(), frame.len()) => frame.slice_ref(bytes),
+                    _ => Bytes::copy_from_slice(bytes),
+                })
             } else {
                 Value::None
             }
@@ -1027,7 +1063,7 @@ mod tests {
             Value::Float(1.5),
             Value::Str(String::new()),
             Value::Str("x".repeat(300)),
-            Value::Bytes(vec![7; 5_000]),
+            Value::Bytes(vec![7; 5_000].into()),
             Value::DateTime(crate::DateTime::from_unix(-62_135_596_800, 999_999_999).unwrap()),
         ];
         let mut mixed = Vec::new();
@@ -1118,6 +1154,77 @@ mod tests {
         }
     }
 
+    /// The bytes values of a reply to `value`, decoded from its frame as
+    /// received, each with whether it lies in the frame's memory.
+    fn bytes_received(value: Value) -> Vec<(usize, bool)> {
+        let frame = encode(
+            &Message::Reply {
+                seq: 1,
+                result: Ok(value),
+            },
+            &NoRefs,
+            usize::MAX,
+        )
+        .unwrap()
+        .slice(HEADER_LEN..);
+        let Message::Reply {
+            result: Ok(value), ..
+        } = decode_shared(&frame, &NoRefs, usize::MAX).unwrap().message
+        else {
+            panic!("not a reply")
+        };
+        let inside = |b: &Bytes| {
+            let range = frame.as_ptr_range();
+            range.contains(&b.as_ptr()) && b.as_ptr_range().end <= range.end
+        };
+        match value {
+            Value::Bytes(b) => vec![(b.len(), inside(&b))],
+            Value::List(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::Bytes(b) => (b.len(), inside(&b)),
+                    other => panic!("not bytes: {other:?}"),
+                })
+                .collect(),
+            other => panic!("not bytes: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn large_bytes_share_the_received_frame_and_small_ones_are_copied() {
+        let bytes = |n: usize| Value::Bytes(vec![7u8; n].into());
+        assert_eq!(bytes_received(bytes(65_536)), [(65_536, true)]);
+        assert_eq!(
+            bytes_received(bytes(SHARE_FROM - 1)),
+            [(SHARE_FROM - 1, false)]
+        );
+        // Three large values of a third each share; a value of less than
+        // a quarter of its frame is copied, so that keeping it does not
+        // keep more than four times its size.
+        let thirds = Value::List(vec![bytes(16_384); 3]);
+        assert_eq!(bytes_received(thirds), [(16_384, true); 3]);
+        let small_part = Value::List(vec![bytes(8_192), bytes(65_536)]);
+        assert_eq!(bytes_received(small_part), [(8_192, false), (65_536, true)]);
+        // Decoded from a plain slice, everything is copied.
+        let frame = encode(
+            &Message::Reply {
+                seq: 1,
+                result: Ok(bytes(65_536)),
+            },
+            &NoRefs,
+            usize::MAX,
+        )
+        .unwrap();
+        let Message::Reply {
+            result: Ok(Value::Bytes(b)),
+            ..
+        } = decode(&frame[HEADER_LEN..], &NoRefs).unwrap().message
+        else {
+            panic!("not bytes")
+        };
+        assert!(!frame.as_ptr_range().contains(&b.as_ptr()));
+    }
+
     fn round_trip(message: &Message) -> Message {
         let frame = encode(message, &NoRefs, usize::MAX).unwrap();
         let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
@@ -1135,7 +1242,7 @@ mod tests {
                 .arg(1)
                 .arg(Value::map([(
                     "k",
-                    vec![Value::from(2.5), Value::Bytes(vec![0, 255])],
+                    vec![Value::from(2.5), Value::Bytes(vec![0, 255].into())],
                 )]))
                 .named("scale", "x"),
         );

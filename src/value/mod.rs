@@ -52,8 +52,12 @@ pub enum Value {
     Float(f64),
     /// UTF-8 text.
     Str(String),
-    /// Raw bytes.
-    Bytes(Vec<u8>),
+    /// Raw bytes. A large value received from a peer shares the memory of
+    /// the frame it arrived in, and one sent is written from its own
+    /// memory: neither is copied ([`bytes::Bytes`] is a reference-counted
+    /// buffer; `Vec::from(bytes)` takes it back without a copy when it is
+    /// the only reference to a buffer of its own).
+    Bytes(bytes::Bytes),
     /// An instant in UTC (XML-RPC's `dateTime.iso8601`, JavaScript's
     /// `Date`); see [`DateTime`] for how each way in maps it.
     DateTime(DateTime),

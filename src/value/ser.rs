@@ -206,7 +206,7 @@ impl ser::Serializer for ValueSerializer {
         Ok(Value::Str(v.to_owned()))
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<Value, SerdeError> {
-        Ok(Value::Bytes(v.to_vec()))
+        Ok(Value::from(v))
     }
     fn serialize_none(self) -> Result<Value, SerdeError> {
         Ok(Value::None)
@@ -509,7 +509,7 @@ mod tests {
         assert_eq!(to_value(&()).unwrap(), Value::None);
         assert_eq!(
             to_value(&Raw(b"\x00\xff")).unwrap(),
-            Value::Bytes(vec![0, 255])
+            Value::Bytes(vec![0, 255].into())
         );
     }
 
@@ -658,11 +658,11 @@ mod tests {
             Value::Int(-1),
             Value::Float(0.5),
             s("text"),
-            Value::Bytes(vec![1, 2, 3]),
+            Value::Bytes(vec![1, 2, 3].into()),
             Value::List(vec![Value::Int(1), Value::List(vec![])]),
             Value::Map(vec![
                 (Value::Int(1), s("int key")),
-                (s("nested"), map(vec![("b", Value::Bytes(vec![]))])),
+                (s("nested"), map(vec![("b", Value::Bytes(vec![].into()))])),
             ]),
         ];
         for value in values {

@@ -191,7 +191,7 @@ mod tests {
             Value::None,
             Value::from(1.5),
             Value::from(f64::NAN),
-            Value::Bytes(vec![0, 255]),
+            Value::Bytes(vec![0, 255].into()),
             Value::Map(vec![
                 (Value::from(1), Value::from("one")),
                 (Value::from("k"), Value::from(true)),

@@ -375,7 +375,7 @@ fn scalar(ty: &str, text: String) -> Result<Value, Fault> {
             let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
             base64::engine::general_purpose::STANDARD
                 .decode(compact)
-                .map(Value::Bytes)
+                .map(Value::from)
                 .map_err(|_| bad("no base64:"))
         }
         _ => Err(invalid(format!("<{ty}> is not an XML-RPC type"))),
@@ -453,7 +453,7 @@ mod tests {
         );
         assert_eq!(
             one("<base64>AAEC\n/w==</base64>"),
-            Value::Bytes(vec![0, 1, 2, 255])
+            Value::Bytes(vec![0, 1, 2, 255].into())
         );
         assert_eq!(one("<nil/>"), Value::None);
         assert_eq!(

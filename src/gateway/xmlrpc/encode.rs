@@ -172,7 +172,7 @@ mod tests {
             Value::Float(0.1),
             Value::Float(-2.0),
             Value::from("a < b & c > d\r\n\ttab"),
-            Value::Bytes(vec![0, 255, 7]),
+            Value::Bytes(vec![0, 255, 7].into()),
             Value::List(vec![Value::from(1), Value::List(vec![])]),
             Value::map([("name", Value::from("Arthur")), ("x", Value::None)]),
         ] {
