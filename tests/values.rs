@@ -107,6 +107,59 @@ fn any_value_survives_an_echo_unchanged() {
     });
 }
 
+/// Bytes patterned so that a part out of place shows.
+fn patterned(n: usize, seed: u8) -> Value {
+    Value::Bytes(
+        (0..n)
+            .map(|i| (i % 251) as u8 ^ seed)
+            .collect::<Vec<u8>>()
+            .into(),
+    )
+}
+
+/// Large bytes values are written from their own memory, between the
+/// encoded bytes around them: over TCP and in memory, alone, several in
+/// one frame, and many frames at once (queued to the writer), every byte
+/// arrives in its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bytes_arrive_whole_whether_written_in_parts_or_not() {
+    let server = tether::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(TestService::default()));
+    let tcp = tether::connect(addr).await.unwrap();
+    let (memory, _server) = support::memory_pair(TestService::default()).await;
+    for conn in [&tcp, &memory] {
+        let root = conn.root().await.unwrap();
+        for n in [0, 100, 16 * 1024 - 1, 16 * 1024, 65_536, 1 << 20] {
+            let v = patterned(n, 7);
+            assert_eq!(
+                root.call_method("echo", (v.clone(),)).await.unwrap(),
+                v,
+                "{n}"
+            );
+        }
+        let several = Value::List(vec![
+            patterned(65_536, 1),
+            Value::from("between"),
+            patterned(20_000, 2),
+            patterned(10, 3),
+            patterned(300_000, 4),
+        ]);
+        let back = root.call_method("echo", (several.clone(),)).await.unwrap();
+        assert_eq!(back, several);
+        let calls = (0..16u8).map(|i| {
+            let root = root.clone();
+            async move {
+                let v = patterned(100_000 + usize::from(i) * 1000, i);
+                (root.call_method("echo", (v.clone(),)).await.unwrap(), v)
+            }
+        });
+        for (back, sent) in futures_util::future::join_all(calls).await {
+            assert_eq!(back, sent);
+        }
+    }
+}
+
 // ------------------------------------------------------------ serde
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -590,13 +590,14 @@ async fn run_on(
 fn reply(shared: &Arc<Shared>, seq: u64, message: Message) {
     // The reply (and the references in it) must outlive the queueing of its
     // frame: see `Shared::request`.
-    let frame = shared.encode(&message).or_else(|err| {
+    // Large bytes in it are written from their own memory.
+    let frame = shared.encode_spliced(&message).or_else(|err| {
         let result = Err(err.to_remote(&here(shared, "sending the reply")));
-        shared.encode(&Message::Reply { seq, result })
+        shared.encode_spliced(&Message::Reply { seq, result })
     });
     match frame {
         Ok(frame) => {
-            let _ = shared.send_frame(frame);
+            let _ = shared.send_spliced(frame);
         }
         Err(err) => tracing::warn!(connection = shared.number, %err, "cannot send a reply"),
     }

@@ -85,19 +85,99 @@ pub(crate) fn encode_into(
     refs: &dyn RefCodec,
     max_payload: usize,
 ) -> Result<Bytes> {
+    encode_in(buf, message, refs, max_payload, None)?;
+    Ok(buf.split().freeze())
+}
+
+/// Bytes values at least this large are written from their own memory by
+/// [`encode_spliced_into`].
+pub(crate) const SPLICE_FROM: usize = 16 * 1024;
+
+/// A frame to write: whole, or in parts, in order, when bytes values were
+/// left in their own memory.
+pub(crate) enum Frame {
+    /// One buffer, length prefix included.
+    Whole(Bytes),
+    /// The encoded bytes around each large bytes value, and the values.
+    Parts(Vec<Bytes>),
+}
+
+impl Frame {
+    /// Its length on the wire.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Frame::Whole(frame) => frame.len(),
+            Frame::Parts(parts) => parts.iter().map(Bytes::len).sum(),
+        }
+    }
+}
+
+/// [`encode_into`], leaving bytes values of [`SPLICE_FROM`] and more where
+/// they are: the frame is then the encoded bytes around them and the
+/// values themselves, written with no copy.
+pub(crate) fn encode_spliced_into(
+    buf: &mut BytesMut,
+    message: &Message,
+    refs: &dyn RefCodec,
+    max_payload: usize,
+) -> Result<Frame> {
+    let splices = RefCell::new(Splices::default());
+    encode_in(buf, message, refs, max_payload, Some(&splices))?;
+    let encoded = buf.split().freeze();
+    let splices = splices.into_inner();
+    if splices.at.is_empty() {
+        return Ok(Frame::Whole(encoded));
+    }
+    let mut parts = Vec::with_capacity(2 * splices.at.len() + 1);
+    let mut from = 0;
+    for (at, value) in splices.at {
+        parts.push(encoded.slice(from..at));
+        parts.push(value);
+        from = at;
+    }
+    parts.push(encoded.slice(from..));
+    Ok(Frame::Parts(parts))
+}
+
+/// Large bytes values left out of the buffer while encoding.
+#[derive(Default)]
+struct Splices {
+    /// The value being written, offered to the writer.
+    offered: Option<Bytes>,
+    /// Where each value left out belongs in the buffer, and the value.
+    at: Vec<(usize, Bytes)>,
+    /// Their bytes in all.
+    len: usize,
+}
+
+/// Encode `message` into `buf` with its length prefix, leaving out large
+/// bytes values when given `splices`.
+fn encode_in(
+    buf: &mut BytesMut,
+    message: &Message,
+    refs: &dyn RefCodec,
+    max_payload: usize,
+    splices: Option<&RefCell<Splices>>,
+) -> Result<()> {
     buf.clear();
     buf.put_u32(0);
     let out = Outgoing {
         message,
         refs,
         failure: RefCell::new(None),
+        splices,
     };
-    let written = bincode::encode_into_writer(&out, FrameWriter(&mut *buf), config());
+    let writer = FrameWriter {
+        buf: &mut *buf,
+        splices,
+    };
+    let written = bincode::encode_into_writer(&out, writer, config());
     if let Some(err) = out.failure.into_inner() {
         return Err(err);
     }
     written.map_err(|e| raise::protocol(format!("cannot encode message: {e}")))?;
-    let payload = buf.len() - HEADER_LEN;
+    let spliced = splices.map_or(0, |s| s.borrow().len);
+    let payload = buf.len() - HEADER_LEN + spliced;
     if payload > max_payload {
         return Err(raise::limit(format!(
             "message of {payload} bytes exceeds the frame limit of {max_payload} bytes"
@@ -106,7 +186,7 @@ pub(crate) fn encode_into(
     let len = u32::try_from(payload)
         .map_err(|_| raise::limit(format!("message of {payload} bytes is too large")))?;
     buf[..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.split().freeze())
+    Ok(())
 }
 
 /// A decoded message, plus the first reference in it that could not be
@@ -189,11 +269,29 @@ fn decode_in(
     })
 }
 
-struct FrameWriter<'a>(&'a mut BytesMut);
+struct FrameWriter<'a> {
+    buf: &'a mut BytesMut,
+    splices: Option<&'a RefCell<Splices>>,
+}
 
 impl Writer for FrameWriter<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.0.extend_from_slice(bytes);
+        if bytes.len() >= SPLICE_FROM {
+            if let Some(splices) = self.splices {
+                let mut splices = splices.borrow_mut();
+                // Left out only if these are the value's own bytes.
+                if let Some(value) = splices
+                    .offered
+                    .take()
+                    .filter(|v| v.as_ptr() == bytes.as_ptr() && v.len() == bytes.len())
+                {
+                    splices.len += value.len();
+                    splices.at.push((self.buf.len(), value));
+                    return Ok(());
+                }
+            }
+        }
+        self.buf.extend_from_slice(bytes);
         Ok(())
     }
 }
@@ -269,6 +367,8 @@ struct Outgoing<'a> {
     refs: &'a dyn RefCodec,
     /// An export failure, kept with its kind (bincode errors are strings).
     failure: RefCell<Option<Error>>,
+    /// Where large bytes values are offered to the writer to leave out.
+    splices: Option<&'a RefCell<Splices>>,
 }
 
 impl Encode for Outgoing<'_> {
@@ -489,6 +589,9 @@ impl Outgoing<'_> {
             Value::Bytes(b) => {
                 VAL_BYTES.encode(e)?;
                 (b.len() as u64).encode(e)?;
+                if let Some(splices) = self.splices.filter(|_| b.len() >= SPLICE_FROM) {
+                    splices.borrow_mut().offered = Some(b.clone());
+                }
                 e.writer().write(b)
             }
             Value::DateTime(t) if self.refs.reads_dates() => {
@@ -1223,6 +1326,54 @@ mod tests {
             panic!("not bytes")
         };
         assert!(!frame.as_ptr_range().contains(&b.as_ptr()));
+    }
+
+    #[test]
+    fn large_bytes_are_left_in_their_own_memory_and_the_parts_make_the_frame() {
+        let big = Bytes::from(vec![9u8; SPLICE_FROM]);
+        let message = Message::Reply {
+            seq: 3,
+            result: Ok(Value::List(vec![
+                Value::Bytes(big.clone()),
+                Value::from(1),
+                Value::Bytes(Bytes::from(vec![1u8; SPLICE_FROM - 1])),
+                Value::Bytes(big.clone()),
+            ])),
+        };
+        let whole = encode(&message, &NoRefs, usize::MAX).unwrap();
+        let Frame::Parts(parts) =
+            encode_spliced_into(&mut BytesMut::new(), &message, &NoRefs, usize::MAX).unwrap()
+        else {
+            panic!("not in parts")
+        };
+        assert_eq!(parts.len(), 5, "around and between the two large values");
+        assert_eq!(
+            parts[1].as_ptr(),
+            big.as_ptr(),
+            "written from its own memory"
+        );
+        assert_eq!(parts[3].as_ptr(), big.as_ptr());
+        assert_eq!(
+            parts.concat(),
+            whole.to_vec(),
+            "the same frame, length included"
+        );
+        // The limit counts what is left out.
+        let err = encode_spliced_into(&mut BytesMut::new(), &message, &NoRefs, whole.len() - 5)
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::LimitExceeded);
+        // Nothing large: one buffer.
+        let small = Message::Reply {
+            seq: 3,
+            result: Ok(Value::Bytes(Bytes::from(vec![1u8; SPLICE_FROM - 1]))),
+        };
+        let Frame::Whole(frame) =
+            encode_spliced_into(&mut BytesMut::new(), &small, &NoRefs, usize::MAX).unwrap()
+        else {
+            panic!("in parts")
+        };
+        assert_eq!(frame, encode(&small, &NoRefs, usize::MAX).unwrap());
     }
 
     fn round_trip(message: &Message) -> Message {
