@@ -591,9 +591,16 @@ fn reply(shared: &Arc<Shared>, seq: u64, message: Message) {
     // The reply (and the references in it) must outlive the queueing of its
     // frame: see `Shared::request`.
     // Large bytes in it are written from their own memory.
-    let frame = shared.encode_spliced(&message).or_else(|err| {
+    let frame = if codec::worth_splicing(&message) {
+        shared.encode_spliced(&message)
+    } else {
+        shared.encode(&message).map(codec::Frame::Whole)
+    };
+    let frame = frame.or_else(|err| {
         let result = Err(err.to_remote(&here(shared, "sending the reply")));
-        shared.encode_spliced(&Message::Reply { seq, result })
+        shared
+            .encode(&Message::Reply { seq, result })
+            .map(codec::Frame::Whole)
     });
     match frame {
         Ok(frame) => {

@@ -282,11 +282,12 @@ impl Shared {
         self.encode_with(message, codec::encode_spliced_into, Frame::len)
     }
 
+    #[inline(always)]
     fn encode_with<F>(
         self: &Arc<Self>,
         message: &Message,
-        encode: fn(&mut BytesMut, &Message, &dyn RefCodec, usize) -> Result<F>,
-        len: fn(&F) -> usize,
+        encode: impl Fn(&mut BytesMut, &Message, &dyn RefCodec, usize) -> Result<F>,
+        len: impl Fn(&F) -> usize,
     ) -> Result<F> {
         let refs = Refs::new(self);
         // Reusing one buffer saves an allocation per frame, and for large
@@ -386,6 +387,7 @@ impl Shared {
     /// [`send_frame`](Self::send_frame) for a frame that may be in parts
     /// (see [`codec::encode_spliced_into`]). Releases held back go first,
     /// on their own.
+    #[inline]
     pub(crate) fn send_spliced(self: &Arc<Self>, frame: Frame) -> Result<()> {
         let parts = match frame {
             Frame::Whole(frame) => return self.send_frame(frame),
@@ -412,6 +414,7 @@ impl Shared {
     /// nothing queued and the transport takes it without waiting; false if
     /// it must be queued instead. A frame the transport took only part of
     /// is finished by the writer, before anything queued after it.
+    #[inline(always)]
     fn write_through(&self, frame: &Bytes) -> bool {
         self.write_through_with(
             frame.len(),
@@ -445,6 +448,7 @@ impl Shared {
 
     /// Write `len` bytes through with `write` (one attempt, no waiting);
     /// `rest(n)` is what is left after the first `n`, for the writer.
+    #[inline(always)]
     fn write_through_with(
         &self,
         len: usize,

@@ -139,6 +139,23 @@ pub(crate) fn encode_spliced_into(
     Ok(Frame::Parts(parts))
 }
 
+/// Whether `message` is a reply holding a bytes value of [`SPLICE_FROM`]
+/// or more, as its result or an item of it: worth
+/// [`encode_spliced_into`]. Deeper values are not looked for.
+pub(crate) fn worth_splicing(message: &Message) -> bool {
+    let large = |v: &Value| matches!(v, Value::Bytes(b) if b.len() >= SPLICE_FROM);
+    match message {
+        Message::Reply {
+            result: Ok(value), ..
+        } => match value {
+            Value::List(items) => items.iter().any(large),
+            Value::Map(pairs) => pairs.iter().any(|(_, v)| large(v)),
+            value => large(value),
+        },
+        _ => false,
+    }
+}
+
 /// Large bytes values left out of the buffer while encoding.
 #[derive(Default)]
 struct Splices {
@@ -275,24 +292,37 @@ struct FrameWriter<'a> {
 }
 
 impl Writer for FrameWriter<'_> {
+    #[inline(always)]
     fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        if bytes.len() >= SPLICE_FROM {
-            if let Some(splices) = self.splices {
-                let mut splices = splices.borrow_mut();
-                // Left out only if these are the value's own bytes.
-                if let Some(value) = splices
-                    .offered
-                    .take()
-                    .filter(|v| v.as_ptr() == bytes.as_ptr() && v.len() == bytes.len())
-                {
-                    splices.len += value.len();
-                    splices.at.push((self.buf.len(), value));
-                    return Ok(());
-                }
-            }
+        if bytes.len() < SPLICE_FROM || !self.left_out(bytes) {
+            self.buf.extend_from_slice(bytes);
         }
-        self.buf.extend_from_slice(bytes);
         Ok(())
+    }
+}
+
+impl FrameWriter<'_> {
+    /// Leave `bytes` out of the buffer if they are the large bytes value
+    /// offered to be written from its own memory.
+    #[cold]
+    #[inline(never)]
+    fn left_out(&mut self, bytes: &[u8]) -> bool {
+        let Some(splices) = self.splices else {
+            return false;
+        };
+        let mut splices = splices.borrow_mut();
+        match splices
+            .offered
+            .take()
+            .filter(|v| v.as_ptr() == bytes.as_ptr() && v.len() == bytes.len())
+        {
+            Some(value) => {
+                splices.len += value.len();
+                splices.at.push((self.buf.len(), value));
+                true
+            }
+            None => false,
+        }
     }
 }
 
