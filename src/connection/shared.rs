@@ -18,7 +18,7 @@ use crate::netref::promise::PromiseArg;
 use crate::netref::{ImportTable, NetRef, Proxy, Target};
 use crate::protocol::codec::{self, NoRefs, RefCodec};
 use crate::protocol::frame::{Message, WireRef};
-use crate::protocol::handshake::{PeerHello, PIPELINING_SINCE};
+use crate::protocol::handshake::{PeerHello, PIPELINING_SINCE, TRACE_VERSION};
 use crate::service::answers::{AnswerArg, Answers};
 use crate::service::table::{drop_objects, lock, ExportTable, Released};
 use crate::{Error, ErrorKind, Result, Value};
@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     pub(crate) peer_identity: Option<crate::PeerIdentity>,
     /// The peer takes pipelined requests (protocol 4 and later).
     pub(crate) pipelines: bool,
+    /// The peer takes a trace context in requests (protocol 5 and later).
+    pub(crate) traces: bool,
 
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
     /// Messages queued for the writer and not yet written.
@@ -219,6 +221,7 @@ impl Shared {
             peer_addr,
             peer_identity: peer.identity,
             pipelines: peer.version >= PIPELINING_SINCE,
+            traces: peer.version >= TRACE_VERSION,
             out,
             unwritten: AtomicUsize::new(0),
             reading_more: AtomicBool::new(false),
