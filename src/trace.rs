@@ -56,8 +56,11 @@
 //! # Cost
 //!
 //! Without the feature: nothing but the branch that leaves the context
-//! out. With it: a span per call on each side, and for a traced call 26
-//! bytes more per request.
+//! out (the null call's instruction count: 13,069 before, 13,099 with
+//! the feature off). With it, while no subscriber takes `info` spans: no
+//! span is made, only a check per call and a span-less wrapper around it
+//! (13,752). Once one does: a span per call on each side, and for a
+//! traced call 26 bytes more per request.
 
 #[cfg(feature = "otel")]
 pub use opentelemetry;
@@ -166,6 +169,11 @@ mod otel {
     impl CallSpan {
         /// A call to the peer on connection `connection`, doing `what`.
         pub(crate) fn start(connection: u64, what: &dyn Display) -> CallSpan {
+            if !wanted() {
+                return CallSpan {
+                    span: tracing::Span::none(),
+                };
+            }
             CallSpan {
                 span: tracing::info_span!(
                     "tether.call",
@@ -199,6 +207,9 @@ mod otel {
             what: &dyn Display,
             parent: Option<TraceContext>,
         ) -> ServeSpan {
+            if !wanted() {
+                return ServeSpan::none();
+            }
             let span = tracing::info_span!(
                 "tether.serve",
                 otel.name = %what,
@@ -214,6 +225,9 @@ mod otel {
         /// A call the gateway runs in the span of its HTTP request.
         #[cfg(feature = "gateway")]
         pub(crate) fn gateway(what: &dyn Display) -> ServeSpan {
+            if !wanted() {
+                return ServeSpan::none();
+            }
             ServeSpan {
                 span: tracing::info_span!(
                     "tether.serve",
@@ -227,6 +241,9 @@ mod otel {
         /// `traceparent` named (none: the current span).
         #[cfg(feature = "capnweb")]
         pub(crate) fn capnweb(what: &dyn Display, parent: Option<TraceContext>) -> ServeSpan {
+            if !wanted() {
+                return ServeSpan::none();
+            }
             let span = tracing::info_span!(
                 "tether.serve",
                 otel.name = %what,
@@ -242,12 +259,30 @@ mod otel {
         pub(crate) fn instrument<F: Future>(self, work: F) -> Instrumented<F> {
             work.instrument(self.span)
         }
+
+        fn none() -> ServeSpan {
+            ServeSpan {
+                span: tracing::Span::none(),
+            }
+        }
+    }
+
+    /// Whether any subscriber takes `info` spans: if none does, no span
+    /// is made at all, not even the disabled one `tracing` would make and
+    /// hand to the `log` crate when its `log` feature is on (a dependency
+    /// may turn it on), which costs a tenth of a null call.
+    #[inline(always)]
+    fn wanted() -> bool {
+        tracing::level_enabled!(tracing::Level::INFO)
     }
 
     /// The span of one HTTP request to the gateway, a child of the span
     /// its `traceparent` header names, if any.
     #[cfg(feature = "gateway")]
     pub(crate) fn http_span(path: &str, traceparent: Option<TraceContext>) -> tracing::Span {
+        if !wanted() {
+            return tracing::Span::none();
+        }
         let span = tracing::info_span!(
             "tether.http",
             otel.name = %format_args!("POST {path}"),
