@@ -210,7 +210,9 @@ pub use crate::service::{
     MemberKind, Object, Policy,
 };
 pub use crate::value::convert::ListOf;
-pub use crate::value::{from_value, to_value, Args, FromArgs, FromValue, IntoArgs, Value};
+pub use crate::value::{
+    from_value, to_value, Args, DateTime, FromArgs, FromValue, IntoArgs, Value,
+};
 
 /// Turn an inherent `impl` block into an [`Object`].
 ///

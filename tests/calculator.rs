@@ -106,13 +106,13 @@ async fn addtogether_joins_lists_and_bytes() {
         .call_method(
             "addtogether",
             (
-                Value::Bytes(b"ab".to_vec()),
-                Value::Bytes(b"\x00c".to_vec()),
+                Value::Bytes(b"ab".to_vec().into()),
+                Value::Bytes(b"\x00c".to_vec().into()),
             ),
         )
         .await
         .unwrap();
-    assert_eq!(v, Value::Bytes(b"ab\x00c".to_vec()));
+    assert_eq!(v, Value::Bytes(b"ab\x00c".to_vec().into()));
 }
 
 #[tokio::test]
@@ -282,7 +282,7 @@ async fn remote_repr_echoes_every_kind_of_data() {
         Value::Int(i64::MIN),
         Value::Float(-0.125),
         Value::from("naïve 'quoted'\n"),
-        Value::Bytes(vec![0, 159, 255]),
+        Value::Bytes(vec![0, 159, 255].into()),
         list([]),
         Value::Map(vec![]),
         Value::Map(vec![(Value::Int(1), list([Value::None]))]),
@@ -320,7 +320,7 @@ async fn lengths_counts_characters_items_and_entries() {
     let root = calculator().await;
     let args: Vec<Value> = vec![
         Value::from("héllo"),
-        Value::Bytes(vec![1, 2, 3]),
+        Value::Bytes(vec![1, 2, 3].into()),
         list([Value::None, Value::None]),
         arthur(),
         Value::Float(2.5),

@@ -92,7 +92,7 @@ async fn values_of_every_kind_travel_by_value() {
         Value::Int(i64::MIN),
         Value::Float(-0.5),
         Value::from("héllo"),
-        Value::Bytes(vec![0, 1, 255]),
+        Value::Bytes(vec![0, 1, 255].into()),
         Value::map([("nested", Value::from((1, "two")))]),
     ]);
     assert_eq!(

@@ -35,6 +35,12 @@ impl Api {
         value
     }
 
+    /// `at`, `days` days later.
+    #[method]
+    fn later(&self, at: tether::DateTime, days: i64) -> Result<tether::DateTime> {
+        tether::DateTime::from_unix(at.unix_seconds() + days * 86_400, at.subsec_nanos())
+    }
+
     /// a / b.
     #[method]
     fn divide(&self, a: f64, b: f64) -> Result<f64> {
@@ -694,7 +700,7 @@ async fn tether_as_a_client_of_a_node_capnweb_server() {
     assert_eq!(greeting, "Hello, Rust!");
     let value = Value::map([(
         "k",
-        Value::List(vec![Value::Int(1), Value::Bytes(vec![0, 255])]),
+        Value::List(vec![Value::Int(1), Value::Bytes(vec![0, 255].into())]),
     )]);
     assert_eq!(
         api.call_method("echo", (value.clone(),)).await.unwrap(),

@@ -354,7 +354,7 @@ async fn str_and_byte_slice_parameters() {
     );
     assert_eq!(
         int(root
-            .call_method("checksum", (Value::Bytes(vec![1, 2, 250]),))
+            .call_method("checksum", (Value::Bytes(vec![1, 2, 250].into()),))
             .await
             .unwrap()),
         253
@@ -373,10 +373,10 @@ async fn str_and_byte_slice_parameters() {
 async fn a_byte_vec_result_travels_as_bytes() {
     let (root, _c, _s) = toolbox().await;
     let out = root
-        .call_method("reversed", (Value::Bytes(vec![1, 2, 3]),))
+        .call_method("reversed", (Value::Bytes(vec![1, 2, 3].into()),))
         .await
         .unwrap();
-    assert_eq!(out, Value::Bytes(vec![3, 2, 1]));
+    assert_eq!(out, Value::Bytes(vec![3, 2, 1].into()));
 }
 
 #[tokio::test]
@@ -386,12 +386,12 @@ async fn getters_and_setters() {
     root.setattr("label", "kitchen").await.unwrap();
     assert_eq!(root.getattr("label").await.unwrap(), Value::from("kitchen"));
 
-    root.setattr("blob", Value::Bytes(vec![9, 8]))
+    root.setattr("blob", Value::Bytes(vec![9, 8].into()))
         .await
         .unwrap();
     assert_eq!(
         root.getattr("blob").await.unwrap(),
-        Value::Bytes(vec![9, 8])
+        Value::Bytes(vec![9, 8].into())
     );
 
     // A wrong type for the new value is refused, naming the attribute.

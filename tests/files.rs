@@ -76,7 +76,7 @@ async fn call(file: &NetRef, method: &str, args: impl tether::IntoArgs) -> Value
 }
 
 fn bytes(b: &[u8]) -> Value {
-    Value::Bytes(b.to_vec())
+    Value::from(b)
 }
 
 /// Whether this process has `path` open (Linux: the links in /proc/self/fd).
@@ -185,7 +185,7 @@ async fn pipelined_calls_on_one_file_run_in_the_order_sent() {
     let chunks: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 1 + i as usize]).collect();
     let writes = chunks
         .iter()
-        .map(|c| file.call_method("write", (Value::Bytes(c.clone()),)));
+        .map(|c| file.call_method("write", (Value::from(c.clone()),)));
     for (i, written) in futures_util::future::join_all(writes)
         .await
         .into_iter()

@@ -84,6 +84,12 @@ impl Probe {
     fn echo(&self, value: tether::Value) -> tether::Value {
         value
     }
+
+    /// `at`, one day later.
+    #[method]
+    fn tomorrow(&self, at: tether::DateTime) -> tether::Result<tether::DateTime> {
+        tether::DateTime::from_unix(at.unix_seconds() + 86_400, at.subsec_nanos())
+    }
 }
 
 /// POST `body` with `content_type` to `path`; the status and body.
@@ -355,6 +361,76 @@ async fn jsonrpc_named_and_positional_params_reach_the_method() {
     assert_eq!(
         reply,
         json!({"jsonrpc": "2.0", "result": [["hi", 2], [27, null], ["itsgoodday", 10]], "id": null})
+    );
+}
+
+#[tokio::test]
+async fn dates_cross_as_datetime_in_xmlrpc_and_rfc3339_text_in_json() {
+    let gateway = Gateway::new(Probe::default());
+    // XML-RPC: Python's form in, whole seconds in Python's form out; an
+    // offset is honoured; text that is no date is a bad-parameter fault.
+    let xml = post_xml(
+        &gateway,
+        &xml_call(
+            "tomorrow",
+            &["<dateTime.iso8601>20261204T15:12:38</dateTime.iso8601>"],
+        ),
+    )
+    .await;
+    assert!(
+        xml.contains("<dateTime.iso8601>20261205T15:12:38</dateTime.iso8601>"),
+        "{xml}"
+    );
+    let xml = post_xml(
+        &gateway,
+        &xml_call(
+            "echo",
+            &["<dateTime.iso8601>2026-12-04T16:12:38.75+01:00</dateTime.iso8601>"],
+        ),
+    )
+    .await;
+    assert!(
+        xml.contains("<dateTime.iso8601>20261204T15:12:38</dateTime.iso8601>"),
+        "{xml}"
+    );
+    let xml = post_xml(
+        &gateway,
+        &xml_call("echo", &["<dateTime.iso8601>soon</dateTime.iso8601>"]),
+    )
+    .await;
+    assert_eq!(fault_code(&xml), -32600, "{xml}");
+    assert!(xml.contains("no ISO 8601 date and time"), "{xml}");
+    // The signature names the XML-RPC type.
+    let xml = post_xml(
+        &gateway,
+        &xml_call("system.methodSignature", &["<string>tomorrow</string>"]),
+    )
+    .await;
+    assert_eq!(
+        xml.matches("<string>dateTime.iso8601</string>").count(),
+        2,
+        "{xml}"
+    );
+    // JSON-RPC: ISO text converts where a date is expected; the result is
+    // RFC 3339 text.
+    let reply = json_reply(
+        &gateway,
+        r#"{"jsonrpc": "2.0", "method": "tomorrow", "params": ["2026-12-04T15:12:38.5Z"], "id": 1}"#,
+    )
+    .await;
+    assert_eq!(reply["result"], json!("2026-12-05T15:12:38.5Z"), "{reply}");
+    let reply = json_reply(
+        &gateway,
+        r#"{"jsonrpc": "2.0", "method": "tomorrow", "params": ["next week"], "id": 2}"#,
+    )
+    .await;
+    assert_eq!(error_code(&reply), -32602, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ISO 8601"),
+        "{reply}"
     );
 }
 

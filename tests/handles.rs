@@ -98,7 +98,7 @@ async fn stream_of(process: &NetRef, name: &str) -> NetRef {
 }
 
 fn bytes(b: &[u8]) -> Value {
-    Value::Bytes(b.to_vec())
+    Value::from(b)
 }
 
 async fn pid_of(process: &NetRef) -> u32 {

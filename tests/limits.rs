@@ -41,7 +41,7 @@ impl Object for Big {
     ) -> BoxFuture<'a, Result<Value>> {
         Box::pin(async move {
             let n: usize = args.parse()?;
-            Ok(Value::Bytes(vec![7; n]))
+            Ok(Value::Bytes(vec![7; n].into()))
         })
     }
 }

@@ -325,10 +325,10 @@ async fn exposed_impl_in_a_module_without_prelude_works() {
         Value::List(vec![Value::from("apple")])
     );
     assert_eq!(
-        root.call_method("twice", (Value::Bytes(vec![1, 2]),))
+        root.call_method("twice", (Value::Bytes(vec![1, 2].into()),))
             .await
             .unwrap(),
-        Value::Bytes(vec![1, 2, 1, 2])
+        Value::Bytes(vec![1, 2, 1, 2].into())
     );
     assert_eq!(
         root.call_method("total", (1, 2, 3)).await.unwrap(),
@@ -362,8 +362,13 @@ async fn exposed_impl_in_a_module_without_prelude_works() {
     assert_eq!(root.getattr("count").await.unwrap(), Value::from(2));
     root.setattr("label", "pantry").await.unwrap();
     assert_eq!(root.getattr("label").await.unwrap(), Value::from("pantry"));
-    root.setattr("blob", Value::Bytes(vec![7])).await.unwrap();
-    assert_eq!(root.getattr("blob").await.unwrap(), Value::Bytes(vec![7]));
+    root.setattr("blob", Value::Bytes(vec![7].into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        root.getattr("blob").await.unwrap(),
+        Value::Bytes(vec![7].into())
+    );
 
     let err = root.call_method("push", (1,)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadArguments);

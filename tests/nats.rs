@@ -320,7 +320,7 @@ async fn through_the_broker_callbacks_netrefs_iteration_and_files_work_as_over_t
     assert!(read == contents, "the file arrived changed");
 
     // Bytes both ways in one call, larger than a tunnel message.
-    let big = Value::Bytes(vec![7u8; 1 << 20]);
+    let big = Value::Bytes(vec![7u8; 1 << 20].into());
     assert_eq!(root.call_method("echo", (big.clone(),)).await.unwrap(), big);
     assert!(
         !nats.log().iter().any(|l| l.contains("Slow Consumer")),

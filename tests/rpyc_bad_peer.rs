@@ -389,7 +389,7 @@ impl Lab {
 
     #[method]
     fn blob(&self, n: usize) -> Value {
-        Value::Bytes(vec![7; n])
+        Value::Bytes(vec![7; n].into())
     }
 }
 

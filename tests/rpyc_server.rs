@@ -40,6 +40,12 @@ impl Lab {
         value
     }
 
+    /// A date: brine has none, so Python gets its RFC 3339 text.
+    #[method]
+    fn moment(&self) -> tether::DateTime {
+        tether::DateTime::from_unix(1_796_397_158, 500_000_000).unwrap()
+    }
+
     /// What Python sent, for the Rust side to check.
     #[method]
     fn record(&self, #[rest] values: Vec<Value>) {
@@ -289,7 +295,7 @@ async fn a_python_client_uses_a_tether_service_and_releases_everything() {
             Value::Int(7),
             Value::Float(2.5),
             Value::from("h\u{e9}"),
-            Value::Bytes(vec![0, 0xff]),
+            Value::Bytes(vec![0, 0xff].into()),
             Value::List(vec![Value::Int(1), Value::List(vec![Value::from("two")])]),
         ]
     );

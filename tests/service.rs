@@ -371,7 +371,7 @@ async fn the_served_object_checks_untyped_callers() {
     assert_eq!(summary.get("label"), Some(&Value::None));
     assert_eq!(
         root.call_method("encode", ("a",)).await.unwrap(),
-        Value::Bytes(b"a".to_vec())
+        Value::Bytes(b"a".to_vec().into())
     );
     let err = root.call_method("add", (1, "2")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::BadArguments);

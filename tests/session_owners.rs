@@ -69,7 +69,7 @@ impl Account {
     /// `n` bytes.
     #[method]
     fn blob(&self, n: usize) -> Value {
-        Value::Bytes(vec![1; n])
+        Value::Bytes(vec![1; n].into())
     }
 }
 
@@ -360,7 +360,7 @@ async fn remembered_bytes_are_bounded_per_owner_and_a_result_too_large_is_not_ke
     // retry of its call id is OutcomeUnknown, and says why.
     let alice = session(addr, "alice").await;
     let big = alice.call("blob", (4 << 20,)).await.unwrap();
-    assert_eq!(big, Value::Bytes(vec![1; 4 << 20]));
+    assert_eq!(big, Value::Bytes(vec![1; 4 << 20].into()));
     let (_raw, host) = host_as(addr, "alice").await;
     let err = host
         .call_method("call", (alice.id().unwrap(), 0, "blob", 4 << 20))

@@ -22,6 +22,12 @@ fn float() -> impl Strategy<Value = f64> {
     any::<f64>().prop_filter("NaN is not equal to itself", |x| !x.is_nan())
 }
 
+/// Any date tether carries: the years 1 to 9999, to the nanosecond.
+fn datetime() -> impl Strategy<Value = tether::DateTime> {
+    (-62_135_596_800i64..=253_402_300_799, 0u32..1_000_000_000)
+        .prop_map(|(s, n)| tether::DateTime::from_unix(s, n).unwrap())
+}
+
 /// Any `Value` without references: depth ≤ 4, collections of ≤ 8 items.
 fn value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -38,7 +44,8 @@ fn value() -> impl Strategy<Value = Value> {
         .prop_map(Value::Int),
         float().prop_map(Value::Float),
         "\\PC{0,8}".prop_map(Value::Str),
-        vec(any::<u8>(), 0..=8).prop_map(Value::Bytes),
+        vec(any::<u8>(), 0..=8).prop_map(|b: Vec<u8>| Value::Bytes(b.into())),
+        datetime().prop_map(Value::DateTime),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
@@ -100,6 +107,59 @@ fn any_value_survives_an_echo_unchanged() {
     });
 }
 
+/// Bytes patterned so that a part out of place shows.
+fn patterned(n: usize, seed: u8) -> Value {
+    Value::Bytes(
+        (0..n)
+            .map(|i| (i % 251) as u8 ^ seed)
+            .collect::<Vec<u8>>()
+            .into(),
+    )
+}
+
+/// Large bytes values are written from their own memory, between the
+/// encoded bytes around them: over TCP and in memory, alone, several in
+/// one frame, and many frames at once (queued to the writer), every byte
+/// arrives in its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bytes_arrive_whole_whether_written_in_parts_or_not() {
+    let server = tether::Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(TestService::default()));
+    let tcp = tether::connect(addr).await.unwrap();
+    let (memory, _server) = support::memory_pair(TestService::default()).await;
+    for conn in [&tcp, &memory] {
+        let root = conn.root().await.unwrap();
+        for n in [0, 100, 16 * 1024 - 1, 16 * 1024, 65_536, 1 << 20] {
+            let v = patterned(n, 7);
+            assert_eq!(
+                root.call_method("echo", (v.clone(),)).await.unwrap(),
+                v,
+                "{n}"
+            );
+        }
+        let several = Value::List(vec![
+            patterned(65_536, 1),
+            Value::from("between"),
+            patterned(20_000, 2),
+            patterned(10, 3),
+            patterned(300_000, 4),
+        ]);
+        let back = root.call_method("echo", (several.clone(),)).await.unwrap();
+        assert_eq!(back, several);
+        let calls = (0..16u8).map(|i| {
+            let root = root.clone();
+            async move {
+                let v = patterned(100_000 + usize::from(i) * 1000, i);
+                (root.call_method("echo", (v.clone(),)).await.unwrap(), v)
+            }
+        });
+        for (back, sent) in futures_util::future::join_all(calls).await {
+            assert_eq!(back, sent);
+        }
+    }
+}
+
 // ------------------------------------------------------------ serde
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +195,8 @@ struct Record {
     inner: Option<Inner>,
     children: Vec<Inner>,
     maybe_list: Option<Vec<Option<i64>>>,
+    at: tether::DateTime,
+    when: Option<tether::DateTime>,
 }
 
 fn shape() -> impl Strategy<Value = Shape> {
@@ -177,10 +239,12 @@ fn record() -> impl Strategy<Value = Record> {
         vec(inner(), 0..=4),
         proptest::option::of(vec(any::<Option<i64>>(), 0..=8)),
     );
-    (scalars, collections).prop_map(
+    let dates = (datetime(), proptest::option::of(datetime()));
+    (scalars, collections, dates).prop_map(
         |(
             (id, name, small, letter, length, pair),
             (tags, counts, shape, shapes, inner, children, maybe_list),
+            (at, when),
         )| Record {
             id,
             name,
@@ -195,6 +259,8 @@ fn record() -> impl Strategy<Value = Record> {
             inner,
             children,
             maybe_list,
+            at,
+            when,
         },
     )
 }
@@ -243,6 +309,12 @@ fn encode_value(out: &mut Vec<u8>, v: &Value) {
             out.push(6);
             varint(out, b.len() as u64);
             out.extend_from_slice(b);
+        }
+        Value::DateTime(t) => {
+            out.push(12);
+            let s = t.unix_seconds();
+            varint(out, ((s << 1) ^ (s >> 63)) as u64);
+            varint(out, u64::from(t.subsec_nanos()));
         }
         Value::List(items) => {
             out.push(7);

@@ -103,10 +103,7 @@ pub fn add_together(things: Vec<Value>) -> Result<Value> {
                 x.push_str(&y);
                 Value::Str(x)
             }
-            (Value::Bytes(mut x), Value::Bytes(y)) => {
-                x.extend(y);
-                Value::Bytes(x)
-            }
+            (Value::Bytes(x), Value::Bytes(y)) => Value::Bytes([x, y].concat().into()),
             (Value::List(mut x), Value::List(y)) => {
                 x.extend(y);
                 Value::List(x)

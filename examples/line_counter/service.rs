@@ -50,7 +50,7 @@ async fn count_by_readline(fileobj: &NetRef, function: &NetRef) -> Result<i64> {
     let mut count = 0;
     loop {
         let line = fileobj.call_method("readline", ()).await?;
-        if line == Value::from("") || line == Value::Bytes(Vec::new()) {
+        if line == Value::from("") || line == Value::Bytes(Default::default()) {
             return Ok(count);
         }
         function.call((line,)).await?;

@@ -18,7 +18,7 @@ use crate::error::raise;
 use crate::protocol::frame::Op;
 use crate::service::answers::{measure, Answer, Outcome};
 use crate::trace::ServeSpan;
-use crate::{Args, BoxFuture, Error, ErrorKind, Result, Value};
+use crate::{Args, BoxFuture, DateTime, Error, ErrorKind, Result, Value};
 
 /// An expression, read.
 pub(super) enum Eval {
@@ -235,7 +235,16 @@ impl Session {
                 Ok(self.operate(subject, path, args, &r.budget))
             }
             ("remap", _) => unsupported(".map() over a promise"),
-            ("date", _) => unsupported("a Date (tether has no date value yet)"),
+            ("date", [Json::Number(ms)]) => Ok(match ms.as_f64().map(DateTime::from_unix_millis) {
+                Some(Ok(t)) => Eval::Ready(Value::DateTime(t)),
+                Some(Err(err)) => Eval::failed(err, "reading a Date"),
+                None => return Err(malformed()),
+            }),
+            // An invalid Date's time is NaN, which JSON writes as null.
+            ("date", [Json::Null]) => Ok(Eval::failed(
+                raise::type_mismatch("a date", "an invalid Date"),
+                "reading a Date",
+            )),
             ("writable" | "readable" | "blob", _) => unsupported("a stream"),
             ("headers" | "request" | "response", _) => unsupported("a Fetch API object"),
             _ => Err(malformed()),

@@ -79,6 +79,7 @@
 //! | `bigint` | `Int` (beyond 64 bits: a `TypeError`) |
 //! | string, `URL` | `Str` |
 //! | `Uint8Array` (any byte container) | `Bytes` (sent as `Uint8Array`) |
+//! | `Date` | `DateTime` (an invalid `Date` is a `TypeError`) |
 //! | array | `List` |
 //! | plain object | `Map` (keys that are not text are sent as their text) |
 //! | `Error` | `Map` with `name` and `message` |
@@ -89,7 +90,7 @@
 //! ordinary [`NetRef`], with the same mapping of values and errors.
 //!
 //! Not supported, each failing only the call it is in, with a message
-//! saying so: `Date` (tether has no date value yet), `.map()` over a
+//! saying so: `.map()` over a
 //! promise (`remap`), streams and `Blob`s, `Headers`/`Request`/`Response`,
 //! promises passed as arguments (await them first).
 //!

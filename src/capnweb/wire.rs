@@ -83,7 +83,7 @@ pub(crate) fn bytes(text: &str) -> Result<Value, Error> {
     );
     engine
         .decode(text)
-        .map(Value::Bytes)
+        .map(Value::from)
         .map_err(|e| raise::protocol(format!("bytes that are not base64: {e}")))
 }
 
@@ -103,6 +103,7 @@ pub(crate) fn encode(value: &Value, reference: &mut dyn FnMut(&NetRef) -> Json) 
             "bytes",
             base64::engine::general_purpose::STANDARD_NO_PAD.encode(b)
         ]),
+        Value::DateTime(t) => json!(["date", t.unix_millis()]),
         Value::List(items) => {
             let items = items.iter().map(|v| encode(v, reference)).collect();
             Json::Array(vec![Json::Array(items)])
@@ -175,7 +176,7 @@ mod tests {
             Value::Int(1 << 60),
             Value::Float(f64::INFINITY),
             Value::from("x"),
-            Value::Bytes(vec![0, 1, 2, 3]),
+            Value::Bytes(vec![0, 1, 2, 3].into()),
             Value::map([("k", Value::None)]),
         ]);
         assert_eq!(
@@ -207,8 +208,14 @@ mod tests {
             bigint(&"9".repeat(10_000)).unwrap_err().kind(),
             ErrorKind::LimitExceeded
         );
-        assert_eq!(bytes("AAECAw").unwrap(), Value::Bytes(vec![0, 1, 2, 3]));
-        assert_eq!(bytes("AAECAw==").unwrap(), Value::Bytes(vec![0, 1, 2, 3]));
+        assert_eq!(
+            bytes("AAECAw").unwrap(),
+            Value::Bytes(vec![0, 1, 2, 3].into())
+        );
+        assert_eq!(
+            bytes("AAECAw==").unwrap(),
+            Value::Bytes(vec![0, 1, 2, 3].into())
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::service::policy::Policy;
 /// - Frames: one frame of at most [`max_frame_len`](Config::max_frame_len)
 ///   is read at a time.
 /// - Decoded values: a frame's values take more room than its bytes (a
-///   1-byte `None` becomes a 32-byte [`Value`](crate::Value)), so decoding
+///   1-byte `None` becomes a 40-byte [`Value`](crate::Value)), so decoding
 ///   is counted against [`max_decoded_bytes`](Config::max_decoded_bytes),
 ///   which bounds one frame's values *and* the decoded arguments of every
 ///   call still being served, together.
@@ -33,7 +33,7 @@ use crate::service::policy::Policy;
 /// So the worst case is roughly `max_frame_len + max_decoded_bytes +
 /// max_queued_bytes` (with the defaults, 64 + 128 + 64 MiB), plus what
 /// `max_serving` calls and `max_exported` objects of your own code hold.
-/// Values are counted at 32 bytes each plus their text and bytes; a list
+/// Values are counted at 40 bytes each plus their text and bytes; a list
 /// growing while it decodes may briefly hold up to twice its slots.
 ///
 /// ```
@@ -59,7 +59,7 @@ pub struct Config {
     pub max_frame_len: usize,
     /// Most bytes of decoded values this side holds for the peer at once:
     /// what one frame decodes to, plus the decoded arguments of the
-    /// peer's calls still being served. Each value counts 32 bytes, text
+    /// peer's calls still being served. Each value counts 40 bytes, text
     /// and bytes their length besides. A request over what is left is
     /// answered with [`ErrorKind::LimitExceeded`](crate::ErrorKind)
     /// without running, a reply over it fails its call the same way; the

@@ -113,7 +113,7 @@ where
                 shared.heard_from_peer();
                 let more = !frames.read_buffer().is_empty();
                 shared.reading_more.store(more, Ordering::Relaxed);
-                if let Err(err) = incoming::handle_frame(&shared, &payload) {
+                if let Err(err) = incoming::handle_frame(&shared, payload) {
                     break err;
                 }
             }
@@ -223,8 +223,10 @@ pub(crate) async fn write_loop<W>(
     }
     if let Some(mut io) = held {
         while let Ok(msg) = rx.try_recv() {
-            if let Outbound::Frame(frame) = msg {
-                batch.add_bytes(frame);
+            match msg {
+                Outbound::Frame(frame) => batch.add_bytes(frame),
+                Outbound::Parts(parts) => parts.into_iter().for_each(|p| batch.add_bytes(p)),
+                Outbound::Releases(_) | Outbound::Finish => {}
             }
         }
         if let Ok(frame) = shared.encode(&Message::Close(shared.farewell())) {
@@ -338,8 +340,16 @@ impl Batch {
         match msg {
             Outbound::Frame(frame) => {
                 self.flush_releases();
-                self.shared.frame_written(&frame);
+                self.shared.frame_written(frame.len());
                 self.add_bytes(frame);
+            }
+            Outbound::Parts(parts) => {
+                self.flush_releases();
+                self.shared
+                    .frame_written(parts.iter().map(Bytes::len).sum());
+                for part in parts {
+                    self.add_bytes(part);
+                }
             }
             Outbound::Releases(pairs) => {
                 for (id, count) in pairs {

@@ -5,6 +5,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use std::time::Duration;
 
@@ -30,23 +31,38 @@ const OWNER_GRACE: Duration = Duration::from_millis(250);
 /// Decode and route one frame. An error is a protocol violation that ends
 /// the connection; anything wrong with a single request is answered
 /// instead.
-pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<()> {
-    dispatch(shared, decode_frame(shared, payload)?)
+pub(crate) fn handle_frame(shared: &Arc<Shared>, payload: BytesMut) -> Result<()> {
+    let decoded = if payload.len() < codec::SHARE_FROM {
+        // Nothing in it to share: decoded where it lies.
+        decode_in(shared, |refs, left| {
+            codec::decode_within(&payload, refs, left)
+        })
+    } else {
+        decode_frame(shared, &payload.freeze())
+    };
+    dispatch(shared, decoded?)
 }
 
 /// Decode one frame within what is left of the connection's decoding
 /// budget ([`Config::max_decoded_bytes`](super::Config::max_decoded_bytes)
 /// less what calls in progress hold). Needs no runtime: the reader runs it
-/// on a blocking thread for large frames.
-// Inlined into `handle_frame`, so the decoded message is built where it is
-// dispatched rather than copied out: without the hint, the trace context
-// added to requests tipped it out of line, a few tenths of a percent of a
-// null call.
-#[inline]
-pub(crate) fn decode_frame(shared: &Arc<Shared>, payload: &[u8]) -> Result<Decoded> {
+/// on a blocking thread for large frames. Large bytes values share the
+/// frame's memory.
+pub(crate) fn decode_frame(shared: &Arc<Shared>, payload: &Bytes) -> Result<Decoded> {
+    decode_in(shared, |refs, left| {
+        codec::decode_shared(payload, refs, left)
+    })
+}
+
+/// Run `decode` with the connection's references and what is left of its
+/// decoding budget.
+fn decode_in(
+    shared: &Arc<Shared>,
+    decode: impl FnOnce(&super::shared::Refs<'_>, usize) -> Result<Decoded>,
+) -> Result<Decoded> {
     let left = shared.decoded_held.left(shared.config.max_decoded_bytes);
     let refs = super::shared::Refs::new(shared);
-    let mut decoded = codec::decode_within(payload, &refs, left)
+    let mut decoded = decode(&refs, left)
         .map_err(|e| raise::protocol(format!("protocol violation: {}", e.message())))?;
     decoded.names_answers = refs.named_answers.get();
     Ok(decoded)
@@ -602,13 +618,14 @@ async fn run_on(
 fn reply(shared: &Arc<Shared>, seq: u64, message: Message) {
     // The reply (and the references in it) must outlive the queueing of its
     // frame: see `Shared::request`.
-    let frame = shared.encode(&message).or_else(|err| {
+    // Large bytes in it are written from their own memory.
+    let frame = shared.encode_spliced(&message).or_else(|err| {
         let result = Err(err.to_remote(&here(shared, "sending the reply")));
-        shared.encode(&Message::Reply { seq, result })
+        shared.encode_spliced(&Message::Reply { seq, result })
     });
     match frame {
         Ok(frame) => {
-            let _ = shared.send_frame(frame);
+            let _ = shared.send_spliced(frame);
         }
         Err(err) => tracing::warn!(connection = shared.number, %err, "cannot send a reply"),
     }

@@ -16,9 +16,9 @@ use super::config::{Config, MIN_FRAME_LEN};
 use crate::error::raise;
 use crate::netref::promise::PromiseArg;
 use crate::netref::{ImportTable, NetRef, Proxy, Target};
-use crate::protocol::codec::{self, NoRefs, RefCodec};
+use crate::protocol::codec::{self, Frame, NoRefs, RefCodec};
 use crate::protocol::frame::{Message, WireRef};
-use crate::protocol::handshake::{PeerHello, PIPELINING_SINCE, TRACE_VERSION};
+use crate::protocol::handshake::{PeerHello, DATES_SINCE, PIPELINING_SINCE, TRACE_VERSION};
 use crate::service::answers::{AnswerArg, Answers};
 use crate::service::table::{drop_objects, lock, ExportTable, Released};
 use crate::{Error, ErrorKind, Result, Value};
@@ -27,6 +27,9 @@ use crate::{Error, ErrorKind, Result, Value};
 pub(crate) enum Outbound {
     /// An encoded frame, length prefix included.
     Frame(Bytes),
+    /// A frame in parts, in order: large bytes values written from their
+    /// own memory between the encoded bytes around them.
+    Parts(Vec<Bytes>),
     /// Releases of the peer's objects, gathered beside the queue first
     /// (`Shared::hold_release`); the writer batches consecutive ones into
     /// one frame. Being queued only after every frame queued before the
@@ -101,6 +104,8 @@ pub(crate) struct Shared {
     pub(crate) peer_identity: Option<crate::PeerIdentity>,
     /// The peer takes pipelined requests (protocol 4 and later).
     pub(crate) pipelines: bool,
+    /// The peer reads dates (protocol 5); an older one is sent text.
+    pub(crate) dates: bool,
     /// The peer takes a trace context in requests (protocol 5 and later).
     pub(crate) traces: bool,
 
@@ -195,8 +200,8 @@ const ENCODE_KEEP: usize = 64 * 1024;
 const ENCODE_ROOM: usize = 256;
 
 /// What a queued frame costs: its bytes plus the bookkeeping around them.
-fn queued_cost(frame: &Bytes) -> usize {
-    frame.len() + 64
+fn queued_cost(frame_len: usize) -> usize {
+    frame_len + 64
 }
 
 impl Shared {
@@ -221,6 +226,7 @@ impl Shared {
             peer_addr,
             peer_identity: peer.identity,
             pipelines: peer.version >= PIPELINING_SINCE,
+            dates: peer.version >= DATES_SINCE,
             traces: peer.version >= TRACE_VERSION,
             out,
             unwritten: AtomicUsize::new(0),
@@ -269,6 +275,22 @@ impl Shared {
     /// Encode `message` for this connection. If encoding fails after some
     /// of our objects were counted as sent, those sends are taken back.
     pub(crate) fn encode(self: &Arc<Self>, message: &Message) -> Result<Bytes> {
+        self.encode_with(message, codec::encode_into, Bytes::len)
+    }
+
+    /// [`encode`](Self::encode), leaving large bytes values in their own
+    /// memory (see [`codec::encode_spliced_into`]); for
+    /// [`send_spliced`](Self::send_spliced).
+    pub(crate) fn encode_spliced(self: &Arc<Self>, message: &Message) -> Result<Frame> {
+        self.encode_with(message, codec::encode_spliced_into, Frame::len)
+    }
+
+    fn encode_with<F>(
+        self: &Arc<Self>,
+        message: &Message,
+        encode: fn(&mut BytesMut, &Message, &dyn RefCodec, usize) -> Result<F>,
+        len: fn(&F) -> usize,
+    ) -> Result<F> {
         let refs = Refs::new(self);
         // Reusing one buffer saves an allocation per frame, and for large
         // frames, memory the allocator would otherwise hand back to the OS
@@ -282,18 +304,23 @@ impl Shared {
             .and_then(|mut buf| buf.try_reclaim(ENCODE_ROOM).then_some(buf));
         let result = match arena {
             Some(mut buf) => {
-                let result = codec::encode_into(&mut buf, message, &refs, self.send_limit);
+                let result = encode(&mut buf, message, &refs, self.send_limit);
                 // Memory kept for large frames is let go with the first
                 // small one after them, so a connection keeps at most one
                 // large buffer, and only while it sends large frames.
                 if buf.capacity() > ENCODE_KEEP
-                    && result.as_ref().is_ok_and(|f| f.len() <= ENCODE_KEEP)
+                    && result.as_ref().is_ok_and(|f| len(f) <= ENCODE_KEEP)
                 {
                     *buf = BytesMut::with_capacity(ENCODE_ROOM);
                 }
                 result
             }
-            None => codec::encode(message, &refs, self.send_limit),
+            None => encode(
+                &mut BytesMut::with_capacity(64),
+                message,
+                &refs,
+                self.send_limit,
+            ),
         };
         if result.is_err() {
             let sent = refs.exported.into_inner();
@@ -336,7 +363,13 @@ impl Shared {
         if quiet && self.write_through(&frame) {
             return Ok(());
         }
-        let cost = queued_cost(&frame);
+        self.queue_frame(frame.len(), Outbound::Frame(frame))
+    }
+
+    /// Queue a frame of `len` bytes, counted against
+    /// [`Config::max_queued_bytes`].
+    fn queue_frame(self: &Arc<Self>, len: usize, frame: Outbound) -> Result<()> {
+        let cost = queued_cost(len);
         let backlog = self.queued.fetch_add(cost, Ordering::AcqRel);
         if backlog > self.config.max_queued_bytes {
             self.queued.fetch_sub(cost, Ordering::AcqRel);
@@ -350,8 +383,26 @@ impl Shared {
             );
             return Err(err);
         }
-        self.queue(Outbound::Frame(frame))
-            .map_err(|_| self.closed_error())
+        self.queue(frame).map_err(|_| self.closed_error())
+    }
+
+    /// [`send_frame`](Self::send_frame) for a frame that may be in parts
+    /// (see [`codec::encode_spliced_into`]). Releases held back go first,
+    /// on their own.
+    pub(crate) fn send_spliced(self: &Arc<Self>, frame: Frame) -> Result<()> {
+        let parts = match frame {
+            Frame::Whole(frame) => return self.send_frame(frame),
+            Frame::Parts(parts) => parts,
+        };
+        let quiet = self.unwritten.load(Ordering::Acquire) == 0
+            && !self.reading_more.load(Ordering::Relaxed)
+            && self.calls_waiting.load(Ordering::Relaxed) <= 1;
+        self.flush_releases();
+        let len = parts.iter().map(Bytes::len).sum();
+        if quiet && self.write_through_parts(&parts, len) {
+            return Ok(());
+        }
+        self.queue_frame(len, Outbound::Parts(parts))
     }
 
     /// Hand `message` to the writer task.
@@ -365,6 +416,44 @@ impl Shared {
     /// it must be queued instead. A frame the transport took only part of
     /// is finished by the writer, before anything queued after it.
     fn write_through(&self, frame: &Bytes) -> bool {
+        self.write_through_with(
+            frame.len(),
+            |io, cx| Pin::new(io).poll_write(cx, frame),
+            |written| frame.slice(written..),
+        )
+    }
+
+    /// [`write_through`](Self::write_through) a frame in parts, `len`
+    /// bytes in all, in one vectored write; what the transport did not
+    /// take is copied for the writer to finish.
+    fn write_through_parts(&self, parts: &[Bytes], len: usize) -> bool {
+        self.write_through_with(
+            len,
+            |io, cx| {
+                let slices: Vec<std::io::IoSlice<'_>> =
+                    parts.iter().map(|p| std::io::IoSlice::new(p)).collect();
+                Pin::new(io).poll_write_vectored(cx, &slices)
+            },
+            |mut written| {
+                let mut rest = BytesMut::with_capacity(len - written);
+                for part in parts {
+                    let skip = written.min(part.len());
+                    rest.extend_from_slice(&part[skip..]);
+                    written -= skip;
+                }
+                rest.freeze()
+            },
+        )
+    }
+
+    /// Write `len` bytes through with `write` (one attempt, no waiting);
+    /// `rest(n)` is what is left after the first `n`, for the writer.
+    fn write_through_with(
+        &self,
+        len: usize,
+        write: impl FnOnce(&mut Wire, &mut Context<'_>) -> Poll<std::io::Result<usize>>,
+        rest: impl FnOnce(usize) -> Bytes,
+    ) -> bool {
         let Ok(mut wire) = self.wire.try_lock() else {
             return false;
         };
@@ -377,14 +466,14 @@ impl Shared {
             return false;
         };
         let mut cx = Context::from_waker(Waker::noop());
-        let written = match Pin::new(&mut *io).poll_write(&mut cx, frame) {
+        let written = match write(io, &mut cx) {
             Poll::Ready(Ok(n)) if n > 0 => n,
             // Not writable now, or failing: the writer deals with it.
             _ => return false,
         };
         let flushed = matches!(Pin::new(&mut *io).poll_flush(&mut cx), Poll::Ready(Ok(())));
-        if written < frame.len() || !flushed {
-            wire.tail = frame.slice(written..);
+        if written < len || !flushed {
+            wire.tail = rest(written);
             let _ = self.queue(Outbound::Finish);
         }
         true
@@ -403,8 +492,9 @@ impl Shared {
     }
 
     /// The writer wrote `frame`.
-    pub(crate) fn frame_written(&self, frame: &Bytes) {
-        self.queued.fetch_sub(queued_cost(frame), Ordering::AcqRel);
+    pub(crate) fn frame_written(&self, frame_len: usize) {
+        self.queued
+            .fetch_sub(queued_cost(frame_len), Ordering::AcqRel);
     }
 
     /// Encode and queue a message that carries no references.
@@ -516,7 +606,8 @@ impl Shared {
                     // Counted as `send_frame` counts, since the writer
                     // uncounts every frame it writes; too small to check
                     // against the backlog limit.
-                    self.queued.fetch_add(queued_cost(&frame), Ordering::AcqRel);
+                    self.queued
+                        .fetch_add(queued_cost(frame.len()), Ordering::AcqRel);
                     let _ = self.queue(Outbound::Frame(frame));
                 }
                 Err(err) => {
@@ -670,6 +761,10 @@ impl<'a> Refs<'a> {
 }
 
 impl RefCodec for Refs<'_> {
+    fn reads_dates(&self) -> bool {
+        self.shared.dates
+    }
+
     fn export(&self, netref: &NetRef) -> Result<WireRef> {
         match &netref.target {
             Target::Remote(proxy) if Arc::ptr_eq(&proxy.conn, self.shared) => {

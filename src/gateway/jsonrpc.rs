@@ -176,6 +176,8 @@ pub(crate) fn json_of(v: &Value) -> Result<Json, Fault> {
         Value::Str(s) => Json::String(s.clone()),
         // JSON has no bytes; base64 text is what JSON APIs commonly send.
         Value::Bytes(b) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        // JSON has no dates; RFC 3339 text is what JSON APIs send.
+        Value::DateTime(t) => Json::String(t.to_rfc3339()),
         Value::List(items) => Json::Array(items.iter().map(json_of).collect::<Result<_, _>>()?),
         Value::Map(pairs) => {
             let mut object = Map::with_capacity(pairs.len());
@@ -212,7 +214,10 @@ mod tests {
             json_of(&v).unwrap(),
             json!({"n": 1, "x": 2.5, "s": "t", "l": [true, null], "big": 1e20})
         );
-        assert_eq!(json_of(&Value::Bytes(vec![0, 1])).unwrap(), json!("AAE="));
+        assert_eq!(
+            json_of(&Value::Bytes(vec![0, 1].into())).unwrap(),
+            json!("AAE=")
+        );
     }
 
     #[test]

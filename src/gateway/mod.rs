@@ -68,11 +68,12 @@
 //! | `Float` | `<double>` | number (NaN and infinities cannot be sent) |
 //! | `Str` | `<string>` (or untyped text) | string |
 //! | `Bytes` | `<base64>` | base64 text (results only) |
+//! | [`DateTime`](crate::DateTime) | `<dateTime.iso8601>` (`20261204T15:12:38`, UTC; read as UTC when it names no offset) | RFC 3339 text (results only; text converts where a `DateTime` parameter expects one) |
 //! | `List` | `<array>` | array |
 //! | `Map` (string keys) | `<struct>` | object |
 //!
-//! A `<dateTime.iso8601>` argument arrives as its text (`20261123T22:30:00`):
-//! tether values have no date type. Objects never cross: a result that
+//! A date is written in whole seconds, the form Python's client and most
+//! others read. Objects never cross: a result that
 //! holds an object reference (a [`NetRef`]) is answered with an
 //! internal-error fault saying that the gateway passes values only.
 //!

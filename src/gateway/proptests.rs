@@ -19,7 +19,7 @@ fn value() -> impl Strategy<Value = Value> {
             .prop_filter("finite", |x| x.is_finite())
             .prop_map(Value::Float),
         "[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\u{fffe}\\u{ffff}]{0,12}".prop_map(Value::Str),
-        vec(any::<u8>(), 0..=8).prop_map(Value::Bytes),
+        vec(any::<u8>(), 0..=8).prop_map(|b: Vec<u8>| Value::Bytes(b.into())),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![

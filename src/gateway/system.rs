@@ -277,6 +277,7 @@ fn xmlrpc_type(ty: &str) -> String {
                 "str" => "string",
                 "bool" => "boolean",
                 "bytes" => "base64",
+                "datetime" => "dateTime.iso8601",
                 "None" => "nil",
                 "list" | "tuple" => "array",
                 "map" | "dict" => "struct",
@@ -311,6 +312,10 @@ mod tests {
             ["nil", "struct", "int | nil"]
         );
         assert_eq!(sig("()").unwrap(), ["any"]);
+        assert_eq!(
+            sig("(at: datetime) -> datetime | None").unwrap(),
+            ["dateTime.iso8601 | nil", "dateTime.iso8601"]
+        );
     }
 
     #[test]

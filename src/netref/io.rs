@@ -22,6 +22,8 @@ use std::io::{self, SeekFrom};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
+use bytes::{Bytes, BytesMut};
+
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
 use super::NetRef;
@@ -122,8 +124,9 @@ pub struct RemoteFile {
     read_ahead: usize,
     write_behind: usize,
     /// Read-ahead; `rbuf[rpos..]` is not consumed yet. The remote position
-    /// is past it.
-    rbuf: Vec<u8>,
+    /// is past it. A read's bytes as they arrived (sharing the frame's
+    /// memory), not copied.
+    rbuf: Bytes,
     rpos: usize,
     /// The last fetch returned nothing: report the end of the file once.
     eof: bool,
@@ -160,8 +163,8 @@ struct Fetch {
 }
 
 enum FetchState {
-    Sent(BoxFuture<'static, io::Result<Vec<u8>>>),
-    Back(io::Result<Vec<u8>>),
+    Sent(BoxFuture<'static, io::Result<Bytes>>),
+    Back(io::Result<Bytes>),
 }
 
 /// What a finished remote operation did.
@@ -193,7 +196,7 @@ impl RemoteFile {
             file,
             read_ahead: READ_AHEAD,
             write_behind: WRITE_BEHIND,
-            rbuf: Vec::new(),
+            rbuf: Bytes::new(),
             rpos: 0,
             eof: false,
             wbuf: Vec::new(),
@@ -290,7 +293,7 @@ impl RemoteFile {
                 Then::Close => (Some("close"), Done::Closed),
             };
             let len = data.len();
-            let write = (len > 0).then(|| (Value::Bytes(data),));
+            let write = (len > 0).then(|| (Value::from(data),));
             match (write, method, file.connection()) {
                 (Some(args), Some(method), Some(conn)) => {
                     let mut batch = conn.batch();
@@ -332,7 +335,7 @@ impl RemoteFile {
 
     /// Drop the read-ahead (the remote position stays past it).
     fn drop_read_ahead(&mut self) {
-        self.rbuf.clear();
+        self.rbuf = Bytes::new();
         self.rpos = 0;
         self.eof = false;
         self.streak = 0;
@@ -347,7 +350,7 @@ impl RemoteFile {
             let n = i64::try_from(want).unwrap_or(i64::MAX);
             match file.call_method("read", (n,)).await? {
                 Value::Bytes(data) => Ok(data),
-                Value::Str(text) => Ok(text.into_bytes()),
+                Value::Str(text) => Ok(Bytes::from(text)),
                 other => Err(raise::type_mismatch("bytes from read", other.type_name()).into()),
             }
         }));
@@ -386,20 +389,21 @@ impl RemoteFile {
         {
             return Poll::Pending;
         }
-        self.rbuf.drain(..self.rpos);
-        self.rpos = 0;
+        let mut joined = BytesMut::from(&self.rbuf[self.rpos..]);
         for fetch in std::mem::take(&mut self.fetches) {
             let FetchState::Back(result) = fetch.state else {
                 unreachable!("every fetch is back")
             };
             match result {
-                Ok(data) if self.failed.is_none() => self.rbuf.extend_from_slice(&data),
+                Ok(data) if self.failed.is_none() => joined.extend_from_slice(&data),
                 Ok(_) => {}
                 Err(err) => {
                     self.failed.get_or_insert(err);
                 }
             }
         }
+        self.rbuf = joined.freeze();
+        self.rpos = 0;
         Poll::Ready(())
     }
 
@@ -503,7 +507,7 @@ impl RemoteFile {
     fn consume_bytes(&mut self, amt: usize) {
         self.rpos = (self.rpos + amt).min(self.rbuf.len());
         if self.rpos == self.rbuf.len() {
-            self.rbuf.clear();
+            self.rbuf = Bytes::new();
             self.rpos = 0;
         }
     }

@@ -2,7 +2,7 @@
 //! decoded at once.
 //!
 //! A frame's bytes are bounded by the frame limit, but its decoded values
-//! are not: a one-byte `None` becomes a 32-byte [`Value`], and a compressed
+//! are not: a one-byte `None` becomes a 40-byte [`Value`], and a compressed
 //! frame (RPyC) inflates before it is even parsed. So the decoders of both
 //! dialects count what they build against a [`DecodeBudget`]:
 //!

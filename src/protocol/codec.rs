@@ -60,6 +60,11 @@ pub(crate) trait RefCodec {
     fn export(&self, netref: &NetRef) -> Result<WireRef>;
     /// The reference a wire id names, counting a receipt when it is the peer's.
     fn import(&self, wire: WireRef) -> Result<NetRef>;
+    /// Whether the peer reads dates (protocol 5); an older peer is sent
+    /// their RFC 3339 text.
+    fn reads_dates(&self) -> bool {
+        true
+    }
 }
 
 /// Encode `message` into a complete frame (length prefix included).
@@ -80,19 +85,99 @@ pub(crate) fn encode_into(
     refs: &dyn RefCodec,
     max_payload: usize,
 ) -> Result<Bytes> {
+    encode_in(buf, message, refs, max_payload, None)?;
+    Ok(buf.split().freeze())
+}
+
+/// Bytes values at least this large are written from their own memory by
+/// [`encode_spliced_into`].
+pub(crate) const SPLICE_FROM: usize = 16 * 1024;
+
+/// A frame to write: whole, or in parts, in order, when bytes values were
+/// left in their own memory.
+pub(crate) enum Frame {
+    /// One buffer, length prefix included.
+    Whole(Bytes),
+    /// The encoded bytes around each large bytes value, and the values.
+    Parts(Vec<Bytes>),
+}
+
+impl Frame {
+    /// Its length on the wire.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Frame::Whole(frame) => frame.len(),
+            Frame::Parts(parts) => parts.iter().map(Bytes::len).sum(),
+        }
+    }
+}
+
+/// [`encode_into`], leaving bytes values of [`SPLICE_FROM`] and more where
+/// they are: the frame is then the encoded bytes around them and the
+/// values themselves, written with no copy.
+pub(crate) fn encode_spliced_into(
+    buf: &mut BytesMut,
+    message: &Message,
+    refs: &dyn RefCodec,
+    max_payload: usize,
+) -> Result<Frame> {
+    let splices = RefCell::new(Splices::default());
+    encode_in(buf, message, refs, max_payload, Some(&splices))?;
+    let encoded = buf.split().freeze();
+    let splices = splices.into_inner();
+    if splices.at.is_empty() {
+        return Ok(Frame::Whole(encoded));
+    }
+    let mut parts = Vec::with_capacity(2 * splices.at.len() + 1);
+    let mut from = 0;
+    for (at, value) in splices.at {
+        parts.push(encoded.slice(from..at));
+        parts.push(value);
+        from = at;
+    }
+    parts.push(encoded.slice(from..));
+    Ok(Frame::Parts(parts))
+}
+
+/// Large bytes values left out of the buffer while encoding.
+#[derive(Default)]
+struct Splices {
+    /// The value being written, offered to the writer.
+    offered: Option<Bytes>,
+    /// Where each value left out belongs in the buffer, and the value.
+    at: Vec<(usize, Bytes)>,
+    /// Their bytes in all.
+    len: usize,
+}
+
+/// Encode `message` into `buf` with its length prefix, leaving out large
+/// bytes values when given `splices`.
+fn encode_in(
+    buf: &mut BytesMut,
+    message: &Message,
+    refs: &dyn RefCodec,
+    max_payload: usize,
+    splices: Option<&RefCell<Splices>>,
+) -> Result<()> {
     buf.clear();
     buf.put_u32(0);
     let out = Outgoing {
         message,
         refs,
         failure: RefCell::new(None),
+        splices,
     };
-    let written = bincode::encode_into_writer(&out, FrameWriter(&mut *buf), config());
+    let writer = FrameWriter {
+        buf: &mut *buf,
+        splices,
+    };
+    let written = bincode::encode_into_writer(&out, writer, config());
     if let Some(err) = out.failure.into_inner() {
         return Err(err);
     }
     written.map_err(|e| raise::protocol(format!("cannot encode message: {e}")))?;
-    let payload = buf.len() - HEADER_LEN;
+    let spliced = splices.map_or(0, |s| s.borrow().len);
+    let payload = buf.len() - HEADER_LEN + spliced;
     if payload > max_payload {
         return Err(raise::limit(format!(
             "message of {payload} bytes exceeds the frame limit of {max_payload} bytes"
@@ -101,7 +186,7 @@ pub(crate) fn encode_into(
     let len = u32::try_from(payload)
         .map_err(|_| raise::limit(format!("message of {payload} bytes is too large")))?;
     buf[..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
-    Ok(buf.split().freeze())
+    Ok(())
 }
 
 /// A decoded message, plus the first reference in it that could not be
@@ -131,8 +216,39 @@ pub(crate) fn decode(payload: &[u8], refs: &dyn RefCodec) -> Result<Decoded> {
 /// A malformed payload is a protocol error: the connection cannot trust
 /// anything after it.
 pub(crate) fn decode_within(payload: &[u8], refs: &dyn RefCodec, budget: usize) -> Result<Decoded> {
+    decode_in(payload, None, refs, budget)
+}
+
+/// [`decode_within`] a received frame's payload, whose large bytes values
+/// share its memory rather than being copied (see [`shares`]).
+pub(crate) fn decode_shared(
+    payload: &Bytes,
+    refs: &dyn RefCodec,
+    budget: usize,
+) -> Result<Decoded> {
+    decode_in(payload, Some(payload), refs, budget)
+}
+
+/// Bytes values shorter than this are copied out of the frame (so a
+/// frame shorter than this shares nothing).
+pub(crate) const SHARE_FROM: usize = 4096;
+
+/// Whether a bytes value of `len` in a frame of `frame_len` shares the
+/// frame's memory: when large, and at least a quarter of the frame, so
+/// that a value kept holds at most four times its size.
+fn shares(len: usize, frame_len: usize) -> bool {
+    len >= SHARE_FROM && len.saturating_mul(4) >= frame_len
+}
+
+fn decode_in(
+    payload: &[u8],
+    frame: Option<&Bytes>,
+    refs: &dyn RefCodec,
+    budget: usize,
+) -> Result<Decoded> {
     let mut cx = DecodeCx {
         refs,
+        frame,
         bad_ref: None,
         budget: DecodeBudget::new(budget),
     };
@@ -153,11 +269,29 @@ pub(crate) fn decode_within(payload: &[u8], refs: &dyn RefCodec, budget: usize) 
     })
 }
 
-struct FrameWriter<'a>(&'a mut BytesMut);
+struct FrameWriter<'a> {
+    buf: &'a mut BytesMut,
+    splices: Option<&'a RefCell<Splices>>,
+}
 
 impl Writer for FrameWriter<'_> {
     fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.0.extend_from_slice(bytes);
+        if bytes.len() >= SPLICE_FROM {
+            if let Some(splices) = self.splices {
+                let mut splices = splices.borrow_mut();
+                // Left out only if these are the value's own bytes.
+                if let Some(value) = splices
+                    .offered
+                    .take()
+                    .filter(|v| v.as_ptr() == bytes.as_ptr() && v.len() == bytes.len())
+                {
+                    splices.len += value.len();
+                    splices.at.push((self.buf.len(), value));
+                    return Ok(());
+                }
+            }
+        }
+        self.buf.extend_from_slice(bytes);
         Ok(())
     }
 }
@@ -206,6 +340,8 @@ const VAL_MAP: u8 = 8;
 const VAL_YOURS: u8 = 9;
 const VAL_MINE: u8 = 10;
 const VAL_ANSWER: u8 = 11;
+/// Protocol 5: seconds since the Unix epoch, then nanoseconds.
+const VAL_DATETIME: u8 = 12;
 
 // ---------------------------------------------------------------- encoding
 
@@ -291,6 +427,8 @@ struct Outgoing<'a> {
     refs: &'a dyn RefCodec,
     /// An export failure, kept with its kind (bincode errors are strings).
     failure: RefCell<Option<Error>>,
+    /// Where large bytes values are offered to the writer to leave out.
+    splices: Option<&'a RefCell<Splices>>,
 }
 
 impl Encode for Outgoing<'_> {
@@ -514,7 +652,19 @@ impl Outgoing<'_> {
             Value::Bytes(b) => {
                 VAL_BYTES.encode(e)?;
                 (b.len() as u64).encode(e)?;
+                if let Some(splices) = self.splices.filter(|_| b.len() >= SPLICE_FROM) {
+                    splices.borrow_mut().offered = Some(b.clone());
+                }
                 e.writer().write(b)
+            }
+            Value::DateTime(t) if self.refs.reads_dates() => {
+                VAL_DATETIME.encode(e)?;
+                t.unix_seconds().encode(e)?;
+                t.subsec_nanos().encode(e)
+            }
+            Value::DateTime(t) => {
+                VAL_STR.encode(e)?;
+                text(e, &t.to_rfc3339())
             }
             Value::List(items) => {
                 VAL_LIST.encode(e)?;
@@ -585,6 +735,8 @@ fn remote_error<E: Encoder>(e: &mut E, err: &RemoteError, depth: u32) -> Result<
 
 pub(crate) struct DecodeCx<'r> {
     refs: &'r dyn RefCodec,
+    /// The frame being decoded, when its large bytes values may share it.
+    frame: Option<&'r Bytes>,
     bad_ref: Option<Error>,
     budget: DecodeBudget,
 }
@@ -942,7 +1094,21 @@ fn value<'de, 'x, 'r: 'x, D: Dec<'de, 'x, 'r>>(
         VAL_BYTES => {
             let bytes = borrowed_bytes(d)?;
             if charge(d, bytes.len()) {
-                Value::Bytes(bytes.to_vec())
+                Value::Bytes(match d.context().frame {
+                    Some(frame) if shares(bytes.len(), frame.len()) => frame.slice_ref(bytes),
+                    _ => Bytes::copy_from_slice(bytes),
+                })
+            } else {
+                Value::None
+            }
+        }
+        VAL_DATETIME => {
+            let seconds = i64::decode(d)?;
+            let nanos = u32::decode(d)?;
+            let t = crate::DateTime::from_unix(seconds, nanos)
+                .map_err(|e| DecodeError::OtherString(format!("invalid date: {}", e.message())))?;
+            if charge(d, 0) {
+                Value::DateTime(t)
             } else {
                 Value::None
             }
@@ -1069,7 +1235,8 @@ mod tests {
             Value::Float(1.5),
             Value::Str(String::new()),
             Value::Str("x".repeat(300)),
-            Value::Bytes(vec![7; 5_000]),
+            Value::Bytes(vec![7; 5_000].into()),
+            Value::DateTime(crate::DateTime::from_unix(-62_135_596_800, 999_999_999).unwrap()),
         ];
         let mut mixed = Vec::new();
         for round in 0..20 {
@@ -1110,6 +1277,175 @@ mod tests {
         assert_eq!(format!("{:?}", exact.message), format!("{message:?}"));
     }
 
+    /// A peer of protocol 4, which has no dates.
+    struct OldPeer;
+    impl RefCodec for OldPeer {
+        fn export(&self, netref: &NetRef) -> Result<WireRef> {
+            NoRefs.export(netref)
+        }
+        fn import(&self, wire: WireRef) -> Result<NetRef> {
+            NoRefs.import(wire)
+        }
+        fn reads_dates(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn dates_travel_as_dates_and_as_text_to_a_peer_without_them() {
+        let t = crate::DateTime::from_unix(1_796_397_158, 250_000_000).unwrap();
+        let reply = |value| Message::Reply {
+            seq: 1,
+            result: Ok(value),
+        };
+        let sent = reply(Value::List(vec![Value::DateTime(t), Value::from(1)]));
+        let frame = encode(&sent, &NoRefs, usize::MAX).unwrap();
+        let got = decode(&frame[HEADER_LEN..], &NoRefs).unwrap().message;
+        assert_eq!(format!("{got:?}"), format!("{sent:?}"));
+        let frame = encode(&sent, &OldPeer, usize::MAX).unwrap();
+        let got = decode(&frame[HEADER_LEN..], &NoRefs).unwrap().message;
+        let text = reply(Value::List(vec![
+            Value::from("2026-12-04T15:12:38.25Z"),
+            Value::from(1),
+        ]));
+        assert_eq!(format!("{got:?}"), format!("{text:?}"));
+    }
+
+    #[test]
+    fn a_date_out_of_range_is_a_protocol_error() {
+        // A reply (tag 1, seq 1) holding tag 12 with a bad second or nanosecond.
+        for (seconds, nanos) in [(i64::MAX, 0u32), (0, 1_000_000_000), (-62_135_596_801, 0)] {
+            let mut payload = Vec::new();
+            payload.extend(bincode::encode_to_vec(MSG_REPLY_OK, config()).unwrap());
+            payload.extend(bincode::encode_to_vec(1u64, config()).unwrap());
+            payload.extend(bincode::encode_to_vec(VAL_DATETIME, config()).unwrap());
+            payload.extend(bincode::encode_to_vec(seconds, config()).unwrap());
+            payload.extend(bincode::encode_to_vec(nanos, config()).unwrap());
+            let err = decode(&payload, &NoRefs).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol, "{seconds} {nanos}: {err}");
+            assert!(err.message().contains("invalid date"), "{err}");
+        }
+    }
+
+    /// The bytes values of a reply to `value`, decoded from its frame as
+    /// received, each with whether it lies in the frame's memory.
+    fn bytes_received(value: Value) -> Vec<(usize, bool)> {
+        let frame = encode(
+            &Message::Reply {
+                seq: 1,
+                result: Ok(value),
+            },
+            &NoRefs,
+            usize::MAX,
+        )
+        .unwrap()
+        .slice(HEADER_LEN..);
+        let Message::Reply {
+            result: Ok(value), ..
+        } = decode_shared(&frame, &NoRefs, usize::MAX).unwrap().message
+        else {
+            panic!("not a reply")
+        };
+        let inside = |b: &Bytes| {
+            let range = frame.as_ptr_range();
+            range.contains(&b.as_ptr()) && b.as_ptr_range().end <= range.end
+        };
+        match value {
+            Value::Bytes(b) => vec![(b.len(), inside(&b))],
+            Value::List(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::Bytes(b) => (b.len(), inside(&b)),
+                    other => panic!("not bytes: {other:?}"),
+                })
+                .collect(),
+            other => panic!("not bytes: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn large_bytes_share_the_received_frame_and_small_ones_are_copied() {
+        let bytes = |n: usize| Value::Bytes(vec![7u8; n].into());
+        assert_eq!(bytes_received(bytes(65_536)), [(65_536, true)]);
+        assert_eq!(
+            bytes_received(bytes(SHARE_FROM - 1)),
+            [(SHARE_FROM - 1, false)]
+        );
+        // Three large values of a third each share; a value of less than
+        // a quarter of its frame is copied, so that keeping it does not
+        // keep more than four times its size.
+        let thirds = Value::List(vec![bytes(16_384); 3]);
+        assert_eq!(bytes_received(thirds), [(16_384, true); 3]);
+        let small_part = Value::List(vec![bytes(8_192), bytes(65_536)]);
+        assert_eq!(bytes_received(small_part), [(8_192, false), (65_536, true)]);
+        // Decoded from a plain slice, everything is copied.
+        let frame = encode(
+            &Message::Reply {
+                seq: 1,
+                result: Ok(bytes(65_536)),
+            },
+            &NoRefs,
+            usize::MAX,
+        )
+        .unwrap();
+        let Message::Reply {
+            result: Ok(Value::Bytes(b)),
+            ..
+        } = decode(&frame[HEADER_LEN..], &NoRefs).unwrap().message
+        else {
+            panic!("not bytes")
+        };
+        assert!(!frame.as_ptr_range().contains(&b.as_ptr()));
+    }
+
+    #[test]
+    fn large_bytes_are_left_in_their_own_memory_and_the_parts_make_the_frame() {
+        let big = Bytes::from(vec![9u8; SPLICE_FROM]);
+        let message = Message::Reply {
+            seq: 3,
+            result: Ok(Value::List(vec![
+                Value::Bytes(big.clone()),
+                Value::from(1),
+                Value::Bytes(Bytes::from(vec![1u8; SPLICE_FROM - 1])),
+                Value::Bytes(big.clone()),
+            ])),
+        };
+        let whole = encode(&message, &NoRefs, usize::MAX).unwrap();
+        let Frame::Parts(parts) =
+            encode_spliced_into(&mut BytesMut::new(), &message, &NoRefs, usize::MAX).unwrap()
+        else {
+            panic!("not in parts")
+        };
+        assert_eq!(parts.len(), 5, "around and between the two large values");
+        assert_eq!(
+            parts[1].as_ptr(),
+            big.as_ptr(),
+            "written from its own memory"
+        );
+        assert_eq!(parts[3].as_ptr(), big.as_ptr());
+        assert_eq!(
+            parts.concat(),
+            whole.to_vec(),
+            "the same frame, length included"
+        );
+        // The limit counts what is left out.
+        let err = encode_spliced_into(&mut BytesMut::new(), &message, &NoRefs, whole.len() - 5)
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::LimitExceeded);
+        // Nothing large: one buffer.
+        let small = Message::Reply {
+            seq: 3,
+            result: Ok(Value::Bytes(Bytes::from(vec![1u8; SPLICE_FROM - 1]))),
+        };
+        let Frame::Whole(frame) =
+            encode_spliced_into(&mut BytesMut::new(), &small, &NoRefs, usize::MAX).unwrap()
+        else {
+            panic!("in parts")
+        };
+        assert_eq!(frame, encode(&small, &NoRefs, usize::MAX).unwrap());
+    }
+
     fn round_trip(message: &Message) -> Message {
         let frame = encode(message, &NoRefs, usize::MAX).unwrap();
         let len = u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
@@ -1127,7 +1463,7 @@ mod tests {
                 .arg(1)
                 .arg(Value::map([(
                     "k",
-                    vec![Value::from(2.5), Value::Bytes(vec![0, 255])],
+                    vec![Value::from(2.5), Value::Bytes(vec![0, 255].into())],
                 )]))
                 .named("scale", "x"),
         );

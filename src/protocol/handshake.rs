@@ -45,13 +45,14 @@
 //! | 2 | nonces and the token challenge |
 //! | 3 | the nesting depth of a request |
 //! | 4 | pipelined requests and `Finish` (promises) |
-//! | 5 | the caller's trace context in requests (`TRACE_VERSION`) |
+//! | 5 | dates among values; the caller's trace context in requests |
 //!
 //! A server accepts clients of [`OLDEST_ACCEPTED`] and later, answering
 //! in the client's version, and sends an older client nothing it would
 //! not understand: a version-3 client no pipelined requests (its promises
-//! resolve step by step), a version-3 or 4 client no trace context (the
-//! callbacks made to it start no trace of theirs). Other versions are
+//! resolve step by step), a version-3 or 4 client no date (it gets the
+//! date's RFC 3339 text) and no trace context (the callbacks made to it
+//! start no trace of theirs). Other versions are
 //! refused with a message naming both.
 //!
 //! [messages]: super::frame::Message
@@ -81,12 +82,19 @@ pub(crate) const OLDEST_ACCEPTED: u16 = 3;
 /// The first version with pipelined requests.
 pub(crate) const PIPELINING_SINCE: u16 = 4;
 
+/// The first version with dates among values.
+pub(crate) const DATES_SINCE: u16 = 5;
+
 /// The first version whose requests may carry the caller's trace context
 /// (read, and ignored, even by a build without the `otel` feature).
 pub(crate) const TRACE_VERSION: u16 = 5;
 
 // Each feature arrived in a version this build speaks.
-const _: () = assert!(OLDEST_ACCEPTED < PIPELINING_SINCE && TRACE_VERSION <= PROTOCOL_VERSION);
+const _: () = assert!(
+    OLDEST_ACCEPTED < PIPELINING_SINCE
+        && DATES_SINCE <= PROTOCOL_VERSION
+        && TRACE_VERSION <= PROTOCOL_VERSION
+);
 
 /// Longest handshake frame accepted (service names are short).
 const MAX_HANDSHAKE: usize = 1024;
@@ -588,31 +596,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_version_3_client_is_accepted_and_answered_in_version_3() {
-        let (mut a, mut b) = tokio::io::duplex(1024);
-        let mut body = with_limit(short_text("Old"), 1024);
-        body.extend_from_slice(&[7; NONCE_LEN]);
-        a.write_all(&frame_in(3, &body)).await.unwrap();
-        let peer = server(&mut b, rules(1024, None), accept("Calc"))
-            .await
-            .unwrap();
-        assert_eq!((peer.service.as_str(), peer.version), ("Old", 3));
-        let (version, answer) = read_hello(&mut a, "the server").await.unwrap();
-        assert_eq!((version, answer[0]), (3, STATUS_ACCEPT));
-    }
-
-    #[tokio::test]
-    async fn a_version_4_client_is_accepted_and_answered_in_version_4() {
-        let (mut a, mut b) = tokio::io::duplex(1024);
-        let mut body = with_limit(short_text("Older"), 1024);
-        body.extend_from_slice(&[7; NONCE_LEN]);
-        a.write_all(&frame_in(4, &body)).await.unwrap();
-        let peer = server(&mut b, rules(1024, None), accept("Calc"))
-            .await
-            .unwrap();
-        assert_eq!((peer.service.as_str(), peer.version), ("Older", 4));
-        let (version, answer) = read_hello(&mut a, "the server").await.unwrap();
-        assert_eq!((version, answer[0]), (4, STATUS_ACCEPT));
+    async fn older_clients_are_accepted_and_answered_in_their_version() {
+        for old in OLDEST_ACCEPTED..PROTOCOL_VERSION {
+            let (mut a, mut b) = tokio::io::duplex(1024);
+            let mut body = with_limit(short_text("Old"), 1024);
+            body.extend_from_slice(&[7; NONCE_LEN]);
+            a.write_all(&frame_in(old, &body)).await.unwrap();
+            let peer = server(&mut b, rules(1024, None), accept("Calc"))
+                .await
+                .unwrap();
+            assert_eq!((peer.service.as_str(), peer.version), ("Old", old));
+            let (version, answer) = read_hello(&mut a, "the server").await.unwrap();
+            assert_eq!((version, answer[0]), (old, STATUS_ACCEPT));
+        }
     }
 
     #[tokio::test]

@@ -87,7 +87,9 @@ fn as_data(value: &Value) -> Option<Brine> {
         Value::Int(n) => Brine::Int(*n as i128),
         Value::Float(x) => Brine::Float(*x),
         Value::Str(s) => Brine::Str(s.clone()),
-        Value::Bytes(b) => Brine::Bytes(b.clone()),
+        Value::Bytes(b) => Brine::Bytes(b.to_vec()),
+        // brine has no date: Python gets the RFC 3339 text.
+        Value::DateTime(t) => Brine::Str(t.to_rfc3339()),
         Value::List(items) => Brine::Tuple(items.iter().map(as_data).collect::<Option<_>>()?),
         Value::Map(pairs) => Brine::Tuple(
             pairs
@@ -203,7 +205,7 @@ pub(crate) fn from_data(b: Brine) -> Result<Value> {
         })?),
         Brine::Float(x) => Value::Float(x),
         Brine::Str(s) => Value::Str(s),
-        Brine::Bytes(b) => Value::Bytes(b),
+        Brine::Bytes(b) => Value::from(b),
         Brine::Tuple(items) | Brine::FrozenSet(items) => {
             Value::List(items.into_iter().map(from_data).collect::<Result<_>>()?)
         }
@@ -258,7 +260,7 @@ mod tests {
         let v = Value::List(vec![
             Value::from(1),
             Value::from("a"),
-            Value::Bytes(vec![0]),
+            Value::Bytes(vec![0].into()),
         ]);
         let boxed = box_value(&v, &t).unwrap();
         assert_eq!(

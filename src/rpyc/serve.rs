@@ -363,7 +363,7 @@ fn name(v: Value) -> Result<String> {
     let name = match v {
         Value::Str(s) => s,
         Value::Bytes(b) => {
-            String::from_utf8(b).map_err(|_| raise::bad_args("a name that is not UTF-8"))?
+            String::from_utf8(b.into()).map_err(|_| raise::bad_args("a name that is not UTF-8"))?
         }
         other => return Err(raise::type_mismatch("an attribute name", other.type_name())),
     };

@@ -43,7 +43,7 @@ pub struct SessionLimits {
     /// Default: 256.
     pub outcomes_per_session: usize,
     /// Bytes of remembered outcomes per owner (values counted as the
-    /// decoding budget counts them: 32 bytes each plus text and bytes);
+    /// decoding budget counts them: 40 bytes each plus text and bytes);
     /// past it the owner's oldest outcomes are forgotten, and an outcome
     /// larger than this alone is not remembered. Default: 16 MiB.
     pub bytes_per_owner: usize,

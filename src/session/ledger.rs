@@ -572,7 +572,7 @@ mod tests {
         let mut ledger = Ledger::new(limits());
         let (alice, _) = ledger.open(Some("alice"), Instant::now()).unwrap();
         let (bob, _) = ledger.open(Some("bob"), Instant::now()).unwrap();
-        let blob = |n: usize| Value::Bytes(vec![0; n - VALUE_COST]);
+        let blob = |n: usize| Value::Bytes(vec![0; n - VALUE_COST].into());
         run(&mut ledger, &alice, Some("alice"), 0, blob(400));
         run(&mut ledger, &alice, Some("alice"), 1, blob(400));
         // A third pushes alice's oldest out: call 0 is unknown now.

@@ -1,7 +1,7 @@
 //! Conversions between [`Value`] and common Rust types.
 //!
 //! Into `Value`: `From` for `()`, `bool`, integers up to `i64`/`u32`, floats,
-//! `&str`, `String`, `char`, `Vec<u8>` and `&[u8]` (as bytes), `Vec<Value>`,
+//! `&str`, `String`, `char`, `Vec<u8>`, `bytes::Bytes` and `&[u8]` (as bytes), `Vec<Value>`,
 //! `Option<T>`, `NetRef`, maps with string keys, and tuples (as lists).
 //!
 //! Out of `Value`: [`FromValue`], with `TryFrom<Value>` for the concrete types
@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
-use super::Value;
+use super::{DateTime, Value};
 use crate::error::raise;
 use crate::netref::NetRef;
 use crate::{Error, Result};
@@ -106,13 +106,19 @@ impl From<char> for Value {
 
 impl From<Vec<u8>> for Value {
     fn from(b: Vec<u8>) -> Value {
+        Value::Bytes(b.into())
+    }
+}
+
+impl From<bytes::Bytes> for Value {
+    fn from(b: bytes::Bytes) -> Value {
         Value::Bytes(b)
     }
 }
 
 impl From<&[u8]> for Value {
     fn from(b: &[u8]) -> Value {
-        Value::Bytes(b.to_vec())
+        Value::Bytes(bytes::Bytes::copy_from_slice(b))
     }
 }
 
@@ -256,8 +262,22 @@ impl FromValue for String {
     }
 }
 
+/// Without a copy when the value holds the only reference to a buffer of
+/// its own (see [`Value::Bytes`]).
 impl FromValue for Vec<u8> {
     fn from_value(value: Value) -> Result<Vec<u8>> {
+        match value {
+            Value::Bytes(b) => Ok(b.into()),
+            other => Err(mismatch("bytes", &other)),
+        }
+    }
+    fn expected() -> &'static str {
+        "bytes"
+    }
+}
+
+impl FromValue for bytes::Bytes {
+    fn from_value(value: Value) -> Result<bytes::Bytes> {
         match value {
             Value::Bytes(b) => Ok(b),
             other => Err(mismatch("bytes", &other)),
@@ -265,6 +285,21 @@ impl FromValue for Vec<u8> {
     }
     fn expected() -> &'static str {
         "bytes"
+    }
+}
+
+/// A date, or text in one of the ISO 8601 forms [`DateTime::parse`]
+/// reads (what JSON-RPC clients send).
+impl FromValue for DateTime {
+    fn from_value(value: Value) -> Result<DateTime> {
+        match value {
+            Value::DateTime(t) => Ok(t),
+            Value::Str(text) => DateTime::parse(&text),
+            other => Err(mismatch("datetime", &other)),
+        }
+    }
+    fn expected() -> &'static str {
+        "datetime"
     }
 }
 
@@ -384,6 +419,8 @@ try_from_value!(
     f64,
     String,
     Vec<u8>,
+    bytes::Bytes,
+    DateTime,
     Vec<Value>,
     NetRef
 );
@@ -425,8 +462,8 @@ mod tests {
 
     #[test]
     fn bytes_and_text_are_distinct() {
-        assert_eq!(Value::from(&b"ab"[..]), Value::Bytes(b"ab".to_vec()));
-        assert!(String::try_from(Value::Bytes(vec![1])).is_err());
+        assert_eq!(Value::from(&b"ab"[..]), Value::from(b"ab".to_vec()));
+        assert!(String::try_from(Value::from(vec![1u8])).is_err());
         assert_eq!(Value::from('x'), Value::from("x"));
     }
 }

@@ -19,8 +19,8 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, Expected, Visitor};
 use serde::Deserialize;
 
-use super::refs;
 use super::ser::SerdeError;
+use super::{datetime, refs};
 use crate::value::Value;
 use crate::Result;
 
@@ -160,7 +160,10 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
             Value::Int(n) => visitor.visit_i64(n),
             Value::Float(x) => visitor.visit_f64(x),
             Value::Str(s) => visitor.visit_string(s),
-            Value::Bytes(b) => visitor.visit_byte_buf(b),
+            Value::Bytes(b) => visitor.visit_byte_buf(b.into()),
+            // Through serde a date is its RFC 3339 text, which `DateTime`,
+            // `time` and `chrono` types read back.
+            Value::DateTime(t) => datetime::hand_over(t, |text| visitor.visit_string(text)),
             Value::List(items) => visit_list(items, visitor),
             Value::Map(pairs) => visit_pairs(pairs, visitor),
             // `Value`'s visitor takes the reference; others refuse it.
@@ -227,6 +230,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
         match self.0 {
             Value::Str(s) => visitor.visit_string(s),
+            Value::DateTime(t) => datetime::hand_over(t, |text| visitor.visit_string(text)),
             other => Err(SerdeError::mismatch("str", &other)),
         }
     }
@@ -237,7 +241,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
 
     fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
         match self.0 {
-            Value::Bytes(b) => visitor.visit_byte_buf(b),
+            Value::Bytes(b) => visitor.visit_byte_buf(b.into()),
             Value::List(items) => visit_list(items, visitor),
             other => Err(SerdeError::mismatch("bytes", &other)),
         }
@@ -356,7 +360,7 @@ impl<'de> Deserializer<'de> for ValueDeserializer {
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, SerdeError> {
         match self.0 {
             Value::Str(s) => visitor.visit_string(s),
-            Value::Bytes(b) => visitor.visit_byte_buf(b),
+            Value::Bytes(b) => visitor.visit_byte_buf(b.into()),
             Value::Int(n) => match u64::try_from(n) {
                 Ok(index) => visitor.visit_u64(index),
                 Err(_) => Err(SerdeError::msg(format!("integer {n} is not a valid index"))),
@@ -611,13 +615,17 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Str(v.to_owned()))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
+        // A date handed over as its text stays a date.
+        Ok(match datetime::take_handed(&v) {
+            Some(t) => Value::DateTime(t),
+            None => Value::Str(v),
+        })
     }
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
-        Ok(Value::Bytes(v.to_vec()))
+        Ok(Value::from(v))
     }
     fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Value, E> {
-        Ok(Value::Bytes(v))
+        Ok(Value::from(v))
     }
     fn visit_none<E: de::Error>(self) -> Result<Value, E> {
         Ok(Value::None)
@@ -747,7 +755,7 @@ mod tests {
         assert_eq!(from_value::<char>(s("é")).unwrap(), 'é');
         from_value::<()>(Value::None).unwrap();
         assert_eq!(
-            from_value::<Buf>(Value::Bytes(vec![0, 9])).unwrap(),
+            from_value::<Buf>(Value::Bytes(vec![0, 9].into())).unwrap(),
             Buf(vec![0, 9])
         );
         assert_eq!(from_value::<Buf>(ints(&[1, 2])).unwrap(), Buf(vec![1, 2]));
@@ -772,7 +780,7 @@ mod tests {
         assert_eq!(fails::<f64>(s("1.0")), "expected float, got str");
         assert_eq!(fails::<bool>(Value::Int(1)), "expected bool, got int");
         assert_eq!(
-            fails::<String>(Value::Bytes(vec![])),
+            fails::<String>(Value::Bytes(vec![].into())),
             "expected str, got bytes"
         );
         assert_eq!(
@@ -801,12 +809,12 @@ mod tests {
             vec![1, 2, 3]
         );
         assert_eq!(
-            from_value::<Vec<u8>>(Value::Bytes(vec![7, 255])).unwrap(),
+            from_value::<Vec<u8>>(Value::Bytes(vec![7, 255].into())).unwrap(),
             vec![7, 255]
         );
         assert_eq!(from_value::<Vec<u8>>(ints(&[7, 8])).unwrap(), vec![7, 8]);
         assert_eq!(
-            from_value::<[u8; 2]>(Value::Bytes(vec![1, 2])).unwrap(),
+            from_value::<[u8; 2]>(Value::Bytes(vec![1, 2].into())).unwrap(),
             [1, 2]
         );
         assert_eq!(
@@ -1172,10 +1180,10 @@ mod tests {
             Value::Int(i64::MIN),
             Value::Float(-1.25),
             s("t"),
-            Value::Bytes(vec![0, 1]),
+            Value::Bytes(vec![0, 1].into()),
             Value::List(vec![Value::None, ints(&[1, 2])]),
             Value::Map(vec![
-                (Value::Int(1), Value::Bytes(vec![])),
+                (Value::Int(1), Value::Bytes(vec![].into())),
                 (s("k"), map(vec![])),
             ]),
         ];

@@ -1,6 +1,7 @@
 //! `Value`: what travels between peers.
 //!
-//! Plain data (`None`, `Bool`, `Int`, `Float`, `Str`, `Bytes`, `List`, `Map`)
+//! Plain data (`None`, `Bool`, `Int`, `Float`, `Str`, `Bytes`, `DateTime`,
+//! `List`, `Map`)
 //! is copied to the peer; a [`Value::Ref`] is sent as an object id, and the
 //! peer gets a [`NetRef`] that calls back into the owner.
 //!
@@ -8,11 +9,14 @@
 //!   types, and the [`FromValue`] trait behind them;
 //! - [`args`](self::args): [`Args`], positional and named arguments, with
 //!   tuples as argument lists ([`IntoArgs`], [`FromArgs`]);
+//! - [`datetime`](self::datetime): [`DateTime`], an instant in UTC, and
+//!   how each protocol carries it;
 //! - `ser` / `de`: any serde type to and from `Value` ([`to_value`],
 //!   [`from_value`]): structs travel by value, like Pyro's pickled objects.
 
 pub(crate) mod args;
 pub(crate) mod convert;
+pub(crate) mod datetime;
 mod de;
 mod refs;
 mod ser;
@@ -21,6 +25,7 @@ use std::fmt;
 
 pub use self::args::{Args, FromArgs, IntoArgs};
 pub use self::convert::FromValue;
+pub use self::datetime::DateTime;
 pub use self::de::from_value;
 pub use self::ser::to_value;
 use crate::netref::NetRef;
@@ -47,8 +52,15 @@ pub enum Value {
     Float(f64),
     /// UTF-8 text.
     Str(String),
-    /// Raw bytes.
-    Bytes(Vec<u8>),
+    /// Raw bytes. A large value received from a peer shares the memory of
+    /// the frame it arrived in, and one sent is written from its own
+    /// memory: neither is copied ([`bytes::Bytes`] is a reference-counted
+    /// buffer; `Vec::from(bytes)` takes it back without a copy when it is
+    /// the only reference to a buffer of its own).
+    Bytes(bytes::Bytes),
+    /// An instant in UTC (XML-RPC's `dateTime.iso8601`, JavaScript's
+    /// `Date`); see [`DateTime`] for how each way in maps it.
+    DateTime(DateTime),
     /// An ordered sequence (also what tuples become).
     List(Vec<Value>),
     /// Key/value pairs in insertion order; keys are usually `Str`.
@@ -67,6 +79,7 @@ impl Value {
             Value::Float(_) => "float",
             Value::Str(_) => "str",
             Value::Bytes(_) => "bytes",
+            Value::DateTime(_) => "datetime",
             Value::List(_) => "list",
             Value::Map(_) => "map",
             Value::Ref(_) => "object",
@@ -185,6 +198,7 @@ impl fmt::Display for Value {
                 }
                 f.write_str("'")
             }
+            Value::DateTime(t) => write!(f, "{t}"),
             Value::List(items) => {
                 f.write_str("[")?;
                 for (i, item) in items.iter().enumerate() {

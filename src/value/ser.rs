@@ -19,7 +19,7 @@ use std::fmt;
 use serde::de::{Expected, Unexpected};
 use serde::ser::{self, Serialize};
 
-use super::refs;
+use super::{datetime, refs, DateTime};
 use crate::error::raise;
 use crate::value::Value;
 use crate::{Error, ErrorKind, Result};
@@ -206,7 +206,7 @@ impl ser::Serializer for ValueSerializer {
         Ok(Value::Str(v.to_owned()))
     }
     fn serialize_bytes(self, v: &[u8]) -> Result<Value, SerdeError> {
-        Ok(Value::Bytes(v.to_vec()))
+        Ok(Value::from(v))
     }
     fn serialize_none(self) -> Result<Value, SerdeError> {
         Ok(Value::None)
@@ -239,6 +239,17 @@ impl ser::Serializer for ValueSerializer {
                 Some(r) => Ok(Value::Ref(r)),
                 None => Err(SerdeError::msg(format!(
                     "the newtype name {name:?} is reserved for tether's NetRef"
+                ))),
+            };
+        }
+        if name == datetime::SERDE_NAME {
+            // A DateTime: its text, read back as the date it is.
+            return match value.serialize(ValueSerializer)? {
+                Value::Str(text) => DateTime::parse(&text)
+                    .map(Value::DateTime)
+                    .map_err(|e| SerdeError::msg(e.message())),
+                _ => Err(SerdeError::msg(format!(
+                    "the newtype name {name:?} is reserved for tether's DateTime"
                 ))),
             };
         }
@@ -439,6 +450,7 @@ impl Serialize for Value {
             Value::Float(x) => serializer.serialize_f64(*x),
             Value::Str(s) => serializer.serialize_str(s),
             Value::Bytes(b) => serializer.serialize_bytes(b),
+            Value::DateTime(t) => t.serialize(serializer),
             Value::List(items) => serializer.collect_seq(items),
             Value::Map(pairs) => serializer.collect_map(pairs.iter().map(|(k, v)| (k, v))),
             Value::Ref(r) => r.serialize(serializer),
@@ -497,7 +509,7 @@ mod tests {
         assert_eq!(to_value(&()).unwrap(), Value::None);
         assert_eq!(
             to_value(&Raw(b"\x00\xff")).unwrap(),
-            Value::Bytes(vec![0, 255])
+            Value::Bytes(vec![0, 255].into())
         );
     }
 
@@ -646,11 +658,11 @@ mod tests {
             Value::Int(-1),
             Value::Float(0.5),
             s("text"),
-            Value::Bytes(vec![1, 2, 3]),
+            Value::Bytes(vec![1, 2, 3].into()),
             Value::List(vec![Value::Int(1), Value::List(vec![])]),
             Value::Map(vec![
                 (Value::Int(1), s("int key")),
-                (s("nested"), map(vec![("b", Value::Bytes(vec![]))])),
+                (s("nested"), map(vec![("b", Value::Bytes(vec![].into()))])),
             ]),
         ];
         for value in values {

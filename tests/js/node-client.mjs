@@ -46,6 +46,15 @@ async function overWebSocket() {
   check("values", JSON.stringify(values.slice(0, 5)) === '[1,2.5,"x",null,true]'
     && values[5].k[0] === 1 && values[6] instanceof Uint8Array && values[6][1] === 255, values);
   check("big integers", (await api.echo(2n ** 60n)) === 2n ** 60n, "2^60");
+  const when = new Date(Date.UTC(2026, 11, 4, 15, 12, 38, 250));
+  const echoed = await api.echo(when);
+  check("a Date goes and comes back", echoed instanceof Date && echoed.getTime() === when.getTime(), echoed);
+  const next = await api.later(when, 1);
+  check("a Date as a typed parameter and result", next instanceof Date
+    && next.toISOString() === "2026-12-05T15:12:38.250Z", next);
+  const invalid = await api.echo(new Date(NaN)).catch((e) => e);
+  check("an invalid Date is a TypeError", invalid instanceof TypeError
+    && /invalid Date/.test(invalid.message), invalid.message);
 
   const seen = [];
   const counted = await api.count_to(3, (i) => { seen.push(i); return i * 10; });

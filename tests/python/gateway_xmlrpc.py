@@ -98,14 +98,21 @@ def multicall(proxy):
 
 
 def value_types(url):
-    """Every XML-RPC type goes to the server and back unchanged (a
-    dateTime comes back as its ISO 8601 text)."""
+    """Every XML-RPC type goes to the server and back unchanged, a
+    dateTime included (whole seconds, as XML-RPC writes them)."""
     proxy = xmlrpc.client.ServerProxy(url, allow_none=True, use_builtin_types=True)
     sent = [None, True, False, -(2 ** 31), 2 ** 31 - 1, 0.1, "naïve ☃ <&>",
             b"\x00\xff\x10", [], {}, {"nested": [[1], {"x": None}]}]
     assert proxy.remote_repr(sent) == sent
     when = datetime.datetime(2026, 11, 23, 22, 30, 5)
-    assert proxy.remote_repr(when) == "20261123T22:30:05"
+    assert proxy.remote_repr(when) == when, proxy.remote_repr(when)
+    assert proxy.remote_repr([when, {"at": when}]) == [when, {"at": when}]
+    # Without builtin types the client's own DateTime, as CPython's tests use.
+    plain = xmlrpc.client.ServerProxy(url)
+    got = plain.remote_repr(xmlrpc.client.DateTime(when))
+    assert isinstance(got, xmlrpc.client.DateTime), type(got)
+    assert got == xmlrpc.client.DateTime("20261123T22:30:05"), got
+    assert plain.lengths(when) == [[xmlrpc.client.DateTime(when), None]]
     # Beyond 32 bits the gateway answers with <i8>, which Python reads.
     assert proxy.addtogether(2 ** 31 - 1, 2 ** 31 - 1) == 2 ** 32 - 2
     assert proxy.lengths(b"abc", "h\u00e9", [1, 2], {"k": 1}, None, 1.5) == [

@@ -55,6 +55,8 @@ check("keywords", root.kw(1, c=3), (1, -1, 3))
 check("all keywords", root.kw(a=5, b=6, c=7), (5, 6, 7))
 for value in [None, True, 7, -(2**40), 2.5, "text", b"raw", (1, "two", (3.0,)), ()]:
     check(f"echo {value!r}", root.echo(value), value)
+# brine has no date: a tether DateTime arrives as its RFC 3339 text.
+check("a date as text", root.moment(), "2026-12-04T15:12:38.5Z")
 root.record(None, True, 7, 2.5, "h\u00e9", b"\x00\xff", (1, ("two",)))
 
 # Attributes the service does not expose, and the policy.

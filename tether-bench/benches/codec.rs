@@ -137,7 +137,7 @@ fn roundtrip(c: &mut Criterion) {
         .unwrap();
     let remote = rt.block_on(client.root()).unwrap();
     let local = NetRef::new(Calc);
-    let bytes_1k = Value::Bytes(vec![0x5a; 1024]);
+    let bytes_1k = Value::from(vec![0x5a; 1024]);
     let mut g = c.benchmark_group("call");
     for (place, root) in [("roundtrip", &remote), ("local", &local)] {
         g.bench_function(format!("{place}/null"), |b| {

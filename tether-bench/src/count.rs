@@ -55,7 +55,7 @@ pub fn run(kind: &str, n: u64) {
             }
             "make64" => windowed(n, 64, || root.call_method("make", ())).await,
             "echo64k" => {
-                let data = Value::Bytes(vec![7u8; 64 << 10]);
+                let data = Value::from(vec![7u8; 64 << 10]);
                 for _ in 0..n {
                     root.call_method("echo", (data.clone(),)).await.unwrap();
                 }

@@ -520,7 +520,7 @@ pub async fn payload(t: Targets, plan: Plan) {
         frame[..4].copy_from_slice(&(size as u32).to_be_bytes());
         let mut back = vec![0u8; 4 + size];
         // The echoed value is sent again: no copy on the client side.
-        let mut data = Value::Bytes(vec![0x5a; size]);
+        let mut data = Value::from(vec![0x5a; size]);
         let warm = Instant::now() + plan.secs(0.1);
         while Instant::now() < warm {
             data = root.call_method("echo", (data,)).await.unwrap();
@@ -755,7 +755,7 @@ pub async fn file(t: Targets, plan: Plan, files: &Files, floor: bool) {
     }
 
     // Writing: 64 MiB in 64 KiB `write(bytes)` calls to a new file.
-    let chunk = Value::Bytes(vec![0x5a; 64 * 1024]);
+    let chunk = Value::from(vec![0x5a; 64 * 1024]);
     let target = files.dir.join("written.bin");
     let (mut n, mut time) = (0u64, Duration::ZERO);
     while time < budget {
@@ -987,7 +987,7 @@ pub async fn allocs(t: Targets, files: &Files) {
         "read_64KiB",
         "tarpc.null",
     ] {
-        let data = Value::Bytes(vec![0x5a; if op == "echo_64KiB" { 65536 } else { 1024 }]);
+        let data = Value::from(vec![0x5a; if op == "echo_64KiB" { 65536 } else { 1024 }]);
         let once = || async {
             match op {
                 "null" => drop(root.call_method("null", ()).await.unwrap()),
@@ -1108,7 +1108,7 @@ pub async fn profile(t: Targets, kind: &str, dur: Duration) {
         }
         "echo1MiB" => {
             let (_c, root) = tether_root(t.tether).await;
-            let mut data = Value::Bytes(vec![0x5a; 1 << 20]);
+            let mut data = Value::from(vec![0x5a; 1 << 20]);
             let end = Instant::now() + dur;
             let mut n = 0u64;
             while Instant::now() < end {

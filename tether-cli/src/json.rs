@@ -93,6 +93,7 @@ pub fn to_json(value: Value) -> BoxFuture<'static, Json> {
             Value::Float(x) => serde_json::Number::from_f64(x).map_or(Json::Null, Json::Number),
             Value::Str(s) => Json::String(s),
             Value::Bytes(bytes) => Json::Array(bytes.into_iter().map(Json::from).collect()),
+            Value::DateTime(t) => Json::String(t.to_rfc3339()),
             Value::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
@@ -190,7 +191,7 @@ mod tests {
             Value::None,
             Value::from(1.5),
             Value::from(f64::NAN),
-            Value::Bytes(vec![0, 255]),
+            Value::Bytes(vec![0, 255].into()),
             Value::Map(vec![
                 (Value::from(1), Value::from("one")),
                 (Value::from("k"), Value::from(true)),

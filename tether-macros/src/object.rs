@@ -258,7 +258,7 @@ fn finish_call(m: &Method, call: TokenStream) -> TokenStream {
                 awaited
             };
             if is_byte_vec(ty) {
-                quote!(::std::result::Result::Ok(::tether::Value::Bytes(#value)))
+                quote!(::std::result::Result::Ok(<::tether::Value as ::std::convert::From<::std::vec::Vec<u8>>>::from(#value)))
             } else {
                 // Spanned at the type, as in `take_args`; an `impl Trait`
                 // cannot be named there, so it is left to inference.

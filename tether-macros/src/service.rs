@@ -228,10 +228,10 @@ fn args_of(m: &Method) -> TokenStream {
                 }
             }),
             Take::Bytes => pushes.push(quote! {
-                __positional.push(::tether::Value::Bytes(<[u8]>::to_vec(#pident)));
+                __positional.push(<::tether::Value as ::std::convert::From<&[u8]>>::from(&#pident[..]));
             }),
             Take::One if is_byte_vec(&p.ty) => pushes.push(quote! {
-                __positional.push(::tether::Value::Bytes(::std::clone::Clone::clone(&#pident)));
+                __positional.push(<::tether::Value as ::std::convert::From<::std::vec::Vec<u8>>>::from(::std::clone::Clone::clone(&#pident)));
             }),
             Take::One | Take::Str => pushes.push(quote! {
                 __positional.push(#to_arg(&#pident)?);

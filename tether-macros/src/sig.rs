@@ -40,6 +40,7 @@ pub(crate) fn shown(ty: &Type) -> String {
                 "String" | "str" | "char" | "Cow" => "str".into(),
                 "ByteBuf" | "Bytes" => "bytes".into(),
                 "NetRef" => "object".into(),
+                "DateTime" => "datetime".into(),
                 "Callback" => match args.first() {
                     Some(arg) => format!("callable[{}]", shown(arg)),
                     None => "callable".into(),

@@ -366,16 +366,16 @@ fn scalar(ty: &str, text: String) -> Result<Value, Fault> {
             .parse()
             .map(Value::Float)
             .map_err(|_| bad("no number:")),
-        // tether values have no date type: the ISO 8601 text travels.
-        "dateTime.iso8601" => match text.trim() {
-            "" => Err(bad("no date:")),
-            date => Ok(Value::from(date)),
-        },
+        // Python's form (`20261204T15:12:38`), extended ISO 8601, or RFC
+        // 3339; naming no offset, it is UTC.
+        "dateTime.iso8601" => crate::DateTime::parse(&text)
+            .map(Value::DateTime)
+            .map_err(|_| bad("no ISO 8601 date and time:")),
         "base64" => {
             let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
             base64::engine::general_purpose::STANDARD
                 .decode(compact)
-                .map(Value::Bytes)
+                .map(Value::from)
                 .map_err(|_| bad("no base64:"))
         }
         _ => Err(invalid(format!("<{ty}> is not an XML-RPC type"))),
@@ -449,11 +449,11 @@ mod tests {
         assert_eq!(one("<![CDATA[<raw>]]>"), Value::from("<raw>"));
         assert_eq!(
             one("<dateTime.iso8601>20261123T22:30:00</dateTime.iso8601>"),
-            Value::from("20261123T22:30:00")
+            Value::DateTime(crate::DateTime::from_unix(1_795_473_000, 0).unwrap())
         );
         assert_eq!(
             one("<base64>AAEC\n/w==</base64>"),
-            Value::Bytes(vec![0, 1, 2, 255])
+            Value::Bytes(vec![0, 1, 2, 255].into())
         );
         assert_eq!(one("<nil/>"), Value::None);
         assert_eq!(

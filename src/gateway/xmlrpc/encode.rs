@@ -71,6 +71,13 @@ fn value(out: &mut String, v: &Value) -> Result<(), Fault> {
             out.push_str(&base64::engine::general_purpose::STANDARD.encode(b));
             out.push_str("</base64>");
         }
+        Value::DateTime(t) => {
+            let _ = write!(
+                out,
+                "<dateTime.iso8601>{}</dateTime.iso8601>",
+                t.to_xmlrpc()
+            );
+        }
         Value::List(items) => {
             out.push_str("<array><data>\n");
             for item in items {
@@ -165,7 +172,7 @@ mod tests {
             Value::Float(0.1),
             Value::Float(-2.0),
             Value::from("a < b & c > d\r\n\ttab"),
-            Value::Bytes(vec![0, 255, 7]),
+            Value::Bytes(vec![0, 255, 7].into()),
             Value::List(vec![Value::from(1), Value::List(vec![])]),
             Value::map([("name", Value::from("Arthur")), ("x", Value::None)]),
         ] {

@@ -667,7 +667,7 @@ impl LocalFile {
                         h.read_ahead(n);
                     }
                 });
-                return Ok(Value::Bytes(bytes));
+                return Ok(Value::Bytes(bytes.into()));
             }
         }
         self.with_guard(guard, Need::Reading, move |h, mode| {
@@ -722,7 +722,7 @@ impl LocalFile {
             }
             (Mode::Binary, Value::Bytes(b)) => {
                 let count = b.len();
-                (b, count)
+                (b.into(), count)
             }
             (Mode::Text, other) => {
                 return Err(raise::bad_args(format!(
@@ -994,7 +994,7 @@ fn position(n: u64) -> Value {
 /// `str` (checked UTF-8) or `bytes`, as the mode says.
 fn decode(bytes: Vec<u8>, mode: Mode) -> Result<Value, OpError> {
     match mode {
-        Mode::Binary => Ok(Value::Bytes(bytes)),
+        Mode::Binary => Ok(Value::Bytes(bytes.into())),
         Mode::Text => String::from_utf8(bytes)
             .map(Value::Str)
             .map_err(|e| OpError::Utf8 {
@@ -1339,13 +1339,13 @@ mod tests {
         let file = NetRef::new(LocalFile::open_binary(tmp.path()).await.unwrap());
         assert_eq!(
             file.call_method("read", (1,)).await.unwrap(),
-            Value::Bytes(b"a".to_vec())
+            Value::Bytes(b"a".to_vec().into())
         );
         assert_eq!(
             file.iter().collect_all().await.unwrap(),
             vec![
-                Value::Bytes(b"\xff\n".to_vec()),
-                Value::Bytes(b"b".to_vec())
+                Value::Bytes(b"\xff\n".to_vec().into()),
+                Value::Bytes(b"b".to_vec().into())
             ]
         );
         assert_eq!(file.getattr("mode").await.unwrap(), Value::from("rb"));
@@ -1415,19 +1415,19 @@ mod tests {
         let file = NetRef::new(LocalFile::open_with(tmp.path(), "r+b").await.unwrap());
         assert_eq!(
             file.call_method("read", (2,)).await.unwrap(),
-            Value::Bytes(b"01".to_vec())
+            Value::Bytes(b"01".to_vec().into())
         );
         // The read-ahead is given back: the write lands at position 2.
-        file.call_method("write", (Value::Bytes(b"ab".to_vec()),))
+        file.call_method("write", (Value::Bytes(b"ab".to_vec().into()),))
             .await
             .unwrap();
         assert_eq!(file.call_method("tell", ()).await.unwrap(), Value::from(4));
         assert_eq!(
             file.call_method("read", ()).await.unwrap(),
-            Value::Bytes(b"456789".to_vec())
+            Value::Bytes(b"456789".to_vec().into())
         );
         file.call_method("seek", (-3, 2)).await.unwrap();
-        file.call_method("write", (Value::Bytes(b"XYZW".to_vec()),))
+        file.call_method("write", (Value::Bytes(b"XYZW".to_vec().into()),))
             .await
             .unwrap();
         file.call_method("flush", ()).await.unwrap();
@@ -1443,7 +1443,7 @@ mod tests {
         );
         assert_eq!(
             file.call_method("read", ()).await.unwrap(),
-            Value::Bytes(b"1a".to_vec())
+            Value::Bytes(b"1a".to_vec().into())
         );
     }
 
@@ -1459,7 +1459,7 @@ mod tests {
             ("seek", Args::new().arg(1).named("from", 1)),
             ("truncate", Args::new().arg(1.5)),
             ("write", Args::new()),
-            ("write", Args::new().arg(Value::Bytes(b"x".to_vec()))),
+            ("write", Args::new().arg(Value::Bytes(b"x".to_vec().into()))),
         ] {
             let err = file.call_method(method, args).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::BadArguments, "{method}: {err}");

@@ -125,7 +125,7 @@ type Outcome = Option<std::result::Result<ExitStatus, String>>;
 /// // In a real program the netref is handed to a peer.
 /// let child = NetRef::new(Process::spawn("sh", ["-c", "echo hi; exit 3"]).unwrap());
 /// let stdout = NetRef::try_from(child.getattr("stdout").await.unwrap()).unwrap();
-/// assert_eq!(stdout.call_method("read", ()).await.unwrap(), Value::Bytes(b"hi\n".to_vec()));
+/// assert_eq!(stdout.call_method("read", ()).await.unwrap(), Value::from(&b"hi\n"[..]));
 /// assert_eq!(child.call_method("wait", ()).await.unwrap(), Value::from(3));
 /// # });
 /// ```

@@ -156,8 +156,8 @@ type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 /// // In a real program the netref is handed to a peer.
 /// let stream = NetRef::new(Stream::duplex(mine).with_name("demo"));
 /// theirs.write_all(b"hello\nworld\n").await.unwrap();
-/// assert_eq!(stream.call_method("readline", ()).await.unwrap(), Value::Bytes(b"hello\n".to_vec()));
-/// stream.call_method("write", (Value::Bytes(b"ping".to_vec()),)).await.unwrap();
+/// assert_eq!(stream.call_method("readline", ()).await.unwrap(), Value::from(&b"hello\n"[..]));
+/// stream.call_method("write", (Value::from(&b"ping"[..]),)).await.unwrap();
 /// stream.close().await.unwrap();
 /// let err = stream.call_method("read", ()).await.unwrap_err();
 /// assert_eq!(err.to_string(), "ValueError: I/O operation on closed file.");
@@ -290,7 +290,7 @@ impl Stream {
                         out.truncate(got);
                     }
                 }
-                Ok(Value::Bytes(out))
+                Ok(Value::Bytes(out.into()))
             })
         })
         .await
@@ -301,7 +301,7 @@ impl Stream {
             Box::pin(async move {
                 let mut line = Vec::new();
                 read_line(r, limit, &mut line).await?;
-                Ok(Value::Bytes(line))
+                Ok(Value::Bytes(line.into()))
             })
         })
         .await
@@ -318,7 +318,7 @@ impl Stream {
                     if line.is_empty() {
                         break;
                     }
-                    lines.push(Value::Bytes(line));
+                    lines.push(Value::Bytes(line.into()));
                 }
                 Ok(lines)
             })
@@ -328,7 +328,7 @@ impl Stream {
 
     async fn write(&self, data: Value) -> Result<Value> {
         let data = match data {
-            Value::Bytes(b) => b,
+            Value::Bytes(b) => b.into(),
             Value::Str(s) => s.into_bytes(),
             other => {
                 return Err(raise::bad_args(format!(

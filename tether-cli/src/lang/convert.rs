@@ -1,7 +1,7 @@
 //! tether values to Python objects and back.
 //!
 //! Scalars, text, bytes, lists and dicts map to Python's own types
-//! (tuples go as lists); a reference becomes a `Remote`; a Python function
+//! (tuples go as lists; a date is its RFC 3339 text); a reference becomes a `Remote`; a Python function
 //! sent to the peer becomes a callback. An integer beyond 64 bits cannot
 //! be sent and says so.
 
@@ -19,7 +19,9 @@ pub(crate) fn to_py(vm: &VirtualMachine, value: Value) -> PyResult<PyObjectRef> 
         Value::Int(n) => vm.ctx.new_int(n).into(),
         Value::Float(f) => vm.ctx.new_float(f).into(),
         Value::Str(s) => vm.ctx.new_str(s).into(),
-        Value::Bytes(b) => vm.ctx.new_bytes(b).into(),
+        Value::Bytes(b) => vm.ctx.new_bytes(b.into()).into(),
+        // The shell's Python has no `datetime` module: a date is its text.
+        Value::DateTime(t) => vm.ctx.new_str(t.to_rfc3339()).into(),
         Value::List(items) => {
             let items = items
                 .into_iter()
@@ -61,7 +63,7 @@ pub(crate) fn from_py(vm: &VirtualMachine, obj: &PyObjectRef) -> PyResult<Value>
         return Ok(Value::Str(s.as_str().to_owned()));
     }
     if let Some(b) = obj.payload::<PyBytes>() {
-        return Ok(Value::Bytes(b.as_bytes().to_vec()));
+        return Ok(Value::from(b.as_bytes()));
     }
     if let Some(list) = obj.payload::<PyList>() {
         let items = list.borrow_vec().to_vec();
