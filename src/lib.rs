@@ -121,7 +121,9 @@
 //! - [`transport`]: TCP, Unix sockets, [TLS](transport::tls) and in-memory pairs;
 //! - [`blocking`]: the same API for code that does not use async;
 //! - [`gateway`]: any object over XML-RPC and JSON-RPC 2.0 on HTTP
-//!   (feature `gateway`, on by default).
+//!   (feature `gateway`, on by default);
+//! - `trace`: one OpenTelemetry trace across a call's hops, callbacks
+//!   included (feature `otel`, off by default).
 //!
 //! # Lifetime and release
 //!
@@ -188,6 +190,10 @@ pub mod rpyc;
 pub mod server;
 mod service;
 pub mod session;
+#[cfg(feature = "otel")]
+pub mod trace;
+#[cfg(not(feature = "otel"))]
+mod trace;
 pub mod transport;
 mod value;
 

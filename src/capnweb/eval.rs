@@ -17,6 +17,7 @@ use super::wire;
 use crate::error::raise;
 use crate::protocol::frame::Op;
 use crate::service::answers::{measure, Answer, Outcome};
+use crate::trace::ServeSpan;
 use crate::{Args, BoxFuture, DateTime, Error, ErrorKind, Result, Value};
 
 /// An expression, read.
@@ -92,6 +93,21 @@ enum Subject {
 enum Key {
     Name(String),
     Index(usize),
+}
+
+/// A path followed, and called when `.1`: `.counter.add()`, for a span.
+struct Walk<'a>(&'a [Key], bool);
+
+impl std::fmt::Display for Walk<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for key in self.0 {
+            write!(f, "{key}")?;
+        }
+        if self.1 {
+            f.write_str("()")?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Display for Key {
@@ -338,7 +354,10 @@ impl Session {
                 (Some(args), None) => self.call(current, args, &cx).await,
             }
         };
-        run.await.map_err(|err: Error| err.to_remote(&location()))
+        let span = ServeSpan::capnweb(&Walk(&path, args.is_some()), self.trace_parent());
+        span.instrument(run)
+            .await
+            .map_err(|err: Error| err.to_remote(&location()))
     }
 
     async fn get(&self, value: Value, key: &Key, cx: &crate::CallContext) -> Result<Value> {

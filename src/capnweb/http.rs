@@ -11,11 +11,12 @@ use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::session::Kind;
+use super::session::{Kind, Session};
 use super::socket::{self, Frame};
 use super::CapnWeb;
 use crate::gateway::body;
 use crate::gateway::listen::ConnectionHold;
+use crate::protocol::frame::TraceContext;
 use crate::Grant;
 
 /// The path both transports are served at.
@@ -95,12 +96,13 @@ async fn websocket(State(endpoint): State<CapnWeb>, request: Request) -> Respons
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
+    let trace_parent = trace_parent(&parts.headers);
     let max = endpoint.config().max_message;
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            run_socket(endpoint, grant, identity, socket, hold).await;
+            run_socket(endpoint, grant, identity, socket, hold, trace_parent).await;
         })
 }
 
@@ -111,9 +113,11 @@ async fn run_socket(
     identity: Option<crate::PeerIdentity>,
     socket: WebSocket,
     hold: Option<ConnectionHold>,
+    trace_parent: Option<TraceContext>,
 ) {
     let (out, outgoing) = mpsc::unbounded_channel();
     let session = endpoint.open(grant, identity, out, Kind::Socket);
+    traced_under(&session, trace_parent);
     let (sink, stream) = socket.split();
     let frames = stream.map(|message| {
         message.map(|message| match message {
@@ -132,6 +136,28 @@ async fn run_socket(
         }
     };
     socket::run(&session, frames, Box::pin(sink), outgoing, stopping).await;
+}
+
+/// The span the request's `traceparent` header names (feature `otel`;
+/// without it, none).
+fn trace_parent(headers: &HeaderMap) -> Option<TraceContext> {
+    #[cfg(feature = "otel")]
+    return crate::trace::traceparent_of(headers);
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = headers;
+        None
+    }
+}
+
+/// Make `session`'s calls children of `parent`, if any.
+fn traced_under(session: &Session, parent: Option<TraceContext>) {
+    #[cfg(feature = "otel")]
+    if let Some(parent) = parent {
+        session.set_trace_parent(parent);
+    }
+    #[cfg(not(feature = "otel"))]
+    let _ = (session, parent);
 }
 
 async fn batch(State(endpoint): State<CapnWeb>, request: Request) -> Response {
@@ -166,6 +192,7 @@ async fn batch(State(endpoint): State<CapnWeb>, request: Request) -> Response {
     }
     let (out, mut outgoing) = mpsc::unbounded_channel();
     let session = endpoint.open(grant, identity, out, Kind::Batch);
+    traced_under(&session, trace_parent(&parts.headers));
     let mut aborted = false;
     for line in lines {
         if let Err(err) = session.receive(line) {

@@ -37,6 +37,7 @@ use super::peer::PeerObject;
 use super::wire;
 use crate::error::{raise, RemoteError};
 use crate::netref::{LocalRef, Target};
+use crate::protocol::frame::TraceContext;
 use crate::service::answers::{Answer, Outcome};
 use crate::service::object::CallContext;
 use crate::service::policy::Policy;
@@ -72,6 +73,10 @@ pub(crate) struct Session {
     /// Bytes of the peer's calls kept until released, against
     /// [`Config::max_held`].
     held: AtomicUsize,
+    /// The span the request that opened the session named in its
+    /// `traceparent` header: the peer's calls are its children.
+    #[cfg(feature = "otel")]
+    trace_parent: std::sync::OnceLock<TraceContext>,
 }
 
 /// What a session serves, and to whom.
@@ -181,7 +186,25 @@ impl Session {
             kind,
             peer_objects: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
+            #[cfg(feature = "otel")]
+            trace_parent: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Make the peer's calls children of the span `parent` (from the
+    /// `traceparent` header of the request that opened the session);
+    /// before the first message.
+    #[cfg(feature = "otel")]
+    pub(crate) fn set_trace_parent(&self, parent: TraceContext) {
+        let _ = self.trace_parent.set(parent);
+    }
+
+    /// The span the peer's calls are children of, if any.
+    pub(super) fn trace_parent(&self) -> Option<TraceContext> {
+        #[cfg(feature = "otel")]
+        return self.trace_parent.get().copied();
+        #[cfg(not(feature = "otel"))]
+        None
     }
 
     /// Read one message from the peer. An error breaks the protocol (or a

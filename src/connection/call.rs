@@ -6,6 +6,7 @@
 //! [`SWEEP_EVERY`] for calls past their deadline and fails them, so a
 //! call costs no timer registration and they fail at most that late.
 
+use std::future::Future;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,8 @@ use super::depth;
 use super::shared::{Awaiting, Reply, Shared};
 use super::slots::Slot;
 use crate::error::raise;
-use crate::protocol::frame::{Message, Op, Subject};
+use crate::protocol::frame::{Message, Op, Subject, TraceContext};
+use crate::trace::CallSpan;
 use crate::{Error, ErrorKind, Result, Value};
 
 /// Told `true` once a request is queued on its connection; dropped
@@ -39,11 +41,26 @@ impl Shared {
     /// abort the work. After `timeout` (the connection's default when
     /// `None`) the call fails with [`ErrorKind::Timeout`] and is cancelled
     /// on the peer the same way.
-    pub(crate) async fn request(
+    pub(crate) fn request(
         self: &Arc<Self>,
         target: u64,
         op: Op,
         timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<Value>> + Send + '_ {
+        // Not an async fn: without the `otel` feature the span is nothing
+        // and this is `request_in` itself, no larger future around it.
+        let span = CallSpan::start(self.number, &op);
+        let trace = span.context(self.traces);
+        span.instrument(self.request_in(target, op, timeout, trace))
+    }
+
+    /// [`request`](Shared::request), sending `trace`.
+    async fn request_in(
+        self: &Arc<Self>,
+        target: u64,
+        op: Op,
+        timeout: Option<Duration>,
+        trace: Option<TraceContext>,
     ) -> Result<Value> {
         let timeout = timeout.unwrap_or(self.config.call_timeout);
         let (_slot, timeout) = self.call_slot(timeout).await?;
@@ -53,6 +70,7 @@ impl Shared {
             target,
             timeout_ms: millis(timeout),
             depth: depth::of_new_call(),
+            trace: trace.map(Box::new),
             op,
         };
         match self.exchange(seq, request, timeout, None).await? {
@@ -72,26 +90,31 @@ impl Shared {
     /// `queued` once it is queued (requests on its answer may follow it
     /// then), and wait for the reply as [`request`](Shared::request) does.
     /// The peer keeps the answer until [`finish_answer`](Shared::finish_answer).
-    pub(crate) async fn request_pipelined(
-        self: &Arc<Self>,
+    pub(crate) fn request_pipelined<'a>(
+        self: &'a Arc<Self>,
         seq: u64,
         subject: Subject,
         op: Op,
         timeout: Duration,
-        queued: &Queued,
-    ) -> Result<Value> {
-        let (_slot, timeout) = self.call_slot(timeout).await?;
-        let request = Message::Pipelined {
-            seq,
-            subject,
-            timeout_ms: millis(timeout),
-            depth: depth::of_new_call(),
-            op,
-        };
-        match self.exchange(seq, request, timeout, Some(queued)).await? {
-            Reply::One(result) => result,
-            Reply::Many(_) => Err(raise::protocol("a batch reply answered a single request")),
-        }
+        queued: &'a Queued,
+    ) -> impl Future<Output = Result<Value>> + Send + 'a {
+        let span = CallSpan::start(self.number, &op);
+        let trace = span.context(self.traces);
+        span.instrument(async move {
+            let (_slot, timeout) = self.call_slot(timeout).await?;
+            let request = Message::Pipelined {
+                seq,
+                subject,
+                timeout_ms: millis(timeout),
+                depth: depth::of_new_call(),
+                trace: trace.map(Box::new),
+                op,
+            };
+            match self.exchange(seq, request, timeout, Some(queued)).await? {
+                Reply::One(result) => result,
+                Reply::Many(_) => Err(raise::protocol("a batch reply answered a single request")),
+            }
+        })
     }
 
     /// Tell the peer we need its answer `seq` no more: with the next
@@ -104,31 +127,36 @@ impl Shared {
 
     /// Send several operations in one frame; their outcomes come back in
     /// one frame, in order. The whole batch shares `timeout`.
-    pub(crate) async fn request_batch(
+    pub(crate) fn request_batch(
         self: &Arc<Self>,
         calls: Vec<(u64, Op)>,
         timeout: Option<Duration>,
-    ) -> Result<Vec<Result<Value>>> {
-        let timeout = timeout.unwrap_or(self.config.call_timeout);
-        let (_slot, timeout) = self.call_slot(timeout).await?;
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+    ) -> impl Future<Output = Result<Vec<Result<Value>>>> + Send + '_ {
         let expected = calls.len();
-        let batch = Message::Batch {
-            seq,
-            timeout_ms: millis(timeout),
-            depth: depth::of_new_call(),
-            calls,
-        };
-        match self.exchange(seq, batch, timeout, None).await? {
-            Reply::Many(results) if results.len() == expected => Ok(results),
-            Reply::Many(results) => Err(raise::protocol(format!(
-                "a batch of {expected} calls was answered with {} outcomes",
-                results.len()
-            ))),
-            // A whole-batch failure (deadline on the owner, connection end).
-            Reply::One(Err(err)) => Err(err),
-            Reply::One(Ok(_)) => Err(raise::protocol("a single reply answered a batch")),
-        }
+        let span = CallSpan::start(self.number, &format_args!("batch of {expected}"));
+        let trace = span.context(self.traces);
+        span.instrument(async move {
+            let timeout = timeout.unwrap_or(self.config.call_timeout);
+            let (_slot, timeout) = self.call_slot(timeout).await?;
+            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+            let batch = Message::Batch {
+                seq,
+                timeout_ms: millis(timeout),
+                depth: depth::of_new_call(),
+                trace: trace.map(Box::new),
+                calls,
+            };
+            match self.exchange(seq, batch, timeout, None).await? {
+                Reply::Many(results) if results.len() == expected => Ok(results),
+                Reply::Many(results) => Err(raise::protocol(format!(
+                    "a batch of {expected} calls was answered with {} outcomes",
+                    results.len()
+                ))),
+                // A whole-batch failure (deadline on the owner, connection end).
+                Reply::One(Err(err)) => Err(err),
+                Reply::One(Ok(_)) => Err(raise::protocol("a single reply answered a batch")),
+            }
+        })
     }
 
     /// One of the connection's call slots ([`Config::max_in_flight`]),

@@ -18,10 +18,11 @@ use crate::error::raise;
 use crate::error::RemoteError;
 use crate::protocol::budget::HeldGuard;
 use crate::protocol::codec::{self, Decoded};
-use crate::protocol::frame::{Label, Message, Op, Subject};
+use crate::protocol::frame::{Label, Message, Op, Subject, TraceContext};
 use crate::service::answers::{resolve_in, Answer, NotKept, Outcome};
 use crate::service::dispatch::log_failed_call;
 use crate::service::object::CallContext;
+use crate::trace::ServeSpan;
 use crate::{BoxFuture, Error, NetRef, Result, Value};
 
 /// How much longer than the caller the owner lets a call run.
@@ -87,12 +88,13 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
             target,
             timeout_ms,
             depth,
+            trace,
             op,
         } => serve(
             shared,
             seq,
             target,
-            depth,
+            Nesting { depth, trace },
             // The caller's own timer fires first and cancels; the owner's
             // deadline, a little later, is the backstop should the cancel
             // never come (so the caller sees one kind of timeout error).
@@ -131,11 +133,12 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
             seq,
             timeout_ms,
             depth,
+            trace,
             calls,
         } => serve_batch(
             shared,
             seq,
-            depth,
+            Nesting { depth, trace },
             Duration::from_millis(timeout_ms).saturating_add(OWNER_GRACE),
             calls,
             intake,
@@ -145,12 +148,13 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
             subject,
             timeout_ms,
             depth,
+            trace,
             op,
         } => serve_pipelined(
             shared,
             seq,
             subject,
-            depth,
+            Nesting { depth, trace },
             Duration::from_millis(timeout_ms).saturating_add(OWNER_GRACE),
             op,
             intake,
@@ -185,6 +189,13 @@ pub(crate) fn dispatch(shared: &Arc<Shared>, decoded: Decoded) -> Result<()> {
     }
 }
 
+/// Where a request was made: how deeply nested in calls being served,
+/// and in which span of the caller's (if it sent one).
+struct Nesting {
+    depth: u32,
+    trace: Option<Box<TraceContext>>,
+}
+
 /// What decoding a message left for serving it.
 struct Intake {
     /// The decoding budget its values take until its call ends.
@@ -204,11 +215,12 @@ fn serve(
     shared: &Arc<Shared>,
     seq: u64,
     target: u64,
-    depth: u32,
+    Nesting { depth, trace }: Nesting,
     timeout: Duration,
     op: Op,
     intake: Intake,
 ) -> Result<()> {
+    let span = ServeSpan::start(shared.number, &op, trace.map(|t| *t));
     let deadline = callers_deadline(timeout);
     let refused = refusal(shared, depth, intake.incomplete);
     let (held, names_answers) = (intake.held, intake.names_answers);
@@ -230,7 +242,12 @@ fn serve(
             result: result.map_err(|(err, location)| err.to_remote(&location)),
         }
     };
-    start_serving(shared, seq, timeout, depth::serving(depth, work))
+    start_serving(
+        shared,
+        seq,
+        timeout,
+        span.instrument(depth::serving(depth, work)),
+    )
 }
 
 /// Why a request is answered with an error without running, and where
@@ -260,11 +277,16 @@ fn too_deep(shared: &Shared, depth: u32) -> Option<Error> {
 fn serve_batch(
     shared: &Arc<Shared>,
     seq: u64,
-    depth: u32,
+    Nesting { depth, trace }: Nesting,
     timeout: Duration,
     calls: Vec<(u64, Op)>,
     intake: Intake,
 ) -> Result<()> {
+    let span = ServeSpan::start(
+        shared.number,
+        &format_args!("batch of {}", calls.len()),
+        trace.map(|t| *t),
+    );
     let deadline = callers_deadline(timeout);
     let refused = refusal(shared, depth, intake.incomplete);
     let (held, names_answers) = (intake.held, intake.names_answers);
@@ -286,7 +308,12 @@ fn serve_batch(
         }
         Message::BatchReply { seq, results }
     };
-    start_serving(shared, seq, timeout, depth::serving(depth, work))
+    start_serving(
+        shared,
+        seq,
+        timeout,
+        span.instrument(depth::serving(depth, work)),
+    )
 }
 
 /// Serve a pipelined request: as [`serve`], and its outcome is kept as
@@ -297,11 +324,12 @@ fn serve_pipelined(
     shared: &Arc<Shared>,
     seq: u64,
     subject: Subject,
-    depth: u32,
+    Nesting { depth, trace }: Nesting,
     timeout: Duration,
     op: Op,
     intake: Intake,
 ) -> Result<()> {
+    let span = ServeSpan::start(shared.number, &op, trace.map(|t| *t));
     let deadline = callers_deadline(timeout);
     let refused = refusal(shared, depth, intake.incomplete);
     let (held, names_answers) = (intake.held, intake.names_answers);
@@ -365,9 +393,9 @@ fn serve_pipelined(
         }
     };
     let located = shared.clone();
-    let (answer, reply_outcome) = Answer::with_reply(depth::serving(depth, work), move || {
-        here(&located, "keeping the answer")
-    });
+    let work = span.instrument(depth::serving(depth, work));
+    let (answer, reply_outcome) =
+        Answer::with_reply(work, move || here(&located, "keeping the answer"));
     match shared.answers.keep(seq, answer) {
         Ok(()) => {}
         Err(NotKept::Reused(violation)) => return Err(violation),

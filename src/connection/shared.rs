@@ -18,7 +18,7 @@ use crate::netref::promise::PromiseArg;
 use crate::netref::{ImportTable, NetRef, Proxy, Target};
 use crate::protocol::codec::{self, Frame, NoRefs, RefCodec};
 use crate::protocol::frame::{Message, WireRef};
-use crate::protocol::handshake::{PeerHello, DATES_SINCE, PIPELINING_SINCE};
+use crate::protocol::handshake::{PeerHello, DATES_SINCE, PIPELINING_SINCE, TRACE_VERSION};
 use crate::service::answers::{AnswerArg, Answers};
 use crate::service::table::{drop_objects, lock, ExportTable, Released};
 use crate::{Error, ErrorKind, Result, Value};
@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     pub(crate) pipelines: bool,
     /// The peer reads dates (protocol 5); an older one is sent text.
     pub(crate) dates: bool,
+    /// The peer takes a trace context in requests (protocol 5 and later).
+    pub(crate) traces: bool,
 
     pub(crate) out: mpsc::UnboundedSender<Outbound>,
     /// Messages queued for the writer and not yet written.
@@ -225,6 +227,7 @@ impl Shared {
             peer_identity: peer.identity,
             pipelines: peer.version >= PIPELINING_SINCE,
             dates: peer.version >= DATES_SINCE,
+            traces: peer.version >= TRACE_VERSION,
             out,
             unwritten: AtomicUsize::new(0),
             reading_more: AtomicBool::new(false),

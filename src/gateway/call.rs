@@ -13,6 +13,7 @@ use super::{system, Gateway};
 use crate::netref::NetRef;
 use crate::protocol::frame::Op;
 use crate::service::object::{CallContext, Member};
+use crate::trace::ServeSpan;
 use crate::{Args, Value};
 
 impl Gateway {
@@ -60,8 +61,10 @@ impl Gateway {
             identity: None,
         };
         let policy = &self.inner.policy;
+        let span = ServeSpan::gateway(&op);
+        let call = span.instrument(self.inner.root.serve(op, policy, &cx));
         // Dropping the call on timeout cancels it, as a native deadline does.
-        match tokio::time::timeout_at(deadline, self.inner.root.serve(op, policy, &cx)).await {
+        match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(Fault::from_error(&err)),
             Err(_) => Err(Fault::new(

@@ -31,7 +31,21 @@ enum Protocol {
     Json,
 }
 
+/// One request, with the feature `otel` in a span of its own, a child of
+/// the span its `traceparent` header names.
 async fn handle(State(gateway): State<Gateway>, request: Request) -> Response {
+    #[cfg(feature = "otel")]
+    {
+        use tracing::Instrument;
+        let parent = crate::trace::traceparent_of(request.headers());
+        let span = crate::trace::http_span(request.uri().path(), parent);
+        respond(gateway, request).instrument(span).await
+    }
+    #[cfg(not(feature = "otel"))]
+    respond(gateway, request).await
+}
+
+async fn respond(gateway: Gateway, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let received = body::receive(gateway.config(), &parts.headers, body, |headers| {
         declared_protocol(headers.get(header::CONTENT_TYPE)).map_err(|()| Refusal::media_type())

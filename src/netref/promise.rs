@@ -23,6 +23,7 @@ use super::{NetRef, Target};
 use crate::connection::{Queued, Shared as Connection};
 use crate::error::raise;
 use crate::protocol::frame::{Op, Subject};
+use crate::trace;
 use crate::{Args, BoxFuture, Error, ErrorKind, IntoArgs, Result, Value};
 
 type Outcome = Shared<BoxFuture<'static, Result<Value>>>;
@@ -245,7 +246,7 @@ impl Promise {
                     queued,
                 });
                 answer = Some(kept.clone());
-                tokio::spawn(async move {
+                tokio::spawn(trace::in_current_span(async move {
                     // The peer is told to finish the answer only after this
                     // task is done, when the request can no longer go out.
                     let _kept = kept;
@@ -259,13 +260,13 @@ impl Promise {
                     pipelined(target, before, send, op)
                         .await
                         .map_err(|failed| failed.attributed(&label))
-                })
+                }))
             }
-            Route::StepByStep => tokio::spawn(async move {
+            Route::StepByStep => tokio::spawn(trace::in_current_span(async move {
                 step_by_step(target, before, deadline, op, &queued_tx)
                     .await
                     .map_err(|failed| failed.attributed(&label))
-            }),
+            })),
         };
         let running = Arc::new(Running(task.abort_handle()));
         let outcome = async move {

@@ -32,7 +32,7 @@ use bincode::{BorrowDecode, Decode, Encode};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::budget::DecodeBudget;
-use super::frame::{Message, Op, Subject, WireRef};
+use super::frame::{Message, Op, Subject, TraceContext, WireRef};
 use crate::error::{raise, RemoteError};
 use crate::netref::NetRef;
 use crate::{Args, Error, ErrorKind, Result, Value};
@@ -375,21 +375,81 @@ const VAL_DATETIME: u8 = 12;
 
 // ---------------------------------------------------------------- encoding
 
-/// A request's nesting depth, last in its message and only when not 0: a
-/// call made by no serving call (nearly all) is encoded as before depths.
-fn nesting_depth<E: Encoder>(e: &mut E, depth: u32) -> Result<(), EncodeError> {
-    if depth == 0 {
+/// What follows a request's operation, last in its message: its nesting
+/// depth, then its trace context (protocol 5). The depth is written only
+/// when not 0 or when a trace context follows (which needs it in front to
+/// be told apart), so a call made by no serving call and in no trace
+/// (nearly all) is encoded as before depths and traces.
+#[inline(always)]
+fn trailer<E: Encoder>(
+    e: &mut E,
+    depth: u32,
+    trace: Option<&TraceContext>,
+) -> Result<(), EncodeError> {
+    if depth == 0 && trace.is_none() {
         return Ok(());
     }
-    depth.encode(e)
+    written_trailer(e, depth, trace)
 }
 
-/// The depth [`nesting_depth`] wrote: 0 when the message ends here.
-fn decode_nesting_depth<'de, D: BorrowDecoder<'de>>(d: &mut D) -> Result<u32, DecodeError> {
-    if d.reader().peek_read(1).is_none() {
-        return Ok(0);
+/// [`trailer`] when there is one.
+fn written_trailer<E: Encoder>(
+    e: &mut E,
+    depth: u32,
+    trace: Option<&TraceContext>,
+) -> Result<(), EncodeError> {
+    match trace {
+        None => depth.encode(e),
+        Some(trace) => {
+            depth.encode(e)?;
+            e.writer().write(&trace.trace_id)?;
+            e.writer().write(&trace.span_id)?;
+            e.writer().write(&[trace.flags])
+        }
     }
-    u32::decode(d)
+}
+
+/// The depth and trace context [`trailer`] wrote: 0 and none when the
+/// message ends before them. A trace context is 25 bytes, both ids not
+/// all zeros; anything else is malformed.
+#[inline(always)]
+fn decode_trailer<'de, D: BorrowDecoder<'de>>(
+    d: &mut D,
+) -> Result<(u32, Option<Box<TraceContext>>), DecodeError> {
+    if d.reader().peek_read(1).is_none() {
+        return Ok((0, None));
+    }
+    decode_written_trailer(d)
+}
+
+/// [`decode_trailer`] when the message goes on after the operation.
+fn decode_written_trailer<'de, D: BorrowDecoder<'de>>(
+    d: &mut D,
+) -> Result<(u32, Option<Box<TraceContext>>), DecodeError> {
+    let depth = u32::decode(d)?;
+    if d.reader().peek_read(1).is_none() {
+        return Ok((depth, None));
+    }
+    let Some(bytes) = d.reader().peek_read(TraceContext::WIRE_LEN) else {
+        return Err(DecodeError::OtherString(format!(
+            "a truncated trace context (shorter than its {} bytes)",
+            TraceContext::WIRE_LEN
+        )));
+    };
+    let mut trace = TraceContext {
+        trace_id: [0; 16],
+        span_id: [0; 8],
+        flags: bytes[24],
+    };
+    trace.trace_id.copy_from_slice(&bytes[..16]);
+    trace.span_id.copy_from_slice(&bytes[16..24]);
+    d.reader().consume(TraceContext::WIRE_LEN);
+    if !trace.is_valid() {
+        return Err(DecodeError::OtherString(
+            "an invalid trace context (a trace or span id of all zeros)".into(),
+        ));
+    }
+    Ok((depth, Some(Box::new(trace))))
 }
 
 struct Outgoing<'a> {
@@ -409,6 +469,7 @@ impl Encode for Outgoing<'_> {
                 target,
                 timeout_ms,
                 depth,
+                trace,
                 op,
             } => {
                 MSG_REQUEST.encode(e)?;
@@ -416,7 +477,7 @@ impl Encode for Outgoing<'_> {
                 target.encode(e)?;
                 timeout_ms.encode(e)?;
                 self.op(e, op)?;
-                nesting_depth(e, *depth)
+                trailer(e, *depth, trace.as_deref())
             }
             Message::Reply { seq, result } => match result {
                 Ok(value) => {
@@ -459,6 +520,7 @@ impl Encode for Outgoing<'_> {
                 seq,
                 timeout_ms,
                 depth,
+                trace,
                 calls,
             } => {
                 MSG_BATCH.encode(e)?;
@@ -469,7 +531,7 @@ impl Encode for Outgoing<'_> {
                     target.encode(e)?;
                     self.op(e, op)?;
                 }
-                nesting_depth(e, *depth)
+                trailer(e, *depth, trace.as_deref())
             }
             Message::BatchReply { seq, results } => {
                 MSG_BATCH_REPLY.encode(e)?;
@@ -485,6 +547,7 @@ impl Encode for Outgoing<'_> {
                 subject,
                 timeout_ms,
                 depth,
+                trace,
                 op,
             } => {
                 MSG_PIPELINED.encode(e)?;
@@ -497,7 +560,7 @@ impl Encode for Outgoing<'_> {
                 id.encode(e)?;
                 timeout_ms.encode(e)?;
                 self.op(e, op)?;
-                nesting_depth(e, *depth)
+                trailer(e, *depth, trace.as_deref())
             }
             Message::Finish(answers) => {
                 MSG_FINISH.encode(e)?;
@@ -813,11 +876,13 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
                 let target = u64::decode(d)?;
                 let timeout_ms = u64::decode(d)?;
                 let op = op(d)?;
+                let (depth, trace) = decode_trailer(d)?;
                 Message::Request {
                     seq,
                     target,
                     timeout_ms,
-                    depth: decode_nesting_depth(d)?,
+                    depth,
+                    trace,
                     op,
                 }
             }
@@ -856,10 +921,12 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
                     let target = u64::decode(d)?;
                     calls.push((target, op(d)?));
                 }
+                let (depth, trace) = decode_trailer(d)?;
                 Message::Batch {
                     seq,
                     timeout_ms,
-                    depth: decode_nesting_depth(d)?,
+                    depth,
+                    trace,
                     calls,
                 }
             }
@@ -893,11 +960,13 @@ impl<'de, 'x, 'r: 'x> BorrowDecode<'de, &'x mut DecodeCx<'r>> for Incoming {
                 };
                 let timeout_ms = u64::decode(d)?;
                 let op = op(d)?;
+                let (depth, trace) = decode_trailer(d)?;
                 Message::Pipelined {
                     seq,
                     subject,
                     timeout_ms,
-                    depth: decode_nesting_depth(d)?,
+                    depth,
+                    trace,
                     op,
                 }
             }
@@ -1210,6 +1279,7 @@ mod tests {
             target: 3,
             timeout_ms: 1000,
             depth: 0,
+            trace: None,
             op: Op::CallMethod(
                 "echo".into(),
                 Args {
@@ -1432,6 +1502,7 @@ mod tests {
             target: u64::MAX,
             timeout_ms: 30_000,
             depth: 0,
+            trace: None,
             op: op.clone(),
         };
         match round_trip(&msg) {
@@ -1440,6 +1511,7 @@ mod tests {
                 target: u64::MAX,
                 timeout_ms: 30_000,
                 depth: 0,
+                trace: None,
                 op: got,
             } => assert_eq!(got, op),
             other => panic!("unexpected {other:?}"),
@@ -1453,15 +1525,152 @@ mod tests {
             target: 2,
             timeout_ms: 3,
             depth: 300,
+            trace: None,
             op: Op::Dir,
         };
         match round_trip(&msg) {
             Message::Request {
                 depth: 300,
+                trace: None,
                 op: Op::Dir,
                 ..
             } => {}
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    const TRACE: TraceContext = TraceContext {
+        trace_id: [0x4b; 16],
+        span_id: [0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7, 0x01],
+        flags: 1,
+    };
+
+    #[test]
+    fn a_trace_context_round_trips_on_every_kind_of_request() {
+        let op = Op::CallMethod("add".into(), Args::new().arg(1).arg(2));
+        for depth in [0, 1, 300] {
+            match round_trip(&Message::Request {
+                seq: 1,
+                target: 2,
+                timeout_ms: 3,
+                depth,
+                trace: Some(Box::new(TRACE)),
+                op: op.clone(),
+            }) {
+                Message::Request {
+                    depth: got_depth,
+                    trace: Some(got),
+                    op: got_op,
+                    ..
+                } => assert_eq!((got_depth, *got, &got_op), (depth, TRACE, &op)),
+                other => panic!("unexpected {other:?}"),
+            }
+            match round_trip(&Message::Batch {
+                seq: 1,
+                timeout_ms: 3,
+                depth,
+                trace: Some(Box::new(TRACE)),
+                calls: vec![(2, op.clone()), (3, Op::Dir)],
+            }) {
+                Message::Batch {
+                    depth: got_depth,
+                    trace: Some(got),
+                    calls,
+                    ..
+                } => {
+                    assert_eq!((got_depth, *got, calls.len()), (depth, TRACE, 2));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            match round_trip(&Message::Pipelined {
+                seq: 1,
+                subject: Subject::Answer(4),
+                timeout_ms: 3,
+                depth,
+                trace: Some(Box::new(TRACE)),
+                op: op.clone(),
+            }) {
+                Message::Pipelined {
+                    depth: got_depth,
+                    trace: Some(got),
+                    op: got_op,
+                    ..
+                } => assert_eq!((got_depth, *got, &got_op), (depth, TRACE, &op)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn request_bytes(depth: u32, trace: Option<TraceContext>) -> Vec<u8> {
+        let trace = trace.map(Box::new);
+        let message = Message::Request {
+            seq: 7,
+            target: 1,
+            timeout_ms: 30_000,
+            depth,
+            trace,
+            op: Op::CallMethod("ping".into(), Args::new()),
+        };
+        encode(&message, &NoRefs, usize::MAX).unwrap()[HEADER_LEN..].to_vec()
+    }
+
+    #[test]
+    fn no_trace_context_adds_nothing_to_the_wire() {
+        // tag, seq, target, timeout (251 + u16), op: tag, name, 0 and 0 args
+        let mut expected = vec![MSG_REQUEST, 7, 1, 251, 0x30, 0x75, OP_CALLMETHOD, 4];
+        expected.extend_from_slice(b"ping");
+        expected.extend_from_slice(&[0, 0]);
+        assert_eq!(request_bytes(0, None), expected);
+        // With one: the depth (here 0) and then its 25 bytes.
+        let traced = request_bytes(0, Some(TRACE));
+        assert_eq!(traced.len(), expected.len() + 1 + TraceContext::WIRE_LEN);
+        assert_eq!(traced[expected.len()], 0);
+        assert_eq!(&traced[expected.len() + 1..][..16], &TRACE.trace_id);
+        assert_eq!(&traced[expected.len() + 17..][..8], &TRACE.span_id);
+        assert_eq!(traced.last(), Some(&TRACE.flags));
+    }
+
+    #[test]
+    fn a_truncated_or_invalid_trace_context_is_a_protocol_error() {
+        let traced = request_bytes(2, Some(TRACE));
+        let before = traced.len() - TraceContext::WIRE_LEN;
+        for len in before + 1..traced.len() {
+            let err = decode(&traced[..len], &NoRefs).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol);
+            assert!(
+                err.message().contains("truncated trace context"),
+                "{len}: {err}"
+            );
+        }
+        for zeroed in [before..before + 16, before + 16..before + 24] {
+            let mut bad = traced.clone();
+            bad[zeroed].fill(0);
+            let err = decode(&bad, &NoRefs).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Protocol);
+            assert!(err.message().contains("invalid trace context"), "{err}");
+        }
+        let mut longer = traced.clone();
+        longer.push(0);
+        let err = decode(&longer, &NoRefs).unwrap_err();
+        assert!(err.message().contains("trailing"), "{err}");
+    }
+
+    #[test]
+    fn every_cut_of_a_traced_frame_decodes_or_fails_without_panicking() {
+        let traced = request_bytes(300, Some(TRACE));
+        let before = traced.len() - TraceContext::WIRE_LEN;
+        for len in 0..=traced.len() {
+            match decode(&traced[..len], &NoRefs) {
+                Ok(decoded) => {
+                    let Message::Request { trace, .. } = decoded.message else {
+                        panic!("{len}: {:?}", decoded.message)
+                    };
+                    // Whole, or cut before the context (and the depth).
+                    assert!(len <= before || len == traced.len(), "{len}");
+                    assert_eq!(trace.is_some(), len == traced.len());
+                }
+                Err(err) => assert_eq!(err.kind(), ErrorKind::Protocol, "{len}: {err}"),
+            }
         }
     }
 
@@ -1497,6 +1706,7 @@ mod tests {
                 subject,
                 timeout_ms: 250,
                 depth,
+                trace: None,
                 op: op.clone(),
             }) {
                 Message::Pipelined {
@@ -1504,6 +1714,7 @@ mod tests {
                     subject: got_subject,
                     timeout_ms: 250,
                     depth: got_depth,
+                    trace: None,
                     op: got_op,
                 } => {
                     assert_eq!((got_subject, got_depth, got_op), (subject, depth, op));
@@ -1525,6 +1736,7 @@ mod tests {
                 subject: Subject::Object(2),
                 timeout_ms: 3,
                 depth: 0,
+                trace: None,
                 op: Op::Dir,
             },
             &NoRefs,
@@ -1557,12 +1769,14 @@ mod tests {
             seq: 9,
             timeout_ms: 5,
             depth: 2,
+            trace: None,
             calls: calls.clone(),
         }) {
             Message::Batch {
                 seq: 9,
                 timeout_ms: 5,
                 depth: 2,
+                trace: None,
                 calls: got,
             } => assert_eq!(got, calls),
             other => panic!("unexpected {other:?}"),

@@ -5,8 +5,9 @@
 //! requests answered in one frame; releases, cancels, pings and close need
 //! no reply. A pipelined request (protocol 4) is a request whose result
 //! the owner also keeps, as answer `seq`, so that later requests can
-//! target it before its reply has arrived; `Finish` lets it go. Bytes are
-//! in [`codec`](super::codec).
+//! target it before its reply has arrived; `Finish` lets it go. Requests
+//! of every kind may carry the caller's [`TraceContext`] (protocol 5).
+//! Bytes are in [`codec`](super::codec).
 
 use crate::error::RemoteError;
 use crate::{Args, Value};
@@ -18,12 +19,14 @@ pub(crate) enum Message {
     /// the caller gives up after `timeout_ms` (a relative deadline, so clock
     /// skew between peers does not matter). `depth` is how deeply the call
     /// is nested in calls being served (0: made by no serving call); on the
-    /// wire it follows the operation, and only when not 0.
+    /// wire it follows the operation, and only when not 0 or followed by a
+    /// `trace`, the span the call was made in (protocol 5).
     Request {
         seq: u64,
         target: u64,
         timeout_ms: u64,
         depth: u32,
+        trace: Option<Box<TraceContext>>,
         op: Op,
     },
     /// The outcome of the request numbered `seq`.
@@ -50,6 +53,7 @@ pub(crate) enum Message {
         seq: u64,
         timeout_ms: u64,
         depth: u32,
+        trace: Option<Box<TraceContext>>,
         calls: Vec<(u64, Op)>,
     },
     /// The outcomes of a `Batch`, in its order.
@@ -65,11 +69,38 @@ pub(crate) enum Message {
         subject: Subject,
         timeout_ms: u64,
         depth: u32,
+        trace: Option<Box<TraceContext>>,
         op: Op,
     },
     /// The sender no longer needs these answers of the receiver's; each
     /// is dropped once nothing sent before it depends on it. Protocol 4.
     Finish(Vec<u64>),
+}
+
+/// The span a request was made in, as W3C Trace Context's `traceparent`
+/// carries it: the ids of the trace and of the caller's span, and the
+/// trace flags (bit 0: sampled). The callee's span for the request is a
+/// child of it, so both sides' spans join in one trace.
+///
+/// Carried (protocol 5) whether or not this build records traces (the
+/// `otel` feature): a build without it reads and ignores it. Boxed in a
+/// [`Message`], which it would otherwise make a quarter larger for every
+/// call, traced or not (messages are moved a few times per call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TraceContext {
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) span_id: [u8; 8],
+    pub(crate) flags: u8,
+}
+
+impl TraceContext {
+    /// Bytes of a trace context on the wire.
+    pub(crate) const WIRE_LEN: usize = 16 + 8 + 1;
+
+    /// A context W3C Trace Context accepts: neither id is all zeros.
+    pub(crate) fn is_valid(&self) -> bool {
+        self.trace_id != [0; 16] && self.span_id != [0; 8]
+    }
 }
 
 /// What a pipelined request runs on.
@@ -116,23 +147,32 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    /// A short name for traces and logs.
+    /// A short name for traces and logs (its [`Display`](std::fmt::Display)).
     pub(crate) fn describe(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// `add()`, `getattr 'x'`, `dir`: what a log line or a span calls it,
+/// written only when one is (a span's name is formatted only when the
+/// span is recorded).
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Op::GetRoot => "get root".into(),
-            Op::GetAttr(n) => format!("getattr '{n}'"),
-            Op::SetAttr(n, _) => format!("setattr '{n}'"),
-            Op::DelAttr(n) => format!("delattr '{n}'"),
-            Op::Call(_) => "call".into(),
-            Op::CallMethod(n, _) => format!("{n}()"),
-            Op::Dir => "dir".into(),
-            Op::Repr => "repr".into(),
-            Op::Str => "str".into(),
-            Op::Hash => "hash".into(),
-            Op::Eq(_) => "eq".into(),
-            Op::Inspect => "inspect".into(),
-            Op::Next(_) => "next".into(),
-            Op::Close => "close".into(),
+            Op::GetRoot => f.write_str("get root"),
+            Op::GetAttr(n) => write!(f, "getattr '{n}'"),
+            Op::SetAttr(n, _) => write!(f, "setattr '{n}'"),
+            Op::DelAttr(n) => write!(f, "delattr '{n}'"),
+            Op::Call(_) => f.write_str("call"),
+            Op::CallMethod(n, _) => write!(f, "{n}()"),
+            Op::Dir => f.write_str("dir"),
+            Op::Repr => f.write_str("repr"),
+            Op::Str => f.write_str("str"),
+            Op::Hash => f.write_str("hash"),
+            Op::Eq(_) => f.write_str("eq"),
+            Op::Inspect => f.write_str("inspect"),
+            Op::Next(_) => f.write_str("next"),
+            Op::Close => f.write_str("close"),
         }
     }
 }

@@ -37,13 +37,22 @@
 //! ([`Error::peer_dialect`](crate::Error::peer_dialect)). The client
 //! learns it at once, without guessing from a silence.
 //!
-//! Version 1 had no nonces and no challenge; version 2 had no nesting
-//! depth in requests; version 3 had no pipelined requests; version 4 had
-//! no dates among values. A server accepts clients of [`OLDEST_ACCEPTED`]
-//! and later, answering in the client's version, and sends an older
-//! client nothing it would not understand (a version-3 client's promises
-//! resolve step by step; a version-4 client gets a date's RFC 3339
-//! text). Other versions are
+//! What each version added:
+//!
+//! | version | added |
+//! |---|---|
+//! | 1 | the handshake, requests, replies, releases, batches |
+//! | 2 | nonces and the token challenge |
+//! | 3 | the nesting depth of a request |
+//! | 4 | pipelined requests and `Finish` (promises) |
+//! | 5 | dates among values; the caller's trace context in requests |
+//!
+//! A server accepts clients of [`OLDEST_ACCEPTED`] and later, answering
+//! in the client's version, and sends an older client nothing it would
+//! not understand: a version-3 client no pipelined requests (its promises
+//! resolve step by step), a version-3 or 4 client no date (it gets the
+//! date's RFC 3339 text) and no trace context (the callbacks made to it
+//! start no trace of theirs). Other versions are
 //! refused with a message naming both.
 //!
 //! [messages]: super::frame::Message
@@ -75,6 +84,17 @@ pub(crate) const PIPELINING_SINCE: u16 = 4;
 
 /// The first version with dates among values.
 pub(crate) const DATES_SINCE: u16 = 5;
+
+/// The first version whose requests may carry the caller's trace context
+/// (read, and ignored, even by a build without the `otel` feature).
+pub(crate) const TRACE_VERSION: u16 = 5;
+
+// Each feature arrived in a version this build speaks.
+const _: () = assert!(
+    OLDEST_ACCEPTED < PIPELINING_SINCE
+        && DATES_SINCE <= PROTOCOL_VERSION
+        && TRACE_VERSION <= PROTOCOL_VERSION
+);
 
 /// Longest handshake frame accepted (service names are short).
 const MAX_HANDSHAKE: usize = 1024;
