@@ -56,8 +56,8 @@
 //! # Cost
 //!
 //! Without the feature: the branches that leave the context out, and a
-//! message a word larger (the null call's instruction count: 13,899
-//! before, 14,056 with the feature off). With it, while no subscriber
+//! message a word larger (the null call's instruction count, on `main` at
+//! `a0e3baf`: 13,899 before, 14,056 with the feature off). With it, while no subscriber
 //! takes `info` spans: no span is made, only a check per call and a
 //! span-less wrapper around it (14,577). Once one does: a span per call
 //! on each side, and for a traced call 26 bytes more per request.
