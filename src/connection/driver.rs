@@ -346,7 +346,7 @@ impl Batch {
             Outbound::Parts(parts) => {
                 self.flush_releases();
                 self.shared
-                    .frame_written(parts.iter().map(Bytes::len).sum());
+                    .frame_written(crate::protocol::codec::parts_len(&parts));
                 for part in parts {
                     self.add_bytes(part);
                 }

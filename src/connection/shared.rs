@@ -346,9 +346,7 @@ impl Shared {
     /// wake-up per frame. Under load frames go to the writer, which gathers
     /// them into few writes.
     pub(crate) fn send_frame(self: &Arc<Self>, frame: Bytes) -> Result<()> {
-        let quiet = self.unwritten.load(Ordering::Acquire) == 0
-            && !self.reading_more.load(Ordering::Relaxed)
-            && self.calls_waiting.load(Ordering::Relaxed) <= 1;
+        let quiet = self.is_quiet();
         // Releases held back go first, in the same write.
         let frame = if self.releases_pending.load(Ordering::Relaxed) {
             match quiet.then(|| self.releases_before(&frame)).flatten() {
@@ -396,15 +394,22 @@ impl Shared {
             Frame::Whole(frame) => return self.send_frame(frame),
             Frame::Parts(parts) => parts,
         };
-        let quiet = self.unwritten.load(Ordering::Acquire) == 0
-            && !self.reading_more.load(Ordering::Relaxed)
-            && self.calls_waiting.load(Ordering::Relaxed) <= 1;
+        let quiet = self.is_quiet();
         self.flush_releases();
-        let len = parts.iter().map(Bytes::len).sum();
+        let len = codec::parts_len(&parts);
         if quiet && self.write_through_parts(&parts, len) {
             return Ok(());
         }
         self.queue_frame(len, Outbound::Parts(parts))
+    }
+
+    /// Nothing queued, the writer idle, no other call of ours waiting and
+    /// no more of the peer's frames read: a frame may be written through.
+    #[inline(always)]
+    fn is_quiet(&self) -> bool {
+        self.unwritten.load(Ordering::Acquire) == 0
+            && !self.reading_more.load(Ordering::Relaxed)
+            && self.calls_waiting.load(Ordering::Relaxed) <= 1
     }
 
     /// Hand `message` to the writer task.

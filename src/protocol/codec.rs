@@ -107,9 +107,14 @@ impl Frame {
     pub(crate) fn len(&self) -> usize {
         match self {
             Frame::Whole(frame) => frame.len(),
-            Frame::Parts(parts) => parts.iter().map(Bytes::len).sum(),
+            Frame::Parts(parts) => parts_len(parts),
         }
     }
+}
+
+/// The length on the wire of a frame in `parts`.
+pub(crate) fn parts_len(parts: &[Bytes]) -> usize {
+    parts.iter().map(Bytes::len).sum()
 }
 
 /// [`encode_into`], leaving bytes values of [`SPLICE_FROM`] and more where
@@ -163,8 +168,6 @@ struct Splices {
     offered: Option<Bytes>,
     /// Where each value left out belongs in the buffer, and the value.
     at: Vec<(usize, Bytes)>,
-    /// Their bytes in all.
-    len: usize,
 }
 
 /// Encode `message` into `buf` with its length prefix, leaving out large
@@ -193,7 +196,7 @@ fn encode_in(
         return Err(err);
     }
     written.map_err(|e| raise::protocol(format!("cannot encode message: {e}")))?;
-    let spliced = splices.map_or(0, |s| s.borrow().len);
+    let spliced = splices.map_or(0, |s| s.borrow().at.iter().map(|(_, v)| v.len()).sum());
     let payload = buf.len() - HEADER_LEN + spliced;
     if payload > max_payload {
         return Err(raise::limit(format!(
@@ -317,7 +320,6 @@ impl FrameWriter<'_> {
             .filter(|v| v.as_ptr() == bytes.as_ptr() && v.len() == bytes.len())
         {
             Some(value) => {
-                splices.len += value.len();
                 splices.at.push((self.buf.len(), value));
                 true
             }
@@ -398,15 +400,13 @@ fn written_trailer<E: Encoder>(
     depth: u32,
     trace: Option<&TraceContext>,
 ) -> Result<(), EncodeError> {
-    match trace {
-        None => depth.encode(e),
-        Some(trace) => {
-            depth.encode(e)?;
-            e.writer().write(&trace.trace_id)?;
-            e.writer().write(&trace.span_id)?;
-            e.writer().write(&[trace.flags])
-        }
+    depth.encode(e)?;
+    if let Some(trace) = trace {
+        e.writer().write(&trace.trace_id)?;
+        e.writer().write(&trace.span_id)?;
+        e.writer().write(&[trace.flags])?;
     }
+    Ok(())
 }
 
 /// The depth and trace context [`trailer`] wrote: 0 and none when the

@@ -61,10 +61,7 @@ impl DateTime {
         }
         let whole = OffsetDateTime::from_unix_timestamp(seconds)
             .map_err(|_| out_of_range(&format!("{seconds} seconds since the epoch")))?;
-        Ok(DateTime(
-            whole + time::Duration::nanoseconds(i64::from(nanos)),
-        ))
-        .and_then(DateTime::in_range)
+        DateTime(whole + time::Duration::nanoseconds(i64::from(nanos))).in_range()
     }
 
     /// The instant `millis` milliseconds after the Unix epoch (JavaScript's
