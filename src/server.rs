@@ -420,7 +420,7 @@ impl Server {
 
     #[cfg(not(feature = "nats"))]
     async fn start_nats(&mut self, _: &Admission, _: &mut JoinSet<()>) -> Result<Tunnels> {
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -428,7 +428,7 @@ impl Server {
 #[cfg(feature = "nats")]
 type Tunnels = Option<tokio::sync::mpsc::Receiver<(crate::nats::TunnelStream, String)>>;
 #[cfg(not(feature = "nats"))]
-type Tunnels = ();
+type Tunnels = Option<std::convert::Infallible>;
 
 /// The next tunnelled stream; never, without any.
 async fn next_tunnel(tunnels: &mut Tunnels) -> (Box<dyn Stream>, String) {

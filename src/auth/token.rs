@@ -150,6 +150,7 @@ impl Tokens {
     /// The name of the token whose secret is `presented` (sent whole, as
     /// an HTTP bearer token is). Compared as HMACs of a fresh nonce, in
     /// constant time, checking every token.
+    #[cfg(feature = "capnweb")]
     pub(crate) fn find_secret(&self, presented: &[u8]) -> Option<&str> {
         let presented = Token::new(presented).ok()?;
         let challenge = nonce().ok()?;

@@ -104,9 +104,13 @@ pub(super) async fn serve(
 /// and the server's stop signal, as every request on it carries them (an
 /// axum extension): what outlives the connection (a WebSocket session)
 /// holds the place until it ends, and ends when the server stops.
+/// Without Cap'n Web nothing outlives its connection, and nothing reads
+/// the hold: it only keeps the place while the connection's requests run.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "capnweb"), allow(dead_code))]
 pub(crate) struct ConnectionHold(Arc<Held>);
 
+#[cfg_attr(not(feature = "capnweb"), allow(dead_code))]
 struct Held {
     _permit: tokio::sync::OwnedSemaphorePermit,
     stopping: CancellationToken,
@@ -114,6 +118,7 @@ struct Held {
 
 impl ConnectionHold {
     /// Completes when the server stops.
+    #[cfg(feature = "capnweb")]
     pub(crate) async fn stopping(&self) {
         self.0.stopping.cancelled().await;
     }
