@@ -12,6 +12,8 @@
 //! | `tether.http` (`otel.kind` server) | the gateway, around one HTTP request | the request's `traceparent` header |
 //! | `tether.serve` (`otel.kind` internal) | the gateway, around each call in it | the `tether.http` span |
 //! | `tether.serve` (`otel.kind` server) | the Cap'n Web endpoint, around each call | the `traceparent` header of the WebSocket upgrade or the HTTP batch |
+//! | `tether.nats` (`otel.kind` server) | a stateless NATS request, around it | the message's `traceparent` header |
+//! | `tether.serve` (`otel.kind` internal) | a stateless NATS request, around its call | the `tether.nats` span |
 //!
 //! Each span's `otel.name` is the operation (`add()`, `getattr 'name'`,
 //! `batch of 3`), and `connection` the connection's number in logs. The
@@ -48,7 +50,8 @@
 //! id of all zeros, is a protocol error.
 //!
 //! Over HTTP, the gateway and the Cap'n Web endpoint read a
-//! `traceparent` header (version `00` and later versions' first four
+//! `traceparent` header, as stateless NATS requests read one among their
+//! message's headers (version `00` and later versions' first four
 //! fields, lowercase hex, ids not all zeros). One that does not parse is
 //! ignored: the calls start a trace of their own, and the request is
 //! served as without it.
@@ -294,6 +297,24 @@ mod otel {
         span
     }
 
+    /// The span of one stateless NATS request to `subject`, a child of the
+    /// span its `traceparent` header names, if any.
+    #[cfg(feature = "nats")]
+    pub(crate) fn nats_span(subject: &str, traceparent: Option<TraceContext>) -> tracing::Span {
+        if !wanted() {
+            return tracing::Span::none();
+        }
+        let span = tracing::info_span!(
+            "tether.nats",
+            otel.name = %subject,
+            otel.kind = "server",
+        );
+        if let Some(parent) = traceparent {
+            set_remote_parent(&span, parent);
+        }
+        span
+    }
+
     /// `work`, to be spawned, run in the span current here.
     pub(crate) fn in_current_span<F: Future>(work: F) -> Instrumented<F> {
         work.in_current_span()
@@ -331,14 +352,30 @@ mod otel {
 pub(crate) use self::otel::http_span;
 #[cfg(feature = "otel")]
 pub(crate) use self::otel::in_current_span;
+#[cfg(all(feature = "otel", feature = "nats"))]
+pub(crate) use self::otel::nats_span;
 
 /// The context the request's `traceparent` header names, when it has
 /// exactly one that parses.
 #[cfg(all(feature = "otel", feature = "gateway"))]
 pub(crate) fn traceparent_of(headers: &axum::http::HeaderMap) -> Option<TraceContext> {
-    let mut values = headers.get_all("traceparent").iter();
+    only_one(headers.get_all("traceparent").iter().map(|v| v.as_bytes()))
+}
+
+/// The context a NATS message's `traceparent` header names, when it has
+/// exactly one that parses.
+#[cfg(all(feature = "otel", feature = "nats"))]
+pub(crate) fn nats_traceparent_of(headers: Option<&async_nats::HeaderMap>) -> Option<TraceContext> {
+    let values = headers?.get_all("traceparent");
+    only_one(values.map(|v| v.as_str().as_bytes()))
+}
+
+/// The context named by the one `traceparent` value of a request; none
+/// when there is none, more than one, or one that does not parse.
+#[cfg(all(feature = "otel", feature = "gateway"))]
+fn only_one<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Option<TraceContext> {
     match (values.next(), values.next()) {
-        (Some(value), None) => parse_traceparent(value.as_bytes()),
+        (Some(value), None) => parse_traceparent(value),
         _ => None,
     }
 }

@@ -1,9 +1,9 @@
 //! Traces across calls (feature `otel`): the spans of a call on the
 //! client, on the server and in the callback the server makes share one
-//! trace, with the right parents; batches, pipelined chains, the gateway
-//! and the Cap'n Web endpoint join the trace they are given; a malformed
-//! `traceparent` is ignored; a peer of protocol 4 is sent no trace
-//! context, one of protocol 5 is (raw frames).
+//! trace, with the right parents; batches, pipelined chains, the gateway,
+//! the Cap'n Web endpoint and stateless NATS requests join the trace they
+//! are given; a malformed `traceparent` is ignored; a peer of protocol 4
+//! is sent no trace context, one of protocol 5 is (raw frames).
 //!
 //! Each test records into its own in-memory exporter through a subscriber
 //! set for its thread only, on a current-thread runtime, so every task of
@@ -337,6 +337,70 @@ async fn a_malformed_or_repeated_traceparent_is_ignored() {
         spans.iter().filter(|s| s.name == "add()").count(),
         malformed.len()
     );
+}
+
+/// A stateless NATS request is served in the trace its `traceparent`
+/// header names; a repeated or malformed one is ignored, as over HTTP.
+#[cfg(feature = "nats")]
+#[tokio::test]
+async fn a_nats_request_with_a_traceparent_is_served_in_that_trace() {
+    use tether::nats::async_nats::{self, HeaderMap};
+
+    let recorder = record();
+    let nats = support::nats::NatsServer::start();
+    let server = tether::Server::builder()
+        .nats(tether::nats::Registration::new(nats.url(), "relay"))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve_until(Relay, async {
+        let _ = stopped.await;
+    }));
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    support::nats_client::wait_for(&client, "relay", 1, "add").await;
+
+    let good = traceparent();
+    let mut given = HeaderMap::new();
+    given.insert("traceparent", good.as_str());
+    let mut repeated = HeaderMap::new();
+    repeated.append("traceparent", good.as_str());
+    repeated.append("traceparent", good.as_str());
+    let mut malformed = HeaderMap::new();
+    malformed.insert("traceparent", "00-garbage");
+    for headers in [given, repeated, malformed] {
+        let answer = client
+            .request_with_headers("relay.add", headers, "[1, 2]".into())
+            .await
+            .unwrap();
+        assert_eq!(&answer.payload[..], b"3");
+    }
+
+    let spans = recorder
+        .spans_once(|s| s.iter().filter(|s| s.name == "relay.add").count() == 3)
+        .await;
+    let requests: Vec<_> = spans.iter().filter(|s| s.name == "relay.add").collect();
+    let in_given: Vec<_> = requests
+        .iter()
+        .filter(|s| trace_of(s) == given_trace())
+        .collect();
+    assert_eq!(in_given.len(), 1, "{spans:#?}");
+    let request = in_given[0];
+    assert_eq!(request.span_kind, SpanKind::Server);
+    assert_eq!(request.parent_span_id, given_parent());
+    assert!(request.parent_span_is_remote);
+    for ignored in requests.iter().filter(|s| trace_of(s) != given_trace()) {
+        // A trace of its own.
+        assert_eq!(ignored.parent_span_id, SpanId::INVALID, "{ignored:#?}");
+    }
+    let calls: Vec<_> = spans.iter().filter(|s| s.name == "add()").collect();
+    assert_eq!(calls.len(), 3, "{spans:#?}");
+    assert!(calls
+        .iter()
+        .any(|call| call.parent_span_id == id_of(request)));
+
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
 }
 
 #[tokio::test]

@@ -12,6 +12,10 @@
 //! takes. Calls take the gateway's path ([`Gateway`]): the same
 //! dispatcher, policy, deadline, depth limit and JSON mapping.
 //!
+//! With the feature `otel`, each request is served in a span of its own,
+//! a child of the span its `traceparent` header names (as the gateway's
+//! HTTP requests are; see [`crate::trace`]).
+//!
 //! Requests carry no identity: they are served the root an
 //! unauthenticated peer gets, and a server that requires a token offers
 //! no stateless endpoints at all. Who may send them is NATS's to say
@@ -96,8 +100,22 @@ pub(crate) async fn serve(
     })
 }
 
-/// Run one request and reply.
+/// Run one request and reply; with the feature `otel`, in a span of its
+/// own, a child of the span its `traceparent` header names.
 async fn answer(gateway: &Gateway, method: &str, request: Request) {
+    #[cfg(feature = "otel")]
+    {
+        use tracing::Instrument;
+        let parent = crate::trace::nats_traceparent_of(request.message.headers.as_ref());
+        let span = crate::trace::nats_span(request.message.subject.as_str(), parent);
+        respond(gateway, method, request).instrument(span).await
+    }
+    #[cfg(not(feature = "otel"))]
+    respond(gateway, method, request).await
+}
+
+/// Run one request and reply.
+async fn respond(gateway: &Gateway, method: &str, request: Request) {
     let body = &request.message.payload;
     let limit = gateway.config().max_body;
     let reply = if body.len() > limit {
