@@ -843,6 +843,52 @@ async fn a_name_pointed_at_the_endpoint_is_not_its_own_origin() {
     .is_ok());
 }
 
+/// A peer that is gone without closing (its machine or network) is found
+/// out by pings: after two pings with nothing back, not even a pong, its
+/// session ends and its connection closes.
+#[tokio::test]
+async fn a_peer_that_answers_no_pings_is_let_go() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let config = tether::capnweb::Config {
+        keepalive: Some(std::time::Duration::from_millis(20)),
+        ..Default::default()
+    };
+    let (_endpoint, url) = serve_with(Api::default(), |e| e.with_config(config)).await;
+    // A WebSocket opened by hand, on a socket that is never written to
+    // again: no WebSocket library answers the pings.
+    let authority = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/capnweb");
+    let mut socket = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let upgrade = format!(
+        "GET /capnweb HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    );
+    socket.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        socket.read_to_end(&mut received),
+    )
+    .await
+    .expect("the silent peer's connection was not closed within a minute")
+    .unwrap();
+
+    let head_end = received
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer")
+        + 4;
+    let head = String::from_utf8_lossy(&received[..head_end]);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // Two empty pings, then a close frame (server frames are not masked).
+    let frames = &received[head_end..];
+    assert_eq!(frames[..4], [0x89, 0x00, 0x89, 0x00], "{frames:02x?}");
+    assert_eq!(frames[4], 0x88, "{frames:02x?}");
+}
+
 #[tokio::test]
 async fn sessions_are_bounded_and_stop_with_the_server() {
     let config = tether::capnweb::Config {

@@ -8,7 +8,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::config::Config;
 use super::session::{Kind, Session};
-use super::socket::{self, Frame};
+use super::socket::{self, Frame, Outgoing};
 use crate::error::raise;
 use crate::service::table::lock;
 use crate::{Error, ErrorKind, NetRef, Object, Policy, Result};
@@ -59,6 +59,7 @@ pub async fn connect_with(url: &str, config: Config) -> Result<NetRef> {
             ))
         }
     };
+    let keepalive = config.keepalive;
     let (out, outgoing) = mpsc::unbounded_channel();
     let session = Session::new(
         NetRef::new(NoMain),
@@ -81,8 +82,11 @@ pub async fn connect_with(url: &str, config: Config) -> Result<NetRef> {
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Frame::Control,
         })
     });
-    let sink = sink.with(|text: String| async move {
-        Ok::<_, tokio_tungstenite::tungstenite::Error>(Message::Text(text.into()))
+    let sink = sink.with(|out: Outgoing| async move {
+        Ok::<_, tokio_tungstenite::tungstenite::Error>(match out {
+            Outgoing::Text(text) => Message::Text(text.into()),
+            Outgoing::Ping => Message::Ping(Default::default()),
+        })
     });
     tokio::spawn(async move {
         socket::run(
@@ -90,6 +94,7 @@ pub async fn connect_with(url: &str, config: Config) -> Result<NetRef> {
             frames,
             Box::pin(sink),
             outgoing,
+            keepalive,
             std::future::pending(),
         )
         .await;

@@ -43,6 +43,13 @@ pub struct Config {
     /// Most messages in one HTTP batch; a larger batch is answered with
     /// HTTP 413. Default: 1000.
     pub max_batch: usize,
+    /// How often a WebSocket peer is pinged. A peer that sends nothing,
+    /// not even the pong its WebSocket library answers with, for two
+    /// pings is taken for gone (its machine or network, without closing),
+    /// and its session ends, releasing what it held. `None`: never
+    /// pinged. Default: 30 s, as the native protocol's
+    /// [`Config::keepalive`](crate::Config::keepalive).
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for Config {
@@ -56,6 +63,7 @@ impl Default for Config {
             max_running: 256,
             call_timeout: Duration::from_secs(30),
             max_batch: 1000,
+            keepalive: Some(Duration::from_secs(30)),
         }
     }
 }

@@ -12,7 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 use super::session::{Kind, Session};
-use super::socket::{self, Frame};
+use super::socket::{self, Frame, Outgoing};
 use super::CapnWeb;
 use crate::gateway::body;
 use crate::gateway::listen::ConnectionHold;
@@ -127,15 +127,28 @@ async fn run_socket(
             Message::Ping(_) | Message::Pong(_) => Frame::Control,
         })
     });
-    let sink =
-        sink.with(|text: String| async move { Ok::<_, axum::Error>(Message::Text(text.into())) });
+    let sink = sink.with(|out: Outgoing| async move {
+        Ok::<_, axum::Error>(match out {
+            Outgoing::Text(text) => Message::Text(text.into()),
+            Outgoing::Ping => Message::Ping(Default::default()),
+        })
+    });
+    let keepalive = endpoint.config().keepalive;
     let stopping = async move {
         match &hold {
             Some(hold) => hold.stopping().await,
             None => std::future::pending().await,
         }
     };
-    socket::run(&session, frames, Box::pin(sink), outgoing, stopping).await;
+    socket::run(
+        &session,
+        frames,
+        Box::pin(sink),
+        outgoing,
+        keepalive,
+        stopping,
+    )
+    .await;
 }
 
 /// The span the request's `traceparent` header names (feature `otel`;

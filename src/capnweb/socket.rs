@@ -1,13 +1,16 @@
 //! One WebSocket session's loop, whichever side opened the socket: the
 //! peer's messages into the session, the session's messages out, until
-//! either side closes, a message breaks the protocol, or the session ends
-//! on its own (a client that let go of everything).
+//! either side closes, a message breaks the protocol, the session ends on
+//! its own (a client that let go of everything), or the peer stops
+//! answering pings (gone without closing: its machine or network).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::mpsc;
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::session::Session;
 use crate::error::raise;
@@ -21,25 +24,43 @@ pub(crate) enum Frame {
     Control,
 }
 
+/// What the loop sends: the session's messages, and pings.
+pub(crate) enum Outgoing {
+    Text(String),
+    Ping,
+}
+
+/// Pings a peer may leave unanswered (sending nothing at all) before it
+/// is taken for gone: it has this many intervals to answer the first.
+const UNANSWERED_PINGS: u32 = 2;
+
 /// Run `session` over a socket's `frames` and `sink` until it ends (or
 /// `stop` completes: the server stopping); then
 /// end the session and close the socket, after what the session said
-/// last (an abort's reason).
+/// last (an abort's reason). With `keepalive`, the peer is pinged that
+/// often, and the session ends once it has sent nothing for
+/// [`UNANSWERED_PINGS`] pings.
 pub(crate) async fn run<In, Out, E>(
     session: &Arc<Session>,
     mut frames: In,
     mut sink: Out,
     mut outgoing: mpsc::UnboundedReceiver<String>,
+    keepalive: Option<Duration>,
     stop: impl Future<Output = ()>,
 ) where
     In: Stream<Item = Result<Frame, E>> + Unpin,
-    Out: Sink<String> + Unpin,
+    Out: Sink<Outgoing> + Unpin,
     E: std::fmt::Display,
 {
     let mut stop = std::pin::pin!(stop);
+    // Without keepalive, a tick that never comes.
+    let every = keepalive.unwrap_or(Duration::from_secs(u32::MAX.into()));
+    let mut ping = interval_at(Instant::now() + every, every);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut unanswered = 0;
     loop {
         tokio::select! {
-            incoming = frames.next() => match incoming {
+            incoming = frames.next() => match incoming.inspect(|_| unanswered = 0) {
                 Some(Ok(Frame::Text(text))) => {
                     if let Err(err) = session.receive(&text) {
                         tracing::debug!("Cap'n Web session aborted: {err}");
@@ -61,14 +82,26 @@ pub(crate) async fn run<In, Out, E>(
             },
             Some(text) = outgoing.recv() => {
                 // What is queued goes in one write.
-                let mut sent = sink.feed(text).await.is_ok();
+                let mut sent = sink.feed(Outgoing::Text(text)).await.is_ok();
                 while sent {
                     match outgoing.try_recv() {
-                        Ok(text) => sent = sink.feed(text).await.is_ok(),
+                        Ok(text) => sent = sink.feed(Outgoing::Text(text)).await.is_ok(),
                         Err(_) => break,
                     }
                 }
                 if !sent || sink.flush().await.is_err() {
+                    break;
+                }
+            }
+            _ = ping.tick(), if keepalive.is_some() => {
+                if unanswered == UNANSWERED_PINGS {
+                    tracing::debug!(
+                        "Cap'n Web peer gone: nothing from it for {UNANSWERED_PINGS} pings, {every:?} apart"
+                    );
+                    break;
+                }
+                unanswered += 1;
+                if sink.send(Outgoing::Ping).await.is_err() {
                     break;
                 }
             }
@@ -78,9 +111,113 @@ pub(crate) async fn run<In, Out, E>(
     }
     session.end();
     while let Ok(text) = outgoing.try_recv() {
-        if sink.feed(text).await.is_err() {
+        if sink.feed(Outgoing::Text(text)).await.is_err() {
             break;
         }
     }
     let _ = sink.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use super::*;
+    use crate::capnweb::session::Kind;
+    use crate::capnweb::Config;
+    use crate::{NetRef, Object, Policy};
+
+    struct Nothing;
+
+    impl Object for Nothing {
+        fn type_name(&self) -> &str {
+            "nothing"
+        }
+    }
+
+    /// A session's loop over channels.
+    struct Socket {
+        /// What the peer sends.
+        peer: mpsc::UnboundedSender<Result<Frame, String>>,
+        /// What the loop sent.
+        sent: mpsc::UnboundedReceiver<Outgoing>,
+        session: Arc<Session>,
+        running: tokio::task::JoinHandle<()>,
+    }
+
+    fn socket(keepalive: Option<Duration>) -> Socket {
+        let (out, outgoing) = mpsc::unbounded_channel();
+        let session = Session::new(
+            NetRef::new(Nothing),
+            Policy::default(),
+            Config::default(),
+            None,
+            out,
+            Kind::Socket,
+        );
+        let (peer, mut from_peer) = mpsc::unbounded_channel();
+        let frames = futures_util::stream::poll_fn(move |cx| from_peer.poll_recv(cx));
+        let (to_peer, sent) = mpsc::unbounded_channel();
+        let sink = futures_util::sink::unfold(to_peer, |to_peer, message| async move {
+            let _ = to_peer.send(message);
+            Ok::<_, Infallible>(to_peer)
+        });
+        let running = tokio::spawn({
+            let session = session.clone();
+            async move {
+                let stop = std::future::pending();
+                run(&session, frames, Box::pin(sink), outgoing, keepalive, stop).await;
+            }
+        });
+        Socket {
+            peer,
+            sent,
+            session,
+            running,
+        }
+    }
+
+    fn is_ping(message: Option<Outgoing>) -> bool {
+        matches!(message, Some(Outgoing::Ping))
+    }
+
+    // The clock is paused: it moves only when every task waits for it, so
+    // the intervals below are exact.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_answers_stays_and_one_silent_for_two_pings_is_let_go() {
+        let every = Duration::from_secs(30);
+        let Socket {
+            peer,
+            mut sent,
+            session,
+            running,
+        } = socket(Some(every));
+        for _ in 0..10 {
+            assert!(is_ping(sent.recv().await));
+            peer.send(Ok(Frame::Control)).unwrap();
+        }
+        // Silent from the tenth ping on: two more, then the end.
+        let silent_since = Instant::now();
+        assert!(is_ping(sent.recv().await));
+        assert!(is_ping(sent.recv().await));
+        running.await.unwrap();
+        assert_eq!(silent_since.elapsed(), 3 * every);
+        assert!(session.ended.is_cancelled());
+        assert!(sent.recv().await.is_none(), "nothing after the end");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_keepalive_a_silent_peer_is_never_pinged() {
+        let Socket {
+            peer: _peer,
+            mut sent,
+            session,
+            running,
+        } = socket(None);
+        tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+        assert!(sent.try_recv().is_err());
+        assert!(!running.is_finished());
+        session.end();
+        running.await.unwrap();
+    }
 }
