@@ -213,15 +213,15 @@ mod otel {
             if !wanted() {
                 return ServeSpan::none();
             }
-            let span = tracing::info_span!(
-                "tether.serve",
-                otel.name = %what,
-                otel.kind = "server",
-                connection,
+            let span = under_remote(
+                tracing::info_span!(
+                    "tether.serve",
+                    otel.name = %what,
+                    otel.kind = "server",
+                    connection,
+                ),
+                parent,
             );
-            if let Some(parent) = parent {
-                set_remote_parent(&span, parent);
-            }
             ServeSpan { span }
         }
 
@@ -247,14 +247,14 @@ mod otel {
             if !wanted() {
                 return ServeSpan::none();
             }
-            let span = tracing::info_span!(
-                "tether.serve",
-                otel.name = %what,
-                otel.kind = "server",
+            let span = under_remote(
+                tracing::info_span!(
+                    "tether.serve",
+                    otel.name = %what,
+                    otel.kind = "server",
+                ),
+                parent,
             );
-            if let Some(parent) = parent {
-                set_remote_parent(&span, parent);
-            }
             ServeSpan { span }
         }
 
@@ -286,15 +286,14 @@ mod otel {
         if !wanted() {
             return tracing::Span::none();
         }
-        let span = tracing::info_span!(
-            "tether.http",
-            otel.name = %format_args!("POST {path}"),
-            otel.kind = "server",
-        );
-        if let Some(parent) = traceparent {
-            set_remote_parent(&span, parent);
-        }
-        span
+        under_remote(
+            tracing::info_span!(
+                "tether.http",
+                otel.name = %format_args!("POST {path}"),
+                otel.kind = "server",
+            ),
+            traceparent,
+        )
     }
 
     /// The span of one stateless NATS request to `subject`, a child of the
@@ -304,15 +303,14 @@ mod otel {
         if !wanted() {
             return tracing::Span::none();
         }
-        let span = tracing::info_span!(
-            "tether.nats",
-            otel.name = %subject,
-            otel.kind = "server",
-        );
-        if let Some(parent) = traceparent {
-            set_remote_parent(&span, parent);
-        }
-        span
+        under_remote(
+            tracing::info_span!(
+                "tether.nats",
+                otel.name = %subject,
+                otel.kind = "server",
+            ),
+            traceparent,
+        )
     }
 
     /// `work`, to be spawned, run in the span current here.
@@ -331,6 +329,14 @@ mod otel {
             span_id: sc.span_id().to_bytes(),
             flags: sc.trace_flags().to_u8(),
         })
+    }
+
+    /// `span`, made a child of the peer's span `parent` if there is one.
+    fn under_remote(span: tracing::Span, parent: Option<TraceContext>) -> tracing::Span {
+        if let Some(parent) = parent {
+            set_remote_parent(&span, parent);
+        }
+        span
     }
 
     /// Make `span` a child of the peer's span `parent`.
