@@ -1370,6 +1370,28 @@ pub async fn profile(t: Targets, kind: &str, dur: Duration) {
             }
             reads
         }
+        "stream64k" => {
+            // The raw stream, counted in 64 KiB chunks: the reference of
+            // `read64k` and `remotefile64k`.
+            let mut s = raw_connect(t.raw, b'S').await;
+            let end = Instant::now() + dur;
+            let mut bytes = 0u64;
+            while Instant::now() < end {
+                bytes += raw_stream_once(&mut s).await;
+            }
+            bytes / (64 << 10)
+        }
+        "remotefile64k" => {
+            // `RemoteFile` with its defaults, counted in 64 KiB chunks.
+            let (_c, root) = tether_root(t.tether).await;
+            let files = Files::make();
+            let end = Instant::now() + dur;
+            let mut bytes = 0u64;
+            while Instant::now() < end {
+                bytes += remotefile_once(&root, &files, 64 * 1024, 2).await;
+            }
+            bytes / (64 << 10)
+        }
         "echo1MiB" => {
             let (_c, root) = tether_root(t.tether).await;
             let mut data = Value::from(vec![0x5a; 1 << 20]);
