@@ -150,10 +150,11 @@ pub(crate) struct Shared {
     pub(crate) next_nonce: AtomicU64,
     /// Bytes queued for the writer and not yet written.
     queued: AtomicUsize,
-    /// When the connection started, and milliseconds after it that the
-    /// last frame arrived (for keepalive).
-    started: tokio::time::Instant,
-    last_heard_ms: AtomicU64,
+    /// A frame arrived since the keepalive task last looked. A flag, not
+    /// a time: the reader sets it per frame, which must not cost a clock
+    /// read; the keepalive task, which looks once per interval, notes the
+    /// time itself (see [`Shared::heard_since_last_look`]).
+    heard: AtomicBool,
 
     exports: Mutex<ExportTable>,
     pub(crate) imports: ImportTable,
@@ -246,8 +247,7 @@ impl Shared {
             decoded_held: Default::default(),
             next_nonce: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
-            started: tokio::time::Instant::now(),
-            last_heard_ms: AtomicU64::new(0),
+            heard: AtomicBool::new(false),
             exports: Mutex::new(ExportTable::default()),
             imports: ImportTable::default(),
             answers,
@@ -488,16 +488,19 @@ impl Shared {
         true
     }
 
-    /// A frame arrived from the peer.
+    /// A frame arrived from the peer. Only a load when the flag is already
+    /// set (every frame but the first after a look), so the reader does
+    /// not keep writing a cache line other threads read.
+    #[inline]
     pub(crate) fn heard_from_peer(&self) {
-        let ms = self.started.elapsed().as_millis() as u64;
-        self.last_heard_ms.store(ms, Ordering::Relaxed);
+        if !self.heard.load(Ordering::Relaxed) {
+            self.heard.store(true, Ordering::Relaxed);
+        }
     }
 
-    /// How long since the peer last sent anything.
-    pub(crate) fn silent_for(&self) -> std::time::Duration {
-        let last = std::time::Duration::from_millis(self.last_heard_ms.load(Ordering::Relaxed));
-        self.started.elapsed().saturating_sub(last)
+    /// Whether the peer sent anything since the last call (for keepalive).
+    pub(crate) fn heard_since_last_look(&self) -> bool {
+        self.heard.swap(false, Ordering::Relaxed)
     }
 
     /// The writer wrote `frame`.
