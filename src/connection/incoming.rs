@@ -221,7 +221,9 @@ fn serve(
     intake: Intake,
 ) -> Result<()> {
     let span = ServeSpan::start(shared.number, &op, trace.map(|t| *t));
-    let deadline = callers_deadline(timeout);
+    // The one clock read of this request: its deadlines on both sides.
+    let started = Instant::now();
+    let deadline = callers_deadline(started, timeout);
     let refused = refusal(shared, depth, intake.incomplete);
     let (held, names_answers) = (intake.held, intake.names_answers);
     let work_shared = shared.clone();
@@ -245,7 +247,7 @@ fn serve(
     start_serving(
         shared,
         seq,
-        timeout,
+        (started, timeout),
         span.instrument(depth::serving(depth, work)),
     )
 }
@@ -287,7 +289,9 @@ fn serve_batch(
         &format_args!("batch of {}", calls.len()),
         trace.map(|t| *t),
     );
-    let deadline = callers_deadline(timeout);
+    // The one clock read of this request: its deadlines on both sides.
+    let started = Instant::now();
+    let deadline = callers_deadline(started, timeout);
     let refused = refusal(shared, depth, intake.incomplete);
     let (held, names_answers) = (intake.held, intake.names_answers);
     let work_shared = shared.clone();
@@ -311,7 +315,7 @@ fn serve_batch(
     start_serving(
         shared,
         seq,
-        timeout,
+        (started, timeout),
         span.instrument(depth::serving(depth, work)),
     )
 }
@@ -330,7 +334,9 @@ fn serve_pipelined(
     intake: Intake,
 ) -> Result<()> {
     let span = ServeSpan::start(shared.number, &op, trace.map(|t| *t));
-    let deadline = callers_deadline(timeout);
+    // The one clock read of this request: its deadlines on both sides.
+    let started = Instant::now();
+    let deadline = callers_deadline(started, timeout);
     let refused = refusal(shared, depth, intake.incomplete);
     let (held, names_answers) = (intake.held, intake.names_answers);
     // The target answer is looked up now, before this request's own is
@@ -383,7 +389,6 @@ fn serve_pipelined(
             Box::pin(std::future::ready(Err(err)))
         }
     };
-    let started = Instant::now();
     let overdue_shared = shared.clone();
     let work = async move {
         let _held = held;
@@ -416,7 +421,7 @@ fn serve_pipelined(
             result: reply_outcome.await,
         }
     };
-    start_serving(shared, seq, timeout, work)
+    start_serving(shared, seq, (started, timeout), work)
 }
 
 /// `op` with the answers its arguments name put in their place (a failed
@@ -448,7 +453,9 @@ impl Drop for Hold {
 }
 
 /// Run `work`, the serving of request `seq`, and send the reply it
-/// produces.
+/// produces; `(started, timeout)`: when the request arrived and how long
+/// the owner lets it run (the arrival time is passed in rather than read
+/// again: a clock read per request is enough).
 ///
 /// The first poll happens here, in the reader, in the order the requests
 /// arrived: a call that completes without waiting (every synchronous
@@ -457,7 +464,12 @@ impl Drop for Hold {
 /// queue for it in arrival order. Only a call still pending after that
 /// poll is moved into a task of its own, under its deadline and
 /// cancellable by the peer.
-fn start_serving<Fut>(shared: &Arc<Shared>, seq: u64, timeout: Duration, work: Fut) -> Result<()>
+fn start_serving<Fut>(
+    shared: &Arc<Shared>,
+    seq: u64,
+    (started, timeout): (Instant, Duration),
+    work: Fut,
+) -> Result<()>
 where
     Fut: std::future::Future<Output = Message> + Send + 'static,
 {
@@ -477,7 +489,6 @@ where
         )));
     }
     let hold = Hold::new(shared);
-    let started = Instant::now();
     // A panic in object code becomes an error reply: the caller must not
     // wait for a reply that will never come.
     let mut work = Box::pin(AssertUnwindSafe(work).catch_unwind());
@@ -550,9 +561,10 @@ fn overdue(shared: &Shared, timeout: Duration) -> RemoteError {
     )
 }
 
-/// When the caller gives up: `timeout` is the owner's, grace included.
-fn callers_deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout.saturating_sub(OWNER_GRACE))
+/// When the caller of a request that arrived at `started` gives up:
+/// `timeout` is the owner's, grace included.
+fn callers_deadline(started: Instant, timeout: Duration) -> Option<Instant> {
+    started.checked_add(timeout.saturating_sub(OWNER_GRACE))
 }
 
 /// The reply for request `seq` whose work panicked.
