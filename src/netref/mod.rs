@@ -183,14 +183,23 @@ impl NetRef {
     pub(crate) async fn serve(&self, op: Op, policy: &Policy, cx: &CallContext) -> Result<Value> {
         match &self.target {
             Target::Local(local) => dispatch::dispatch(local, op, policy, cx).await,
-            // Forwarded with what is left of the caller's deadline.
-            Target::Remote(_) => match cx.deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    self.with_timeout(left).perform(op).await
-                }
-                None => self.perform(op).await,
-            },
+            // Boxed: a forwarded call holds a whole request of our own
+            // (message, encoding, reply channel), which would otherwise
+            // make every served call's future that much larger, and the
+            // reader moves it once per call.
+            Target::Remote(_) => Box::pin(self.forward(op, cx)).await,
+        }
+    }
+
+    /// Forward `op` to the owner of this proxy, with what is left of the
+    /// caller's deadline.
+    async fn forward(&self, op: Op, cx: &CallContext) -> Result<Value> {
+        match cx.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                self.with_timeout(left).perform(op).await
+            }
+            None => self.perform(op).await,
         }
     }
 
