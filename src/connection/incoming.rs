@@ -608,21 +608,33 @@ async fn run_on(
     op: Op,
     deadline: Option<Instant>,
 ) -> Result<Value, (Error, String)> {
-    let label = Label::of(&op);
     let cx = CallContext {
         connection: Some(Connection::from_shared(shared.clone())),
         deadline,
         identity: None,
     };
-    object
-        .serve(op, &shared.config.policy, &cx)
-        .await
-        .map_err(|e| {
-            let call = label.describe();
-            log_failed_call(shared.number, &call, &object, &e);
-            let location = format!("in {call} on {}", object.describe());
-            (e, here(shared, &location))
-        })
+    match op {
+        // Most requests: the method's name is lent to the object and
+        // formatted only if the call fails (no copy per call).
+        Op::CallMethod(name, args) => object
+            .serve_method(&name, args, &cx)
+            .await
+            .map_err(|e| failed(shared, &object, &format!("{name}()"), e)),
+        op => {
+            let label = Label::of(&op);
+            object
+                .serve(op, &shared.config.policy, &cx)
+                .await
+                .map_err(|e| failed(shared, &object, &label.describe(), e))
+        }
+    }
+}
+
+/// Log that `call` on `object` failed with `err`, and say where.
+fn failed(shared: &Shared, object: &NetRef, call: &str, err: Error) -> (Error, String) {
+    log_failed_call(shared.number, call, object, &err);
+    let location = format!("in {call} on {}", object.describe());
+    (err, here(shared, &location))
 }
 
 /// Send the reply to request `seq`. A reply that cannot be encoded (too
