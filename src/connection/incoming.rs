@@ -13,7 +13,6 @@ use tokio::time::Instant;
 
 use super::depth;
 use super::shared::{Reply, Shared};
-use super::Connection;
 use crate::error::raise;
 use crate::error::RemoteError;
 use crate::protocol::budget::HeldGuard;
@@ -609,7 +608,8 @@ async fn run_on(
     deadline: Option<Instant>,
 ) -> Result<Value, (Error, String)> {
     let cx = CallContext {
-        connection: Some(Connection::from_shared(shared.clone())),
+        connection: Some(shared.clone()),
+        handle: Default::default(),
         deadline,
         identity: None,
     };
