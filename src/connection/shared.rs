@@ -1,6 +1,7 @@
 //! The state both halves of a connection share.
 
 use std::cell::RefCell;
+use std::hash::BuildHasherDefault;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,6 +75,41 @@ pub(crate) struct Awaiting {
     pub(crate) deadline: Option<(tokio::time::Instant, std::time::Duration)>,
 }
 
+/// The hasher of [`Shared::in_flight`], keyed by our own request numbers.
+///
+/// The default (SipHash) defends against keys a peer picks to collide,
+/// which these are not (this side numbers its requests), and costs more
+/// than the rest of a lookup; a call looks its number up twice. One
+/// multiplication by an odd constant (as FxHash does) spreads consecutive
+/// numbers over dashmap's shards (chosen by the high bits) and
+/// hashbrown's buckets (the low bits, where it is a bijection). Maps keyed
+/// by the peer's numbers (`serving`, answers, imports) keep SipHash.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct SeqHasher(u64);
+
+impl SeqHasher {
+    /// FxHash's 64-bit constant.
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn add(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|b| self.add(u64::from(*b)));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+}
+
 /// The state of the task that fails calls past long deadlines
 /// (`call.rs`, `sweep`), one timer for all of a connection's calls.
 #[derive(Default)]
@@ -120,7 +156,7 @@ pub(crate) struct Shared {
     /// encoded last is written and dropped (see `encode`).
     encode_buf: Mutex<BytesMut>,
     /// Our requests awaiting replies (pings too), by sequence number.
-    pub(crate) in_flight: DashMap<u64, Awaiting>,
+    pub(crate) in_flight: DashMap<u64, Awaiting, BuildHasherDefault<SeqHasher>>,
     pub(crate) sweeper: Sweeper,
     /// Releases not yet queued: they go out with the next frame, or with
     /// the sweeper's next look (25 ms), whichever comes first.
@@ -234,7 +270,7 @@ impl Shared {
             reading_more: AtomicBool::new(false),
             wire: Mutex::new(WireSlot::default()),
             encode_buf: Mutex::new(BytesMut::with_capacity(ENCODE_ROOM)),
-            in_flight: DashMap::new(),
+            in_flight: DashMap::default(),
             sweeper: Sweeper::default(),
             releases: Mutex::new(Vec::new()),
             finishes: Mutex::new(Vec::new()),
@@ -832,6 +868,17 @@ impl RefCodec for Refs<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consecutive_request_numbers_spread_over_shards_and_buckets() {
+        use std::hash::BuildHasher;
+        let hasher = BuildHasherDefault::<SeqHasher>::default();
+        let hashes: Vec<u64> = (1..=256u64).map(|n| hasher.hash_one(n)).collect();
+        let high: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 56).collect();
+        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xff).collect();
+        assert!(high.len() > 128, "{} distinct high bytes", high.len());
+        assert_eq!(low.len(), 256, "the low byte is a bijection");
+    }
 
     #[test]
     fn a_farewell_quotes_our_words_or_says_nothing() {
