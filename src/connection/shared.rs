@@ -236,6 +236,11 @@ const ENCODE_KEEP: usize = 64 * 1024;
 /// allocating.
 const ENCODE_ROOM: usize = 256;
 
+/// A new encoding buffer, when the last one's memory is still held by
+/// frames not yet written, is this large: room for a few dozen small
+/// frames carved from one allocation.
+const ENCODE_CHUNK: usize = 8 * 1024;
+
 /// What a queued frame costs: its bytes plus the bookkeeping around them.
 fn queued_cost(frame_len: usize) -> usize {
     frame_len + 64
@@ -331,14 +336,20 @@ impl Shared {
         let refs = Refs::new(self);
         // Reusing one buffer saves an allocation per frame, and for large
         // frames, memory the allocator would otherwise hand back to the OS
-        // and fault in again every call. Only when its memory is free again
-        // (the frames made from it written) or has room; otherwise (calls
-        // pipelined, another task encoding) a new buffer as before.
-        let arena = self
-            .encode_buf
-            .try_lock()
-            .ok()
-            .and_then(|mut buf| buf.try_reclaim(ENCODE_ROOM).then_some(buf));
+        // and fault in again every call. Its memory is reused once free
+        // again (the frames made from it written), or while it has room
+        // left: frames still queued or in flight (calls pipelined) are
+        // carved one after another from one chunk of ENCODE_CHUNK bytes,
+        // and a new chunk is started when it is used up. A frame larger
+        // than what is left grows the buffer as before (a copy of what it
+        // encoded so far). Only another task encoding at the same time
+        // gets a buffer of its own.
+        let arena = self.encode_buf.try_lock().ok().map(|mut buf| {
+            if !buf.try_reclaim(ENCODE_ROOM) {
+                *buf = BytesMut::with_capacity(ENCODE_CHUNK);
+            }
+            buf
+        });
         let result = match arena {
             Some(mut buf) => {
                 let result = encode(&mut buf, message, &refs, self.send_limit);
