@@ -322,6 +322,7 @@ impl Session {
     pub(super) fn call_context(&self) -> CallContext {
         CallContext {
             connection: None,
+            handle: Default::default(),
             deadline: Some(Instant::now() + self.config.call_timeout),
             identity: self.identity.clone(),
         }

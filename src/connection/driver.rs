@@ -419,15 +419,24 @@ impl Batch {
 /// Ping a quiet peer every `interval`; a peer silent for two intervals is
 /// declared dead, so its pending calls fail and its objects are released
 /// (half-open TCP connections included).
+///
+/// The reader only flags that a frame arrived; this task turns the flag
+/// into a time once per tick, so "last heard" is the tick that first saw
+/// the frame (at most one interval late, which the two-interval rule
+/// absorbs: a peer is still declared dead after two silent ticks).
 pub(crate) async fn keepalive(shared: Arc<Shared>, interval: Duration) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let mut last_heard = tokio::time::Instant::now();
+    let mut ticks = tokio::time::interval_at(last_heard + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let now = tokio::select! {
             _ = shared.shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
+            now = ticks.tick() => now,
+        };
+        if shared.heard_since_last_look() {
+            last_heard = now;
         }
-        let silent = shared.silent_for();
+        let silent = now.saturating_duration_since(last_heard);
         if silent >= interval * 2 {
             shared.terminate_saying(
                 Error::new(

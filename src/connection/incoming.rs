@@ -13,7 +13,6 @@ use tokio::time::Instant;
 
 use super::depth;
 use super::shared::{Reply, Shared};
-use super::Connection;
 use crate::error::raise;
 use crate::error::RemoteError;
 use crate::protocol::budget::HeldGuard;
@@ -221,7 +220,9 @@ fn serve(
     intake: Intake,
 ) -> Result<()> {
     let span = ServeSpan::start(shared.number, &op, trace.map(|t| *t));
-    let deadline = callers_deadline(timeout);
+    // The one clock read of this request: its deadlines on both sides.
+    let started = Instant::now();
+    let deadline = callers_deadline(started, timeout);
     let refused = refusal(shared, depth, intake.incomplete);
     let (held, names_answers) = (intake.held, intake.names_answers);
     let work_shared = shared.clone();
@@ -245,7 +246,7 @@ fn serve(
     start_serving(
         shared,
         seq,
-        timeout,
+        (started, timeout),
         span.instrument(depth::serving(depth, work)),
     )
 }
@@ -287,7 +288,9 @@ fn serve_batch(
         &format_args!("batch of {}", calls.len()),
         trace.map(|t| *t),
     );
-    let deadline = callers_deadline(timeout);
+    // The one clock read of this request: its deadlines on both sides.
+    let started = Instant::now();
+    let deadline = callers_deadline(started, timeout);
     let refused = refusal(shared, depth, intake.incomplete);
     let (held, names_answers) = (intake.held, intake.names_answers);
     let work_shared = shared.clone();
@@ -311,7 +314,7 @@ fn serve_batch(
     start_serving(
         shared,
         seq,
-        timeout,
+        (started, timeout),
         span.instrument(depth::serving(depth, work)),
     )
 }
@@ -330,7 +333,9 @@ fn serve_pipelined(
     intake: Intake,
 ) -> Result<()> {
     let span = ServeSpan::start(shared.number, &op, trace.map(|t| *t));
-    let deadline = callers_deadline(timeout);
+    // The one clock read of this request: its deadlines on both sides.
+    let started = Instant::now();
+    let deadline = callers_deadline(started, timeout);
     let refused = refusal(shared, depth, intake.incomplete);
     let (held, names_answers) = (intake.held, intake.names_answers);
     // The target answer is looked up now, before this request's own is
@@ -383,7 +388,6 @@ fn serve_pipelined(
             Box::pin(std::future::ready(Err(err)))
         }
     };
-    let started = Instant::now();
     let overdue_shared = shared.clone();
     let work = async move {
         let _held = held;
@@ -416,7 +420,7 @@ fn serve_pipelined(
             result: reply_outcome.await,
         }
     };
-    start_serving(shared, seq, timeout, work)
+    start_serving(shared, seq, (started, timeout), work)
 }
 
 /// `op` with the answers its arguments name put in their place (a failed
@@ -448,7 +452,9 @@ impl Drop for Hold {
 }
 
 /// Run `work`, the serving of request `seq`, and send the reply it
-/// produces.
+/// produces; `(started, timeout)`: when the request arrived and how long
+/// the owner lets it run (the arrival time is passed in rather than read
+/// again: a clock read per request is enough).
 ///
 /// The first poll happens here, in the reader, in the order the requests
 /// arrived: a call that completes without waiting (every synchronous
@@ -457,7 +463,12 @@ impl Drop for Hold {
 /// queue for it in arrival order. Only a call still pending after that
 /// poll is moved into a task of its own, under its deadline and
 /// cancellable by the peer.
-fn start_serving<Fut>(shared: &Arc<Shared>, seq: u64, timeout: Duration, work: Fut) -> Result<()>
+fn start_serving<Fut>(
+    shared: &Arc<Shared>,
+    seq: u64,
+    (started, timeout): (Instant, Duration),
+    work: Fut,
+) -> Result<()>
 where
     Fut: std::future::Future<Output = Message> + Send + 'static,
 {
@@ -477,7 +488,6 @@ where
         )));
     }
     let hold = Hold::new(shared);
-    let started = Instant::now();
     // A panic in object code becomes an error reply: the caller must not
     // wait for a reply that will never come.
     let mut work = Box::pin(AssertUnwindSafe(work).catch_unwind());
@@ -550,9 +560,10 @@ fn overdue(shared: &Shared, timeout: Duration) -> RemoteError {
     )
 }
 
-/// When the caller gives up: `timeout` is the owner's, grace included.
-fn callers_deadline(timeout: Duration) -> Option<Instant> {
-    Instant::now().checked_add(timeout.saturating_sub(OWNER_GRACE))
+/// When the caller of a request that arrived at `started` gives up:
+/// `timeout` is the owner's, grace included.
+fn callers_deadline(started: Instant, timeout: Duration) -> Option<Instant> {
+    started.checked_add(timeout.saturating_sub(OWNER_GRACE))
 }
 
 /// The reply for request `seq` whose work panicked.
@@ -596,21 +607,34 @@ async fn run_on(
     op: Op,
     deadline: Option<Instant>,
 ) -> Result<Value, (Error, String)> {
-    let label = Label::of(&op);
     let cx = CallContext {
-        connection: Some(Connection::from_shared(shared.clone())),
+        connection: Some(shared.clone()),
+        handle: Default::default(),
         deadline,
         identity: None,
     };
-    object
-        .serve(op, &shared.config.policy, &cx)
-        .await
-        .map_err(|e| {
-            let call = label.describe();
-            log_failed_call(shared.number, &call, &object, &e);
-            let location = format!("in {call} on {}", object.describe());
-            (e, here(shared, &location))
-        })
+    match op {
+        // Most requests: the method's name is lent to the object and
+        // formatted only if the call fails (no copy per call).
+        Op::CallMethod(name, args) => object
+            .serve_method(&name, args, &cx)
+            .await
+            .map_err(|e| failed(shared, &object, &format!("{name}()"), e)),
+        op => {
+            let label = Label::of(&op);
+            object
+                .serve(op, &shared.config.policy, &cx)
+                .await
+                .map_err(|e| failed(shared, &object, &label.describe(), e))
+        }
+    }
+}
+
+/// Log that `call` on `object` failed with `err`, and say where.
+fn failed(shared: &Shared, object: &NetRef, call: &str, err: Error) -> (Error, String) {
+    log_failed_call(shared.number, call, object, &err);
+    let location = format!("in {call} on {}", object.describe());
+    (err, here(shared, &location))
 }
 
 /// Send the reply to request `seq`. A reply that cannot be encoded (too

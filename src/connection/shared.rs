@@ -1,6 +1,7 @@
 //! The state both halves of a connection share.
 
 use std::cell::RefCell;
+use std::hash::BuildHasherDefault;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,6 +75,41 @@ pub(crate) struct Awaiting {
     pub(crate) deadline: Option<(tokio::time::Instant, std::time::Duration)>,
 }
 
+/// The hasher of [`Shared::in_flight`], keyed by our own request numbers.
+///
+/// The default (SipHash) defends against keys a peer picks to collide,
+/// which these are not (this side numbers its requests), and costs more
+/// than the rest of a lookup; a call looks its number up twice. One
+/// multiplication by an odd constant (as FxHash does) spreads consecutive
+/// numbers over dashmap's shards (chosen by the high bits) and
+/// hashbrown's buckets (the low bits, where it is a bijection). Maps keyed
+/// by the peer's numbers (`serving`, answers, imports) keep SipHash.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct SeqHasher(u64);
+
+impl SeqHasher {
+    /// FxHash's 64-bit constant.
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn add(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(Self::K);
+    }
+}
+
+impl std::hash::Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        bytes.iter().for_each(|b| self.add(u64::from(*b)));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+}
+
 /// The state of the task that fails calls past long deadlines
 /// (`call.rs`, `sweep`), one timer for all of a connection's calls.
 #[derive(Default)]
@@ -120,7 +156,7 @@ pub(crate) struct Shared {
     /// encoded last is written and dropped (see `encode`).
     encode_buf: Mutex<BytesMut>,
     /// Our requests awaiting replies (pings too), by sequence number.
-    pub(crate) in_flight: DashMap<u64, Awaiting>,
+    pub(crate) in_flight: DashMap<u64, Awaiting, BuildHasherDefault<SeqHasher>>,
     pub(crate) sweeper: Sweeper,
     /// Releases not yet queued: they go out with the next frame, or with
     /// the sweeper's next look (25 ms), whichever comes first.
@@ -150,10 +186,11 @@ pub(crate) struct Shared {
     pub(crate) next_nonce: AtomicU64,
     /// Bytes queued for the writer and not yet written.
     queued: AtomicUsize,
-    /// When the connection started, and milliseconds after it that the
-    /// last frame arrived (for keepalive).
-    started: tokio::time::Instant,
-    last_heard_ms: AtomicU64,
+    /// A frame arrived since the keepalive task last looked. A flag, not
+    /// a time: the reader sets it per frame, which must not cost a clock
+    /// read; the keepalive task, which looks once per interval, notes the
+    /// time itself (see [`Shared::heard_since_last_look`]).
+    heard: AtomicBool,
 
     exports: Mutex<ExportTable>,
     pub(crate) imports: ImportTable,
@@ -199,6 +236,11 @@ const ENCODE_KEEP: usize = 64 * 1024;
 /// allocating.
 const ENCODE_ROOM: usize = 256;
 
+/// A new encoding buffer, when the last one's memory is still held by
+/// frames not yet written, is this large: room for a few dozen small
+/// frames carved from one allocation.
+const ENCODE_CHUNK: usize = 8 * 1024;
+
 /// What a queued frame costs: its bytes plus the bookkeeping around them.
 fn queued_cost(frame_len: usize) -> usize {
     frame_len + 64
@@ -233,7 +275,7 @@ impl Shared {
             reading_more: AtomicBool::new(false),
             wire: Mutex::new(WireSlot::default()),
             encode_buf: Mutex::new(BytesMut::with_capacity(ENCODE_ROOM)),
-            in_flight: DashMap::new(),
+            in_flight: DashMap::default(),
             sweeper: Sweeper::default(),
             releases: Mutex::new(Vec::new()),
             finishes: Mutex::new(Vec::new()),
@@ -246,8 +288,7 @@ impl Shared {
             decoded_held: Default::default(),
             next_nonce: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
-            started: tokio::time::Instant::now(),
-            last_heard_ms: AtomicU64::new(0),
+            heard: AtomicBool::new(false),
             exports: Mutex::new(ExportTable::default()),
             imports: ImportTable::default(),
             answers,
@@ -295,14 +336,20 @@ impl Shared {
         let refs = Refs::new(self);
         // Reusing one buffer saves an allocation per frame, and for large
         // frames, memory the allocator would otherwise hand back to the OS
-        // and fault in again every call. Only when its memory is free again
-        // (the frames made from it written) or has room; otherwise (calls
-        // pipelined, another task encoding) a new buffer as before.
-        let arena = self
-            .encode_buf
-            .try_lock()
-            .ok()
-            .and_then(|mut buf| buf.try_reclaim(ENCODE_ROOM).then_some(buf));
+        // and fault in again every call. Its memory is reused once free
+        // again (the frames made from it written), or while it has room
+        // left: frames still queued or in flight (calls pipelined) are
+        // carved one after another from one chunk of ENCODE_CHUNK bytes,
+        // and a new chunk is started when it is used up. A frame larger
+        // than what is left grows the buffer as before (a copy of what it
+        // encoded so far). Only another task encoding at the same time
+        // gets a buffer of its own.
+        let arena = self.encode_buf.try_lock().ok().map(|mut buf| {
+            if !buf.try_reclaim(ENCODE_ROOM) {
+                *buf = BytesMut::with_capacity(ENCODE_CHUNK);
+            }
+            buf
+        });
         let result = match arena {
             Some(mut buf) => {
                 let result = encode(&mut buf, message, &refs, self.send_limit);
@@ -488,16 +535,19 @@ impl Shared {
         true
     }
 
-    /// A frame arrived from the peer.
+    /// A frame arrived from the peer. Only a load when the flag is already
+    /// set (every frame but the first after a look), so the reader does
+    /// not keep writing a cache line other threads read.
+    #[inline]
     pub(crate) fn heard_from_peer(&self) {
-        let ms = self.started.elapsed().as_millis() as u64;
-        self.last_heard_ms.store(ms, Ordering::Relaxed);
+        if !self.heard.load(Ordering::Relaxed) {
+            self.heard.store(true, Ordering::Relaxed);
+        }
     }
 
-    /// How long since the peer last sent anything.
-    pub(crate) fn silent_for(&self) -> std::time::Duration {
-        let last = std::time::Duration::from_millis(self.last_heard_ms.load(Ordering::Relaxed));
-        self.started.elapsed().saturating_sub(last)
+    /// Whether the peer sent anything since the last call (for keepalive).
+    pub(crate) fn heard_since_last_look(&self) -> bool {
+        self.heard.swap(false, Ordering::Relaxed)
     }
 
     /// The writer wrote `frame`.
@@ -829,6 +879,17 @@ impl RefCodec for Refs<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consecutive_request_numbers_spread_over_shards_and_buckets() {
+        use std::hash::BuildHasher;
+        let hasher = BuildHasherDefault::<SeqHasher>::default();
+        let hashes: Vec<u64> = (1..=256u64).map(|n| hasher.hash_one(n)).collect();
+        let high: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 56).collect();
+        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xff).collect();
+        assert!(high.len() > 128, "{} distinct high bytes", high.len());
+        assert_eq!(low.len(), 256, "the low byte is a bijection");
+    }
 
     #[test]
     fn a_farewell_quotes_our_words_or_says_nothing() {

@@ -57,6 +57,7 @@ impl Gateway {
         let deadline = Instant::now() + timeout;
         let cx = CallContext {
             connection: None,
+            handle: Default::default(),
             deadline: Some(deadline),
             identity: None,
         };

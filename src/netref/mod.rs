@@ -41,7 +41,7 @@ use crate::protocol::frame::Op;
 use crate::service::dispatch;
 use crate::service::object::{CallContext, Member, Object};
 use crate::service::policy::Policy;
-use crate::{Error, FromValue, IntoArgs, Result, Value};
+use crate::{Args, Error, FromValue, IntoArgs, Result, Value};
 
 /// An object of ours with its identity, as the export table holds it.
 pub(crate) struct Local<T: ?Sized> {
@@ -183,14 +183,39 @@ impl NetRef {
     pub(crate) async fn serve(&self, op: Op, policy: &Policy, cx: &CallContext) -> Result<Value> {
         match &self.target {
             Target::Local(local) => dispatch::dispatch(local, op, policy, cx).await,
-            // Forwarded with what is left of the caller's deadline.
-            Target::Remote(_) => match cx.deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    self.with_timeout(left).perform(op).await
-                }
-                None => self.perform(op).await,
-            },
+            // Boxed: a forwarded call holds a whole request of our own
+            // (message, encoding, reply channel), which would otherwise
+            // make every served call's future that much larger, and the
+            // reader moves it once per call.
+            Target::Remote(_) => Box::pin(self.forward(op, cx)).await,
+        }
+    }
+
+    /// [`serve`](NetRef::serve) of `Op::CallMethod(name, args)`, the name
+    /// lent: the caller keeps it to describe a failure without a copy.
+    pub(crate) async fn serve_method(
+        &self,
+        name: &str,
+        args: Args,
+        cx: &CallContext,
+    ) -> Result<Value> {
+        match &self.target {
+            Target::Local(local) => dispatch::call_method(local, name, args, cx).await,
+            Target::Remote(_) => {
+                Box::pin(self.forward(Op::CallMethod(name.to_string(), args), cx)).await
+            }
+        }
+    }
+
+    /// Forward `op` to the owner of this proxy, with what is left of the
+    /// caller's deadline.
+    async fn forward(&self, op: Op, cx: &CallContext) -> Result<Value> {
+        match cx.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                self.with_timeout(left).perform(op).await
+            }
+            None => self.perform(op).await,
         }
     }
 

@@ -73,6 +73,7 @@ pub(crate) async fn serve(
     let at = |e: Error| Raised::from((e, location.clone()));
     let cx = CallContext {
         connection: None,
+        handle: Default::default(),
         deadline: tokio::time::Instant::now().checked_add(state.config.call_timeout),
         identity: None,
     };

@@ -13,7 +13,7 @@ use crate::protocol::frame::Op;
 use crate::service::builtin::bound_method::BoundMethod;
 use crate::service::object::{CallContext, Member, MemberKind, Object};
 use crate::service::policy::Policy;
-use crate::{Error, ErrorKind, Result, Value};
+use crate::{Args, Error, ErrorKind, Result, Value};
 
 pub(crate) use crate::protocol::MAX_NEXT_BATCH;
 
@@ -64,40 +64,7 @@ pub(crate) async fn dispatch(
                 .map_err(|e| located(e, obj, &name))?;
             Ok(Value::None)
         }
-        Op::CallMethod(name, args) if name == ENTER => {
-            args.parse::<()>()?;
-            match obj.enter(cx).await? {
-                Some(value) => Ok(value),
-                None => Ok(Value::Ref(NetRef::from_target(Target::Local(
-                    local.clone(),
-                )))),
-            }
-        }
-        Op::CallMethod(name, args) if name == EXIT => {
-            let (type_name, message) = args.parse::<(Option<String>, Option<String>)>()?;
-            let error = match (type_name, message) {
-                (None, None) => None,
-                (type_name, message) => Some(Error::app(
-                    type_name.unwrap_or_else(|| "Exception".into()),
-                    message.unwrap_or_default(),
-                )),
-            };
-            obj.exit(error, cx).await.map(Value::Bool)
-        }
-        Op::CallMethod(name, args) => {
-            if member(obj, &name)?.kind != MemberKind::Method {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!(
-                        "'{}.{name}' is an attribute, not a method: read it instead of calling it",
-                        obj.type_name()
-                    ),
-                ));
-            }
-            obj.call_method(&name, args, cx)
-                .await
-                .map_err(|e| located(e, obj, &format!("{name}()")))
-        }
+        Op::CallMethod(name, args) => call_declared(local, &name, args, cx).await,
         Op::Call(args) => obj.call(args, cx).await,
         Op::Dir => Ok(Value::List(
             obj.members()
@@ -135,6 +102,73 @@ pub(crate) async fn dispatch(
             Ok(Value::List(items))
         }
         Op::Close => obj.close(cx).await.map(|()| Value::None),
+    }
+}
+
+/// Call the method `name` of `local` for a caller: [`dispatch`] of
+/// `Op::CallMethod`, with the name lent rather than moved, so a caller
+/// that still needs it (to describe a failure) need not copy it first.
+pub(crate) async fn call_method(
+    local: &LocalRef,
+    name: &str,
+    args: Args,
+    cx: &CallContext,
+) -> Result<Value> {
+    // As in `dispatch`: another protocol's object is forwarded unchecked.
+    let obj: &dyn Object = &local.object;
+    if let Some(foreign) = crate::service::forward::as_forwarded(obj) {
+        return foreign
+            .perform(Op::CallMethod(name.to_string(), args), cx)
+            .await;
+    }
+    call_declared(local, name, args, cx).await
+}
+
+/// Call the method `name` of `local`, a tether object: `__enter__` and
+/// `__exit__` reach [`Object::enter`] and [`Object::exit`]; any other
+/// name must be a declared method.
+async fn call_declared(
+    local: &LocalRef,
+    name: &str,
+    args: Args,
+    cx: &CallContext,
+) -> Result<Value> {
+    let obj: &dyn Object = &local.object;
+    match name {
+        ENTER => {
+            args.parse::<()>()?;
+            match obj.enter(cx).await? {
+                Some(value) => Ok(value),
+                None => Ok(Value::Ref(NetRef::from_target(Target::Local(
+                    local.clone(),
+                )))),
+            }
+        }
+        EXIT => {
+            let (type_name, message) = args.parse::<(Option<String>, Option<String>)>()?;
+            let error = match (type_name, message) {
+                (None, None) => None,
+                (type_name, message) => Some(Error::app(
+                    type_name.unwrap_or_else(|| "Exception".into()),
+                    message.unwrap_or_default(),
+                )),
+            };
+            obj.exit(error, cx).await.map(Value::Bool)
+        }
+        _ => {
+            if member(obj, name)?.kind != MemberKind::Method {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "'{}.{name}' is an attribute, not a method: read it instead of calling it",
+                        obj.type_name()
+                    ),
+                ));
+            }
+            obj.call_method(name, args, cx)
+                .await
+                .map_err(|e| located(e, obj, &format!("{name}()")))
+        }
     }
 }
 

@@ -4,8 +4,9 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Shared};
 use crate::error::raise;
 use crate::{Args, Error, Result, Value};
 
@@ -117,9 +118,14 @@ impl Member {
 }
 
 /// What an operation knows about where it came from.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct CallContext {
-    pub(crate) connection: Option<Connection>,
+    /// The connection the request arrived on.
+    pub(crate) connection: Option<Arc<Shared>>,
+    /// `connection` as a [`Connection`] handle, made the first time object
+    /// code asks for it: most calls never do, and a handle is an
+    /// allocation and a count of the connection's users.
+    pub(crate) handle: OnceLock<Connection>,
     pub(crate) deadline: Option<tokio::time::Instant>,
     /// Who the caller proved to be, when it came without a connection (a
     /// Cap'n Web session's bearer token).
@@ -138,7 +144,11 @@ impl CallContext {
     /// The connection the request arrived on; `None` for a call made
     /// in-process on a local object.
     pub fn connection(&self) -> Option<&Connection> {
-        self.connection.as_ref()
+        let shared = self.connection.as_ref()?;
+        Some(
+            self.handle
+                .get_or_init(|| Connection::from_shared(shared.clone())),
+        )
     }
 
     /// Who the caller proved to be (a token's name or a certificate's
@@ -147,8 +157,18 @@ impl CallContext {
     pub fn peer_identity(&self) -> Option<&crate::PeerIdentity> {
         match &self.identity {
             Some(identity) => Some(identity),
-            None => self.connection.as_ref()?.peer_identity(),
+            None => self.connection.as_ref()?.peer_identity.as_ref(),
         }
+    }
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("connection", &self.connection.as_ref().map(|s| s.number))
+            .field("deadline", &self.deadline)
+            .field("identity", &self.identity)
+            .finish()
     }
 }
 

@@ -127,12 +127,16 @@ pub(crate) fn generate(obj: &ObjectImpl<'_>) -> TokenStream {
                 __cx: &'__a ::tether::CallContext,
             ) -> ::tether::BoxFuture<'__a, ::tether::Result<::tether::Value>> {
                 let _ = (&__args, __cx);
-                ::std::boxed::Box::pin(async move {
-                    match __name {
-                        #(#method_arms)*
-                        _ => ::std::result::Result::Err(::tether::__private::no_member(#type_name, __name)),
-                    }
-                })
+                // One future per method, boxed in its arm: a future for all
+                // of them would be as large as the largest (an async
+                // method's), and every call, however small, would allocate
+                // and fill that much.
+                match __name {
+                    #(#method_arms)*
+                    _ => ::std::boxed::Box::pin(async move {
+                        ::std::result::Result::Err(::tether::__private::no_member(#type_name, __name))
+                    }),
+                }
             }
 
             fn get_attr<'__a>(
@@ -283,12 +287,12 @@ fn method_arm(obj: &ObjectImpl<'_>, m: &Method) -> TokenStream {
     let call = (obj.call)(m, pass);
     let body = finish_call(m, call);
     quote! {
-        #name => {
+        #name => ::std::boxed::Box::pin(async move {
             let mut #reader = ::tether::__private::ArgReader::new(__args);
             #(#lets)*
             #reader.finish()?;
             #body
-        }
+        }),
     }
 }
 
