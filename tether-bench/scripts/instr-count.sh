@@ -5,7 +5,7 @@
 #   cargo build --release -p tether-bench
 #   tether-bench/scripts/instr-count.sh null [N]
 #
-# KIND: null null64 make make64 echo64k read64k read64k_ahead4 remotefile64k
+# KIND: null callback null64 make make64 echo64k read64k read64k_ahead4 remotefile64k
 # chain4 chain4_stepwise.
 # Runs `tether-bench --only count:KIND:N` (N operations over an in-memory
 # pair on one thread) under callgrind for N/10 and N operations and

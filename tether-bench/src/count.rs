@@ -13,7 +13,8 @@ use tether::{Builder, NetRef, Value};
 
 use crate::service::Bench;
 
-/// Run `n` operations of `kind`; kinds: `null`, `null64` (64 in flight),
+/// Run `n` operations of `kind`; kinds: `null`, `callback` (a call whose
+/// method calls the caller back once), `null64` (64 in flight),
 /// `make` (a new object per call, dropped), `make64`, `echo64k`,
 /// `chain4` (a pipelined chain of four promises, one op per chain),
 /// `chain4_stepwise` (the same chain, each step awaited),
@@ -35,6 +36,12 @@ pub fn run(kind: &str, n: u64) {
             "null" => {
                 for _ in 0..n {
                     root.call_method("null", ()).await.unwrap();
+                }
+            }
+            "callback" => {
+                let cb = tether::callback_sync(|n: i64| Ok(n));
+                for _ in 0..n {
+                    root.call_method("call_back", (cb.clone(),)).await.unwrap();
                 }
             }
             "null64" => windowed(n, 64, || root.call_method("null", ())).await,
