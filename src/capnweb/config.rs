@@ -43,6 +43,11 @@ pub struct Config {
     /// Most messages in one HTTP batch; a larger batch is answered with
     /// HTTP 413. Default: 1000.
     pub max_batch: usize,
+    /// Most bytes of messages waiting to be written to the peer: answers
+    /// to a WebSocket peer that does not read them, or a batch's whole
+    /// answer. Past it the session ends (a batch answers what it has, and
+    /// an abort). Default: 64 MiB.
+    pub max_queued: usize,
     /// How often a WebSocket peer is pinged. A peer that sends nothing,
     /// not even the pong its WebSocket library answers with, for two
     /// pings is taken for gone (its machine or network, without closing),
@@ -63,6 +68,7 @@ impl Default for Config {
             max_running: 256,
             call_timeout: Duration::from_secs(30),
             max_batch: 1000,
+            max_queued: 64 << 20,
             keepalive: Some(Duration::from_secs(30)),
         }
     }

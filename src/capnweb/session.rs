@@ -57,6 +57,10 @@ pub(crate) struct Session {
     dropped: Mutex<Vec<i64>>,
     /// Messages for the peer, in order; the transport sends them.
     out: mpsc::UnboundedSender<String>,
+    /// Bytes of those messages not yet handed to the socket (a WebSocket
+    /// loop counts them off as it takes them to write; a batch's whole
+    /// answer counts).
+    queued: AtomicUsize,
     /// Cancelled when the session ends: work still running stops.
     pub(super) ended: CancellationToken,
     /// The peer's calls running now.
@@ -179,6 +183,7 @@ impl Session {
             identity,
             dropped: Mutex::default(),
             out,
+            queued: AtomicUsize::new(0),
             ended: CancellationToken::new(),
             running: AtomicUsize::new(0),
             unsent: watch::channel(0).0,
@@ -274,7 +279,8 @@ impl Session {
     /// Tell the peer why the session ends (best effort), and end it.
     pub(crate) fn abort(&self, why: &Error) {
         let reason = wire::error(&why.to_remote("in tether's Cap'n Web session"));
-        self.send(json!(["abort", reason]));
+        // Past the bound too: it is the last message.
+        self.enqueue(json!(["abort", reason]).to_string());
         self.end();
     }
 
@@ -328,8 +334,34 @@ impl Session {
         }
     }
 
+    /// Queue `message` for the peer. Past [`Config::max_queued`] bytes
+    /// waiting to be written, the peer is taken for one that does not
+    /// read what it asked for: the session ends with an abort saying so,
+    /// and the message is dropped.
     pub(super) fn send(&self, message: Json) {
-        let _ = self.out.send(message.to_string());
+        let text = message.to_string();
+        let max = self.config.max_queued;
+        if self.queued.load(Ordering::Relaxed) + text.len() > max {
+            if !self.ended.is_cancelled() {
+                self.abort(&raise::limit(format!(
+                    "more than {max} bytes of messages wait for the peer to read them \
+                     (capnweb::Config::max_queued)"
+                )));
+            }
+            return;
+        }
+        self.enqueue(text);
+    }
+
+    /// Queue `text` for the peer, counted.
+    fn enqueue(&self, text: String) {
+        self.queued.fetch_add(text.len(), Ordering::Relaxed);
+        let _ = self.out.send(text);
+    }
+
+    /// `bytes` of the queued messages were written to the peer.
+    pub(super) fn written(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     /// `["push", expr]`: evaluate the expression as the peer's next call.

@@ -82,10 +82,14 @@ pub(crate) async fn run<In, Out, E>(
             },
             Some(text) = outgoing.recv() => {
                 // What is queued goes in one write.
+                session.written(text.len());
                 let mut sent = sink.feed(Outgoing::Text(text)).await.is_ok();
                 while sent {
                     match outgoing.try_recv() {
-                        Ok(text) => sent = sink.feed(Outgoing::Text(text)).await.is_ok(),
+                        Ok(text) => {
+                            session.written(text.len());
+                            sent = sink.feed(Outgoing::Text(text)).await.is_ok();
+                        }
                         Err(_) => break,
                     }
                 }
@@ -125,13 +129,18 @@ mod tests {
     use super::*;
     use crate::capnweb::session::Kind;
     use crate::capnweb::Config;
-    use crate::{NetRef, Object, Policy};
+    use crate::{NetRef, Policy};
+    use serde_json::json;
 
-    struct Nothing;
+    #[derive(Clone)]
+    struct Echo;
 
-    impl Object for Nothing {
-        fn type_name(&self) -> &str {
-            "nothing"
+    #[crate::expose]
+    impl Echo {
+        /// The argument.
+        #[method]
+        fn echo(&self, value: crate::Value) -> crate::Value {
+            value
         }
     }
 
@@ -145,12 +154,13 @@ mod tests {
         running: tokio::task::JoinHandle<()>,
     }
 
-    fn socket(keepalive: Option<Duration>) -> Socket {
+    fn socket(config: Config) -> Socket {
+        let keepalive = config.keepalive;
         let (out, outgoing) = mpsc::unbounded_channel();
         let session = Session::new(
-            NetRef::new(Nothing),
+            NetRef::new(Echo),
             Policy::default(),
-            Config::default(),
+            config,
             None,
             out,
             Kind::Socket,
@@ -191,7 +201,10 @@ mod tests {
             mut sent,
             session,
             running,
-        } = socket(Some(every));
+        } = socket(Config {
+            keepalive: Some(every),
+            ..Config::default()
+        });
         for _ in 0..10 {
             assert!(is_ping(sent.recv().await));
             peer.send(Ok(Frame::Control)).unwrap();
@@ -213,10 +226,91 @@ mod tests {
             mut sent,
             session,
             running,
-        } = socket(None);
+        } = socket(Config {
+            keepalive: None,
+            ..Config::default()
+        });
         tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
         assert!(sent.try_recv().is_err());
         assert!(!running.is_finished());
+        session.end();
+        running.await.unwrap();
+    }
+
+    /// A push of a call of `echo` with `text`.
+    fn echo_call(text: &str) -> String {
+        json!(["push", ["pipeline", 0, ["echo"], [text]]]).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_reads_nothing_is_let_go_past_max_queued() {
+        let (out, mut outgoing) = mpsc::unbounded_channel();
+        let config = Config {
+            max_queued: 10_000,
+            ..Config::default()
+        };
+        let session = Session::new(
+            NetRef::new(Echo),
+            Policy::default(),
+            config,
+            None,
+            out,
+            Kind::Socket,
+        );
+        let text = "x".repeat(3_000);
+        // Calls answer at once or later: until the session ends.
+        for id in 1..=10 {
+            if session.ended.is_cancelled() {
+                break;
+            }
+            session.receive(&echo_call(&text)).unwrap();
+            session.receive(&json!(["pull", id]).to_string()).unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(60), session.ended.cancelled())
+            .await
+            .expect("the session did not end within a minute");
+        let mut sent = Vec::new();
+        while let Ok(text) = outgoing.try_recv() {
+            sent.push(text);
+        }
+        let abort = sent.pop().unwrap();
+        assert!(
+            abort.starts_with(r#"["abort""#) && abort.contains("max_queued"),
+            "{abort}"
+        );
+        // Three answers of 3,000 bytes and some fit in 10,000; the fourth
+        // does not.
+        assert_eq!(sent.len(), 3, "{sent:?}");
+        assert!(sent.iter().all(|s| s.starts_with(r#"["resolve""#)));
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_reads_what_it_is_sent_may_be_sent_more_than_max_queued() {
+        let Socket {
+            peer,
+            mut sent,
+            session,
+            running,
+        } = socket(Config {
+            max_queued: 10_000,
+            ..Config::default()
+        });
+        let text = "x".repeat(3_000);
+        for id in 1..=10 {
+            peer.send(Ok(Frame::Text(echo_call(&text)))).unwrap();
+            let pull = json!(["pull", id]).to_string();
+            peer.send(Ok(Frame::Text(pull))).unwrap();
+            match sent.recv().await {
+                Some(Outgoing::Text(answer)) => {
+                    assert!(
+                        answer.starts_with(&format!(r#"["resolve",{id},"#)),
+                        "{answer}"
+                    )
+                }
+                _ => panic!("no answer to call {id}"),
+            }
+        }
+        assert!(!session.ended.is_cancelled());
         session.end();
         running.await.unwrap();
     }
