@@ -82,18 +82,8 @@ pub(crate) async fn run<In, Out, E>(
             },
             Some(text) = outgoing.recv() => {
                 // What is queued goes in one write.
-                session.written(text.len());
-                let mut sent = sink.feed(Outgoing::Text(text)).await.is_ok();
-                while sent {
-                    match outgoing.try_recv() {
-                        Ok(text) => {
-                            session.written(text.len());
-                            sent = sink.feed(Outgoing::Text(text)).await.is_ok();
-                        }
-                        Err(_) => break,
-                    }
-                }
-                if !sent || sink.flush().await.is_err() {
+                let write = write_queued(session, &mut sink, text, &mut outgoing);
+                if !unless_over(session, stop.as_mut(), write).await {
                     break;
                 }
             }
@@ -105,7 +95,8 @@ pub(crate) async fn run<In, Out, E>(
                     break;
                 }
                 unanswered += 1;
-                if sink.send(Outgoing::Ping).await.is_err() {
+                let ping = async { sink.send(Outgoing::Ping).await.is_ok() };
+                if !unless_over(session, stop.as_mut(), ping).await {
                     break;
                 }
             }
@@ -114,12 +105,55 @@ pub(crate) async fn run<In, Out, E>(
         }
     }
     session.end();
-    while let Ok(text) = outgoing.try_recv() {
-        if sink.feed(Outgoing::Text(text)).await.is_err() {
-            break;
+    // What the session said last (an abort's reason), then the close; a
+    // peer that does not read is dropped without them.
+    let closing = async {
+        while let Ok(text) = outgoing.try_recv() {
+            if sink.feed(Outgoing::Text(text)).await.is_err() {
+                break;
+            }
         }
+        let _ = sink.close().await;
+    };
+    let _ = tokio::time::timeout(CLOSE_WITHIN, closing).await;
+}
+
+/// How long the last messages and the close may take to write.
+const CLOSE_WITHIN: Duration = Duration::from_secs(10);
+
+/// Feed `first` and whatever else is queued to `sink`, then flush;
+/// false once the socket fails.
+async fn write_queued<Out: Sink<Outgoing> + Unpin>(
+    session: &Session,
+    sink: &mut Out,
+    first: String,
+    outgoing: &mut mpsc::UnboundedReceiver<String>,
+) -> bool {
+    let mut next = Some(first);
+    while let Some(text) = next {
+        session.written(text.len());
+        if sink.feed(Outgoing::Text(text)).await.is_err() {
+            return false;
+        }
+        next = outgoing.try_recv().ok();
     }
-    let _ = sink.close().await;
+    sink.flush().await.is_ok()
+}
+
+/// What `write` says (whether the socket took it), or false as soon as
+/// the session ends or `stop` completes: a peer that stopped reading
+/// holds a write up only until then (the session ends when too much
+/// waits for it, `Config::max_queued`).
+async fn unless_over<S: Future<Output = ()>>(
+    session: &Session,
+    stop: std::pin::Pin<&mut S>,
+    write: impl Future<Output = bool>,
+) -> bool {
+    tokio::select! {
+        written = write => written,
+        () = session.ended.cancelled() => false,
+        () = stop => false,
+    }
 }
 
 #[cfg(test)]
@@ -313,5 +347,48 @@ mod tests {
         assert!(!session.ended.is_cancelled());
         session.end();
         running.await.unwrap();
+    }
+
+    /// A peer that stops reading holds the loop up in a write: once the
+    /// session ends (too much waiting for it), the loop lets the socket go
+    /// within [`CLOSE_WITHIN`] rather than wait on it for ever.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_peer_never_takes_is_given_up_when_the_session_ends() {
+        let (out, outgoing) = mpsc::unbounded_channel();
+        let session = Session::new(
+            NetRef::new(Echo),
+            Policy::default(),
+            Config::default(),
+            None,
+            out,
+            Kind::Socket,
+        );
+        let (peer, mut from_peer) = mpsc::unbounded_channel::<Result<Frame, String>>();
+        let frames = futures_util::stream::poll_fn(move |cx| from_peer.poll_recv(cx));
+        // A socket whose first write never completes, and says when it began.
+        let (blocked, mut is_blocked) = mpsc::unbounded_channel();
+        let sink = futures_util::sink::unfold((), move |(), _: Outgoing| {
+            let _ = blocked.send(());
+            std::future::pending::<Result<(), Infallible>>()
+        });
+        let running = tokio::spawn({
+            let session = session.clone();
+            async move {
+                let stop = std::future::pending();
+                run(&session, frames, Box::pin(sink), outgoing, None, stop).await;
+            }
+        });
+        peer.send(Ok(Frame::Text(echo_call("hello")))).unwrap();
+        let pull = json!(["pull", 1]).to_string();
+        peer.send(Ok(Frame::Text(pull))).unwrap();
+        is_blocked.recv().await.unwrap();
+
+        let started = Instant::now();
+        session.abort(&raise::limit("as if too much were waiting"));
+        tokio::time::timeout(Duration::from_secs(3600), running)
+            .await
+            .expect("the loop waited on the write for an hour")
+            .unwrap();
+        assert_eq!(started.elapsed(), CLOSE_WITHIN);
     }
 }
