@@ -188,8 +188,8 @@ mod tests {
         running: tokio::task::JoinHandle<()>,
     }
 
-    fn socket(config: Config) -> Socket {
-        let keepalive = config.keepalive;
+    /// A WebSocket session serving `Echo`, and what it queues to send.
+    fn session(config: Config) -> (Arc<Session>, mpsc::UnboundedReceiver<String>) {
         let (out, outgoing) = mpsc::unbounded_channel();
         let session = Session::new(
             NetRef::new(Echo),
@@ -199,6 +199,12 @@ mod tests {
             out,
             Kind::Socket,
         );
+        (session, outgoing)
+    }
+
+    fn socket(config: Config) -> Socket {
+        let keepalive = config.keepalive;
+        let (session, outgoing) = session(config);
         let (peer, mut from_peer) = mpsc::unbounded_channel();
         let frames = futures_util::stream::poll_fn(move |cx| from_peer.poll_recv(cx));
         let (to_peer, sent) = mpsc::unbounded_channel();
@@ -278,19 +284,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_peer_that_reads_nothing_is_let_go_past_max_queued() {
-        let (out, mut outgoing) = mpsc::unbounded_channel();
-        let config = Config {
+        let (session, mut outgoing) = session(Config {
             max_queued: 10_000,
             ..Config::default()
-        };
-        let session = Session::new(
-            NetRef::new(Echo),
-            Policy::default(),
-            config,
-            None,
-            out,
-            Kind::Socket,
-        );
+        });
         let text = "x".repeat(3_000);
         // Calls answer at once or later: until the session ends.
         for id in 1..=10 {
@@ -354,15 +351,7 @@ mod tests {
     /// within [`CLOSE_WITHIN`] rather than wait on it for ever.
     #[tokio::test(start_paused = true)]
     async fn a_write_the_peer_never_takes_is_given_up_when_the_session_ends() {
-        let (out, outgoing) = mpsc::unbounded_channel();
-        let session = Session::new(
-            NetRef::new(Echo),
-            Policy::default(),
-            Config::default(),
-            None,
-            out,
-            Kind::Socket,
-        );
+        let (session, outgoing) = session(Config::default());
         let (peer, mut from_peer) = mpsc::unbounded_channel::<Result<Frame, String>>();
         let frames = futures_util::stream::poll_fn(move |cx| from_peer.poll_recv(cx));
         // A socket whose first write never completes, and says when it began.
